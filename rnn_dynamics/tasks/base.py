@@ -1,0 +1,59 @@
+"""The sampler interface shared by every synthetic task.
+
+A task is a pure function of a PRNG key that draws a padded, time-major batch on the
+device, so data generation happens inside the compiled training program, per run.
+
+References:
+  Hochreiter & Schmidhuber (1997), Long short-term memory, §5.
+  Martens & Sutskever (2011), Learning recurrent neural networks with Hessian-free
+  optimization — the generators the paper reuses (SPEC.md §3).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, NamedTuple
+
+import jax
+
+Head = Literal["last_softmax", "all_softmax", "last_linear", "all_bernoulli"]
+
+
+class Batch(NamedTuple):
+  """A padded, time-major batch.
+
+  Attributes:
+    inputs: `[T, B, n_in]` float32, zero on padded steps.
+    targets: `[B]` int32 class ids (`last_softmax`), `[B, n_out]` float32
+      (`last_linear`), `[T, B]` int32 class ids (`all_softmax`) or `[T, B, n_out]`
+      float32 (`all_bernoulli`).
+    mask: `[T, B]` bool, True on the steps that belong to the sequence. Valid steps
+      always form a prefix: the readout of `last_*` heads is at the last True step.
+  """
+
+  inputs: jax.Array
+  targets: jax.Array
+  mask: jax.Array
+
+
+class Task(NamedTuple):
+  """A synthetic task: sizes, readout head and an on-device sampler.
+
+  Attributes:
+    name: registry name.
+    n_in: input size.
+    n_out: output size (classes for softmax heads).
+    head: which readout and loss the model uses (see `rnn_dynamics.rnn`).
+    sample: `sample(key, batch_size, length, buffer) -> Batch`. `batch_size` and
+      `buffer` are static Python ints; `length` (the nominal length T) may be a traced
+      int32 scalar, so one compiled program serves every length up to the buffer.
+    buffer_length: `buffer_length(T) -> int`, the number of time steps a batch of
+      nominal length up to T occupies (e.g. `T + T // 10` for addition, `T + 2P` for
+      memorization).
+  """
+
+  name: str
+  n_in: int
+  n_out: int
+  head: Head
+  sample: Callable[..., Batch]
+  buffer_length: Callable[[int], int]
