@@ -1,0 +1,71 @@
+"""Figure 7: success rate on temporal order vs sequence length (SPEC §4).
+
+Presets, chosen with `--config=experiments/configs/success_rate.py:<preset>`:
+  paper: the published set-up — 5 seeds × 3 initialisations × 3 algorithms, up to 5M
+    updates, lengths on a log grid. Needs a GPU/TPU (or weeks of CPU).
+  cpu: the built-in default, sized to finish in about 30 minutes on a 2-core CPU
+    (see BUILD.md for how its budget was chosen and what it trades away).
+  test: seconds; for CI and the end-to-end tests.
+Every field can be overridden on the command line, e.g. `--config.lengths=10,20,50`.
+"""
+
+import ml_collections
+
+
+def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  # --- the model and the task ---
+  c.task = "temporal_order"
+  c.n_hidden = 50  # hidden units (paper: 50)
+  c.inits = ("sigmoid", "basic_tanh", "smart_tanh")  # SPEC §1
+  # --- the algorithms: SGD (no clipping), SGD-C (norm clipping), SGD-CR (clipping + Ω) ---
+  c.algorithms = ("sgd", "sgd_c", "sgd_cr")
+  c.lr = 0.01  # constant, no momentum
+  c.momentum = 0.0
+  c.batch_size = 20
+  c.clip = 1.0  # norm-clipping threshold (SGD-C, SGD-CR)
+  c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
+  c.nonfinite_guard = True  # the original code's fallback on NaN/Inf/huge norms
+  c.alpha = 4.0  # Ω weight for SGD-CR (paper text: 4; original code's default: 2)
+  c.omega_form = "original"  # 'original' (squared ratio, mean; tuned α) or 'paper' (eq. 9)
+  c.omega_bound = 1e-20  # skip Ω terms whose adjoint has squared norm below this
+  # --- the sweep ---
+  c.seeds = 5  # random seeds per (init, algorithm, length); paired across algorithms
+  c.seed = 0  # base seed
+  c.lengths = (10, 20, 30, 50, 75, 100, 150, 200, 250)  # fixed length T per point
+  c.max_updates = 5_000_000  # budget per run
+  c.chunk_size = 1000  # updates per compiled call (and between screens)
+  # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
+  c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
+  c.eval_size = 10_000
+  c.eval_batch = 1000  # sequences evaluated at once
+  c.success_error = 0.01
+  # --- bookkeeping ---
+  c.checkpoint_every_s = 60.0
+  c.progress_every_s = 15.0
+  if preset == "paper":
+    pass
+  elif preset == "cpu":
+    c.lengths = (10, 20, 40)
+    c.max_updates = 20_000
+    c.chunk_size = 250
+    c.screen_size = 500
+    c.eval_batch = 500
+  elif preset == "test":
+    c.inits = ("sigmoid", "smart_tanh")
+    c.seeds = 2
+    c.lengths = (5, 8)
+    c.max_updates = 300
+    c.chunk_size = 100
+    c.screen_size = 100
+    c.eval_size = 1000
+    c.eval_batch = 500
+    c.checkpoint_every_s = 0.0
+    c.progress_every_s = 0.0
+  else:
+    raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'cpu' or 'test'")
+  # Filled per length by the experiment (one compiled program per length).
+  c.min_length = c.lengths[0]
+  c.max_length = c.lengths[0]
+  return c

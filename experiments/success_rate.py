@@ -1,0 +1,107 @@
+r"""Figure 7 of Pascanu et al. (2013): success rate on temporal order vs sequence length.
+
+For each length, every (initialisation, algorithm, seed) run is trained in one vmapped,
+device-sharded program until solved (< 1% error on 10,000 fresh sequences), diverged or
+out of budget. Results, traces and the figure go to --workdir; re-running with the same
+--workdir resumes an interrupted sweep and never recomputes a finished length.
+
+  python -m experiments.success_rate --workdir=runs/fig7            # cpu preset
+  python -m experiments.success_rate \
+      --config=experiments/configs/success_rate.py:paper --workdir=runs/fig7_paper
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from rnn_dynamics import plots, sweep, train
+from rnn_dynamics.workdir import Workdir
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "experiments/configs/success_rate.py:cpu", "Experiment config (preset after ':')."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
+
+
+def run(config, workdir_path: str) -> list[dict]:
+  """Runs (or resumes) the whole sweep; returns every run's result row."""
+  workdir = Workdir(workdir_path, config)
+  rows: list[dict] = []
+  t_start = time.time()
+  for length in config.lengths:
+    group = f"T{length}"
+    if workdir.is_done(group):
+      logging.info("%s: already finished, loaded from %s", group, workdir.path)
+      rows += workdir.load_rows(group)
+      continue
+    cfg = config.copy_and_resolve_references()
+    cfg.min_length = cfg.max_length = int(length)
+    trainer = train.make_train(cfg)
+    labels, hps, seeds = [], [], []
+    for init in cfg.inits:
+      for alg in cfg.algorithms:
+        for seed in range(cfg.seeds):
+          labels.append(dict(init=init, algorithm=alg, length=int(length), seed=seed))
+          hps.append(
+            train.algorithm_hparams(alg, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=init)
+          )
+          seeds.append(seed)
+    # Runs with the same seed share initial weights and data across algorithms (paired).
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), s))(
+      np.asarray(seeds)
+    )
+    logging.info("%s: %d runs on %d device(s)", group, len(labels), jax.device_count())
+    result = sweep.run_group(
+      trainer, cfg, labels=labels, hparams=sweep.stack(hps), keys=keys,
+      checkpoint_dir=workdir.checkpoint_dir(group), name=group,
+    )
+    workdir.save_group(group, result)
+    rows += result.rows
+    logging.info("%s: finished in %.0f s", group, result.wall_s)
+    _write_outputs(workdir, config, rows)
+  _write_outputs(workdir, config, rows)
+  logging.info("sweep finished in %.0f s (this process)", time.time() - t_start)
+  return rows
+
+
+def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
+  workdir.write_table(rows)
+  fig = plots.success_rate_figure(
+    rows, inits=config.inits, algorithms=config.algorithms,
+    title=f"temporal order, {config.n_hidden} hidden, ≤{config.max_updates:,} updates, "
+    f"{config.seeds} seeds",
+  )
+  plots.save_figure(fig, workdir.path / "success_rate")
+
+
+def _summary(rows: list[dict], config) -> str:
+  rates = plots.success_table(rows)
+  lines = ["init        algorithm  " + " ".join(f"T={t:<5}" for t in config.lengths)]
+  for init in config.inits:
+    for alg in config.algorithms:
+      cells = [rates.get((init, alg, int(t))) for t in config.lengths]
+      lines.append(
+        f"{init:<11} {plots.ALGORITHM_LABELS.get(alg, alg):<10} "
+        + " ".join(f"{c:<7.0%}" if c is not None else f"{'-':<7}" for c in cells)
+      )
+  return "\n".join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required, e.g. --workdir=runs/fig7")
+  config = _CONFIG.value
+  rows = run(config, _WORKDIR.value)
+  print(_summary(rows, config))
+  print(f"results: {_WORKDIR.value}/results.csv, figure: {_WORKDIR.value}/success_rate.png")
+
+
+if __name__ == "__main__":
+  app.run(main)

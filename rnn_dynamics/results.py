@@ -1,0 +1,91 @@
+"""Files a sweep leaves in its workdir, written atomically (temp file + `os.replace`).
+
+A reader (a notebook, a second process, a resumed run) never sees a half-written file:
+every writer renders to a temporary file in the same folder and renames it into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+__all__ = [
+  "atomic_write_bytes",
+  "atomic_write_text",
+  "read_results",
+  "to_jsonable",
+  "write_json",
+  "write_npz",
+  "write_results",
+]
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+  """Writes `data` to `path` so that the file is either the old or the new one, whole."""
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    Path(tmp).unlink(missing_ok=True)
+    raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+  atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(x: Any) -> Any:
+  """Numpy/JAX scalars and arrays to plain JSON values (NaN/Inf become None)."""
+  if isinstance(x, Mapping):
+    return {str(k): to_jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [to_jsonable(v) for v in x]
+  if hasattr(x, "tolist"):
+    return to_jsonable(x.tolist())
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
+  return x
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+  buf = io.BytesIO()
+  np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+  atomic_write_bytes(path, buf.getvalue())
+
+
+def write_results(stem: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+  """The results table as `<stem>.csv` and `<stem>.json` (one row per run)."""
+  rows = [dict(to_jsonable(r)) for r in rows]
+  columns: list[str] = []
+  for r in rows:
+    columns += [k for k in r if k not in columns]
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  atomic_write_text(f"{stem}.csv", buf.getvalue())
+  write_json(f"{stem}.json", rows)
+
+
+def read_results(stem: str | os.PathLike) -> list[dict[str, Any]]:
+  """Reads back what `write_results` wrote (from the JSON, which keeps types)."""
+  with open(f"{stem}.json") as f:
+    return json.load(f)
