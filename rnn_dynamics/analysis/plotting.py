@@ -1,0 +1,270 @@
+"""Figures of the analysis (matplotlib, Agg) and atomic writers for their data.
+
+Each `plot_*` takes the plain arrays an experiment saved (so notebooks can redraw from a
+workdir) and returns a `matplotlib.figure.Figure`; `save_figure` writes PNG and SVG.
+Writers go through a temporary file and `os.replace`, so a reader never sees half a file.
+
+References:
+  Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
+  networks, Figures 3 and 6, §2.1, §2.3, §4.1.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # Binaries and CI have no display.
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = [
+  "plot_bifurcation",
+  "plot_cliff",
+  "plot_mechanics",
+  "plot_trained",
+  "save_figure",
+  "save_json",
+  "save_npz",
+]
+
+
+def _atomic_write(path: str, write) -> str:
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared.
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
+def save_npz(path: str, **arrays) -> str:
+  """Writes `arrays` to `path` (.npz) atomically."""
+  return _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+
+
+def _jsonable(x):
+  if isinstance(x, Mapping):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+    return _jsonable(np.asarray(x).tolist())
+  if isinstance(x, (np.floating, float)):
+    x = float(x)
+    return x if np.isfinite(x) else None  # JSON has no NaN/inf.
+  if isinstance(x, np.integer):
+    return int(x)
+  if isinstance(x, np.bool_):
+    return bool(x)
+  return x
+
+
+def save_json(path: str, obj) -> str:
+  """Writes `obj` (NumPy values allowed; NaN/inf become null) to `path` atomically."""
+  text = json.dumps(_jsonable(obj), indent=2, sort_keys=True).encode()
+  return _atomic_write(path, lambda f: f.write(text))
+
+
+def save_figure(fig, stem: str, formats: Sequence[str] = ("png", "svg"), dpi: int = 110):
+  """Saves `fig` as `stem.png`, `stem.svg`, ... atomically, closes it, returns paths."""
+  paths = []
+  for fmt in formats:
+    paths.append(
+      _atomic_write(f"{stem}.{fmt}", lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=dpi))
+    )
+  plt.close(fig)
+  return paths
+
+
+# --- Figure 3 --------------------------------------------------------------------------
+
+
+def plot_bifurcation(
+  bs_N, lower_N, upper_N, boundary_N, b1: float, b2: float, x1: float, x2: float,
+  field_bs=None, field_xs=None, field_dx=None, sim_bs=None, sim_xs=None, w: float = 5.0,
+):
+  """Figure 3: attractors (solid), basin boundary (dashed), bifurcations (filled dots).
+
+  `field_*` is the vector field `F(x) − x` on a coarse (b, x) grid (gray arrows);
+  `sim_*` are states reached by simulation from many starts, a check on the solved
+  branches.
+  """
+  fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+  if field_bs is not None:
+    bb, xx = np.meshgrid(field_bs, field_xs)
+    d = np.sign(field_dx) * np.minimum(np.abs(field_dx), 1.0)
+    ax.quiver(bb, xx, np.zeros_like(d), d, color="0.7", width=0.003, scale=25, zorder=0)
+  if sim_bs is not None:
+    ax.plot(sim_bs, sim_xs, ".", color="tab:orange", ms=1.5, alpha=0.5,
+            label="simulated $x_{200}$", zorder=1)
+  ax.plot(bs_N, lower_N, "k-", lw=2.5, label="attractor (stable)")
+  ax.plot(bs_N, upper_N, "k-", lw=2.5)
+  ax.plot(bs_N, boundary_N, "k--", lw=1.5, label="basin boundary (unstable)")
+  ax.plot([b1, b2], [x1, x2], "o", color="tab:red", ms=8, label="bifurcations $b_1, b_2$",
+          zorder=3)
+  ax.axvspan(b2, b1, color="tab:blue", alpha=0.08, lw=0)
+  for b, x, name in ((b1, x1, "$b_1$"), (b2, x2, "$b_2$")):
+    ax.annotate(f"{name} = {b:.4f}", (b, x), textcoords="offset points",
+                xytext=(8, -14 if name == "$b_1$" else 6), fontsize=9)
+  ax.set_xlabel("bias $b$")
+  ax.set_ylabel(r"$x_\infty$")
+  ax.set_title(rf"$x_t = {w:g}\,\sigma(x_{{t-1}}) + b$: fixed points (solved)")
+  ax.legend(loc="upper left", fontsize=8)
+  ax.set_xlim(np.min(bs_N), np.max(bs_N))
+  return fig
+
+
+# --- Figure 6 --------------------------------------------------------------------------
+
+
+def plot_cliff(
+  ws_W, bs_B, loss_BxW, wall_W, plain_NxSx2, clipped_NxSx2,
+  grad_norm_P=None, top_eig_P=None, alignment_P=None, threshold=None,
+):
+  """Figure 6: the cliff, plain (solid) and clipped (dashed) gradient descent.
+
+  With curvature data (`*_P`, one entry per point of the plain paths) a second panel
+  plots `|λ₁|` against `‖∇E‖`, coloured by the alignment of the gradient with the
+  leading eigenvector: the hypothesis of §2.3 is a rising, yellow diagonal.
+  """
+  extra = grad_norm_P is not None
+  fig, axes = plt.subplots(1, 2 if extra else 1, figsize=(11.5, 4.6) if extra else (6.4, 5),
+                           layout="constrained", squeeze=False)
+  ax = axes[0, 0]
+  cs = ax.contourf(ws_W, bs_B, loss_BxW, levels=24, cmap="viridis")
+  fig.colorbar(cs, ax=ax, label=r"$E_{50}$")
+  colors = plt.cm.autumn(np.linspace(0, 0.8, len(plain_NxSx2)))
+  for i, (p, c) in enumerate(zip(plain_NxSx2, clipped_NxSx2)):
+    ax.plot(p[:, 0], p[:, 1], "-", color=colors[i], lw=1.6, label="plain GD" if i == 0 else None)
+    ax.plot(c[:, 0], c[:, 1], "--", color="w", lw=1.2,
+            label=f"clipped GD (threshold {threshold:g})" if i == 0 and threshold else None)
+    ax.plot(*p[0], "o", color=colors[i], mec="k", ms=6)
+  ax.plot(ws_W, wall_W, ":", color="c", lw=1.2, label="wall: basin boundary through $x_0$")
+  ax.set_xlim(ws_W[0], ws_W[-1])
+  ax.set_ylim(bs_B[0], bs_B[-1])
+  ax.set_xlabel("$w$")
+  ax.set_ylabel("$b$")
+  ax.set_title(r"$E_{50} = (\sigma(x_{50}) - 0.7)^2$, $x_0 = 0.5$")
+  ax.legend(loc="lower left", fontsize=7, facecolor="0.3", labelcolor="w")
+  if extra:
+    ax = axes[0, 1]
+    g, lam, a = (np.ravel(v) for v in (grad_norm_P, top_eig_P, alignment_P))
+    ok = np.isfinite(g) & np.isfinite(lam) & np.isfinite(a) & (g > 0) & (lam != 0)
+    sc = ax.scatter(g[ok], np.abs(lam[ok]), c=a[ok], s=6, cmap="viridis", vmin=0, vmax=1)
+    fig.colorbar(sc, ax=ax, label=r"$|\cos\angle(\nabla E, v_1)|$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$\|\nabla E\|$")
+    ax.set_ylabel(r"$|\lambda_1|$ (Lanczos on Hessian-vector products)")
+    ax.set_title("along plain GD: gradient and curvature explode together")
+  return fig
+
+
+# --- §2.1 ------------------------------------------------------------------------------
+
+
+def plot_mechanics(curves: Mapping[str, Mapping[float, np.ndarray]],
+                   rates: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                   gamma: Mapping[str, float]):
+  """`‖∂x_t/∂x_k‖` by lag per unit type and radius, with the `(γρ)^{t−k}` bound dashed,
+  and the fitted per-step rate against `ρ` with the threshold `ρ = 1/γ`.
+
+  Args:
+    curves: `{unit: {rho: norms_L (geometric mean over trajectories)}}`.
+    rates: `{unit: (rhos, per-step rates)}`.
+    gamma: `{unit: sup|σ'|}`.
+  """
+  names = list(curves)
+  fig, axes = plt.subplots(1, len(names) + 1, figsize=(4.2 * (len(names) + 1), 3.8),
+                           layout="constrained")
+  for ax, name in zip(axes, names):
+    rhos = sorted(curves[name])
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(rhos)))
+    for rho, c in zip(rhos, colors):
+      norms = np.asarray(curves[name][rho])
+      lags = np.arange(len(norms))
+      ax.semilogy(lags, norms, "-", color=c, lw=1.5, label=rf"$\rho$ = {rho:g}")
+      ax.semilogy(lags, (gamma[name] * rho) ** lags.astype(float), "--", color=c, lw=0.8)
+    ax.set_xlabel("lag $t - k$")
+    ax.set_title(rf"{name} ($\gamma$ = {gamma[name]:g}); dashed: $(\gamma\rho)^{{t-k}}$")
+    ax.set_ylim(1e-12, 1e6)
+    ax.legend(fontsize=7, loc="lower left")
+  axes[0].set_ylabel(r"$\|\partial x_t / \partial x_k\|_2$")
+  ax = axes[-1]
+  for name, style in zip(names, ("-o", "-s", "-^", "-v")):
+    rhos, r = rates[name]
+    line, = ax.semilogy(rhos, r, style, ms=4, label=name)
+    ax.axvline(1.0 / gamma[name], color=line.get_color(), ls=":", lw=1)
+  ax.axhline(1.0, color="k", lw=0.8)
+  ax.set_xlabel(r"spectral radius $\rho$ of $W_{rec}$")
+  ax.set_ylabel("per-step growth (fit)")
+  ax.set_title(r"vanishing for $\rho < 1/\gamma$ (dotted)")
+  ax.legend(fontsize=8)
+  return fig
+
+
+# --- trained networks --------------------------------------------------------------------
+
+
+def plot_trained(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L, proj_states_NxTx2,
+                 labels_N, proj_fixed_Kx2, stable_K, spikes=None):
+  """Trained network: loss, ρ and Ω over training; gradient by lag at start and end;
+  gradient norm vs curvature; the states and fixed points in the top-2 PCA plane.
+  """
+  fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), layout="constrained")
+  step = history["step"]
+  ax = axes[0]
+  ax.plot(step, history["loss"], color="k", label="loss")
+  ax.plot(step, history["spectral_radius"], color="tab:blue", label=r"$\rho(W_{rec})$")
+  ax.plot(step, history["omega_mean"], color="tab:green", label=r"$\Omega$ (mean per step)")
+  ax.set_xlabel("update")
+  ax.legend(fontsize=8)
+  ax.set_title("training")
+  ax = axes[1]
+  ax.semilogy(lag_start_L, label="start of training")
+  ax.semilogy(lag_end_L, label="end of training")
+  ax.set_xlabel("lag from the last step")
+  ax.set_ylabel(r"$\|\partial E/\partial x_k\|$")
+  ax.legend(fontsize=8)
+  ax.set_title("gradient reaching step $T - $lag")
+  ax = axes[2]
+  ax.semilogy(history["curv_step"], history["grad_norm"], label=r"$\|\nabla E\|$")
+  ax.semilogy(history["curv_step"], np.abs(history["top_eigenvalue"]), label=r"$|\lambda_1|$")
+  ax2 = ax.twinx()
+  ax2.plot(history["curv_step"], history["alignment"], color="tab:gray", lw=0.8, alpha=0.7)
+  ax2.set_ylabel(r"$|\cos\angle(\nabla E, v_1)|$ (gray)")
+  ax2.set_ylim(0, 1)
+  if spikes is not None and np.any(spikes):
+    ax.semilogy(history["curv_step"][spikes], history["grad_norm"][spikes], "rv", ms=5,
+                label="gradient spikes")
+  ax.set_xlabel("update")
+  ax.legend(fontsize=8, loc="upper left")
+  ax.set_title("gradient and curvature")
+  ax = axes[3]
+  for lab, color in zip(np.unique(labels_N), ("tab:blue", "tab:red", "tab:green", "tab:purple")):
+    for traj in proj_states_NxTx2[labels_N == lab][:15]:
+      ax.plot(traj[:, 0], traj[:, 1], "-", color=color, lw=0.5, alpha=0.5)
+    ax.plot([], [], "-", color=color, label=f"first symbol {'AB'[int(lab)] if lab < 2 else lab}")
+  if len(proj_fixed_Kx2):
+    st = np.asarray(stable_K, bool)
+    ax.plot(proj_fixed_Kx2[st, 0], proj_fixed_Kx2[st, 1], "ko", ms=7, label="attractor")
+    ax.plot(proj_fixed_Kx2[~st, 0], proj_fixed_Kx2[~st, 1], "o", mfc="w", mec="k", ms=7,
+            label="unstable fixed point")
+  ax.set_xlabel("PC 1")
+  ax.set_ylabel("PC 2")
+  ax.legend(fontsize=7)
+  ax.set_title("states and fixed points of $F$")
+  return fig
