@@ -1,0 +1,237 @@
+r"""Trained networks: ρ and Ω over training, the gradient by lag, curvature at gradient
+spikes, and the attractors that hold (or do not hold) the first symbol (§2, §4.1.1).
+
+With --config.params_file pointing at a saved model (.npz with w_in, w_hh, b, w_out,
+b_out and `init`) it analyses that model; otherwise it first trains a small temporal-order
+model with a few hundred plain SGD steps. Writes `attractors.{npz,json,png,svg}` to
+--workdir.
+
+  python -m experiments.attractors --workdir=runs/attractors
+  python -m experiments.attractors --workdir=runs/attr --config.params_file=runs/x/params.npz
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from rnn_dynamics import rnn
+from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
+from rnn_dynamics.tasks import get_task
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "experiments/configs/attractors.py", "Experiment config (preset after ':')."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
+
+
+def load_params(path: str) -> tuple[rnn.Params, rnn.Unit, str]:
+  """Reads a saved model: arrays w_in, w_hh, b, w_out, b_out and an `init` string."""
+  with np.load(path) as f:
+    params = rnn.Params(**{k: jnp.asarray(f[k], jnp.float32)
+                           for k in ("w_in", "w_hh", "b", "w_out", "b_out")})
+    init = str(f["init"]) if "init" in f else "basic_tanh"
+  return params, rnn.unit_for_init(init), init
+
+
+def _loss(params, unit, batch, head):
+  return rnn.loss_fn(params, unit, batch, head)[0]
+
+
+def train_inline(config, task, key):
+  """A few hundred plain SGD steps; returns every step's params, loss, gradient norm, key."""
+  unit = rnn.unit_for_init(config.init)
+  k_init, k_data = jax.random.split(key)
+  params = rnn.init_params(k_init, task.n_in, config.n_hidden, task.n_out, config.init)
+  buffer = task.buffer_length(config.length)
+  tx = optax.sgd(config.learning_rate)
+  if config.clip_threshold > 0:
+    tx = optax.chain(optax.clip_by_global_norm(config.clip_threshold), tx)
+
+  @jax.jit
+  def run(params, keys):
+    def body(carry, k):
+      params, state = carry
+      batch = task.sample(k, config.batch_size, config.length, buffer)
+      loss, grads = jax.value_and_grad(_loss)(params, unit, batch, task.head)
+      updates, state = tx.update(grads, state, params)
+      return (optax.apply_updates(params, updates), state), (params, loss,
+                                                            optax.global_norm(grads))
+
+    return jax.lax.scan(body, (params, tx.init(params)), keys)
+
+  keys = jax.random.split(k_data, config.updates)
+  (final, _), (params_S, loss_S, gnorm_S) = run(params, keys)
+  return final, unit, params_S, np.asarray(loss_S), np.asarray(gnorm_S), keys
+
+
+def states_x(params, unit, inputs_TxBxI):
+  """Pre-activation states `x_t` (the paper's state) from the model's own `rnn.step`."""
+  step = jax.vmap(lambda x, u: rnn.step(params, unit, x, u))
+  # h_{-1} = 0, so the first state has no recurrent term.
+  x0 = inputs_TxBxI[0] @ params.w_in + params.b[None, :]
+
+  def body(x, u):
+    x = step(x, u)
+    return x, x
+
+  _, xs = jax.lax.scan(body, x0, inputs_TxBxI[1:])
+  return jnp.concatenate([x0[None], xs], axis=0)
+
+
+def run(config, workdir: str) -> dict:
+  key = jax.random.key(config.seed)
+  task = get_task(config.task)
+  buffer = task.buffer_length(config.length)
+  summary: dict = {"task": config.task, "length": config.length}
+  history: dict = {}
+  if config.params_file:
+    params, unit, init = load_params(config.params_file)
+    params_start = None
+    summary["params_file"] = config.params_file
+  else:
+    t0 = time.time()
+    params, unit, params_S, loss_S, gnorm_S, keys = train_inline(config, task, key)
+    summary["train_seconds"] = time.time() - t0
+    init = config.init
+    params_start = jax.tree.map(lambda a: a[0], params_S)
+    idx = np.arange(0, config.updates, config.curvature_every)
+    snaps = jax.tree.map(lambda a: a[idx], params_S)
+
+    # Curvature at each snapshot on the minibatch that step was trained on.
+    @jax.jit
+    def diag(p, k):
+      batch = task.sample(k, config.batch_size, config.length, buffer)
+      c = curvature.curvature_diagnostics(lambda q: _loss(q, unit, batch, task.head), p,
+                                          jax.random.fold_in(k, 1), config.lanczos_iters)
+      return c, mechanics.omega_terms(p, unit, batch, task.head)
+
+    curv, omega = jax.lax.map(lambda pk: diag(*pk), (snaps, keys[idx]))
+    history = {
+      "step": np.arange(config.updates), "loss_all": loss_S, "grad_norm_all": gnorm_S,
+      "curv_step": idx, "grad_norm": np.asarray(curv.grad_norm),
+      "top_eigenvalue": np.asarray(curv.top_eigenvalue), "alignment": np.asarray(curv.alignment),
+      "grad_curvature": np.asarray(curv.grad_curvature),
+      "spectral_radius": np.asarray(rnn.spectral_radius(snaps.w_hh)),
+      "omega": np.asarray(omega["omega"]), "omega_mean": np.asarray(omega["omega_mean"]),
+    }
+    stats = curvature.spike_statistics(history["grad_norm"], history["top_eigenvalue"],
+                                       history["alignment"], config.spike_factor,
+                                       config.spike_window)
+    summary["curvature"] = stats
+    summary["spectral_radius_start_end"] = [float(history["spectral_radius"][0]),
+                                            float(history["spectral_radius"][-1])]
+
+  k_eval = jax.random.fold_in(key, 7)
+  batch = task.sample(k_eval, config.eval_batch, config.length, buffer)
+  loss, error = rnn.loss_fn(params, unit, batch, task.head)
+  summary.update(eval_loss=float(loss), eval_error=float(error), init=init,
+                 spectral_radius=float(rnn.spectral_radius(params.w_hh)))
+  lag_end, _ = mechanics.adjoint_norms_by_lag(params, unit, batch, task.head)
+  lag_start = (mechanics.adjoint_norms_by_lag(params_start, unit, batch, task.head)[0]
+               if params_start is not None else jnp.full_like(lag_end, jnp.nan))
+  summary["grad_ratio_lag_max_over_lag0"] = {
+    "start": float(lag_start[-1] / lag_start[0]), "end": float(lag_end[-1] / lag_end[0])}
+
+  # Fixed points of the input-free map F and of the map under the mean input ū.
+  xs_TxBxH = states_x(params, unit, batch.inputs)
+  h = xs_TxBxH.shape[-1]
+  flat = np.asarray(xs_TxBxH).reshape(-1, h)
+  rng = np.random.default_rng(config.seed)
+  starts = flat[rng.choice(len(flat), config.fixed_point_starts)]
+  starts = starts + rng.normal(0, 0.5, starts.shape) * starts.std(0)
+  u_bar = jnp.mean(batch.inputs.reshape(-1, batch.inputs.shape[-1]), axis=0)
+  maps = {"u0": attractors.map_for(params, unit), "u_mean": attractors.map_for(params, unit, u_bar)}
+
+  # The first symbol: the value at the first marked step (inputs 0 or 1 are A or B).
+  is_mark_TxB = np.asarray(batch.inputs[..., 0] + batch.inputs[..., 1]) > 0
+  p0 = np.argmax(is_mark_TxB, axis=0)
+  v0 = np.asarray(batch.inputs[p0, np.arange(config.eval_batch), 1]).astype(int)
+  x_after_first = np.asarray(xs_TxBxH)[p0, np.arange(config.eval_batch)]
+  labels = np.asarray(batch.targets)
+  x_last = np.asarray(xs_TxBxH)[-1]
+  fixed = {}
+  for name, f in maps.items():
+    fps = attractors.fixed_points_of(f, starts, num_steps=config.fixed_point_steps)
+    fixed[name] = fps
+    att = fps.x_KxH[fps.stable_K]
+    idx_first, d_first = attractors.assign_attractors(f, x_after_first, att, config.flow_steps)
+    idx_last, _ = attractors.assign_attractors(f, x_last, att, config.flow_steps)
+    summary[f"fixed_points_{name}"] = {
+      "n_fixed": len(fps.x_KxH), "n_attractors": int(fps.stable_K.sum()),
+      "radius": fps.radius_K, "max_residual": float(fps.residual_K.max(initial=0.0)),
+      "first_symbol_purity": attractors.label_purity(idx_first, v0),
+      "first_symbol_settled": float(np.mean(d_first < 1e-2)),
+      "class_purity_from_last_state": attractors.label_purity(idx_last, labels),
+      # Without a point attractor the symbol may still ride on a cycle or a slow transient.
+      "first_symbol_centroid_acc_after_flow": attractors.centroid_accuracy(
+        attractors.flow(f, x_after_first, config.flow_steps), v0),
+      "first_symbol_centroid_acc_after_20_steps": attractors.centroid_accuracy(
+        attractors.flow(f, x_after_first, 20), v0),
+      "chance_first_symbol": float(max(np.mean(v0), 1 - np.mean(v0))),
+    }
+
+  # Top-2 PCA plane of the visited states, for the picture.
+  mean = flat.mean(0)
+  _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+  proj = lambda x: (x - mean) @ vt[:2].T
+  proj_states = proj(np.asarray(xs_TxBxH).transpose(1, 0, 2))
+  fm = fixed["u_mean"]
+  os.makedirs(workdir, exist_ok=True)
+  plotting.save_npz(
+    os.path.join(workdir, "attractors.npz"), lag_start=lag_start, lag_end=lag_end,
+    fixed_u_mean=fm.x_KxH, stable_u_mean=fm.stable_K, eig_u_mean=fm.eigvals_KxH,
+    fixed_u0=fixed["u0"].x_KxH, stable_u0=fixed["u0"].stable_K, first_symbol=v0,
+    **{f"history/{k}": v for k, v in history.items()},
+    **{f"params/{k}": getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")},
+  )
+  plotting.save_json(os.path.join(workdir, "attractors.json"), summary)
+  if history:
+    hist = dict(history, loss=np.interp(history["step"], history["step"], history["loss_all"]))
+    hist["omega_mean"] = np.interp(history["step"], history["curv_step"], history["omega_mean"])
+    hist["spectral_radius"] = np.interp(history["step"], history["curv_step"],
+                                        history["spectral_radius"])
+    spikes = curvature.spike_mask(history["grad_norm"], config.spike_factor, config.spike_window)
+    fig = plotting.plot_trained(hist, np.asarray(lag_start), np.asarray(lag_end), proj_states, v0,
+                                proj(fm.x_KxH) if len(fm.x_KxH) else np.zeros((0, 2)),
+                                fm.stable_K, spikes=spikes)
+    plotting.save_figure(fig, os.path.join(workdir, "attractors"))
+  return summary
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required, e.g. --workdir=runs/attractors")
+  start = time.time()
+  config = _CONFIG.value
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
+  s = run(config, _WORKDIR.value)
+  logging.info("done in %.1f s", time.time() - start)
+  print(f"eval error {s['eval_error']:.3f}, ρ = {s['spectral_radius']:.3f}")
+  if "curvature" in s:
+    c = s["curvature"]
+    print(f"{c['n_spikes']} gradient spikes: alignment {c['alignment_spikes']:.3f} vs "
+          f"{c['alignment_other']:.3f} elsewhere; |λ1| {c['top_eig_spikes']:.3g} vs "
+          f"{c['top_eig_other']:.3g}; Spearman(‖g‖, |λ1|) = {c['spearman']:.3f}")
+  for name in ("u0", "u_mean"):
+    f = s[f"fixed_points_{name}"]
+    print(f"map {name}: {f['n_fixed']} fixed points, {f['n_attractors']} attractors; first "
+          f"symbol purity {f['first_symbol_purity']:.3f} (chance {f['chance_first_symbol']:.3f}), "
+          f"readable after 20 / {config.flow_steps} steps of the map: "
+          f"{f['first_symbol_centroid_acc_after_20_steps']:.3f} / "
+          f"{f['first_symbol_centroid_acc_after_flow']:.3f}")
+  print(f"figure: {_WORKDIR.value}/attractors.png")
+
+
+if __name__ == "__main__":
+  app.run(main)
