@@ -193,16 +193,18 @@ def run(config, workdir: str) -> dict:
     **{f"params/{k}": getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")},
   )
   plotting.save_json(os.path.join(workdir, "attractors.json"), summary)
+  hist = {}
   if history:
-    hist = dict(history, loss=np.interp(history["step"], history["step"], history["loss_all"]))
+    hist = dict(history, loss=history["loss_all"])
     hist["omega_mean"] = np.interp(history["step"], history["curv_step"], history["omega_mean"])
     hist["spectral_radius"] = np.interp(history["step"], history["curv_step"],
                                         history["spectral_radius"])
-    spikes = curvature.spike_mask(history["grad_norm"], config.spike_factor, config.spike_window)
-    fig = plotting.plot_trained(hist, np.asarray(lag_start), np.asarray(lag_end), proj_states, v0,
-                                proj(fm.x_KxH) if len(fm.x_KxH) else np.zeros((0, 2)),
-                                fm.stable_K, spikes=spikes)
-    plotting.save_figure(fig, os.path.join(workdir, "attractors"))
+  spikes = (curvature.spike_mask(history["grad_norm"], config.spike_factor, config.spike_window)
+            if history else None)
+  fig = plotting.plot_trained(hist, np.asarray(lag_start), np.asarray(lag_end), proj_states, v0,
+                              proj(fm.x_KxH) if len(fm.x_KxH) else np.zeros((0, 2)),
+                              fm.stable_K, spikes=spikes)
+  plotting.save_figure(fig, os.path.join(workdir, "attractors"))
   return summary
 
 

@@ -225,6 +225,13 @@ def plot_trained(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L, proj
   gradient norm vs curvature; the states and fixed points in the top-2 PCA plane.
   """
   fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), layout="constrained")
+  if not history:  # a loaded model: no training history to draw
+    history = {k: np.full(1, np.nan) for k in ("step", "curv_step", "loss", "spectral_radius",
+                                               "omega_mean", "grad_norm", "top_eigenvalue",
+                                               "alignment")}
+    for ax in (axes[0], axes[2]):
+      ax.text(0.5, 0.5, "no training history\n(model loaded from file)", ha="center",
+              transform=ax.transAxes)
   step = history["step"]
   ax = axes[0]
   ax.plot(step, history["loss"], color="k", label="loss")
