@@ -1,0 +1,38 @@
+"""Experiment binaries (absl), one per figure or table; configs in `experiments/configs/`.
+
+On a CPU-only host, XLA runs one sequential `lax.scan` on one core. Exposing every core as
+its own XLA host device lets the runs axis be sharded over the cores exactly as over GPUs
+(see `rnn_dynamics.sweep`), roughly doubling throughput on a 2-core machine. This must
+happen before JAX initialises, hence here; it only affects the CPU platform, and an
+explicit `--xla_force_host_platform_device_count` in `XLA_FLAGS` wins.
+"""
+
+import os
+
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+  os.environ["XLA_FLAGS"] = (
+    f"{_flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}".strip()
+  )
+
+# Compiled programs persist across processes, so a resumed sweep does not recompile.
+os.environ.setdefault(
+  "JAX_COMPILATION_CACHE_DIR",
+  os.path.join(
+    os.environ.get("RNN_DYNAMICS_CACHE", os.path.expanduser("~/.cache/rnn_dynamics")), "jax"
+  ),
+)
+
+import logging as _logging  # noqa: E402
+
+from absl import logging as _absl_logging  # noqa: E402
+
+
+class _QuietCheckpointing(_logging.Filter):
+  """Orbax logs every checkpoint step at INFO; keep its warnings, drop the chatter."""
+
+  def filter(self, record: _logging.LogRecord) -> bool:
+    return record.levelno >= _logging.WARNING or "orbax" not in record.pathname
+
+
+_absl_logging.get_absl_handler().addFilter(_QuietCheckpointing())

@@ -43,6 +43,31 @@ def _safe_sqrt(x: jax.Array) -> jax.Array:
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
+def _omega_from_norms(num_sq, den_sq, mask, form, bound):
+  """Ω from the squared norms of numerators and denominators, `[T, B]` each.
+
+  `original`: entries t = 0 … T−1, ratio of squared norms, mean over kept entries.
+  `paper`: entries t = 1 … T−1 (k = t − 1), ratio of norms, sum over t, mean over batch.
+  """
+  if form == "original":
+    kept = mask & (den_sq >= bound)
+    ratio = num_sq / jnp.where(kept, den_sq, 1.0)
+    n_kept = jnp.sum(kept)
+    terms = jnp.where(kept, (ratio - 1.0) ** 2, 0.0)
+    return jnp.sum(terms) / jnp.maximum(n_kept, 1), n_kept / kept.size
+  if form == "paper":
+    num_sq, den_sq, mask = num_sq[1:], den_sq[1:], mask[1:]
+    kept = mask & (den_sq >= bound)
+    ratio = _safe_sqrt(num_sq / jnp.where(kept, den_sq, 1.0))
+    terms = jnp.where(kept, (ratio - 1.0) ** 2, 0.0)
+    return jnp.sum(terms) / mask.shape[1], jnp.sum(kept) / kept.size
+  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")
+
+
+def _sq(a):
+  return jnp.sum(a * a, axis=-1)
+
+
 def omega(
   w_hh: jax.Array,
   dx_TxBxH: jax.Array,
@@ -53,7 +78,7 @@ def omega(
   form: OmegaForm = "original",
   bound: float = 1e-20,
 ) -> tuple[jax.Array, jax.Array]:
-  """Ω as a function of `w_hh` alone, everything else held constant.
+  """Ω as a function of `w_hh` alone, everything else held constant (the definition).
 
   Args:
     w_hh: `[H, H]` recurrent weights (row-vector convention of `rnn_dynamics.rnn`).
@@ -65,44 +90,57 @@ def omega(
     bound: entries whose denominator has squared norm below this are skipped.
 
   Returns:
-    `(Ω, kept_fraction)`: the value and the share of (step, sequence) entries kept — the
-    original code's "steps in the past" diagnostic.
+    `(Ω, kept_fraction)`: the value and the share of entries kept — the original code's
+    "steps in the past" diagnostic.
   """
   dx, dh, dsigma = jax.lax.stop_gradient((dx_TxBxH, dh_TxBxH, dsigma_TxBxH))
-  # What the error at step t sends back through the recurrence, before σ'(x_{t-1}).
-  back_TxBxH = dx @ w_hh.T
-  if form == "original":
-    den = jnp.sum(dh * dh, axis=-1)
-    kept = mask_TxB & (den >= bound)
-    ratio = jnp.sum(back_TxBxH * back_TxBxH, axis=-1) / jnp.where(kept, den, 1.0)
-    terms = jnp.where(kept, (ratio - 1.0) ** 2, 0.0)
-    n_kept = jnp.sum(kept)
-    value = jnp.sum(terms) / jnp.maximum(n_kept, 1)
-    return value, n_kept / kept.size
+  back = dx @ w_hh.T
   if form == "paper":
-    # k = t − 1 for t = 1 … T−1: δ_{k+1} = dx[t], σ'(x_k) = dsigma[t − 1].
-    carried = back_TxBxH[1:] * dsigma[:-1]
-    den = jnp.sum(dx[1:] * dx[1:], axis=-1)
-    kept = mask_TxB[1:] & (den >= bound)
-    ratio = _safe_sqrt(jnp.sum(carried * carried, axis=-1) / jnp.where(kept, den, 1.0))
-    terms = jnp.where(kept, (ratio - 1.0) ** 2, 0.0)
-    batch = mask_TxB.shape[1]
-    return jnp.sum(terms) / batch, jnp.sum(kept) / kept.size
-  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")
+    dsigma_prev = jnp.concatenate([jnp.zeros_like(dsigma[:1]), dsigma[:-1]])
+    return _omega_from_norms(_sq(back * dsigma_prev), _sq(dx), mask_TxB, form, bound)
+  return _omega_from_norms(_sq(back), _sq(dh), mask_TxB, form, bound)
 
 
 def omega_and_grad(
   w_hh: jax.Array,
-  dx_TxBxH: jax.Array,
-  dh_TxBxH: jax.Array,
+  adjoints,
   dsigma_TxBxH: jax.Array,
   mask_TxB: jax.Array,
   *,
   form: OmegaForm = "original",
   bound: float = 1e-20,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Ω, its immediate gradient `∂⁺Ω/∂w_hh` (eq. 10) and the kept fraction."""
-  (value, kept), grad = jax.value_and_grad(omega, has_aux=True)(
-    w_hh, dx_TxBxH, dh_TxBxH, dsigma_TxBxH, mask_TxB, form=form, bound=bound
-  )
-  return value, grad, kept
+  """Ω, its immediate gradient `∂⁺Ω/∂w_hh` (eq. 10) and the kept fraction, fast.
+
+  Uses the squared norms the backward scan already produced (`rnn.Adjoints`). Ω depends
+  on `w_hh` only through `back = dx @ w_hhᵀ`, so with `g = ∂Ω/∂‖·‖²` per entry:
+
+  * original: `∂Ω/∂back = 2g·back`, hence `∂⁺Ω/∂w_hh = w_hh @ (dxᵀ diag(2g) dx)` — one
+    `[H, T·B] × [T·B, H]` matmul, `back` itself is never formed;
+  * paper: `∂Ω/∂back = 2g·σ'(x_{t-1})²·back`, hence `(…)ᵀ @ dx`.
+
+  Args:
+    w_hh: `[H, H]` recurrent weights.
+    adjoints: `rnn.Adjoints` from `rnn.loss_and_grads` (held constant).
+    dsigma_TxBxH: `σ'(x_t)` (`forward.unroll.dsigma_TxBxH`).
+    mask_TxB: valid steps.
+    form, bound: as in `omega`.
+  """
+  a = jax.lax.stop_gradient(adjoints)
+  dx = a.dx_TxBxH
+  flat = lambda v: v.reshape(-1, v.shape[-1])
+  if form == "original":
+    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
+      a.back_sq_TxB, a.dh_sq_TxB, mask_TxB, form, bound
+    )
+    weighted = flat(2.0 * g[..., None] * dx)
+    return value, w_hh @ (weighted.T @ flat(dx)), kept
+  if form == "paper":
+    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
+      a.back_act_sq_TxB, _sq(dx), mask_TxB, form, bound
+    )
+    dsigma = jax.lax.stop_gradient(dsigma_TxBxH)
+    dsigma_prev = jnp.concatenate([jnp.zeros_like(dsigma[:1]), dsigma[:-1]])
+    g_back = 2.0 * g[..., None] * dsigma_prev * dsigma_prev * a.back_TxBxH
+    return value, flat(g_back).T @ flat(dx), kept
+  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")

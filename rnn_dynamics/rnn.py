@@ -40,6 +40,7 @@ __all__ = [
   "SIGMOID",
   "activation",
   "activation_and_derivative",
+  "derivative_from_output",
   "autonomous_map",
   "init_params",
   "init_id",
@@ -94,6 +95,13 @@ def activation_and_derivative(unit: Unit, x: jax.Array) -> tuple[jax.Array, jax.
   """`σ(x)` and `σ'(x)` from one tanh evaluation."""
   t = jnp.tanh(unit.slope * x)
   return unit.scale * t + unit.shift, unit.scale * unit.slope * (1.0 - t * t)
+
+
+def derivative_from_output(unit: Unit, h: jax.Array) -> jax.Array:
+  """`σ'(x)` from `h = σ(x)`: with `t = tanh(slope·x) = (h − shift)/scale`,
+  `σ' = scale·slope·(1 − t)(1 + t)` (e.g. `h(1 − h)` for the sigmoid)."""
+  t = (h - unit.shift) / unit.scale
+  return unit.scale * unit.slope * (1.0 - t) * (1.0 + t)
 
 
 def step(params: Params, unit: Unit, x_prev: jax.Array, u: jax.Array) -> jax.Array:
@@ -223,23 +231,24 @@ def unroll(params: Params, unit: Unit, inputs_TxBxI: jax.Array, mask_TxB: jax.Ar
   """Runs the recurrence with `lax.scan`; past a sequence's end its state is held fixed."""
   batch, hidden = inputs_TxBxI.shape[1], params.w_hh.shape[0]
   # The input projection does not depend on the state: one big matmul outside the scan.
-  drive_TxBxH = inputs_TxBxI @ params.w_in + params.b
+  drive_TxBxH = inputs_TxBxI @ params.w_in + params.b[None, None, :]
 
   def body(h_prev, xs):
     drive, valid = xs
-    h, dsigma = activation_and_derivative(unit, h_prev @ params.w_hh + drive)
-    valid = valid[:, None]
-    h = jnp.where(valid, h, h_prev)
-    return h, (h, jnp.where(valid, dsigma, 0.0))
+    h = jnp.where(valid[:, None], activation(unit, h_prev @ params.w_hh + drive), h_prev)
+    return h, h
 
   h0 = jnp.zeros((batch, hidden), inputs_TxBxI.dtype)
-  h_last, (hs, dsigmas) = jax.lax.scan(body, h0, (drive_TxBxH, mask_TxB))
+  # One stacked output only: on CPU every extra per-step output of a scan costs about as
+  # much as the step's matmul, so σ' is recomputed from h afterwards, all steps at once.
+  h_last, hs = jax.lax.scan(body, h0, (drive_TxBxH, mask_TxB))
+  dsigmas = jnp.where(mask_TxB[..., None], derivative_from_output(unit, hs), 0.0)
   return Unroll(hs, dsigmas, h_last)
 
 
 def readout(params: Params, h: jax.Array) -> jax.Array:
   """Output pre-activations (logits, or the linear output) for hidden states `h`."""
-  return h @ params.w_out + params.b_out
+  return h @ params.w_out + jnp.expand_dims(params.b_out, tuple(range(h.ndim - 1)))
 
 
 def _head_loss(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Array):
@@ -293,10 +302,23 @@ class Adjoints(NamedTuple):
     dx_TxBxH: `∂E/∂x_t` (zero on padded steps) — the paper's δ_t.
     dh_TxBxH: `∂E/∂h_t`, the total error signal reaching `h_t` (the original code's
       adjoint), including what flows through padded steps.
+    back_TxBxH: `δ_t w_hhᵀ = dx_t @ w_hh.T`, the error signal step t sends back through
+      the recurrence (to `h_{t-1}`).
+    dh_sq_TxB: `‖∂E/∂h_t‖²`.
+    back_sq_TxB: `‖δ_t w_hhᵀ‖²`.
+    back_act_sq_TxB: `‖(δ_t w_hhᵀ) ⊙ σ'(x_{t-1})‖²` (0 at t = 0), i.e. `‖δ_t ∂x_t/∂x_{t-1}‖²`.
+
+  The three squared norms come out of the backward scan itself (cheap per-step scalars);
+  `dh_TxBxH` and `back_TxBxH` are rebuilt from `dx` with whole-sequence matmuls, which
+  XLA drops when nothing uses them. Ω needs only the norms (`rnn_dynamics.regularizers`).
   """
 
   dx_TxBxH: jax.Array
   dh_TxBxH: jax.Array
+  back_TxBxH: jax.Array
+  dh_sq_TxB: jax.Array
+  back_sq_TxB: jax.Array
+  back_act_sq_TxB: jax.Array
 
 
 class Forward(NamedTuple):
@@ -334,17 +356,31 @@ def loss_and_grads(
     carry0 = jnp.zeros_like(inject_last)
   w_hh_t = params.w_hh.T
 
+  # σ'(x_{t-1}) beside step t, for the norm of what step t sends back to x_{t-1}.
+  dsigma_prev = jnp.concatenate([jnp.zeros_like(out.dsigma_TxBxH[:1]), out.dsigma_TxBxH[:-1]])
+
   def body(carried, xs):
-    inject, dsigma, valid = xs
+    inject, dsigma, dsigma_before, valid = xs
     dh = carried + inject
     dx = dh * dsigma  # dsigma is zero on padded steps
+    back = dx @ w_hh_t
+    sq = lambda a: jnp.sum(a * a, axis=-1)
     # A padded step copies h_{t-1} forward, so its adjoint passes straight back.
-    back = jnp.where(valid[:, None], dx @ w_hh_t, dh)
-    return back, (dx, dh)
+    carried = jnp.where(valid[:, None], back, dh)
+    return carried, (dx, sq(dh), sq(back), sq(back * dsigma_before))
 
-  _, (dx_TxBxH, dh_TxBxH) = jax.lax.scan(
-    body, carry0, (inject_TxBxH, out.dsigma_TxBxH, mask), reverse=True
+  # Per-step outputs are few and small on purpose: on CPU each stacked [B, H] output of a
+  # scan costs about as much as the step's matmul, a [B] norm almost nothing.
+  _, (dx_TxBxH, dh_sq, back_sq, back_act_sq) = jax.lax.scan(
+    body, carry0, (inject_TxBxH, out.dsigma_TxBxH, dsigma_prev, mask), reverse=True
   )
+  back_TxBxH = dx_TxBxH @ w_hh_t
+  # dh_t = inject_t + (what step t+1 sends back if it is valid, else the pass-through
+  # signal, which for a prefix mask is the readout's injection at the end).
+  next_valid = jnp.concatenate([mask[1:], jnp.zeros_like(mask[:1])], axis=0)[..., None]
+  next_back = jnp.concatenate([back_TxBxH[1:], jnp.zeros_like(back_TxBxH[:1])], axis=0)
+  dh_TxBxH = inject_TxBxH + jnp.where(next_valid, next_back, carry0[None])
+  adjoints = Adjoints(dx_TxBxH, dh_TxBxH, back_TxBxH, dh_sq, back_sq, back_act_sq)
   h_prev_TxBxH = jnp.concatenate([jnp.zeros_like(out.h_TxBxH[:1]), out.h_TxBxH[:-1]], axis=0)
   flat = lambda a: a.reshape(-1, a.shape[-1])
   dx_flat = flat(dx_TxBxH)
@@ -355,4 +391,4 @@ def loss_and_grads(
     w_out=g_readout.w_out,
     b_out=g_readout.b_out,
   )
-  return loss, grads, Forward(loss, error, out, Adjoints(dx_TxBxH, dh_TxBxH))
+  return loss, grads, Forward(loss, error, out, adjoints)

@@ -183,7 +183,8 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   `config` fields used: `task`, `n_hidden`, `batch_size`, `min_length`, `max_length`,
   `clipping` ('norm' | 'elementwise'), `nonfinite_guard`, `omega_form`, `omega_bound`,
   `chunk_size`, `screen_size`, `eval_size`, `eval_batch`, `success_error`,
-  `max_updates`; optional `momentum`.
+  `max_updates`; optional `momentum`, `omega_enabled` (default True: Ω is computed, and
+  logged, for every run; False skips it, for programs where every α is 0).
   """
   task = get_task(config.task)
   lo, hi = _length_bounds(config)
@@ -191,6 +192,8 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   batch_size = int(config.batch_size)
   chunk_size = int(config.chunk_size)
   omega_form, omega_bound = config.omega_form, float(config.omega_bound)
+  # Static switch: programs where every run has α = 0 can skip Ω entirely.
+  with_omega = bool(config.get("omega_enabled", True))
 
   def init(key: jax.Array, hp: HParams) -> RunState:
     k_params, k_run = jax.random.split(key)
@@ -205,17 +208,19 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     length = _draw_length(k_len, lo, hi)
     batch = task.sample(k_data, batch_size, length, buffer)
     loss, grads, fwd = rnn.loss_and_grads(state.params, unit, batch, task.head)
-    om, om_grad, _ = omega_and_grad(
-      state.params.w_hh,
-      fwd.adjoints.dx_TxBxH,
-      fwd.adjoints.dh_TxBxH,
-      fwd.unroll.dsigma_TxBxH,
-      batch.mask,
-      form=omega_form,
-      bound=omega_bound,
-    )
-    # Only W_rec gets Ω's immediate gradient (eq. 10); clipping sees the sum.
-    grads = grads.replace(w_hh=grads.w_hh + hp.alpha * om_grad)
+    if with_omega:
+      om, om_grad, _ = omega_and_grad(
+        state.params.w_hh,
+        fwd.adjoints,
+        fwd.unroll.dsigma_TxBxH,
+        batch.mask,
+        form=omega_form,
+        bound=omega_bound,
+      )
+      # Only W_rec gets Ω's immediate gradient (eq. 10); clipping sees the sum.
+      grads = grads.replace(w_hh=grads.w_hh + hp.alpha * om_grad)
+    else:
+      om = jnp.float32(jnp.nan)
     opt = make_optimizer(config, hp)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

@@ -47,15 +47,15 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   if preset == "paper":
     pass
   elif preset == "cpu":
-    c.lengths = (10, 20, 40)
-    c.max_updates = 20_000
-    c.chunk_size = 250
+    c.lengths = (10, 20, 50)
+    c.max_updates = 40_000
+    c.chunk_size = 500
     c.screen_size = 500
     c.eval_batch = 500
   elif preset == "test":
     c.inits = ("sigmoid", "smart_tanh")
     c.seeds = 2
-    c.lengths = (5, 8)
+    c.lengths = (10, 12)
     c.max_updates = 300
     c.chunk_size = 100
     c.screen_size = 100
