@@ -193,7 +193,7 @@ def run_group(
       f"max_updates={max_updates} must be a multiple of chunk_size={chunk_size}"
     )
   success = float(config.success_error)
-  say = on_progress or _print_and_log
+  say = on_progress or logging.info
   programs = programs or _Programs(trainer, config)
   sharding = runs_sharding()
 
@@ -314,11 +314,6 @@ def run_group(
       )
     )
   return GroupResult(rows, traces, state, time.time() - start)
-
-
-def _print_and_log(line: str) -> None:
-  print(line, flush=True)
-  logging.info(line)
 
 
 def _full_eval(programs: _Programs, state: RunState, hparams: HParams, idx: np.ndarray):
