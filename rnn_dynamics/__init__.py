@@ -1,0 +1,50 @@
+"""rnn_dynamics: the experiments of Pascanu, Mikolov & Bengio (2013) in JAX.
+
+The public surface, one concept per module:
+
+  rnn           the paper's RNN: params, initialisations, unrolling, exact BPTT + adjoints
+  cell          the same recurrence as a Flax cell (`flax.linen.RNN(PaperRNNCell(50))`)
+  tasks         on-device samplers of the pathological tasks (`get_task`)
+  clipping      optax transformations: norm clipping, element-wise clipping, non-finite guard
+  regularizers  Ω (both forms) and its gradient from the saved adjoints
+  train         `make_train(config)`: one run as pure functions of a key and hyper-parameters
+  sweep         many runs at once: vmapped, sharded over devices, checkpointed
+  workdir, results, plots   what an experiment leaves on disk, and its figures
+  analysis      dynamics and geometry (§2): bifurcations, the cliff, curvature, attractors
+  data          natural data sets: polyphonic piano rolls, character text
+
+References:
+  Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
+  networks, ICML.
+"""
+
+from rnn_dynamics import clipping, regularizers, rnn, tasks, train
+from rnn_dynamics.clipping import (
+  clip_by_global_norm_with_stats,
+  clip_elementwise,
+  nonfinite_fallback,
+)
+from rnn_dynamics.regularizers import omega, omega_and_grad
+from rnn_dynamics.rnn import Params, init_params, loss_and_grads, unroll
+from rnn_dynamics.tasks import get_task
+from rnn_dynamics.train import algorithm_hparams, make_train
+
+__all__ = [
+  "Params",
+  "algorithm_hparams",
+  "clip_by_global_norm_with_stats",
+  "clip_elementwise",
+  "clipping",
+  "get_task",
+  "init_params",
+  "loss_and_grads",
+  "make_train",
+  "nonfinite_fallback",
+  "omega",
+  "omega_and_grad",
+  "regularizers",
+  "rnn",
+  "tasks",
+  "train",
+  "unroll",
+]
