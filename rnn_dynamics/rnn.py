@@ -227,9 +227,32 @@ class Unroll(NamedTuple):
   h_last_BxH: jax.Array
 
 
-def unroll(params: Params, unit: Unit, inputs_TxBxI: jax.Array, mask_TxB: jax.Array) -> Unroll:
-  """Runs the recurrence with `lax.scan`; past a sequence's end its state is held fixed."""
-  batch, hidden = inputs_TxBxI.shape[1], params.w_hh.shape[0]
+def _initial_state(params: Params, inputs_TxBxI: jax.Array, h0_BxH: jax.Array | None):
+  if h0_BxH is None:
+    batch, hidden = inputs_TxBxI.shape[1], params.w_hh.shape[0]
+    return jnp.zeros((batch, hidden), inputs_TxBxI.dtype)
+  return jnp.asarray(h0_BxH, inputs_TxBxI.dtype)
+
+
+def unroll(
+  params: Params,
+  unit: Unit,
+  inputs_TxBxI: jax.Array,
+  mask_TxB: jax.Array,
+  *,
+  h0_BxH: jax.Array | None = None,
+) -> Unroll:
+  """Runs the recurrence with `lax.scan`; past a sequence's end its state is held fixed.
+
+  Args:
+    params: parameters.
+    unit: unit non-linearity.
+    inputs_TxBxI: time-major inputs.
+    mask_TxB: valid steps (a prefix of each column).
+    h0_BxH: the state `h_{-1} = σ(x_{-1})` the sequences start from (default zeros).
+      Truncated BPTT passes the last state of the previous segment here, so chained
+      segments compute exactly the forward pass of the whole sequence.
+  """
   # The input projection does not depend on the state: one big matmul outside the scan.
   drive_TxBxH = inputs_TxBxI @ params.w_in + params.b[None, None, :]
 
@@ -238,7 +261,7 @@ def unroll(params: Params, unit: Unit, inputs_TxBxI: jax.Array, mask_TxB: jax.Ar
     h = jnp.where(valid[:, None], activation(unit, h_prev @ params.w_hh + drive), h_prev)
     return h, h
 
-  h0 = jnp.zeros((batch, hidden), inputs_TxBxI.dtype)
+  h0 = _initial_state(params, inputs_TxBxI, h0_BxH)
   # One stacked output only: on CPU every extra per-step output of a scan costs about as
   # much as the step's matmul, so σ' is recomputed from h afterwards, all steps at once.
   h_last, hs = jax.lax.scan(body, h0, (drive_TxBxH, mask_TxB))
@@ -289,9 +312,14 @@ def _readout_loss(params: Params, h_TxBxH, h_last_BxH, batch: Batch, head: Head)
   return _head_loss(head, readout(params, h), batch.targets, batch.mask)
 
 
-def loss_fn(params: Params, unit: Unit, batch: Batch, head: Head) -> tuple[jax.Array, jax.Array]:
-  """(loss, error) of a batch: the reference forward that `jax.grad` can differentiate."""
-  out = unroll(params, unit, batch.inputs, batch.mask)
+def loss_fn(
+  params: Params, unit: Unit, batch: Batch, head: Head, *, h0_BxH: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+  """(loss, error) of a batch: the reference forward that `jax.grad` can differentiate.
+
+  `h0_BxH` is the initial state (default zeros), as in `unroll`.
+  """
+  out = unroll(params, unit, batch.inputs, batch.mask, h0_BxH=h0_BxH)
   return _readout_loss(params, out.h_TxBxH, out.h_last_BxH, batch, head)
 
 
@@ -329,16 +357,25 @@ class Forward(NamedTuple):
 
 
 def loss_and_grads(
-  params: Params, unit: Unit, batch: Batch, head: Head
+  params: Params, unit: Unit, batch: Batch, head: Head, *, h0_BxH: jax.Array | None = None
 ) -> tuple[jax.Array, Params, Forward]:
   """Loss, exact parameter gradient and the BPTT adjoints from one forward/backward sweep.
+
+  Args:
+    params: parameters.
+    unit: unit non-linearity.
+    batch: time-major batch.
+    head: readout head.
+    h0_BxH: initial state (default zeros), held constant: truncated BPTT carries the
+      previous segment's last state in here and the gradient stops at it.
 
   Returns:
     `(loss, grads, forward)` where `forward` carries the error, the unroll (states and
     `σ'`) and the adjoints, everything Ω needs (`rnn_dynamics.regularizers`).
   """
   inputs, mask = batch.inputs, batch.mask
-  out = unroll(params, unit, inputs, mask)
+  h0 = _initial_state(params, inputs, h0_BxH)
+  out = unroll(params, unit, inputs, mask, h0_BxH=h0)
   # The readout is not recurrent: plain autodiff gives its gradient and the direct
   # error signal injected into the hidden states.
   (loss, error), readout_vjp = jax.vjp(
@@ -381,7 +418,7 @@ def loss_and_grads(
   next_back = jnp.concatenate([back_TxBxH[1:], jnp.zeros_like(back_TxBxH[:1])], axis=0)
   dh_TxBxH = inject_TxBxH + jnp.where(next_valid, next_back, carry0[None])
   adjoints = Adjoints(dx_TxBxH, dh_TxBxH, back_TxBxH, dh_sq, back_sq, back_act_sq)
-  h_prev_TxBxH = jnp.concatenate([jnp.zeros_like(out.h_TxBxH[:1]), out.h_TxBxH[:-1]], axis=0)
+  h_prev_TxBxH = jnp.concatenate([h0[None], out.h_TxBxH[:-1]], axis=0)
   flat = lambda a: a.reshape(-1, a.shape[-1])
   dx_flat = flat(dx_TxBxH)
   grads = Params(

@@ -67,7 +67,30 @@ def test_gradient_matches_autodiff(x64, head):
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-def _probe_adjoints(params, unit, batch, head):
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("init", ["sigmoid", "basic_tanh"])
+def test_initial_state_gradient_matches_autodiff(x64, head, init):
+  # Truncated BPTT starts a segment from the carried state, held constant.
+  params, unit = _params(jax.random.PRNGKey(6), init), rnn.unit_for_init(init)
+  batch = _batch(jax.random.PRNGKey(7), head)
+  h0 = rnn.activation(unit, jax.random.normal(jax.random.PRNGKey(8), (B, H), jnp.float64))
+  loss, grads, fwd = rnn.loss_and_grads(params, unit, batch, head, h0_BxH=h0)
+  ref = lambda p: rnn.loss_fn(p, unit, batch, head, h0_BxH=h0)[0]
+  ref_loss, ref_grads = jax.value_and_grad(ref)(params)
+  np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(
+    fwd.adjoints.dx_TxBxH, _probe_adjoints(params, unit, batch, head, h0=h0), atol=1e-12
+  )
+  # The default is the zero state.
+  zero = rnn.loss_and_grads(params, unit, batch, head, h0_BxH=jnp.zeros((B, H)))
+  default = rnn.loss_and_grads(params, unit, batch, head)
+  for a, b in zip(jax.tree.leaves(zero[1]), jax.tree.leaves(default[1])):
+    np.testing.assert_array_equal(a, b)
+
+
+def _probe_adjoints(params, unit, batch, head, h0=None):
   """∂E/∂x_t by autodiff: add a zero probe to every pre-activation and differentiate."""
 
   def loss(probe_TxBxH):
@@ -78,7 +101,8 @@ def _probe_adjoints(params, unit, batch, head):
       return h, h
 
     drive = batch.inputs @ params.w_in + params.b[None, None, :]
-    h_last, hs = jax.lax.scan(body, jnp.zeros((B, H)), (drive, batch.mask, probe_TxBxH))
+    start = jnp.zeros((B, H)) if h0 is None else h0
+    h_last, hs = jax.lax.scan(body, start, (drive, batch.mask, probe_TxBxH))
     return rnn._readout_loss(params, hs, h_last, batch, head)[0]
 
   return jax.grad(loss)(jnp.zeros((T, B, H)))
