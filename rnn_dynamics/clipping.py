@@ -6,6 +6,8 @@ in a ``lax.scan`` carry and can be logged from inside a compiled training loop:
 * :func:`clip_by_global_norm_with_stats`: norm clipping, Algorithm 1 of
   Pascanu et al. (2013) ("SGD-C").
 * :func:`clip_elementwise`: Mikolov's element-wise clipping, the baseline.
+* :func:`clip_norm_or_elementwise`: either of the two, chosen per run by a (traced)
+  flag, so both kinds can share one vmapped program.
 * :func:`nonfinite_fallback`: the original code's guard against non-finite or
   huge gradients (a small weight-decay step on the recurrent matrix instead).
 
@@ -44,6 +46,7 @@ __all__ = [
   "NonfiniteFallbackState",
   "clip_by_global_norm_with_stats",
   "clip_elementwise",
+  "clip_norm_or_elementwise",
   "clipping_stats",
   "global_norm",
   "nonfinite_fallback",
@@ -223,6 +226,50 @@ def clip_elementwise(threshold: jax.typing.ArrayLike) -> optax.GradientTransform
       lambda g: jnp.clip(g, -threshold, threshold).astype(g.dtype), updates
     )
     return updates, new_state
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def clip_norm_or_elementwise(
+  threshold: jax.typing.ArrayLike, elementwise: jax.typing.ArrayLike
+) -> optax.GradientTransformation:
+  """Norm clipping or element-wise clipping, chosen by a flag that may be traced.
+
+  Both clips are computed and one is selected with `where`, so runs of a sweep that
+  `jax.vmap`s over `elementwise` (and `threshold`) compare the two kinds inside one
+  compiled program. Each run gets exactly what :func:`clip_by_global_norm_with_stats`
+  or :func:`clip_elementwise` would give it, diagnostics included.
+
+  Args:
+    threshold: the norm threshold, or the per-entry bound when `elementwise`; a scalar.
+    elementwise: a boolean scalar: True clips every entry to `[-threshold, threshold]`
+      (Mikolov 2012), False clips the global norm (Algorithm 1).
+
+  Returns:
+    A :class:`optax.GradientTransformation` with state :class:`ClipElementwiseState`
+    (`fraction_clipped` is 0 for norm clipping).
+
+  References:
+    Pascanu, Mikolov & Bengio, `On the difficulty of training recurrent neural
+    networks <https://arxiv.org/abs/1211.5063>`_, ICML 2013, Section 3.2.
+  """
+  _check_scalar("elementwise", elementwise)
+  by_norm, by_entry = clip_by_global_norm_with_stats(threshold), clip_elementwise(threshold)
+
+  def init_fn(params):
+    return by_entry.init(params)
+
+  def update_fn(updates, state, params=None):
+    del state
+    out_norm, s_norm = by_norm.update(updates, by_norm.init(None), params)
+    out_entry, s_entry = by_entry.update(updates, by_entry.init(None), params)
+    flag = jnp.asarray(elementwise, jnp.bool_)
+    updates = jax.tree.map(lambda a, b: jnp.where(flag, a, b), out_entry, out_norm)
+    return updates, ClipElementwiseState(
+      preclip_norm=s_norm.preclip_norm,
+      clipped=jnp.where(flag, s_entry.clipped, s_norm.clipped),
+      fraction_clipped=jnp.where(flag, s_entry.fraction_clipped, 0.0),
+    )
 
   return optax.GradientTransformation(init_fn, update_fn)
 

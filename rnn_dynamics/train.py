@@ -57,25 +57,51 @@ class HParams:
     clip: clipping threshold (∞ disables clipping).
     alpha: Ω weight (0 disables Ω's gradient; Ω is still measured).
     init: initialisation id (`rnn.init_id`), which also fixes the unit type.
+    elementwise: None (the default): every run clips as `config.clipping` says. A
+      boolean array: the kind is chosen per run (True: each entry to `[-clip, clip]`,
+      False: the global norm to `clip`), so norm- and element-wise-clipped runs share
+      one vmapped program (`algorithm_hparams(..., elementwise_clip=c)`).
   """
 
   lr: jax.Array
   clip: jax.Array
   alpha: jax.Array
   init: jax.Array
+  elementwise: jax.Array | None = None
 
 
 def algorithm_hparams(
-  algorithm: str, *, lr: float, clip: float, alpha: float, init: str
+  algorithm: str,
+  *,
+  lr: float,
+  clip: float,
+  alpha: float,
+  init: str,
+  elementwise_clip: float | None = None,
 ) -> HParams:
-  """The hyper-parameters that make an algorithm out of the shared program."""
+  """The hyper-parameters that make an algorithm out of the shared program.
+
+  Args:
+    algorithm: one of `ALGORITHMS`.
+    lr: learning rate.
+    clip: norm-clipping threshold (SGD-C, SGD-CR; and `sgd_elementwise`'s bound when
+      `elementwise_clip` is None and `config.clipping == 'elementwise'`).
+    alpha: Ω weight (SGD-CR only).
+    init: initialisation name.
+    elementwise_clip: None (default): the clipping kind is the program's
+      (`config.clipping`). A number: the kind is chosen per run, so every algorithm can
+      share one program: `sgd_elementwise` clips each entry to this bound, the others
+      clip the norm as above (see `HParams.elementwise`).
+  """
   if algorithm not in ALGORITHMS:
     raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
+  per_entry = algorithm == "sgd_elementwise" and elementwise_clip is not None
   return HParams(
     lr=jnp.float32(lr),
-    clip=jnp.float32(math.inf if algorithm == "sgd" else clip),
+    clip=jnp.float32(math.inf if algorithm == "sgd" else elementwise_clip if per_entry else clip),
     alpha=jnp.float32(alpha if algorithm == "sgd_cr" else 0.0),
     init=jnp.int32(rnn.init_id(init)),
+    elementwise=None if elementwise_clip is None else jnp.bool_(per_entry),
   )
 
 
@@ -143,7 +169,9 @@ def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.Grad
   parts = []
   if config.nonfinite_guard:
     parts.append(clipping.nonfinite_fallback())
-  if config.clipping == "norm":
+  if hp.elementwise is not None:
+    parts.append(clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise))
+  elif config.clipping == "norm":
     parts.append(clipping.clip_by_global_norm_with_stats(hp.clip))
   elif config.clipping == "elementwise":
     parts.append(clipping.clip_elementwise(hp.clip))

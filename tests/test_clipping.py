@@ -325,3 +325,32 @@ def test_clipping_stats_defaults_and_elementwise():
   stats = clipping.clipping_stats(state)
   assert float(stats["grads/fraction_clipped"]) > 0.5
   np.testing.assert_allclose(stats["grads/norm_preclip"], _np_norm(params), rtol=1e-5)
+
+
+# --- per-run choice of the clipping kind --------------------------------------
+
+
+@pytest.mark.parametrize("elementwise", [False, True])
+def test_norm_or_elementwise_matches_the_chosen_clip(elementwise):
+  grads = _random_tree(7, 3.0)
+  chosen = clipping.clip_elementwise(1.0) if elementwise else (
+    clipping.clip_by_global_norm_with_stats(1.0)
+  )
+  want, want_state = _apply(chosen, grads)
+  got, state = _apply(clipping.clip_norm_or_elementwise(1.0, elementwise), grads)
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+  assert bool(state.clipped) == bool(want_state.clipped)
+  np.testing.assert_allclose(state.preclip_norm, want_state.preclip_norm, rtol=1e-6)
+  assert (float(state.fraction_clipped) > 0) == elementwise
+
+
+def test_norm_or_elementwise_flag_under_vmap():
+  grads = {"w": jnp.asarray([3.0, 0.5])}  # norm ≈ 3.04
+
+  def clip(flag):
+    tx = clipping.clip_norm_or_elementwise(1.0, flag)
+    return tx.update(grads, tx.init(grads))[0]["w"]
+
+  out = jax.vmap(clip)(jnp.asarray([False, True]))
+  np.testing.assert_allclose(out[0], np.asarray([3.0, 0.5]) / np.hypot(3.0, 0.5), rtol=1e-6)
+  np.testing.assert_allclose(out[1], [1.0, 0.5])
