@@ -27,6 +27,12 @@ import logging as _logging  # noqa: E402
 
 from absl import logging as _absl_logging  # noqa: E402
 
+if os.environ.get("RNN_DYNAMICS_DISTRIBUTED", "0") == "1":
+  # Several hosts: one process per host joins before any JAX computation (BUILD.md).
+  import jax as _jax
+
+  _jax.distributed.initialize()
+
 
 class _QuietCheckpointing(_logging.Filter):
   """Orbax logs every checkpoint step at INFO; keep its warnings, drop the chatter."""

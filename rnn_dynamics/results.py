@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import jax
 import numpy as np
 
 __all__ = [
@@ -29,7 +30,13 @@ __all__ = [
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-  """Writes `data` to `path` so that the file is either the old or the new one, whole."""
+  """Writes `data` to `path` so that the file is either the old or the new one, whole.
+
+  With several JAX processes (hosts) only process 0 writes: every process holds the same
+  gathered results, and one writer keeps a shared file system free of races.
+  """
+  if jax.process_index() != 0:
+    return
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
