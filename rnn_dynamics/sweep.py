@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from rnn_dynamics.train import HParams, RunState, Trainer
@@ -61,7 +62,7 @@ class GroupResult:
       `final_error` (on `eval_size` fresh sequences), `strict_solved` (0 errors, the
       original code's criterion), `diverged`, `updates_done`.
     traces: `TRACE_FIELDS` → `[runs, chunks]` arrays (NaN once a run is frozen).
-    state: the final stacked `RunState` (parameters of every run, e.g. for analysis).
+    state: the final stacked `RunState` as host (numpy) arrays, e.g. for analysis.
     wall_s: seconds spent in this process (not counting earlier, resumed-from sessions).
   """
 
@@ -80,9 +81,7 @@ def runs_sharding() -> NamedSharding:
   """Shards the leading (runs) axis over every device of the process group."""
   # Auto axis: the runs are independent, so the compiler simply partitions the vmapped
   # program along them; no collectives and no explicit-sharding annotations are needed.
-  mesh = jax.make_mesh(
-    (jax.device_count(),), ("runs",), axis_types=(jax.sharding.AxisType.Auto,)
-  )
+  mesh = jax.make_mesh((jax.device_count(),), ("runs",), axis_types=(jax.sharding.AxisType.Auto,))
   return NamedSharding(mesh, PartitionSpec("runs"))
 
 
@@ -90,6 +89,25 @@ def _spectral_radii(w_hh: np.ndarray) -> np.ndarray:
   # Host-side LAPACK: cheap at eval time, and XLA has no non-symmetric eig on GPU/TPU.
   w = np.asarray(w_hh, dtype=np.float64)
   return np.max(np.abs(np.linalg.eigvals(w)), axis=-1)
+
+
+def _host(x: jax.Array) -> np.ndarray:
+  """A run-sharded array as one numpy array, on every process (hosts gather the shards)."""
+  if jax.process_count() > 1:
+    x = multihost_utils.process_allgather(x, tiled=True)
+  return np.asarray(x)
+
+
+def _to_devices(tree: Any, sharding: NamedSharding) -> Any:
+  """Host values (the same on every process) as run-sharded global arrays.
+
+  `make_array_from_callback` lets each process fill only its own devices' shards, which
+  works on one host and on several alike (a plain `device_put` needs every shard local).
+  """
+  return jax.tree.map(
+    lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda i: np.asarray(x)[i]),
+    tree,
+  )
 
 
 def _pad_to(n: int, multiple: int) -> int:
@@ -189,9 +207,7 @@ def run_group(
     raise ValueError("labels, hparams and keys must have the same number of runs")
   max_updates, chunk_size = int(config.max_updates), int(config.chunk_size)
   if max_updates % chunk_size:
-    raise ValueError(
-      f"max_updates={max_updates} must be a multiple of chunk_size={chunk_size}"
-    )
+    raise ValueError(f"max_updates={max_updates} must be a multiple of chunk_size={chunk_size}")
   success = float(config.success_error)
   say = on_progress or logging.info
   programs = programs or _Programs(trainer, config)
@@ -204,7 +220,7 @@ def run_group(
   is_pad = np.arange(n_padded) >= n_runs
   state = programs.init(pad(keys), hparams)
   state = state.replace(done=state.done | jnp.asarray(is_pad))
-  state, hparams = jax.device_put((state, hparams), sharding)
+  state, hparams = _to_devices(jax.device_get((state, hparams)), sharding)
 
   host = dict(chunk=0, final_error=[None] * n_padded)
   traces: dict[str, list[np.ndarray]] = {f: [] for f in TRACE_FIELDS}
@@ -240,27 +256,31 @@ def run_group(
   )
   try:
     while True:
-      done = np.asarray(state.done)
+      done = _host(state.done)
       if done.all():
         break
       state, summary, screen = programs.chunk_and_screen(state, hparams)
       chunks_here += 1
-      step = np.asarray(state.step)
-      done = np.asarray(state.done)
-      screen = np.asarray(screen)
-      w_hh = np.asarray(state.params.w_hh)
-      summary = {k: np.asarray(v) for k, v in summary.items()}
+      step = _host(state.step)
+      done = _host(state.done)
+      screen = _host(screen)
+      w_hh = _host(state.params.w_hh)
+      summary = {k: _host(v) for k, v in summary.items()}
       # Runs frozen before this chunk report NaN summaries; keep their traces NaN too.
       active = np.isfinite(summary["loss"])
-      record = dict(summary, step=step.astype(np.float64), screen_error=screen,
-                    spectral_radius=_spectral_radii(w_hh))
+      record = dict(
+        summary,
+        step=step.astype(np.float64),
+        screen_error=screen,
+        spectral_radius=_spectral_radii(w_hh),
+      )
       for f in TRACE_FIELDS:
         traces[f].append(np.where(active, record[f], np.nan).astype(np.float32))
 
       # Confirm screen passes with the full test, on the host-selected runs only.
       candidates = np.flatnonzero(~done & (screen < success))
-      solved = np.asarray(state.solved).copy()
-      solved_at = np.asarray(state.solved_at).copy()
+      solved = _host(state.solved).copy()
+      solved_at = _host(state.solved_at).copy()
       if candidates.size:
         errors = _full_eval(programs, state, hparams, candidates)
         final_error[candidates] = errors
@@ -272,9 +292,7 @@ def run_group(
       out_of_budget = ~done & (step >= max_updates)
       done = done | out_of_budget
       state = state.replace(
-        done=jax.device_put(done, sharding),
-        solved=jax.device_put(solved, sharding),
-        solved_at=jax.device_put(solved_at, sharding),
+        **_to_devices(dict(done=done, solved=solved, solved_at=solved_at), sharding)
       )
       host["chunk"] += 1
       host["final_error"] = _json_floats(final_error)
@@ -292,7 +310,7 @@ def run_group(
     raise
 
   # Unsolved runs get the full test once more at the end, for the table.
-  missing = np.flatnonzero(~is_pad & ~np.asarray(state.solved))
+  missing = np.flatnonzero(~is_pad & ~_host(state.solved))
   if missing.size:
     final_error[missing] = _full_eval(programs, state, hparams, missing)
     host["final_error"] = _json_floats(final_error)
@@ -300,20 +318,22 @@ def run_group(
 
   traces = {f: a.T[:n_runs] for f, a in _stack_traces(traces, n_padded).items()}
   rows = []
-  solved = np.asarray(state.solved)
+  solved, solved_at = _host(state.solved), _host(state.solved_at)
+  diverged, step = _host(state.diverged), _host(state.step)
   for i, lab in enumerate(labels):
     rows.append(
       dict(
         lab,
         solved=bool(solved[i]),
-        updates_to_solve=int(state.solved_at[i]) if solved[i] else None,
+        updates_to_solve=int(solved_at[i]) if solved[i] else None,
         final_error=float(final_error[i]),
         strict_solved=bool(solved[i] and final_error[i] == 0.0),
-        diverged=bool(state.diverged[i]),
-        updates_done=int(state.step[i]),
+        diverged=bool(diverged[i]),
+        updates_done=int(step[i]),
       )
     )
-  return GroupResult(rows, traces, state, time.time() - start)
+  # The final state on the host (gathered from every process), ready to be saved.
+  return GroupResult(rows, traces, jax.tree.map(_host, state), time.time() - start)
 
 
 def _full_eval(programs: _Programs, state: RunState, hparams: HParams, idx: np.ndarray):
@@ -324,16 +344,16 @@ def _full_eval(programs: _Programs, state: RunState, hparams: HParams, idx: np.n
   """
   size = 1 << int(math.ceil(math.log2(max(len(idx), 1))))
   take = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])
-  pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[take]), tree)
+  pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(_host(x)[take]), tree)
   errors = programs.full_eval(pick(state.params), pick(hparams), pick(state.key))
   return np.asarray(errors)[: len(idx)].astype(np.float64)
 
 
 def _progress_line(name, state, n_runs, chunks, elapsed, max_updates, chunk_size) -> str:
-  solved = np.asarray(state.solved)[:n_runs]
-  diverged = np.asarray(state.diverged)[:n_runs]
-  done = np.asarray(state.done)[:n_runs]
-  step = np.asarray(state.step)[:n_runs]
+  solved = _host(state.solved)[:n_runs]
+  diverged = _host(state.diverged)[:n_runs]
+  done = _host(state.done)[:n_runs]
+  step = _host(state.step)[:n_runs]
   failed = done & ~solved
   pending = ~done
   rate = chunks * chunk_size / max(elapsed, 1e-9)  # updates per run per second
