@@ -510,7 +510,6 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
   unit = rnn.unit_for_init(init_name)
 
   def init(key: jax.Array, hp: HParams) -> NaturalState:
-    del hp  # the per-run hyper-parameters do not change the initial state
     params = rnn.init_params(key, task.n_in, n_hidden, task.n_out, init_name)
     opt_state = make_optimizer(config, hp).init(params)
     h = jnp.zeros((n_lanes, n_hidden), jnp.float32)
