@@ -33,10 +33,6 @@ from rnn_dynamics import natural, results, rnn
 from rnn_dynamics.data import load_char_corpus, shakespeare
 from rnn_dynamics.workdir import Workdir
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/char_lm.py:cpu", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
 
 # Table 2 of the paper (SPEC §4), bits per character on Penn Treebank, quoted; None is
 # the paper's "N/A".
@@ -180,4 +176,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags live here, not at import, so tests can import several binaries into one process.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/char_lm.py:cpu", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
   app.run(main)

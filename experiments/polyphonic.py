@@ -32,10 +32,6 @@ from rnn_dynamics import natural, results, rnn
 from rnn_dynamics.data import bach_chorales, load_music
 from rnn_dynamics.workdir import Workdir
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/polyphonic.py:cpu", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
 
 # Table 1 of the paper (SPEC §4), NLL per time step, quoted, never recomputed.
 PAPER_TABLE1 = {
@@ -176,4 +172,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags live here, not at import, so tests can import several binaries into one process.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/polyphonic.py:cpu", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
   app.run(main)
