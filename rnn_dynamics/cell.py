@@ -48,9 +48,9 @@ class PaperRNNCell(nn.RNNCellBase):
       return dict(w_in=p.w_in, w_hh=p.w_hh, b=p.b)
 
     p = self.param("rnn", draw)
-    h = rnn.activation(
-      rnn.unit_for_init(self.init), carry @ p["w_hh"] + inputs @ p["w_in"] + p["b"]
-    )
+    # Explicit broadcast of the bias over the batch axes (rank promotion may be disabled).
+    b = jnp.reshape(p["b"], (1,) * (carry.ndim - 1) + p["b"].shape)
+    h = rnn.activation(rnn.unit_for_init(self.init), carry @ p["w_hh"] + inputs @ p["w_in"] + b)
     return h, h
 
   @nn.nowrap

@@ -11,6 +11,9 @@ os.environ.setdefault(
   "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "rnn_dynamics_test_jax_cache")
 )
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+# Implicit rank promotion hides shape bugs; every test runs with it off (one setting for
+# the whole session, so the outcome does not depend on which modules share a worker).
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 @pytest.fixture
