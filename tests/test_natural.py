@@ -4,6 +4,7 @@ import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+import json  # noqa: E402
 import math  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -228,32 +229,63 @@ def test_predict_roll_matches_the_evaluated_likelihood():
 # --- the binaries, end to end ------------------------------------------------------------
 
 
-def test_polyphonic_test_preset_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def music_run(tmp_path_factory):
   from experiments import polyphonic
   from experiments.configs import polyphonic as cfg
 
-  res, md = polyphonic.run(cfg.get_config("test"), str(tmp_path))
+  workdir = tmp_path_factory.mktemp("music")
+  res, md = polyphonic.run(cfg.get_config("test"), str(workdir))
+  return workdir, res, md
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+  from experiments import char_lm
+  from experiments.configs import char_lm as cfg
+
+  workdir = tmp_path_factory.mktemp("chars")
+  res, md = char_lm.run(cfg.get_config("test"), str(workdir))
+  return workdir, res, md
+
+
+def test_polyphonic_test_preset_end_to_end(music_run):
+  from experiments import polyphonic
+  from experiments.configs import polyphonic as cfg
+
+  workdir, res, md = music_run
   assert len(res.runs) == 6 and all(r["test"] is not None for r in res.runs)
   assert "| test | ours |" in md
   for name in ("table.md", "table.csv", "runs.csv", "history.csv", "best_params.npz",
                "predictions.npz", "summary.json"):
-    assert (tmp_path / name).exists(), name
-  with np.load(tmp_path / "predictions.npz") as z:
+    assert (workdir / name).exists(), name
+  with np.load(workdir / "predictions.npz") as z:
     assert z["sgd_cr/0"].shape == z["real/0"].shape
   # Same workdir, same config: resumes, finds everything done.
-  res2, _ = polyphonic.run(cfg.get_config("test"), str(tmp_path))
+  res2, _ = polyphonic.run(cfg.get_config("test"), str(workdir))
   assert res2.history == res.history
 
 
-def test_char_lm_test_preset_end_to_end(tmp_path):
-  from experiments import char_lm
-  from experiments.configs import char_lm as cfg
+def test_char_lm_test_preset_end_to_end(text_run):
+  workdir, res, md = text_run
+  assert [r["algorithm"] for r in res.runs] == ["sgd", "sgd", "sgd_c", "sgd_c", "sgd_cr", "sgd_cr"]
+  assert "bits per character" in md and (workdir / "table.csv").exists()
+  samples = json.loads((workdir / "samples.json").read_text())
+  assert set(samples) == {"prime", "sgd", "sgd_c", "sgd_cr"}
 
-  config = cfg.get_config("test")
-  config.target_offset = 5
-  res, md = char_lm.run(config, str(tmp_path))
-  assert [r["algorithm"] for r in res.runs] == ["sgd_c", "sgd_c", "sgd_cr", "sgd_cr"]
-  assert "bits per character" in md and (tmp_path / "table.csv").exists()
+
+def test_notebook_runs_on_both_workdirs(music_run, text_run, monkeypatch):
+  # The jupytext percent file is plain Python: run it as a script, figures off-screen.
+  pytest.importorskip("IPython")
+  import runpy
+
+  import matplotlib
+
+  matplotlib.use("Agg")
+  monkeypatch.setenv("RNN_DYNAMICS_MUSIC_WORKDIR", str(music_run[0]))
+  monkeypatch.setenv("RNN_DYNAMICS_TEXT_WORKDIR", str(text_run[0]))
+  ns = runpy.run_path(str(Path(__file__).resolve().parents[1] / "notebooks" / "natural.py"))
+  assert ns["MUSIC"] is not None and ns["TEXT"] is not None
 
 
 def test_char_lm_command_line(tmp_path):
@@ -264,12 +296,16 @@ def test_char_lm_command_line(tmp_path):
   proc = subprocess.run(
     [sys.executable, "-m", "experiments.char_lm", "--config=experiments/configs/char_lm.py:test",
      "--config.max_epochs=1", "--config.seeds=1", "--config.lr_sgd_c=0.02",
+     "--config.target_offset=5",
      f"--workdir={tmp_path}"],
     cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "| test | ours |" in proc.stdout
-  assert '"lr_sgd_c": 0.02' in (tmp_path / "config.json").read_text()
+  config = json.loads((tmp_path / "config.json").read_text())
+  # The fifth-character task's paper columns and schedule, with the one lr overridden.
+  assert config["lr_sgd_c"] == 0.02 and config["algorithms"] == ["sgd_c", "sgd_cr"]
+  assert config["alpha_schedule"] == "inverse" and config["lr_sgd_cr"] == 0.05
 
 
 def test_paper_numbers_only_for_the_paper_data_sets():
