@@ -1,0 +1,732 @@
+r"""Training throughput: the JAX engine against a plain PyTorch loop and the matmul ceiling.
+
+The workload is the paper's Figure 7 point (SPEC §4): temporal order, 50 tanh units
+(`basic_tanh`), minibatch 20, fixed length T, for SGD, SGD-C and SGD-CR. Three things are
+timed in the same process, interleaved round by round so that a busy machine slows all of
+them alike:
+
+* **jax** — the real engine: `rnn_dynamics.train.make_train(config)` with the
+  `experiments/configs/success_rate.py:cpu` config, `trainer.chunk` vmapped over runs and
+  sharded over devices exactly as `rnn_dynamics.sweep` does (runs padded to a multiple of
+  the device count; padded runs start frozen). Only `chunk` is called: no screening and
+  no evaluation, so no run gets solved and frozen while it is timed. Data is sampled
+  inside the compiled chunk and counted. SGD and SGD-C are compiled with
+  `omega_enabled=False` (what they cost alone); SGD-CR computes Ω and its gradient.
+* **torch** — the same update written the way a user would, one run at a time: the
+  paper's recurrence `x_t = σ(x_{t-1}) W_hh + u_t W_in + b` as a Python loop, softmax
+  readout, `torch.optim.SGD`, `torch.nn.utils.clip_grad_norm_`, and for SGD-CR the
+  original code's Ω (SPEC §2) from the adjoints `∂E/∂h_t` that `torch.autograd.grad`
+  returns, its gradient w.r.t. `W_hh` by autograd with the adjoints detached. Batches are
+  sampled ahead of time (not counted). The full run also times `torch.nn.RNN` (fused
+  forward, no Ω) for SGD and SGD-C. Torch runs on one thread by default
+  (`--torch_threads`): at these sizes (20×50 by 50×50 products) a second thread only adds
+  synchronisation, and on a loaded 2-core machine torch's default of 2 threads was
+  measured 50× slower. One torch process uses one core while the engine uses them all; a
+  user could run one torch process per core, which is at most `cpu_count`× more.
+* **matmul** — a 2048×2048 float32 `jnp.dot` on one device, and one such product per
+  device sharded like the runs; the faster of the two is the machine's GFLOP/s ceiling.
+
+A training update is counted as `6·T·B·(H² + H·n_in)` flops (forward, and the backward
+pass's two products per step; the readout and Ω are not counted).
+
+Ratios are medians over rounds of ratios taken within a round, so slow drift in the
+machine's load (other processes) cancels out.
+
+  python -m benchmarks.throughput              # full table, about 10 minutes on 2 cores
+  python -m benchmarks.throughput --quick      # T=50, 15 runs; a minute or two
+  python -m benchmarks.throughput --out=throughput.json
+
+The last line printed is `ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z>`:
+JAX SGD-CR run-updates/s at 15 runs over torch SGD-CR updates/s, JAX time per SGD-CR
+update over time per SGD-C update (15 runs), and JAX SGD-CR training GFLOP/s over the
+matmul's (15 runs, T=50).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+
+# `experiments/__init__.py` runs first: before any JAX backend starts, it exposes every CPU
+# core as an XLA host device, as for the experiments (an explicit XLA_FLAGS wins).
+from experiments.configs import success_rate
+from rnn_dynamics import sweep, train
+from rnn_dynamics.tasks import get_task
+
+try:
+  import torch
+except ImportError:  # optional: pip install 'rnn_dynamics[benchmark]'
+  torch = None
+
+__all__ = [
+  "FULL",
+  "QUICK",
+  "Plan",
+  "format_table",
+  "run_benchmark",
+  "summary_line",
+  "update_flops",
+]
+
+_INIT = "basic_tanh"  # tanh units, N(0, 0.1²): the same model on both sides
+_TORCH_MISSING = (
+  "torch is not importable: the torch column is skipped (pip install 'rnn_dynamics[benchmark]')"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What to time.
+
+  Attributes:
+    lengths: sequence lengths T for the JAX engine.
+    run_counts: numbers of runs trained at once by the JAX engine.
+    algorithms: JAX algorithms (`train.ALGORITHMS` names).
+    torch_lengths: lengths for the torch loop (one run at a time).
+    torch_algorithms: torch-loop algorithms.
+    torch_nn_rnn: also time `torch.nn.RNN` for the Ω-free algorithms among these.
+    chunk_steps: sequence steps per run in one compiled JAX call: a chunk is
+      `round(chunk_steps / T)` updates (100 at T=50), so every timed block is about the
+      same amount of work whatever T.
+    rounds: timed rounds (every case once per round, after a warm-up round).
+    torch_block_s: about how long one timed torch block runs.
+    matmul_size: N of the N×N float32 matmul.
+    torch_threads: `torch.set_num_threads` while torch is timed (None: torch's default).
+    ref_length, ref_runs: the point the summary line reports.
+    hidden, batch: model and minibatch size.
+  """
+
+  lengths: Sequence[int] = (50, 100, 200)
+  run_counts: Sequence[int] = (1, 15, 45)
+  algorithms: Sequence[str] = ("sgd", "sgd_c", "sgd_cr")
+  torch_lengths: Sequence[int] = (50, 100, 200)
+  torch_algorithms: Sequence[str] = ("sgd", "sgd_c", "sgd_cr")
+  torch_nn_rnn: Sequence[str] = ("sgd", "sgd_c")
+  chunk_steps: int = 5000
+  rounds: int = 3
+  torch_block_s: float = 0.7
+  matmul_size: int = 2048
+  torch_threads: int | None = 1
+  ref_length: int = 50
+  ref_runs: int = 15
+  hidden: int = 50
+  batch: int = 20
+
+
+FULL = Plan()
+QUICK = Plan(
+  lengths=(50,),
+  run_counts=(15,),
+  algorithms=("sgd_c", "sgd_cr"),
+  torch_lengths=(50,),
+  torch_algorithms=("sgd_c", "sgd_cr"),
+  torch_nn_rnn=(),
+  rounds=7,
+)
+
+
+def update_flops(length: int, batch: int, hidden: int, n_in: int) -> float:
+  """Flops of one training update as counted here: `6·T·B·(H² + H·n_in)`."""
+  return 6.0 * length * batch * (hidden * hidden + hidden * n_in)
+
+
+def _chunk_size(plan: Plan, length: int) -> int:
+  return max(1, round(plan.chunk_steps / length))
+
+
+def _config(plan: Plan, length: int, with_omega: bool):
+  cfg = success_rate.get_config("cpu")
+  cfg.min_length = cfg.max_length = int(length)
+  cfg.chunk_size = _chunk_size(plan, length)
+  cfg.n_hidden = int(plan.hidden)
+  cfg.batch_size = int(plan.batch)
+  cfg.omega_enabled = bool(with_omega)
+  return cfg
+
+
+# --- the things timed ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Case:
+  """One timed workload: `block()` does a fixed amount of work and returns when done.
+
+  Attributes:
+    key: identifies the case in the results (side, algorithm, length, runs).
+    block: runs one block.
+    run_updates: training updates (summed over runs) per block; 0 for the matmul.
+    flops: flops per block, as counted here.
+    info: extra facts for the JSON.
+    seconds: one wall time per timed round.
+    cpu_seconds: the process's CPU time (all threads) per timed round.
+  """
+
+  key: dict[str, Any]
+  block: Callable[[], Any]
+  run_updates: int
+  flops: float
+  info: dict[str, Any] = dataclasses.field(default_factory=dict)
+  seconds: list[float] = dataclasses.field(default_factory=list)
+  cpu_seconds: list[float] = dataclasses.field(default_factory=list)
+
+
+class _JaxPrograms:
+  """One jitted `vmap(trainer.chunk)` per (length, Ω on/off), as `rnn_dynamics.sweep`."""
+
+  def __init__(self, plan: Plan):
+    self.plan = plan
+    self._cache: dict[tuple[int, bool], tuple[train.Trainer, Callable]] = {}
+    self._init = None
+
+  def get(self, length: int, with_omega: bool) -> tuple[Callable, Callable]:
+    """`(init, chunk)`, both `jit(vmap(·))`; `init` is shared (it depends on neither)."""
+    k = (int(length), bool(with_omega))
+    if k not in self._cache:
+      trainer = train.make_train(_config(self.plan, length, with_omega))
+      chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
+      self._cache[k] = (trainer, chunk)
+      if self._init is None:
+        self._init = jax.jit(jax.vmap(trainer.init))
+    return self._init, self._cache[k][1]
+
+
+class _JaxTraining:
+  """`n_runs` runs of one algorithm, stacked, padded and sharded like `sweep.run_group`."""
+
+  def __init__(self, programs: _JaxPrograms, algorithm: str, length: int, n_runs: int):
+    plan = programs.plan
+    with_omega = algorithm == "sgd_cr"
+    init, self.chunk = programs.get(length, with_omega)
+    cfg = _config(plan, length, with_omega)
+    hp = train.algorithm_hparams(algorithm, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=_INIT)
+    self.n_runs = n_runs
+    self.n_padded = -(-n_runs // jax.device_count()) * jax.device_count()
+    hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.n_padded,)), hp)
+    # The same keys for every algorithm: paired initial weights and data, as in the sweep.
+    keys = jax.random.split(jax.random.PRNGKey(0), self.n_padded)
+    state = init(keys, hparams)
+    state = state.replace(done=state.done | jnp.asarray(np.arange(self.n_padded) >= n_runs))
+    self.state, self.hparams = jax.device_put((state, hparams), sweep.runs_sharding())
+
+  def __call__(self) -> None:
+    self.state, _ = self.chunk(self.state, self.hparams)
+    jax.block_until_ready(self.state)
+
+  def stopped_runs(self) -> int:
+    """Real runs that stopped training (diverged) — they would cost the same anyway."""
+    return int(np.asarray(self.state.done)[: self.n_runs].sum())
+
+
+def _sample_pool(task, length: int, batch: int, n_batches: int, seed: int = 1):
+  """Batches drawn ahead of time with the task's own JAX sampler, as numpy arrays."""
+  keys = jax.random.split(jax.random.PRNGKey(seed), n_batches)
+  b = jax.vmap(lambda k: task.sample(k, batch, length, task.buffer_length(length)))(keys)
+  return np.array(b.inputs), np.array(b.targets)  # writable copies for torch
+
+
+class _TorchTraining:
+  """One run trained with plain PyTorch, one update after another.
+
+  `impl="loop"` writes the paper's recurrence as a Python loop (any algorithm, Ω
+  included); `impl="nn_rnn"` uses `torch.nn.RNN` + `torch.nn.Linear` (no Ω).
+  """
+
+  def __init__(self, plan: Plan, task, algorithm: str, length: int, impl: str = "loop"):
+    if impl == "nn_rnn" and algorithm == "sgd_cr":
+      raise ValueError("torch.nn.RNN does not expose the per-step adjoints Ω needs")
+    cfg = _config(plan, length, algorithm == "sgd_cr")
+    self.algorithm, self.impl = algorithm, impl
+    self.clip = None if algorithm == "sgd" else float(cfg.clip)
+    self.alpha = float(cfg.alpha) if algorithm == "sgd_cr" else 0.0
+    self.bound = float(cfg.omega_bound)
+    inputs, targets = _sample_pool(task, length, plan.batch, 16)
+    self.inputs = [torch.from_numpy(x) for x in inputs]  # [T, B, n_in] each
+    self.targets = [torch.from_numpy(y).long() for y in targets]
+    self.i = 0
+    gen = torch.Generator().manual_seed(0)
+    normal = lambda *shape: torch.randn(*shape, generator=gen) * 0.1  # basic_tanh
+    h, n_in, n_out = plan.hidden, task.n_in, task.n_out
+    if impl == "loop":
+      self.w_in = normal(n_in, h).requires_grad_()
+      self.w_hh = normal(h, h).requires_grad_()
+      self.b = torch.zeros(h, requires_grad=True)
+      self.w_out = normal(h, n_out).requires_grad_()
+      self.b_out = torch.zeros(n_out, requires_grad=True)
+      self.params = [self.w_in, self.w_hh, self.b, self.w_out, self.b_out]
+    elif impl == "nn_rnn":
+      self.rnn = torch.nn.RNN(n_in, h, nonlinearity="tanh")
+      self.out = torch.nn.Linear(h, n_out)
+      with torch.no_grad():
+        for p in [*self.rnn.parameters(), *self.out.parameters()]:
+          p.copy_(normal(*p.shape) if p.ndim == 2 else torch.zeros_like(p))
+      self.params = [*self.rnn.parameters(), *self.out.parameters()]
+    else:
+      raise ValueError(f"unknown impl {impl!r}")
+    self.opt = torch.optim.SGD(self.params, lr=float(cfg.lr))
+    self.updates_per_block = 1
+
+  def _loss_loop(self, u, y):
+    # The input projection does not depend on the state: one matmul outside the loop.
+    drive = u @ self.w_in + self.b
+    h = torch.zeros(u.shape[1], self.w_hh.shape[0])
+    hs = []
+    for t in range(u.shape[0]):
+      h = torch.tanh(h @ self.w_hh + drive[t])
+      hs.append(h)
+    loss = torch.nn.functional.cross_entropy(h @ self.w_out + self.b_out, y)
+    return loss, hs
+
+  def update(self) -> None:
+    """One SGD / SGD-C / SGD-CR update on the next batch."""
+    u, y = self.inputs[self.i % 16], self.targets[self.i % 16]
+    self.i += 1
+    self.opt.zero_grad(set_to_none=True)
+    if self.impl == "nn_rnn":
+      _, h_last = self.rnn(u)
+      loss = torch.nn.functional.cross_entropy(self.out(h_last[0]), y)
+      loss.backward()
+    elif self.algorithm != "sgd_cr":
+      loss, _ = self._loss_loop(u, y)
+      loss.backward()
+    else:
+      loss, hs = self._loss_loop(u, y)
+      # One backward pass gives the parameter gradient and every adjoint ∂E/∂h_t.
+      grads = torch.autograd.grad(loss, self.params + hs)
+      n = len(self.params)
+      for p, g in zip(self.params, grads[:n]):
+        p.grad = g
+      dh = torch.stack(grads[n:])  # [T, B, H], constant for Ω (eq. 10)
+      h_all = torch.stack(hs).detach()
+      dx = dh * (1.0 - h_all * h_all)  # δʰ_t ⊙ σ'(x_t)
+      # Original code's Ω: mean over kept (t, b) of (‖δx_t W_hhᵀ‖² / ‖δʰ_t‖² − 1)².
+      num = (dx @ self.w_hh.T).pow(2).sum(-1)
+      den = dh.pow(2).sum(-1)
+      kept = den >= self.bound
+      ratio = num / torch.where(kept, den, torch.ones_like(den))
+      omega = torch.where(kept, (ratio - 1.0) ** 2, torch.zeros_like(ratio)).sum()
+      omega = omega / kept.sum().clamp(min=1)
+      (g_omega,) = torch.autograd.grad(omega, self.w_hh)
+      self.w_hh.grad = self.w_hh.grad + self.alpha * g_omega
+    if self.clip is not None:
+      torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+    self.opt.step()
+
+  def calibrate(self, target_s: float) -> None:
+    """Warms up, then sizes a block to take about `target_s` seconds."""
+    for _ in range(3):
+      self.update()
+    t0 = time.perf_counter()
+    n = 0
+    while n < 3 or time.perf_counter() - t0 < min(0.2, target_s):
+      self.update()
+      n += 1
+    per_update = (time.perf_counter() - t0) / n
+    self.updates_per_block = max(1, round(target_s / per_update))
+
+  def __call__(self) -> None:
+    for _ in range(self.updates_per_block):
+      self.update()
+
+
+class _Matmul:
+  """`reps` float32 N×N products, on one device or one per device (sharded)."""
+
+  def __init__(self, n: int, sharded: bool, reps: int = 2):
+    self.reps = reps
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    if sharded:
+      d = jax.device_count()
+      self.products = d
+      put = lambda x: jax.device_put(x, sweep.runs_sharding())
+      self.a = put(jax.random.normal(k1, (d, n, n), jnp.float32))
+      self.b = put(jax.random.normal(k2, (d, n, n), jnp.float32))
+      self.f = jax.jit(jnp.matmul)
+    else:
+      self.products = 1
+      self.a = jax.random.normal(k1, (n, n), jnp.float32)
+      self.b = jax.random.normal(k2, (n, n), jnp.float32)
+      self.f = jax.jit(jnp.dot)
+    self.flops = reps * self.products * 2.0 * n**3
+
+  def __call__(self) -> None:
+    out = None
+    for _ in range(self.reps):
+      out = self.f(self.a, self.b)
+    jax.block_until_ready(out)
+
+
+# --- running and summarising -----------------------------------------------------------
+
+
+def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], list[str]]:
+  notes = []
+  task = get_task("temporal_order")
+  cases: list[_Case] = []
+  for size_sharded in (False, True):
+    mm = _Matmul(plan.matmul_size, size_sharded)
+    cases.append(
+      _Case(
+        dict(side="matmul", sharded=size_sharded, n=plan.matmul_size),
+        mm,
+        0,
+        mm.flops,
+        dict(products_per_call=mm.products, calls_per_block=mm.reps),
+      )
+    )
+  programs = _JaxPrograms(plan)
+  for length in plan.lengths:
+    flops = update_flops(length, plan.batch, plan.hidden, task.n_in)
+    for alg in plan.algorithms:
+      for n_runs in plan.run_counts:
+        log(f"jax: {alg} T={length} runs={n_runs}: initialising")
+        job = _JaxTraining(programs, alg, length, n_runs)
+        ru = n_runs * _chunk_size(plan, length)
+        cases.append(
+          _Case(
+            dict(side="jax", algorithm=alg, length=length, runs=n_runs),
+            job,
+            ru,
+            ru * flops,
+            dict(runs_padded=job.n_padded, chunk_size=_chunk_size(plan, length)),
+          )
+        )
+  if torch is None:
+    notes.append(_TORCH_MISSING)
+    log(_TORCH_MISSING)
+  else:
+    torch_jobs = [("torch", a, "loop") for a in plan.torch_algorithms]
+    torch_jobs += [("torch_nn_rnn", a, "nn_rnn") for a in plan.torch_nn_rnn if a != "sgd_cr"]
+    for length in plan.torch_lengths:
+      flops = update_flops(length, plan.batch, plan.hidden, task.n_in)
+      for side, alg, impl in torch_jobs:
+        job = _TorchTraining(plan, task, alg, length, impl)
+        cases.append(_Case(dict(side=side, algorithm=alg, length=length, runs=1), job, 0, 0.0))
+  return cases, notes
+
+
+def _finish_torch_case(case: _Case, plan: Plan, task) -> None:
+  job = case.block
+  job.calibrate(plan.torch_block_s)
+  flops = update_flops(case.key["length"], plan.batch, plan.hidden, task.n_in)
+  case.run_updates = job.updates_per_block
+  case.flops = job.updates_per_block * flops
+  case.info = dict(updates_per_block=job.updates_per_block, threads=torch.get_num_threads())
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+  """Wall seconds and process CPU seconds (every thread) that `fn()` takes."""
+  t0, c0 = time.perf_counter(), time.process_time()
+  fn()
+  return time.perf_counter() - t0, time.process_time() - c0
+
+
+def run_benchmark(plan: Plan, log: Callable[[str], None] = logging.info) -> dict[str, Any]:
+  """Times every case of `plan`, interleaved round by round.
+
+  Args:
+    plan: what to time.
+    log: receives progress lines.
+
+  Returns:
+    A JSON-able dict: `machine` (host, versions, devices, load), `plan`, `cases` (one
+    entry per timed case with its per-round seconds, median/best rates and GFLOP/s),
+    `summary` (`ratio_vs_torch`, `omega_overhead`, `matmul_fraction` at the reference
+    point) and `ratios` (the same per length and run count), `notes`.
+  """
+  t_start = time.time()
+  load_before = _loadavg()
+  task = get_task("temporal_order")
+  threads_before = None
+  if torch is not None and plan.torch_threads is not None:
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(int(plan.torch_threads))
+  try:
+    results = _run(plan, task, log, t_start, load_before)
+  finally:
+    if threads_before is not None:
+      torch.set_num_threads(threads_before)
+  return results
+
+
+def _run(plan: Plan, task, log, t_start: float, load_before: list[float]) -> dict[str, Any]:
+  cases, notes = _build_cases(plan, log)
+  # Warm-up round: compiles the JAX programs, sizes the torch blocks.
+  for case in cases:
+    if case.key["side"].startswith("torch"):
+      _finish_torch_case(case, plan, task)
+    dt, _ = _timed(case.block)
+    log(f"warm-up {_name(case.key)}: {dt:.2f} s")
+  for r in range(plan.rounds):
+    for case in cases:
+      wall, cpu = _timed(case.block)
+      case.seconds.append(wall)
+      case.cpu_seconds.append(cpu)
+    log(f"round {r + 1}/{plan.rounds} done ({time.time() - t_start:.0f} s)")
+  for case in cases:
+    if isinstance(case.block, _JaxTraining):
+      case.info["stopped_runs"] = case.block.stopped_runs()
+
+  results = dict(
+    machine=_machine_info(load_before),
+    plan=dataclasses.asdict(plan),
+    cases=[_case_result(c) for c in cases],
+    notes=notes,
+  )
+  results["ratios"] = _ratios(cases, plan)
+  results["summary"] = _summary(results["ratios"], plan)
+  results["machine"]["loadavg_after"] = _loadavg()
+  results["wall_s"] = time.time() - t_start
+  return results
+
+
+def _name(key: dict) -> str:
+  if key["side"] == "matmul":
+    return f"matmul {key['n']}{' sharded' if key['sharded'] else ''}"
+  return f"{key['side']} {key['algorithm']} T={key['length']} runs={key['runs']}"
+
+
+def _case_result(c: _Case) -> dict[str, Any]:
+  med, best = statistics.median(c.seconds), min(c.seconds)
+  out = dict(c.key, **c.info, seconds=c.seconds, median_s=med, best_s=best)
+  out["cpu_seconds"] = c.cpu_seconds
+  out["gflops"] = c.flops / med / 1e9
+  out["gflops_best"] = c.flops / best / 1e9
+  if c.run_updates:
+    out["run_updates_per_block"] = c.run_updates
+    out["run_updates_per_s"] = c.run_updates / med
+    out["run_updates_per_s_best"] = c.run_updates / best
+    out["run_updates_per_cpu_s"] = c.run_updates / max(statistics.median(c.cpu_seconds), 1e-9)
+  return out
+
+
+def _per_round(c: _Case, flops: bool = False, cpu: bool = False) -> np.ndarray:
+  work = c.flops if flops else c.run_updates
+  return work / np.maximum(np.asarray(c.cpu_seconds if cpu else c.seconds), 1e-9)
+
+
+def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
+  """Within-round ratios (median over rounds) for every JAX case that has a partner."""
+  find = lambda **k: next((c for c in cases if all(c.key.get(a) == v for a, v in k.items())), None)
+  mm = [c for c in cases if c.key["side"] == "matmul"]
+  ceiling = np.max([_per_round(c, flops=True) for c in mm], axis=0)  # GFLOP/s per round
+  med = lambda a: float(np.median(a))
+  rows = []
+  for c in cases:
+    if c.key["side"] != "jax":
+      continue
+    alg, length, runs = c.key["algorithm"], c.key["length"], c.key["runs"]
+    row = dict(algorithm=alg, length=length, runs=runs)
+    row["matmul_fraction"] = med(_per_round(c, flops=True) / ceiling)
+    t = find(side="torch", algorithm=alg, length=length)
+    row["ratio_vs_torch"] = med(_per_round(c) / _per_round(t)) if t else None
+    # Per CPU-second: robust to other processes' load, and blind to how many cores.
+    row["ratio_vs_torch_per_cpu_s"] = (
+      med(_per_round(c, cpu=True) / _per_round(t, cpu=True)) if t else None
+    )
+    t = find(side="torch_nn_rnn", algorithm=alg, length=length)
+    row["ratio_vs_torch_nn_rnn"] = med(_per_round(c) / _per_round(t)) if t else None
+    if alg == "sgd_cr":
+      base = find(side="jax", algorithm="sgd_c", length=length, runs=runs)
+      # Time per SGD-CR update over time per SGD-C update.
+      row["omega_overhead"] = med(_per_round(base) / _per_round(c)) if base else None
+    rows.append(row)
+  return rows
+
+
+def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
+  pick = lambda alg: next(
+    (
+      r
+      for r in ratios
+      if r["algorithm"] == alg and r["length"] == plan.ref_length and r["runs"] == plan.ref_runs
+    ),
+    {},
+  )
+  cr = pick("sgd_cr")
+  num = lambda v: math.nan if v is None else float(v)
+  return dict(
+    ratio_vs_torch=num(cr.get("ratio_vs_torch")),
+    ratio_vs_torch_per_cpu_s=num(cr.get("ratio_vs_torch_per_cpu_s")),
+    omega_overhead=num(cr.get("omega_overhead")),
+    matmul_fraction=num(cr.get("matmul_fraction")),
+    length=plan.ref_length,
+    runs=plan.ref_runs,
+  )
+
+
+def summary_line(results: dict[str, Any]) -> str:
+  """`ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z>` (nan where not measured)."""
+  s = results["summary"]
+  return (
+    f"ratio_vs_torch={s['ratio_vs_torch']:.2f} omega_overhead={s['omega_overhead']:.3f} "
+    f"matmul_fraction={s['matmul_fraction']:.3f}"
+  )
+
+
+_ALG = {"sgd": "SGD", "sgd_c": "SGD-C", "sgd_cr": "SGD-CR"}
+
+
+def format_table(results: dict[str, Any]) -> str:
+  """The results as a plain-text table (run-updates/s are medians over rounds)."""
+  m, cases = results["machine"], results["cases"]
+  header = (
+    f"{m['cpu']} | {m['cpu_count']} CPUs | jax {m['jax']} on {m['device_count']} "
+    f"{m['platform']} device(s) | torch {m['torch'] or '-'} ({m['torch_threads'] or '-'} "
+    f"threads) | load avg {m['loadavg_before'][0]:.1f} → {m['loadavg_after'][0]:.1f}"
+  )
+  lines = [header]
+  for c in cases:
+    if c["side"] == "matmul":
+      kind = f"{c['products_per_call']} sharded" if c["sharded"] else "1 device"
+      lines.append(
+        f"matmul {c['n']}x{c['n']} f32 ({kind}): {c['gflops']:.1f} GFLOP/s "
+        f"(best {c['gflops_best']:.1f})"
+      )
+  jax_runs = sorted({c["runs"] for c in cases if c["side"] == "jax"})
+  has_nn = any(c["side"] == "torch_nn_rnn" for c in cases)
+  ratios = {(r["algorithm"], r["length"], r["runs"]): r for r in results["ratios"]}
+  ref_runs = results["plan"]["ref_runs"]
+  head = ["T", "alg"] + [f"jax {n} run{'s' if n > 1 else ''}" for n in jax_runs]
+  head += ["torch loop"] + (["torch nn.RNN"] if has_nn else [])
+  head += [f"x torch@{ref_runs}", "(per CPU s)", f"GFLOP/s@{ref_runs}", "of matmul", "CR/C time"]
+  rows = [head]
+  keys = sorted(
+    {(c["length"], c["algorithm"]) for c in cases if c["side"] != "matmul"},
+    key=lambda k: (k[0], list(_ALG).index(k[1]) if k[1] in _ALG else 9),
+  )
+  rate = lambda side, alg, t, n: next(
+    (
+      f"{c['run_updates_per_s']:,.0f}"
+      for c in cases
+      if c["side"] == side and c["algorithm"] == alg and c["length"] == t and c["runs"] == n
+    ),
+    "-",
+  )
+  fmt = lambda v, f: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f.format(v)
+  for t, alg in keys:
+    r = ratios.get((alg, t, ref_runs), {})
+    gf = next(
+      (
+        c["gflops"]
+        for c in cases
+        if c["side"] == "jax"
+        and c["algorithm"] == alg
+        and c["length"] == t
+        and c["runs"] == ref_runs
+      ),
+      None,
+    )
+    row = [str(t), _ALG.get(alg, alg)] + [rate("jax", alg, t, n) for n in jax_runs]
+    row += [rate("torch", alg, t, 1)] + ([rate("torch_nn_rnn", alg, t, 1)] if has_nn else [])
+    row += [
+      fmt(r.get("ratio_vs_torch"), "{:.1f}x"),
+      fmt(r.get("ratio_vs_torch_per_cpu_s"), "({:.1f}x)"),
+      fmt(gf, "{:.1f}"),
+      fmt(r.get("matmul_fraction"), "{:.0%}"),
+      fmt(r.get("omega_overhead"), "{:.2f}"),
+    ]
+    rows.append(row)
+  widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+  lines.append("run-updates per second (median over rounds):")
+  for row in rows:
+    lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+  lines += [f"note: {n}" for n in results["notes"]]
+  return "\n".join(lines)
+
+
+def _loadavg() -> list[float]:
+  try:
+    return list(os.getloadavg())
+  except OSError:
+    return [math.nan] * 3
+
+
+def _cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _machine_info(load_before: list[float]) -> dict[str, Any]:
+  import jaxlib
+
+  devices = jax.devices()
+  return dict(
+    host=platform.node(),
+    os=platform.platform(),
+    cpu=_cpu_name(),
+    cpu_count=os.cpu_count(),
+    python=sys.version.split()[0],
+    jax=jax.__version__,
+    jaxlib=jaxlib.__version__,
+    numpy=np.__version__,
+    torch=None if torch is None else torch.__version__,
+    torch_threads=None if torch is None else torch.get_num_threads(),
+    platform=devices[0].platform,
+    device_count=len(devices),
+    device_kind=devices[0].device_kind,
+    xla_flags=os.environ.get("XLA_FLAGS", ""),
+    loadavg_before=load_before,
+  )
+
+
+def _json_safe(x):
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
+  if isinstance(x, dict):
+    return {k: _json_safe(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_json_safe(v) for v in x]
+  return x
+
+
+def write_json(results: dict[str, Any], path: str) -> None:
+  """Writes `results` as JSON (non-finite numbers become null)."""
+  with open(path, "w") as f:
+    json.dump(_json_safe(results), f, indent=2)
+    f.write("\n")
+
+
+_QUICK = flags.DEFINE_bool("quick", False, "Only T=50, 15 runs, SGD-C and SGD-CR (+ matmul).")
+_OUT = flags.DEFINE_string("out", None, "Write every number as JSON to this file.")
+_ROUNDS = flags.DEFINE_integer("rounds", None, "Timed rounds (default: the plan's).")
+_TORCH_THREADS = flags.DEFINE_integer(
+  "torch_threads", 1, "torch.set_num_threads while torch is timed (0: torch's default)."
+)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  plan = QUICK if _QUICK.value else FULL
+  if _ROUNDS.value is not None:
+    plan = dataclasses.replace(plan, rounds=_ROUNDS.value)
+  plan = dataclasses.replace(plan, torch_threads=_TORCH_THREADS.value or None)
+  results = run_benchmark(plan)
+  if _OUT.value:
+    write_json(results, _OUT.value)
+    logging.info("wrote %s", _OUT.value)
+  print(format_table(results))
+  print(summary_line(results), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
