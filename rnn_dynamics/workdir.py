@@ -7,6 +7,7 @@ Layout (every file written atomically):
     <workdir>/groups/<group>/results.json    one row per run; its presence marks the group done
     <workdir>/groups/<group>/traces.npz      per-chunk metrics, `[runs, chunks]` each
     <workdir>/groups/<group>/params.npz      final parameters, `[runs, ...]` each
+    <workdir>/groups/<group>/...             anything else an experiment keeps per group
     <workdir>/results.{csv,json}             all finished rows, rewritten after each group
 
 A finished group is never recomputed; a group in progress resumes from its checkpoint.
@@ -65,6 +66,10 @@ class Workdir:
   def _group(self, group: str) -> Path:
     return self.path / "groups" / group
 
+  def group_path(self, group: str) -> Path:
+    """The folder of a finished group (for files an experiment adds beside its results)."""
+    return self._group(group)
+
   def is_done(self, group: str) -> bool:
     return (self._group(group) / "results.json").exists()
 
@@ -73,6 +78,11 @@ class Workdir:
 
   def load_traces(self, group: str) -> dict[str, np.ndarray]:
     with np.load(self._group(group) / "traces.npz") as z:
+      return dict(z)
+
+  def load_params(self, group: str) -> dict[str, np.ndarray]:
+    """Final parameters of a finished group, `[runs, ...]` per `rnn.Params` field."""
+    with np.load(self._group(group) / "params.npz") as z:
       return dict(z)
 
   def save_group(self, group: str, result: GroupResult, extra: dict[str, Any] | None = None):

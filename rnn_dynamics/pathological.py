@@ -1,0 +1,458 @@
+"""The pathological tasks of §4.1.2: published set-ups, result tables and figures.
+
+Everything here reads what `experiments/pathological.py` leaves in a workdir (per-run
+result rows, generalization rows) and turns it into the tables and plots of the report:
+
+* `PAPER`: the set-up and the reported outcome per task, quoted from SPEC.md §4;
+* `task_table`: success rate, updates to solve, test error per (task, lengths, algorithm);
+* `generalization_table`, `generalization_figure`: error vs evaluation length;
+* `summary_table`: several tasks side by side with the paper's column;
+* `markdown`: any of these tables as GitHub Markdown.
+
+References:
+  Pascanu, Mikolov & Bengio (2013), ICML, §4.1.2 and the supplementary material
+  ("The pathological synthetic tasks").
+  Martens & Sutskever (2011), Learning recurrent neural networks with Hessian-free
+  optimization (the success criterion).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rnn_dynamics import plots
+
+__all__ = [
+  "PAPER",
+  "TASKS",
+  "PaperSetup",
+  "generalization_figure",
+  "generalization_reach",
+  "generalization_table",
+  "load_workdir",
+  "markdown",
+  "summary_table",
+  "task_table",
+  "variants",
+]
+
+
+class PaperSetup(NamedTuple):
+  """A task's published hyper-parameters and outcome (SPEC.md §4, "Other pathological tasks").
+
+  Attributes:
+    n_hidden: hidden units.
+    init: initialisation (`rnn.INITS`); `basic_tanh` is tanh with N(0, 0.1²) weights.
+    lr: learning rate.
+    alpha: Ω weight of SGD-CR.
+    clip: norm-clipping threshold.
+    reported: the paper's result, quoted from SPEC.md §4.
+    note: where a value is not the paper's own.
+  """
+
+  n_hidden: int
+  init: str
+  lr: float
+  alpha: float
+  clip: float
+  reported: str
+  note: str = ""
+
+
+_FROM_TEXT = (
+  "init not stated for this task; basic_tanh as in the paper's temporal-order "
+  "one-model-for-many-lengths set-up"
+)
+PAPER: dict[str, PaperSetup] = {
+  "addition": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%; generalizes to 400–500 steps"),
+  "multiplication": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%, similar"),
+  "temporal_order": PaperSetup(
+    50, "basic_tanh", 0.001, 2.0, 6.0, "100%, generalizes to 400", _FROM_TEXT
+  ),
+  "temporal_order_3bit": PaperSetup(100, "basic_tanh", 0.001, 2.0, 6.0, "100%", _FROM_TEXT),
+  "permutation": PaperSetup(
+    100, "basic_tanh", 0.001, 1.0, 6.0, "1 of 8 (ICML text: 2 of 5)", _FROM_TEXT
+  ),
+  "memorization": PaperSetup(
+    50,
+    "smart_tanh",
+    0.01,
+    2.0,
+    1.0,
+    "100% per length",
+    "not stated in the paper: the original code's defaults",
+  ),
+}
+"""Published set-ups by experiment task name (both memorization variants share one)."""
+
+TASKS: tuple[str, ...] = tuple(PAPER)
+"""Task names `experiments/pathological.py` accepts (plus the two memorization variants)."""
+
+_VARIANTS = {"memorization": ("memorization_5bit", "memorization_20bit")}
+
+
+def variants(task: str) -> tuple[str, ...]:
+  """Registry task names (`rnn_dynamics.tasks.TASKS`) an experiment task stands for.
+
+  `memorization` runs both published variants; `memorization_5bit` or
+  `memorization_20bit` runs one.
+  """
+  if task in _VARIANTS:
+    return _VARIANTS[task]
+  if task in PAPER or task in _VARIANTS["memorization"]:
+    return (task,)
+  valid = ", ".join(TASKS + _VARIANTS["memorization"])
+  raise ValueError(f"unknown pathological task {task!r}; choose one of {valid}")
+
+
+def paper_setup(task: str) -> PaperSetup:
+  """The published set-up of an experiment task or of one of its variants."""
+  variants(task)  # validates
+  return PAPER["memorization" if task.startswith("memorization") else task]
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+def _lengths_label(row: dict[str, Any]) -> str:
+  lo, hi = int(row["min_length"]), int(row["max_length"])
+  return str(lo) if lo == hi else f"[{lo}, {hi})"
+
+
+def _median(xs: Sequence[float]) -> float | None:
+  xs = [x for x in xs if x is not None and math.isfinite(x)]
+  return float(np.median(xs)) if xs else None
+
+
+def _group_rows(rows: Iterable[dict[str, Any]], keys: Sequence[str]) -> dict[tuple, list[dict]]:
+  groups: dict[tuple, list[dict]] = defaultdict(list)
+  for r in rows:
+    groups[tuple(r[k] for k in keys)].append(r)
+  return groups
+
+
+def _order(rows: list[dict[str, Any]], algorithms: Sequence[str] | None) -> list[str]:
+  seen = list(dict.fromkeys(r["algorithm"] for r in rows))
+  if algorithms is None:
+    return seen
+  return [a for a in algorithms if a in seen] + [a for a in seen if a not in algorithms]
+
+
+def task_table(
+  rows: Sequence[dict[str, Any]], algorithms: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+  """One row per (task variant, training lengths, algorithm) from the per-run rows.
+
+  Args:
+    rows: per-run result rows (`sweep.GroupResult.rows` with labels `task`,
+      `algorithm`, `seed`, `min_length`, `max_length`).
+    algorithms: order of the algorithms (others follow in order of appearance).
+
+  Returns:
+    Rows with `task`, `lengths`, `algorithm`, `seeds`, `solved`, `success_rate`,
+    `updates_to_solve_median`/`_min`/`_max` (solved runs), `test_error_median`
+    (error on the final test of every run), `strict_solved` (0 errors out of the test
+    set, the original code's criterion) and `diverged`.
+  """
+  out = []
+  by_setting = _group_rows(rows, ("task", "min_length", "max_length"))
+  for (task, lo, hi), setting in sorted(by_setting.items(), key=lambda kv: kv[0][1:]):
+    by_alg = _group_rows(setting, ("algorithm",))
+    for alg in _order(setting, algorithms):
+      runs = by_alg[(alg,)]
+      solved = [r for r in runs if r["solved"]]
+      updates = [r["updates_to_solve"] for r in solved]
+      out.append(
+        dict(
+          task=task,
+          lengths=_lengths_label(runs[0]),
+          algorithm=alg,
+          seeds=len(runs),
+          solved=len(solved),
+          success_rate=len(solved) / len(runs),
+          updates_to_solve_median=_median(updates),
+          updates_to_solve_min=min(updates) if updates else None,
+          updates_to_solve_max=max(updates) if updates else None,
+          test_error_median=_median([r["final_error"] for r in runs]),
+          strict_solved=sum(bool(r["strict_solved"]) for r in runs),
+          diverged=sum(bool(r["diverged"]) for r in runs),
+        )
+      )
+  return out
+
+
+def generalization_table(
+  gen_rows: Sequence[dict[str, Any]], algorithms: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+  """Error vs evaluation length: one row per (task, training lengths, algorithm, length).
+
+  Args:
+    gen_rows: one row per (run, evaluation length) with the run's labels plus
+      `eval_length`, `error` and `solved`.
+    algorithms: order of the algorithms.
+
+  Returns:
+    Rows with `task`, `lengths` (training), `algorithm`, `eval_length`, `models`,
+    `error_median`, `error_max` and `under_1pct` (models with error < 1%).
+  """
+  out = []
+  by_setting = _group_rows(gen_rows, ("task", "min_length", "max_length"))
+  for (task, lo, hi), setting in sorted(by_setting.items(), key=lambda kv: kv[0][1:]):
+    by_alg = _group_rows(setting, ("algorithm", "eval_length"))
+    lengths = sorted({int(r["eval_length"]) for r in setting})
+    for alg in _order(setting, algorithms):
+      for length in lengths:
+        runs = by_alg.get((alg, length), [])
+        if not runs:
+          continue
+        errors = [float(r["error"]) for r in runs]
+        out.append(
+          dict(
+            task=task,
+            lengths=_lengths_label(runs[0]),
+            algorithm=alg,
+            eval_length=length,
+            models=len(runs),
+            error_median=float(np.median(errors)),
+            error_max=float(np.max(errors)),
+            under_1pct=sum(e < 0.01 for e in errors),
+          )
+        )
+  return out
+
+
+def generalization_reach(
+  gen_rows: Sequence[dict[str, Any]], success_error: float = 0.01
+) -> dict[tuple, int | None]:
+  """How far each model generalizes: run → the longest evaluation length L such that
+  the error is below `success_error` at every evaluated length from its shortest
+  training length up to L (None if it already fails at the first).
+
+  Runs are keyed by `(task, min_length, max_length, algorithm, seed)`.
+  """
+  reach: dict[tuple, int | None] = {}
+  by_run = _group_rows(gen_rows, ("task", "min_length", "max_length", "algorithm", "seed"))
+  for key, runs in by_run.items():
+    best = None
+    for r in sorted(runs, key=lambda r: int(r["eval_length"])):
+      if int(r["eval_length"]) < int(r["min_length"]):
+        continue
+      if float(r["error"]) >= success_error:
+        break
+      best = int(r["eval_length"])
+    reach[key] = best
+  return reach
+
+
+def _fmt_count(k: int, n: int) -> str:
+  return f"{k}/{n}"
+
+
+def summary_table(
+  workdirs: Sequence[dict[str, Any]], algorithms: Sequence[str] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+  """Several tasks side by side with the paper's column.
+
+  Args:
+    workdirs: `load_workdir` outputs, one per task.
+    algorithms: the algorithm columns, in order (default: as found).
+
+  Returns:
+    `(rows, algorithms)`: one row per task variant with `task`, `preset`, `setup`
+    (hidden, lr, α, clip, init), `lengths` (training), `max_updates`, a `k/n solved`
+    column per algorithm, `sgd_cr_updates_median`, `sgd_cr_generalizes_to` (median
+    over solved SGD-CR models of `generalization_reach`, with the range) and `paper`.
+  """
+  algs: list[str] = list(algorithms or [])
+  out = []
+  for wd in workdirs:
+    cfg, rows, gen = wd["config"], wd["rows"], wd["generalization"]
+    for a in _order(rows, None):
+      if a not in algs:
+        algs.append(a)
+    reach = generalization_reach(gen, float(cfg.get("success_error", 0.01)))
+    for variant, vrows in _group_rows(rows, ("task",)).items():
+      variant = variant[0]
+      paper = paper_setup(variant)
+      row = dict(
+        task=variant,
+        preset=cfg.get("preset", ""),
+        setup=f"{cfg['n_hidden']} {cfg['init']}, lr {cfg['lr']:g}, α {cfg['alpha']:g}, "
+        f"clip {cfg['clip']:g}",
+        lengths=", ".join(sorted({_lengths_label(r) for r in vrows}, key=_length_sort)),
+        max_updates=int(cfg["max_updates"]),
+      )
+      by_alg = _group_rows(vrows, ("algorithm",))
+      for a in algs:
+        runs = by_alg.get((a,), [])
+        row[a] = _fmt_count(sum(bool(r["solved"]) for r in runs), len(runs)) if runs else ""
+      cr = [r for r in by_alg.get(("sgd_cr",), []) if r["solved"]]
+      row["sgd_cr_updates_median"] = _median([r["updates_to_solve"] for r in cr])
+      reaches = [
+        reach.get((variant, r["min_length"], r["max_length"], "sgd_cr", r["seed"])) for r in cr
+      ]
+      reaches = [x for x in reaches if x is not None]
+      row["sgd_cr_generalizes_to"] = (
+        f"{int(np.median(reaches))} ({min(reaches)}–{max(reaches)})" if reaches else ""
+      )
+      row["paper"] = paper.reported
+      out.append(row)
+  return out, algs
+
+
+def _length_sort(label: str) -> int:
+  return int(label.strip("[").split(",")[0])
+
+
+# --- reading a workdir -------------------------------------------------------------------
+
+
+def load_workdir(path: str | Path) -> dict[str, Any]:
+  """What a pathological workdir holds, read-only.
+
+  Returns:
+    A dict with `path`, `config` (the resolved config), `rows` (one per run),
+    `generalization` (one per run and evaluation length) and `groups`: finished group
+    name → `{"rows": [...], "traces": {field: [runs, chunks] array}}` (the per-chunk
+    training traces of `rnn_dynamics.sweep.TRACE_FIELDS`). Missing pieces (a sweep
+    still running) read as empty.
+  """
+  path = Path(path)
+  config = json.loads((path / "config.json").read_text())
+
+  def rows(f: Path) -> list[dict[str, Any]]:
+    return json.loads(f.read_text()) if f.exists() else []
+
+  groups = {}
+  for folder in sorted((path / "groups").glob("*")):
+    if (folder / "results.json").exists() and (folder / "traces.npz").exists():
+      with np.load(folder / "traces.npz") as z:
+        groups[folder.name] = dict(rows=rows(folder / "results.json"), traces=dict(z))
+  return dict(
+    path=path,
+    config=config,
+    rows=rows(path / "results.json"),
+    generalization=rows(path / "generalization.json"),
+    groups=groups,
+  )
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _cell(x: Any) -> str:
+  if x is None:
+    return ""
+  if isinstance(x, bool):
+    return "yes" if x else "no"
+  if isinstance(x, float):
+    if not math.isfinite(x):
+      return ""
+    if x == int(x) and abs(x) >= 1:
+      return f"{int(x):,}"
+    return f"{x:.4g}"
+  if isinstance(x, int):
+    return f"{x:,}" if abs(x) >= 10_000 else str(x)
+  return str(x).replace("|", "\\|")
+
+
+def markdown(
+  rows: Sequence[dict[str, Any]],
+  columns: Sequence[str] | None = None,
+  headers: dict[str, str] | None = None,
+) -> str:
+  """A GitHub Markdown table of `rows` (column order: `columns`, or as found)."""
+  if columns is None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+  headers = headers or {}
+  head = [headers.get(c, plots.ALGORITHM_LABELS.get(c, c)) for c in columns]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(columns)]
+  for r in rows:
+    cells = [_cell(r.get(c)) for c in columns]
+    if "algorithm" in r and "algorithm" in columns:
+      cells[list(columns).index("algorithm")] = plots.ALGORITHM_LABELS.get(
+        r["algorithm"], r["algorithm"]
+      )
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+# --- figures -----------------------------------------------------------------------------
+
+_STYLE = {
+  "sgd": ("tab:blue", "o"),
+  "sgd_c": ("tab:orange", "s"),
+  "sgd_elementwise": ("tab:purple", "v"),
+  "sgd_cr": ("tab:green", "^"),
+}
+
+
+def generalization_figure(
+  gen_rows: Sequence[dict[str, Any]],
+  algorithms: Sequence[str] | None = None,
+  success_error: float = 0.01,
+  title: str = "",
+):
+  """Error vs evaluation length (log-log), a panel per task variant.
+
+  A line per (algorithm, training lengths): the median over the evaluated models, with
+  a band from the best to the worst model; the success threshold dashed; the training
+  range shaded.
+  """
+  import matplotlib.pyplot as plt
+
+  tasks = list(dict.fromkeys(r["task"] for r in gen_rows)) or [""]
+  fig, axes = plt.subplots(
+    1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False, sharey=True
+  )
+  floor = 1e-5
+  for ax, task in zip(axes[0], tasks):
+    trows = [r for r in gen_rows if r["task"] == task]
+    table = generalization_table(trows, algorithms)
+    settings = list(dict.fromkeys((r["lengths"], r["algorithm"]) for r in table))
+    many = len({s[0] for s in settings}) > 1
+    for lengths, alg in settings:
+      pts = [r for r in table if r["lengths"] == lengths and r["algorithm"] == alg]
+      xs = [r["eval_length"] for r in pts]
+      med = [max(r["error_median"], floor) for r in pts]
+      color, marker = _STYLE.get(alg, (None, "x"))
+      label = plots.ALGORITHM_LABELS.get(alg, alg) + (f", T={lengths}" if many else "")
+      line = ax.plot(xs, med, marker=marker, color=None if many else color, label=label)[0]
+      lo = [max(min(float(r["error"]) for r in trows if _match(r, p)), floor) for p in pts]
+      hi = [max(r["error_max"], floor) for r in pts]
+      ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+    spans = sorted({(int(r["min_length"]), int(r["max_length"])) for r in trows})
+    for i, (lo, hi) in enumerate(spans):
+      label = "training lengths" if i == 0 else None
+      if lo == hi:
+        ax.axvline(lo, color="0.6", ls=":", lw=1, zorder=0, label=label)
+      else:
+        ax.axvspan(lo, hi, color="0.85", zorder=0, label=label)
+    ax.axhline(success_error, color="k", ls="--", lw=0.8, label=f"{success_error:.0%} error")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 2, 1.5)
+    ax.set_title(task)
+    ax.set_xlabel("evaluation length")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
+  axes[0][0].set_ylabel(f"test error (floor {floor:g})")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  return fig
+
+
+def _match(row: dict[str, Any], point: dict[str, Any]) -> bool:
+  return (
+    row["algorithm"] == point["algorithm"]
+    and int(row["eval_length"]) == point["eval_length"]
+    and _lengths_label(row) == point["lengths"]
+  )
