@@ -1,0 +1,124 @@
+"""The pathological tasks of §4.1.2 and the supplementary material (SPEC §4).
+
+Choose the task with `--config.task=`: addition, multiplication, temporal_order,
+temporal_order_3bit, permutation, or memorization (both the 5-bit and the 20-bit variant;
+`memorization_5bit` / `memorization_20bit` for one). Every task but memorization trains
+one model per run on lengths drawn per update in `train_lengths`; memorization trains
+one model per gap length in `memorization_lengths` (a group each).
+
+Presets, chosen with `--config=experiments/configs/pathological.py:<preset>`:
+  paper: the supplementary set-up — the task's hidden size, initialisation, learning
+    rate, α and clipping threshold (`rnn_dynamics.pathological.PAPER`), lengths in
+    [50, 200), memorization gaps 50/100/150/200, 5 seeds, up to 5M updates, the success
+    test and the generalization test on 10,000 fresh sequences. Needs a GPU/TPU.
+  cpu: the built-in default, each task's sweep sized to finish in under an hour on a
+    2-core CPU. Reduced, and nothing else: training lengths [10, 30) instead of
+    [50, 200) (memorization gaps 10 and 20 instead of 50–200), 3 seeds instead of 5, a
+    budget of 30k–60k updates per run instead of 5M (per task, `budgets`), the
+    success test on 2,000 sequences instead of 10,000 and the generalization test on
+    1,000 sequences at lengths up to 500. Hidden sizes, initialisations, learning
+    rates, α and thresholds stay the paper's, so the budget, not the method, limits it.
+  test: seconds; for CI and the end-to-end tests (tiny model, a few hundred updates).
+Every field can be overridden on the command line, e.g. `--config.seeds=2`. The fields
+left None (`n_hidden`, `init`, `lr`, `alpha`, `clip`, `elementwise_clip`) take the
+task's published value when the experiment starts; the resolved config is what
+`<workdir>/config.json` keeps.
+"""
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+# Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
+# addition, multiplication and memorization, 0.001 for the others).
+_CPU_BUDGETS = {
+  "addition": 40_000,
+  "multiplication": 40_000,
+  "temporal_order": 60_000,
+  "temporal_order_3bit": 40_000,
+  "permutation": 30_000,
+  "memorization": 30_000,
+}
+
+
+def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  # --- the task ---
+  c.task = "addition"  # see the module docstring; 'memorization' runs both variants
+  # --- the model and SGD; None: the task's published value (SPEC §4) ---
+  c.n_hidden = placeholder(int)  # hidden units
+  c.init = placeholder(str)  # 'sigmoid', 'basic_tanh' or 'smart_tanh' (SPEC §1)
+  c.lr = placeholder(float)  # constant learning rate, no momentum
+  c.alpha = placeholder(float)  # Ω weight of SGD-CR (constant)
+  c.clip = placeholder(float)  # norm-clipping threshold of SGD-C and SGD-CR
+  c.momentum = 0.0
+  c.batch_size = 20
+  # --- the algorithms, all runs of a group in one vmapped program ---
+  # SGD-CR beside its two ablations: SGD-C (the same norm clipping, no Ω) and Mikolov's
+  # element-wise clipping (no Ω), so the table shows what Ω buys. 'sgd' may be added.
+  c.algorithms = ("sgd_c", "sgd_elementwise", "sgd_cr")
+  # Bound on every gradient entry for 'sgd_elementwise'. The paper gives none; None
+  # uses the norm threshold `clip`.
+  c.elementwise_clip = placeholder(float)
+  c.nonfinite_guard = True  # the original code's fallback on NaN/Inf/huge norms
+  c.omega_form = "original"  # 'original' (squared ratio, mean; α tuned for it) or 'paper'
+  c.omega_bound = 1e-20  # skip Ω terms whose adjoint has squared norm below this
+  # --- lengths ---
+  c.train_lengths = (50, 200)  # [min, max): drawn per update, one model for all lengths
+  c.memorization_lengths = (50, 100, 150, 200)  # gap T: one model per length
+  # --- the sweep ---
+  c.seeds = 5  # random seeds per (algorithm, lengths); paired across algorithms
+  c.seed = 0  # base seed
+  c.max_updates = placeholder(int)  # budget per run; None: `budgets[task]`
+  c.budgets = ml_collections.ConfigDict({t: 5_000_000 for t in _CPU_BUDGETS})  # per task
+  c.chunk_size = 1000  # updates per compiled call (and between screens)
+  # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
+  c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
+  c.eval_size = 10_000
+  c.eval_batch = 1000  # sequences evaluated at once
+  c.success_error = 0.01
+  # --- generalization: fresh sequences at fixed lengths, training lengths and beyond ---
+  # (for memorization these are gap lengths T, shorter and longer than the trained one)
+  c.generalization_lengths = (50, 100, 150, 200, 250, 400, 500, 1000, 2000, 5000)
+  c.generalization_size = 10_000  # sequences per length
+  c.generalization_runs = "solved"  # evaluate 'solved' models only, or 'all'
+  c.generalization_memory_mb = 512  # bound on one evaluation block's activations
+  # --- bookkeeping ---
+  c.checkpoint_every_s = 60.0
+  c.progress_every_s = 15.0
+  if preset == "paper":
+    pass
+  elif preset == "cpu":
+    c.train_lengths = (10, 30)
+    c.memorization_lengths = (10, 20)
+    c.seeds = 3
+    c.budgets = ml_collections.ConfigDict(_CPU_BUDGETS)
+    c.chunk_size = 500
+    c.screen_size = 500
+    c.eval_size = 2000
+    c.eval_batch = 500
+    c.generalization_lengths = (10, 20, 30, 50, 100, 200, 500)
+    c.generalization_size = 1000
+    c.generalization_memory_mb = 128
+  elif preset == "test":
+    c.n_hidden = 8
+    c.seeds = 2
+    c.train_lengths = (4, 8)
+    c.memorization_lengths = (4,)
+    c.max_updates = 100
+    c.chunk_size = 50
+    c.screen_size = 50
+    c.eval_size = 100
+    c.eval_batch = 50
+    c.generalization_lengths = (8, 16)
+    c.generalization_size = 50
+    c.generalization_runs = "all"  # nothing solves in 100 updates; exercise the path
+    c.generalization_memory_mb = 16
+    c.checkpoint_every_s = 600.0  # only the final one (interrupted runs are sweep's tests)
+    c.progress_every_s = 0.0
+  else:
+    raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'cpu' or 'test'")
+  # Filled per group by the experiment (one compiled program per group).
+  c.min_length = c.train_lengths[0]
+  c.max_length = c.train_lengths[1]
+  return c

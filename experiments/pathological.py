@@ -1,0 +1,267 @@
+r"""The pathological tasks (§4.1.2 + supplementary): SGD-CR beside its ablations.
+
+For the chosen task, every (algorithm, seed) run — SGD-CR, SGD-C without Ω and
+element-wise clipping — is trained in one vmapped, device-sharded program until solved
+(< 1% error on fresh sequences), diverged or out of budget. Every solved model is then
+tested on fresh sequences at fixed lengths, the trained ones and longer (for
+memorization: other gap lengths). Results, tables and figures go to --workdir;
+re-running with the same --workdir resumes and never recomputes a finished group.
+
+  python -m experiments.pathological --config.task=addition --workdir=runs/path/addition
+  python -m experiments.pathological --config=experiments/configs/pathological.py:paper \
+      --config.task=memorization --workdir=runs/path_paper/memorization
+  python -m experiments.pathological_summary --workdirs=runs/path/addition,...
+
+Writes `table.{md,csv}` (success rate, updates to solve, test error per algorithm),
+`generalization_table.{md,csv}`, `generalization.{png,svg}`, and the per-run rows
+`results.{csv,json}` and `generalization.{csv,json}`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from rnn_dynamics import pathological, plots, results, rnn, sweep, train
+from rnn_dynamics.tasks import get_task
+from rnn_dynamics.workdir import Workdir
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "experiments/configs/pathological.py:cpu", "Experiment config (preset after ':')."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
+
+# Where the generalization test's sequences come from (the same for every run: paired).
+_GENERALIZATION_STREAM = 1_000_003
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config with every field left None set to the task's published value."""
+  cfg = config.copy_and_resolve_references()
+  paper = pathological.paper_setup(cfg.task)
+  for field in ("n_hidden", "init", "lr", "alpha", "clip"):
+    if cfg[field] is None:
+      cfg[field] = getattr(paper, field)
+  if cfg.elementwise_clip is None:
+    cfg.elementwise_clip = cfg.clip
+  if cfg.max_updates is None:
+    cfg.max_updates = cfg.budgets["memorization" if cfg.task.startswith("mem") else cfg.task]
+  if cfg.generalization_runs not in ("solved", "all"):
+    raise ValueError(
+      f"generalization_runs must be 'solved' or 'all', not {cfg.generalization_runs!r}"
+    )
+  return cfg
+
+
+def groups(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, int, int]]:
+  """`(group, task variant, min_length, max_length)`: one compiled program each."""
+  out = []
+  for variant in pathological.variants(cfg.task):
+    if variant.startswith("memorization"):
+      out += [(f"{variant}_T{t}", variant, int(t), int(t)) for t in cfg.memorization_lengths]
+    else:
+      lo, hi = (int(x) for x in cfg.train_lengths)
+      out.append((variant, variant, lo, hi))
+  return out
+
+
+def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[dict]]:
+  """Runs (or resumes) the task's sweep and generalization tests; returns their rows."""
+  cfg = resolve(config)
+  workdir = Workdir(workdir_path, cfg)
+  rows: list[dict] = []
+  gen_rows: list[dict] = []
+  t_start = time.time()
+  todo = groups(cfg)
+  for i, (group, variant, lo, hi) in enumerate(todo):
+    gcfg = cfg.copy_and_resolve_references()
+    gcfg.task, gcfg.min_length, gcfg.max_length = variant, lo, hi
+    if workdir.is_done(group):
+      logging.info("%s: already trained, loaded from %s", group, workdir.path)
+      group_rows = workdir.load_rows(group)
+    else:
+      group_rows = _train_group(workdir, group, gcfg, f"[{i + 1}/{len(todo)}] {group}")
+    rows += group_rows
+    _write_outputs(workdir, cfg, rows, gen_rows, figure=False)
+    gen_rows += _generalize(workdir, group, gcfg, group_rows)
+    _write_outputs(workdir, cfg, rows, gen_rows, figure=True)
+  logging.info("%s finished in %.0f s (this process)", cfg.task, time.time() - t_start)
+  return dict(rows=rows, generalization=gen_rows)
+
+
+def _hparams(cfg, algorithm: str) -> train.HParams:
+  return train.algorithm_hparams(
+    algorithm,
+    lr=cfg.lr,
+    clip=cfg.clip,
+    alpha=cfg.alpha,
+    init=cfg.init,
+    elementwise_clip=cfg.elementwise_clip,
+  )
+
+
+def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
+  trainer = train.make_train(gcfg)
+  labels, hps, seeds = [], [], []
+  for alg in gcfg.algorithms:
+    for seed in range(gcfg.seeds):
+      labels.append(
+        dict(
+          task=gcfg.task,
+          algorithm=alg,
+          seed=seed,
+          min_length=gcfg.min_length,
+          max_length=gcfg.max_length,
+        )
+      )
+      hps.append(_hparams(gcfg, alg))
+      seeds.append(seed)
+  # Runs with the same seed share initial weights and data across algorithms (paired).
+  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(gcfg.seed), s))(np.asarray(seeds))
+  logging.info("%s: %d runs on %d device(s)", name, len(labels), jax.device_count())
+  result = sweep.run_group(
+    trainer,
+    gcfg,
+    labels=labels,
+    hparams=sweep.stack(hps),
+    keys=keys,
+    checkpoint_dir=workdir.checkpoint_dir(group),
+    name=name,
+  )
+  workdir.save_group(group, result)
+  logging.info("%s: trained in %.0f s", name, result.wall_s)
+  return result.rows
+
+
+def eval_block(
+  task, length: int, n_hidden: int, n_sequences: int, max_block: int, memory_mb: float
+) -> int:
+  """Sequences per evaluation block: the largest divisor of `n_sequences` up to
+  `max_block` whose activations (inputs, states, σ', outputs) fit in `memory_mb`."""
+  per_sequence = 4 * task.buffer_length(length) * (task.n_in + 3 * n_hidden + 2 * task.n_out)
+  fit = max(1, min(max_block, int(memory_mb * 2**20 // per_sequence)))
+  return max(d for d in range(1, fit + 1) if n_sequences % d == 0)
+
+
+def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> list[dict]:
+  """Error of the group's models on fresh sequences at each `generalization_lengths`."""
+  stem = workdir.group_path(group) / "generalization"
+  if stem.with_suffix(".json").exists():
+    return results.read_results(stem)
+  picked = [i for i, r in enumerate(group_rows) if r["solved"] or gcfg.generalization_runs == "all"]
+  out: list[dict] = []
+  if picked:
+    params = workdir.load_params(group)
+    task, n = get_task(gcfg.task), int(gcfg.generalization_size)
+    base = jax.random.fold_in(jax.random.PRNGKey(gcfg.seed), _GENERALIZATION_STREAM)
+    t0 = time.time()
+    for length in gcfg.generalization_lengths:
+      length = int(length)
+      ecfg = gcfg.copy_and_resolve_references()
+      ecfg.eval_batch = eval_block(
+        task, length, gcfg.n_hidden, n, gcfg.eval_batch, gcfg.generalization_memory_mb
+      )
+      evaluate = jax.jit(
+        train.make_train(ecfg).evaluate, static_argnums=3, static_argnames="length"
+      )
+      key = jax.random.fold_in(base, length)
+      for i in picked:
+        run_params = rnn.Params(**{k: v[i] for k, v in params.items()})
+        hp = _hparams(gcfg, group_rows[i]["algorithm"])
+        error = float(evaluate(run_params, hp, key, n, length=length))
+        out.append(dict(group_rows[i], eval_length=length, error=error, n_sequences=n))
+      logging.info(
+        "%s: generalization at length %d: %d models, %.0f s so far",
+        group,
+        length,
+        len(picked),
+        time.time() - t0,
+      )
+  results.write_results(stem, out)
+  return out
+
+
+def _write_outputs(
+  workdir: Workdir, cfg, rows: list[dict], gen_rows: list[dict], figure: bool
+) -> None:
+  algs = tuple(cfg.algorithms)
+  workdir.write_table(rows)
+  table = pathological.task_table(rows, algs)
+  workdir.write_table(table, stem="table")
+  results.atomic_write_text(workdir.path / "table.md", _table_markdown(cfg, table))
+  workdir.write_table(gen_rows, stem="generalization")
+  gen_table = pathological.generalization_table(gen_rows, algs)
+  workdir.write_table(gen_table, stem="generalization_table")
+  results.atomic_write_text(
+    workdir.path / "generalization_table.md",
+    _generalization_markdown(cfg, gen_table),
+  )
+  if figure and gen_rows:
+    fig = pathological.generalization_figure(
+      gen_rows,
+      algs,
+      float(cfg.success_error),
+      title=f"{cfg.task}: error on {cfg.generalization_size:,} fresh sequences per length",
+    )
+    plots.save_figure(fig, workdir.path / "generalization")
+
+
+def _table_markdown(cfg, table: list[dict]) -> str:
+  head = (
+    f"**{cfg.task}** ({cfg.preset} preset): {cfg.n_hidden} hidden, {cfg.init}, lr {cfg.lr:g}, "
+    f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
+    f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
+    f"{cfg.eval_size:,} fresh sequences.\n"
+    f"Paper (SPEC §4): {pathological.paper_setup(cfg.task).reported}.\n\n"
+  )
+  return head + pathological.markdown(table, headers=_HEADERS)
+
+
+def _generalization_markdown(cfg, gen_table: list[dict]) -> str:
+  head = (
+    f"**{cfg.task}**: error on {cfg.generalization_size:,} fresh sequences per length, "
+    f"{cfg.generalization_runs} models"
+    + (" (for memorization the length is the gap T)" if cfg.task.startswith("mem") else "")
+    + ".\n\n"
+  )
+  if not gen_table:
+    return head + "No model to evaluate yet (none solved).\n"
+  return head + pathological.markdown(gen_table, headers=_HEADERS)
+
+
+_HEADERS = {
+  "lengths": "train lengths",
+  "success_rate": "success",
+  "updates_to_solve_median": "updates to solve (median)",
+  "updates_to_solve_min": "min",
+  "updates_to_solve_max": "max",
+  "test_error_median": "test error (median)",
+  "strict_solved": "0 errors",
+  "eval_length": "length",
+  "error_median": "error (median)",
+  "error_max": "error (worst)",
+  "under_1pct": "models < 1%",
+}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required, e.g. --workdir=runs/pathological/addition")
+  run(_CONFIG.value, _WORKDIR.value)
+  path = Path(_WORKDIR.value)
+  print((path / "table.md").read_text())
+  print(
+    f"tables: {path}/table.md, {path}/generalization_table.md; figure: {path}/generalization.png"
+  )
+
+
+if __name__ == "__main__":
+  app.run(main)
