@@ -1,0 +1,212 @@
+"""Tests for experiments/pathological.py, its summary and notebook, and rnn_dynamics.pathological.
+
+Every task's `test` preset runs end to end in-process (each in seconds: a tiny model, a
+hundred updates); the summary and the notebook then read what they wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import pytest
+
+from experiments import pathological as experiment
+from experiments import pathological_summary
+from experiments.configs import pathological as configs
+from rnn_dynamics import pathological, sweep
+from rnn_dynamics.tasks import get_task
+from rnn_dynamics.workdir import WorkdirConfigMismatch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_compiles():
+  # These programs run a hundred updates: XLA's optimizations cost more than they save.
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """Runs a task's test preset once per module: task → (workdir, returned rows)."""
+  done: dict[str, tuple[Path, dict]] = {}
+  root = tmp_path_factory.mktemp("pathological")
+
+  def get(task: str):
+    if task not in done:
+      config = configs.get_config("test")
+      config.task = task
+      workdir = root / task
+      done[task] = (workdir, experiment.run(config, str(workdir)))
+    return done[task]
+
+  return get
+
+
+def _read(path: Path):
+  return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("task", pathological.TASKS)
+def test_task_runs_end_to_end_and_writes_its_tables(runs, task):
+  workdir, out = runs(task)
+  cfg = _read(workdir / "config.json")
+  paper = pathological.paper_setup(task)
+  # The resolved config keeps the published values for every field the preset left None.
+  assert (cfg["init"], cfg["lr"], cfg["alpha"], cfg["clip"]) == (
+    paper.init,
+    paper.lr,
+    paper.alpha,
+    paper.clip,
+  )
+  assert cfg["n_hidden"] == 8 and cfg["elementwise_clip"] == paper.clip
+  assert cfg["max_updates"] == 100
+
+  variants = pathological.variants(task)
+  n_settings = len(variants) * (len(cfg["memorization_lengths"]) if task == "memorization" else 1)
+  n_runs = n_settings * len(cfg["algorithms"]) * cfg["seeds"]
+  rows = _read(workdir / "results.json")
+  assert len(rows) == len(out["rows"]) == n_runs
+  assert {r["task"] for r in rows} == set(variants)
+  assert all(r["updates_done"] <= 100 and 0.0 <= r["final_error"] <= 1.0 for r in rows)
+
+  table = _read(workdir / "table.json")
+  assert len(table) == n_settings * len(cfg["algorithms"])
+  assert [t["algorithm"] for t in table[:3]] == list(cfg["algorithms"])
+  assert all(t["seeds"] == cfg["seeds"] for t in table)
+  md = (workdir / "table.md").read_text()
+  assert "SGD-CR" in md and paper.reported in md and (workdir / "table.csv").exists()
+
+  # The test preset evaluates every model (none solves in 100 updates) at each length.
+  gen = _read(workdir / "generalization.json")
+  assert len(gen) == n_runs * len(cfg["generalization_lengths"])
+  assert {g["eval_length"] for g in gen} == set(cfg["generalization_lengths"])
+  assert all(0.0 <= g["error"] <= 1.0 for g in gen)
+  assert (workdir / "generalization_table.md").exists()
+  for ext in ("png", "svg"):
+    assert (workdir / f"generalization.{ext}").stat().st_size > 0
+  assert not any((workdir / "checkpoints").glob("*/*"))  # finished groups leave none
+
+
+def test_a_finished_workdir_is_read_back_not_retrained(runs, monkeypatch):
+  workdir, out = runs("addition")
+
+  def no_training(*args, **kwargs):
+    raise AssertionError("a finished group was trained again")
+
+  monkeypatch.setattr(sweep, "run_group", no_training)
+  config = configs.get_config("test")
+  config.task = "addition"
+  again = experiment.run(config, str(workdir))
+  assert again == out
+  config.seeds = 3
+  with pytest.raises(WorkdirConfigMismatch, match="seeds"):
+    experiment.run(config, str(workdir))
+
+
+def test_summary_puts_every_task_beside_the_paper(runs, tmp_path):
+  workdirs = [runs(task)[0] for task in pathological.TASKS]
+  text = pathological_summary.summarize(workdirs, tmp_path)
+  rows = _read(tmp_path / "summary.json")
+  assert [r["task"] for r in rows] == [
+    v for t in pathological.TASKS for v in pathological.variants(t)
+  ]
+  for r in rows:
+    assert r["paper"] == pathological.paper_setup(r["task"]).reported
+    assert r["sgd_c"].endswith("/2") and r["sgd_cr"].endswith("/2")
+  assert (tmp_path / "summary.csv").exists()
+  assert "paper (SPEC §4)" in text and "1 of 8 (ICML text: 2 of 5)" in text
+
+
+def test_notebook_executes_on_the_test_output(runs, monkeypatch, tmp_path):
+  jupytext = pytest.importorskip("jupytext")
+  nbclient = pytest.importorskip("nbclient")
+  paths = [str(runs(task)[0]) for task in pathological.TASKS]
+  monkeypatch.setenv("RNN_DYNAMICS_PATHOLOGICAL", ",".join(paths))
+  nb = jupytext.read(REPO / "notebooks" / "pathological.py")
+  nbclient.NotebookClient(
+    nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+  ).execute()
+  printed = "".join(
+    o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+  )
+  assert f"{len(paths)} workdir(s)" in printed
+
+
+# --- pieces --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", pathological.TASKS)
+def test_resolve_takes_the_published_setup_and_keeps_overrides(task):
+  cfg = experiment.resolve(_with_task(configs.get_config("paper"), task))
+  paper = pathological.paper_setup(task)
+  assert (cfg.n_hidden, cfg.init, cfg.lr, cfg.alpha, cfg.clip) == paper[:5]
+  assert cfg.max_updates == 5_000_000 and cfg.seeds == 5 and cfg.eval_size == 10_000
+  config = _with_task(configs.get_config("cpu"), task)
+  config.lr, config.elementwise_clip = 0.5, 0.1
+  cfg = experiment.resolve(config)
+  assert (cfg.lr, cfg.elementwise_clip, cfg.clip) == (0.5, 0.1, paper.clip)
+
+
+def test_groups_memorization_one_model_per_gap_length():
+  cfg = experiment.resolve(_with_task(configs.get_config("paper"), "memorization"))
+  names = [g[0] for g in experiment.groups(cfg)]
+  assert names == [f"memorization_{b}_T{t}" for b in ("5bit", "20bit") for t in (50, 100, 150, 200)]
+  cfg = experiment.resolve(_with_task(configs.get_config("paper"), "addition"))
+  assert experiment.groups(cfg) == [("addition", "addition", 50, 200)]
+
+
+def test_unknown_task_is_a_clear_error():
+  with pytest.raises(ValueError, match="temporal_order_3bit"):
+    experiment.resolve(_with_task(configs.get_config("test"), "adding"))
+
+
+def test_eval_block_divides_and_fits():
+  task = get_task("permutation")
+  block = experiment.eval_block(task, 5000, 100, 10_000, 1000, memory_mb=512)
+  assert 10_000 % block == 0
+  assert block * 4 * 5000 * (100 + 300 + 200) <= 512 * 2**20
+  assert experiment.eval_block(task, 10, 100, 10_000, 1000, memory_mb=512) == 1000
+
+
+def test_tables_from_rows():
+  base = dict(task="addition", min_length=50, max_length=200, strict_solved=False, diverged=False)
+  rows = [
+    dict(base, algorithm="sgd_cr", seed=0, solved=True, updates_to_solve=1000, final_error=0.0),
+    dict(base, algorithm="sgd_cr", seed=1, solved=True, updates_to_solve=3000, final_error=0.005),
+    dict(base, algorithm="sgd_c", seed=0, solved=False, updates_to_solve=None, final_error=0.4),
+    dict(
+      base,
+      algorithm="sgd_c",
+      seed=1,
+      solved=False,
+      updates_to_solve=None,
+      final_error=0.2,
+      diverged=True,
+    ),
+  ]
+  table = pathological.task_table(rows, ("sgd_c", "sgd_cr"))
+  assert [t["algorithm"] for t in table] == ["sgd_c", "sgd_cr"]
+  assert table[0]["success_rate"] == 0.0 and table[0]["diverged"] == 1
+  assert table[0]["test_error_median"] == pytest.approx(0.3)
+  assert table[1]["success_rate"] == 1.0 and table[1]["updates_to_solve_median"] == 2000
+  assert table[1]["lengths"] == "[50, 200)"
+  gen = [
+    dict(rows[0], eval_length=n, error=e)
+    for n, e in ((50, 0.0), (200, 0.0), (400, 0.004), (500, 0.02), (1000, 0.0))
+  ]
+  assert pathological.generalization_reach(gen) == {("addition", 50, 200, "sgd_cr", 0): 400}
+  md = pathological.markdown(table)
+  assert md.count("\n") == 4 and "| SGD-CR |" in md
+
+
+def _with_task(config, task):
+  config.task = task
+  return config
