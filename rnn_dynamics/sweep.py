@@ -138,7 +138,12 @@ class _Programs:
       return trainer.evaluate(params, hp, jax.random.fold_in(key, 2), eval_size)
 
     self.init = jax.jit(jax.vmap(trainer.init))
-    self.chunk_and_screen = jax.jit(jax.vmap(chunk_and_screen), donate_argnums=0)
+    # Outputs keep the runs sharding of the inputs: left to the compiler, some come back
+    # replicated (P() on one device), so the second call would miss the cache and compile
+    # the whole program again.
+    self.chunk_and_screen = jax.jit(
+      jax.vmap(chunk_and_screen), donate_argnums=0, out_shardings=runs_sharding()
+    )
     self.full_eval = jax.jit(jax.vmap(full_eval))
 
 

@@ -1,0 +1,250 @@
+"""The training engine: vmapped runs are independent runs, divergence and success freeze a run,
+the compiled programs are traced once, and SGD-CR solves a short temporal order problem."""
+
+import collections
+
+import jax
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from rnn_dynamics import sweep, train  # noqa: E402
+
+# Temporal order with lengths drawn in [10, 13): padded batches, one program for all.
+CONFIG = ml_collections.ConfigDict(
+  dict(
+    task="temporal_order",
+    n_hidden=50,
+    batch_size=20,
+    min_length=10,
+    max_length=13,
+    clipping="norm",
+    nonfinite_guard=True,
+    omega_form="original",
+    omega_bound=1e-20,
+    momentum=0.0,
+    chunk_size=50,
+    max_updates=1000,
+    screen_size=200,
+    eval_size=10_000,  # the paper's test
+    eval_batch=1000,
+    success_error=0.01,
+    checkpoint_every_s=1e9,
+    progress_every_s=1e9,
+  )
+)
+HUGE_LR = 1e37  # the logits overflow float32 within a few updates
+N_CHUNKS = 3
+
+
+def _run(algorithm, init, seed, lr=0.01):
+  hp = train.algorithm_hparams(algorithm, lr=lr, clip=1.0, alpha=4.0, init=init)
+  return dict(algorithm=algorithm, init=init, seed=seed, lr=lr), hp
+
+
+def _group(runs):
+  labels, hps = zip(*runs)
+  keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(0), lab["seed"]) for lab in labels])
+  return list(labels), sweep.stack(hps), keys
+
+
+def _counting(trainer):
+  """The trainer with every pure function counting how often JAX traces it."""
+  traces = collections.Counter()
+
+  def counted(name, f):
+    def wrapper(*args, **kwargs):
+      traces[name] += 1
+      return f(*args, **kwargs)
+
+    return wrapper
+
+  return trainer._replace(
+    init=counted("init", trainer.init),
+    chunk=counted("chunk", trainer.chunk),
+    evaluate=counted("evaluate", trainer.evaluate),
+  ), traces
+
+
+# Three SGD-CR runs that must solve and an SGD-C one that usually does, an SGD run on
+# sigmoid units that does not (it keeps the group going, so solved runs would have time to
+# drift if they were not frozen), and one whose learning rate makes it diverge.
+GROUP = [
+  _run("sgd_cr", "basic_tanh", 0),
+  _run("sgd_cr", "smart_tanh", 0),
+  _run("sgd_cr", "basic_tanh", 1),
+  _run("sgd_c", "smart_tanh", 1),
+  _run("sgd", "sigmoid", 0),
+  _run("sgd", "basic_tanh", 2, lr=HUGE_LR),
+]
+N_SGD_CR, SIGMOID, DIVERGING = 3, 4, 5
+# The same group with the diverging run replaced by an ordinary one (same shapes).
+TAMED = GROUP[:DIVERGING] + [_run("sgd", "basic_tanh", 2)]
+
+
+@pytest.fixture(scope="module")
+def trainer():
+  return train.make_train(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def programs(trainer):
+  """The sweep's compiled programs, built from a trainer that counts its traces."""
+  counted, traces = _counting(trainer)
+  return sweep._Programs(counted, CONFIG), counted, traces
+
+
+@pytest.fixture(scope="module")
+def vmapped(trainer, programs):
+  """`N_CHUNKS` chunks of `jax.vmap(trainer.chunk)` over GROUP and TAMED.
+
+  Returns `{name: (states, metrics)}`: the initial state and the state after each chunk,
+  and the per-update metrics of each chunk.
+  """
+  init, chunk = programs[0].init, jax.jit(jax.vmap(trainer.chunk))
+  out = {}
+  for name, runs in [("group", GROUP), ("tamed", TAMED)]:
+    _, hp, keys = _group(runs)
+    states, metrics = [init(keys, hp)], []
+    for _ in range(N_CHUNKS):
+      state, m = chunk(states[-1], hp)
+      states.append(state)
+      metrics.append(m)
+    out[name] = states, metrics
+  return out
+
+
+def _leaves(tree, i=None):
+  return [np.asarray(x) if i is None else np.asarray(x)[i] for x in jax.tree.leaves(tree)]
+
+
+def test_vmapped_group_matches_each_run_alone(trainer, vmapped):
+  states, metrics = vmapped["group"]
+  chunk = jax.jit(trainer.chunk)
+  _, hp, _ = _group(GROUP)
+  for i in range(len(GROUP)):
+    # Alone: the unbatched program, from the run's own initial state.
+    hp_i = jax.tree.map(lambda x: np.asarray(x)[i], hp)  # noqa: B023
+    state = jax.tree.map(lambda x: np.asarray(x)[i], states[0])  # noqa: B023
+    for c in range(N_CHUNKS):
+      state, m = chunk(state, hp_i)
+      # Flags, counters and keys exactly; floats up to the order of vectorised sums.
+      for name in ("key", "step", "done", "solved", "diverged", "solved_at"):
+        np.testing.assert_array_equal(
+          getattr(state, name), np.asarray(getattr(states[c + 1], name))[i]
+        )
+      for a, b in zip(_leaves(state.params), _leaves(states[c + 1].params, i)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+      for a, b in zip(_leaves(m), _leaves(metrics[c], i)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # NaN where frozen, both
+  steps = np.asarray(states[-1].step)
+  assert np.all(steps[:DIVERGING] == N_CHUNKS * CONFIG.chunk_size)
+  assert steps[DIVERGING] < CONFIG.chunk_size
+
+
+def test_diverging_run_is_flagged_frozen_and_harmless(vmapped):
+  states, metrics = vmapped["group"]
+  tamed_states, tamed_metrics = vmapped["tamed"]
+  # The other runs are bit for bit what they are without the diverging one.
+  for c in range(N_CHUNKS):
+    for i in range(DIVERGING):
+      for a, b in zip(_leaves(states[c + 1], i), _leaves(tamed_states[c + 1], i)):
+        np.testing.assert_array_equal(a, b)
+      for a, b in zip(_leaves(metrics[c], i), _leaves(tamed_metrics[c], i)):
+        np.testing.assert_array_equal(a, b)
+  assert not np.any(np.asarray(tamed_states[-1].diverged))
+
+  # The diverging run: flagged, done, never solved, within the first chunk.
+  d, last = DIVERGING, states[-1]
+  assert bool(last.diverged[d]) and bool(last.done[d]) and not bool(last.solved[d])
+  n = int(last.step[d])
+  assert 1 <= n < CONFIG.chunk_size
+  loss = np.concatenate([np.asarray(m.loss)[d] for m in metrics])
+  assert np.all(np.isfinite(loss[: n - 1]))  # update n blew up
+  assert np.all(np.isnan(loss[n:]))  # frozen from then on
+  # Frozen: parameters (the last finite ones) and optimizer state never change again.
+  for c in range(2, N_CHUNKS + 1):
+    assert int(states[c].step[d]) == n
+    for a, b in zip(_leaves(states[c].params, d), _leaves(states[1].params, d)):
+      assert np.all(np.isfinite(a))
+      np.testing.assert_array_equal(a, b)
+    for a, b in zip(_leaves(states[c].opt_state, d), _leaves(states[1].opt_state, d)):
+      np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def group(programs):
+  """The whole group trained by the sweep driver until every run is decided."""
+  programs, counted, traces = programs
+  before = collections.Counter(traces)
+  labels, hp, keys = _group(GROUP)
+  result = sweep.run_group(
+    counted,
+    CONFIG,
+    labels=labels,
+    hparams=hp,
+    keys=keys,
+    programs=programs,
+    on_progress=lambda line: None,
+  )
+  return result, programs, traces - before, hp, traces
+
+
+def test_each_program_is_traced_once(group):
+  result, programs, new_traces, _, all_traces = group
+  assert result.traces["loss"].shape[1] == CONFIG.max_updates // CONFIG.chunk_size
+  # 20 calls of the chunk program, one trace and one compilation.
+  assert new_traces["chunk"] == 1
+  assert programs.chunk_and_screen._cache_size() == 1
+  # init: once per shape (the vmapped tests above may have traced this one already).
+  assert new_traces["init"] <= 1 and programs.init._cache_size() == all_traces["init"]
+  # The full test: one program per power-of-two batch of candidates, each traced once.
+  n_eval = programs.full_eval._cache_size()
+  assert 1 <= n_eval <= 3 and new_traces["evaluate"] == 1 + n_eval
+
+
+def test_sgd_cr_solves_short_temporal_order(group):
+  """50 tanh units, lr 0.01, clip 1, α 4 at T ∈ [10, 13): solved within 1000 updates.
+
+  The CPU preset of Figure 7 solves T = 10 with SGD-CR on tanh inits in 500-1000 updates
+  for every seed; these seeds solve in 300-700 updates here.
+  """
+  rows = group[0].rows
+  for row in rows[:N_SGD_CR]:
+    assert row["solved"], row
+    assert row["final_error"] < CONFIG.success_error and not row["diverged"]
+    assert row["updates_to_solve"] <= CONFIG.max_updates
+  sigmoid, diverging = rows[SIGMOID], rows[DIVERGING]
+  assert not sigmoid["solved"] and sigmoid["final_error"] > 0.5
+  assert sigmoid["updates_done"] == CONFIG.max_updates
+  assert diverging["diverged"] and not diverging["solved"]
+  assert diverging["updates_done"] < CONFIG.chunk_size
+
+
+def test_solved_runs_stop_changing(group):
+  result, programs, _, hp, _ = group
+  solved = [i for i, row in enumerate(result.rows) if row["solved"]]
+  assert len(solved) >= N_SGD_CR
+  for i in solved:
+    row = result.rows[i]
+    # Frozen while the group went on to the full budget.
+    assert row["updates_done"] == row["updates_to_solve"] < CONFIG.max_updates
+    n = row["updates_to_solve"] // CONFIG.chunk_size
+    loss = result.traces["loss"][i]
+    assert np.all(np.isfinite(loss[:n])) and np.all(np.isnan(loss[n:]))
+  # One more call of the compiled chunk leaves every decided run exactly as it is (and is
+  # served by the same compiled program).
+  before = result.state  # host arrays, padded to the device count like the group
+  n_padded = before.step.shape[0]
+  hp = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], n_padded - len(x))]), hp)
+  state, hp = sweep._to_devices((before, jax.device_get(hp)), sweep.runs_sharding())
+  after, summary, _ = programs.chunk_and_screen(state, hp)
+  # (Only the PRNG key moves on, as it does for every run.)
+  for a, b in zip(_leaves(after.replace(key=None)), _leaves(before.replace(key=None))):
+    np.testing.assert_array_equal(a, b)
+  assert np.all(np.isnan(np.asarray(summary["loss"])))
+  assert programs.chunk_and_screen._cache_size() == 1
