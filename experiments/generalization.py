@@ -1,0 +1,182 @@
+r"""One model for many lengths (§4.1.1): train on random lengths, test far beyond them.
+
+Every seed's model is trained with SGD-CR on temporal order, each update at a length drawn
+from [min_length, max_length), until it passes the paper's success test (< 1% error on
+fresh sequences of training lengths) or runs out of budget; all seeds share one vmapped,
+device-sharded program (`rnn_dynamics.sweep.run_group`). Each trained model is then
+tested on `eval_sequences` fresh sequences at each of `eval_lengths` (the same sequences
+for every model). --workdir receives the per-run training results and traces, a table
+with one row per (seed, evaluation length) and the error-vs-length figure; re-running
+with the same --workdir resumes training from its checkpoint and skips lengths already
+evaluated.
+
+  python -m experiments.generalization --workdir=runs/generalization       # cpu preset
+  python -m experiments.generalization \
+      --config=experiments/configs/generalization.py:paper --workdir=runs/generalization_paper
+
+References:
+  Pascanu, Mikolov & Bengio (2013), ICML, §4.1.1 ("a single model to deal with any sequence
+  of length 50 up to 200").
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from rnn_dynamics import plots, results, rnn, sweep, train
+from rnn_dynamics.workdir import Workdir
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "experiments/configs/generalization.py:cpu", "Experiment config (preset after ':')."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
+
+GROUP = "train"  # the workdir group holding the trained models
+TABLE = "generalization"  # <workdir>/generalization.{csv,json}: one row per (seed, length)
+# Tag folded into the base key for the test sequences, apart from the training keys
+# (which fold in the seed index).
+_EVAL_STREAM = 1_000_003
+# Temporal order has 4 classes; a model that has learnt nothing errs on 3 in 4.
+_CHANCE_ERROR = {"temporal_order": 0.75}
+
+
+def _hparams(config: ml_collections.ConfigDict) -> train.HParams:
+  return train.algorithm_hparams(
+    config.algorithm, lr=config.lr, clip=config.clip, alpha=config.alpha, init=config.init
+  )
+
+
+def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[dict]:
+  """Trains (or resumes, or loads) one model per seed; returns their result rows."""
+  if workdir.is_done(GROUP):
+    logging.info("%s: already trained, loaded from %s", GROUP, workdir.path)
+    return workdir.load_rows(GROUP)
+  n = int(config.seeds)
+  labels = [
+    dict(init=config.init, algorithm=config.algorithm, seed=s,
+         min_length=int(config.min_length), max_length=int(config.max_length))
+    for s in range(n)
+  ]
+  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(config.seed), s))(np.arange(n))
+  logging.info("%s: %d runs on lengths [%d, %d) on %d device(s)", GROUP, n, config.min_length,
+               config.max_length, jax.device_count())
+  result = sweep.run_group(
+    train.make_train(config), config, labels=labels, hparams=sweep.stack([_hparams(config)] * n),
+    keys=keys, checkpoint_dir=workdir.checkpoint_dir(GROUP),
+    name=f"train [{config.min_length}, {config.max_length})",
+  )
+  workdir.save_group(GROUP, result)
+  logging.info("%s: trained in %.0f s", GROUP, result.wall_s)
+  return result.rows
+
+
+def eval_block(length: int, n_sequences: int, max_block: int, block_steps: int) -> int:
+  """Sequences per evaluation block at `length`: the largest divisor of `n_sequences`
+  that is at most `max_block` and keeps `sequences × length ≤ block_steps`."""
+  fit = max(1, min(max_block, n_sequences, block_steps // length))
+  return max(d for d in range(1, fit + 1) if n_sequences % d == 0)
+
+
+def evaluate_lengths(
+  config: ml_collections.ConfigDict, workdir: Workdir, train_rows: list[dict]
+) -> list[dict]:
+  """Error of every trained model at each of `config.eval_lengths`; one row per pair.
+
+  The table is rewritten after each length, and lengths already in it are not evaluated
+  again (the workdir's config check guarantees they came from this config).
+  """
+  stem = workdir.path / TABLE
+  rows = results.read_results(stem) if stem.with_suffix(".json").exists() else []
+  finished = {int(r["eval_length"]) for r in rows}
+  params = jax.tree.map(jnp.asarray, rnn.Params(**workdir.load_params(GROUP)))
+  n_models = len(train_rows)
+  hps = sweep.stack([_hparams(config)] * n_models)
+  n = int(config.eval_sequences)
+  base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _EVAL_STREAM)
+  lo, hi = int(config.min_length), int(config.max_length)
+  for length in map(int, config.eval_lengths):
+    if length in finished:
+      continue
+    t0 = time.time()
+    ecfg = config.copy_and_resolve_references()
+    ecfg.eval_batch = eval_block(length, n, int(config.eval_batch), int(config.eval_block_steps))
+    evaluate = train.make_train(ecfg).evaluate
+    key = jax.random.fold_in(base, length)  # the same test sequences for every model
+    per_model = functools.partial(evaluate, key=key, n_sequences=n, length=length)
+    errors = jax.jit(jax.vmap(per_model))(params, hps)
+    errors = np.asarray(errors, dtype=np.float64)
+    for r, e in zip(train_rows, errors):
+      rows.append(dict(
+        seed=r["seed"], init=r["init"], algorithm=r["algorithm"], min_length=lo,
+        max_length=hi, solved=r["solved"], updates_to_solve=r["updates_to_solve"],
+        eval_length=length, in_training_range=lo <= length < hi, n_sequences=n,
+        errors=round(e * n) if np.isfinite(e) else None, error=float(e),
+      ))
+    rows.sort(key=lambda r: (r["seed"], r["eval_length"]))
+    workdir.write_table(rows, stem=TABLE)
+    logging.info("length %d: errors %s (of %d; block %d) in %.1f s", length,
+                 [r["errors"] for r in rows if r["eval_length"] == length], n,
+                 ecfg.eval_batch, time.time() - t0)
+  return rows
+
+
+def write_figure(config: ml_collections.ConfigDict, workdir: Workdir, rows: list[dict]) -> None:
+  fig = plots.generalization_figure(
+    rows, train_range=(int(config.min_length), int(config.max_length)),
+    success_error=float(config.success_error), chance_error=_CHANCE_ERROR.get(config.task),
+    title=f"{config.task}: one {config.n_hidden}-unit {config.init} model per seed, "
+    f"{plots.ALGORITHM_LABELS.get(config.algorithm, config.algorithm)}, "
+    f"≤{config.max_updates:,} updates\n{config.eval_sequences:,} fresh sequences per length",
+  )
+  plots.save_figure(fig, workdir.path / TABLE)
+
+
+def run(config: ml_collections.ConfigDict, workdir_path: str) -> tuple[list[dict], list[dict]]:
+  """Trains, evaluates and plots (resuming whatever is already in the workdir).
+
+  Returns:
+    (training rows, one per seed; generalization rows, one per (seed, eval length)).
+  """
+  workdir = Workdir(workdir_path, config)
+  train_rows = train_models(config, workdir)
+  workdir.write_table(train_rows)
+  rows = evaluate_lengths(config, workdir, train_rows)
+  write_figure(config, workdir, rows)
+  return train_rows, rows
+
+
+def _summary(train_rows: list[dict], rows: list[dict]) -> str:
+  seeds = [r["seed"] for r in train_rows]
+  n = rows[0]["n_sequences"] if rows else 0
+  lines = ["seed:            " + " ".join(f"{s:<9}" for s in seeds)]
+  lines.append("solved in train: " + " ".join(
+    f"{'yes' if r['solved'] else 'no':<9}" for r in train_rows))
+  for length in sorted({r["eval_length"] for r in rows}):
+    at = {r["seed"]: r for r in rows if r["eval_length"] == length}
+    lines.append(f"errors at {length:<6} " + " ".join(
+      f"{str(at[s]['errors']) if s in at else '-':<9}" for s in seeds))
+  return "\n".join(lines) + f"\n(errors out of {n:,} fresh sequences per length)"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required, e.g. --workdir=runs/generalization")
+  t0 = time.time()
+  train_rows, rows = run(_CONFIG.value, _WORKDIR.value)
+  print(_summary(train_rows, rows))
+  print(f"table: {_WORKDIR.value}/{TABLE}.csv, figure: {_WORKDIR.value}/{TABLE}.png "
+        f"({time.time() - t0:.0f} s in this process)")
+
+
+if __name__ == "__main__":
+  app.run(main)
