@@ -231,7 +231,7 @@ def _generalization_markdown(cfg, gen_table: list[dict]) -> str:
     + ".\n\n"
   )
   if not gen_table:
-    return head + "No model to evaluate yet (none solved).\n"
+    return head + "No model evaluated: none solved (so far).\n"
   return head + pathological.markdown(gen_table, headers=_HEADERS)
 
 
