@@ -8,6 +8,7 @@ explicit `--xla_force_host_platform_device_count` in `XLA_FLAGS` wins.
 """
 
 import os
+import signal
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
@@ -26,6 +27,26 @@ os.environ.setdefault(
 import logging as _logging  # noqa: E402
 
 from absl import logging as _absl_logging  # noqa: E402
+
+
+def stop_sweeps_gracefully() -> None:
+  """Ctrl-C and `kill` (SIGTERM, also what schedulers send before pre-empting a job) let a
+  running `sweep.run_group` finish its chunk, checkpoint it and exit, so a checkpoint
+  always holds whole chunks; a second signal stops at once (a restart then resumes from
+  the last periodic checkpoint). Called by the binaries whose work runs in sweeps."""
+
+  def handler(signum, frame):
+    del frame
+    from rnn_dynamics import sweep
+
+    if sweep.stop_requested():
+      raise KeyboardInterrupt(f"stopped by signal {signum}")
+    _absl_logging.warning("signal %d: stopping after the current chunk (again: now)", signum)
+    sweep.request_stop()
+
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, handler)
+
 
 if os.environ.get("RNN_DYNAMICS_DISTRIBUTED", "0") == "1":
   # Several hosts: one process per host joins before any JAX computation (BUILD.md).

@@ -12,6 +12,7 @@ out of budget. Results, traces and the figure go to --workdir; re-running with t
 
 from __future__ import annotations
 
+import sys
 import time
 
 import jax
@@ -19,6 +20,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import experiments
 from rnn_dynamics import plots, sweep, train
 from rnn_dynamics.workdir import Workdir
 
@@ -57,8 +59,13 @@ def run(config, workdir_path: str) -> list[dict]:
     )
     logging.info("%s: %d runs on %d device(s)", group, len(labels), jax.device_count())
     result = sweep.run_group(
-      trainer, cfg, labels=labels, hparams=sweep.stack(hps), keys=keys,
-      checkpoint_dir=workdir.checkpoint_dir(group), name=group,
+      trainer,
+      cfg,
+      labels=labels,
+      hparams=sweep.stack(hps),
+      keys=keys,
+      checkpoint_dir=workdir.checkpoint_dir(group),
+      name=group,
     )
     workdir.save_group(group, result)
     rows += result.rows
@@ -72,7 +79,9 @@ def run(config, workdir_path: str) -> list[dict]:
 def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
   workdir.write_table(rows)
   fig = plots.success_rate_figure(
-    rows, inits=config.inits, algorithms=config.algorithms,
+    rows,
+    inits=config.inits,
+    algorithms=config.algorithms,
     title=f"temporal order, {config.n_hidden} hidden, ≤{config.max_updates:,} updates, "
     f"{config.seeds} seeds",
   )
@@ -98,7 +107,12 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/fig7")
   config = _CONFIG.value
-  rows = run(config, _WORKDIR.value)
+  experiments.stop_sweeps_gracefully()
+  try:
+    rows = run(config, _WORKDIR.value)
+  except KeyboardInterrupt:
+    logging.warning("interrupted; run the same command again to resume from the checkpoint")
+    sys.exit(130)
   print(_summary(rows, config))
   print(f"results: {_WORKDIR.value}/results.csv, figure: {_WORKDIR.value}/success_rate.png")
 

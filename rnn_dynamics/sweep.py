@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -37,7 +38,15 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from rnn_dynamics.train import HParams, RunState, Trainer
 
-__all__ = ["GroupResult", "TRACE_FIELDS", "run_group", "runs_sharding", "stack"]
+__all__ = [
+  "GroupResult",
+  "TRACE_FIELDS",
+  "request_stop",
+  "stop_requested",
+  "run_group",
+  "runs_sharding",
+  "stack",
+]
 
 # Per-chunk summaries kept for every run (the "traces").
 TRACE_FIELDS = (
@@ -89,6 +98,21 @@ def _spectral_radii(w_hh: np.ndarray) -> np.ndarray:
   # Host-side LAPACK: cheap at eval time, and XLA has no non-symmetric eig on GPU/TPU.
   w = np.asarray(w_hh, dtype=np.float64)
   return np.max(np.abs(np.linalg.eigvals(w)), axis=-1)
+
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+  """Asks a running `run_group` to checkpoint and raise `KeyboardInterrupt` after its
+  current chunk. Safe to call from a signal handler (the experiment binaries do, on the
+  first Ctrl-C or SIGTERM)."""
+  _STOP.set()
+
+
+def stop_requested() -> bool:
+  """Whether `request_stop` was called and no `run_group` has acted on it yet."""
+  return _STOP.is_set()
 
 
 def _host(x: jax.Array) -> np.ndarray:
@@ -259,11 +283,18 @@ def run_group(
   final_error = np.asarray(
     [math.nan if e is None else e for e in host["final_error"]], dtype=np.float64
   )
+  # True while the state, traces and `host` disagree (mid-iteration; the old state's
+  # buffers are donated to the chunk): an interrupt then must not checkpoint.
+  in_flight = False
   try:
     while True:
       done = _host(state.done)
       if done.all():
         break
+      if _STOP.is_set():
+        _STOP.clear()
+        raise KeyboardInterrupt("stop requested")
+      in_flight = True
       state, summary, screen = programs.chunk_and_screen(state, hparams)
       chunks_here += 1
       step = _host(state.step)
@@ -301,6 +332,7 @@ def run_group(
       )
       host["chunk"] += 1
       host["final_error"] = _json_floats(final_error)
+      in_flight = False
 
       now = time.time()
       if now - last_report >= float(config.progress_every_s) or done.all():
@@ -310,8 +342,12 @@ def run_group(
         save()
         last_save = now
   except KeyboardInterrupt:
-    say(f"{name}: interrupted — saving a checkpoint at chunk {host['chunk']} before exiting")
-    save()
+    if in_flight:
+      last = manager.latest_step() if manager is not None else None
+      say(f"{name}: interrupted mid-chunk — a restart resumes from chunk {last or 0}")
+    else:
+      say(f"{name}: interrupted — saving a checkpoint at chunk {host['chunk']} before exiting")
+      save()
     raise
 
   # Unsolved runs get the full test once more at the end, for the table.
