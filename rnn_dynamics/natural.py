@@ -838,11 +838,11 @@ def fit(
 
   t_session = time.time()
   wall0 = float(host["wall_s"])
+  budget = float(config.get("time_budget_s", 0) or 0)
   last_report = last_save = time.time()
   try:
     while host["epoch"] <= max_epochs and not host["stopped"]:
       epoch = int(host["epoch"])
-      budget = float(config.get("time_budget_s", 0) or 0)
       if host["chunk"] == 0 and budget and host["epoch_wall_s"]:
         if host["wall_s"] + host["epoch_wall_s"] > budget:
           host["stopped"] = "time_budget"
@@ -869,6 +869,9 @@ def fit(
           left_epoch = (n_chunks - ci - 1) / max(rate, 1e-9)
           per_epoch = host["epoch_wall_s"] or (n_chunks / max(rate, 1e-9) * 1.3)
           eta = left_epoch + (max_epochs - epoch) * per_epoch
+          if budget:  # the budget stops it at the first epoch end past `budget − epoch`
+            spent = wall0 + (now - t_session)
+            eta = min(eta, max(budget - spent, left_epoch))
           say(f"{task.name} epoch {epoch}/{max_epochs} chunk {ci + 1}/{n_chunks} | "
               f"{rate * k * seg_len * lanes * n_real:,.0f} run-steps/s | train "
               + " ".join(f"{x:.3f}" for x in run_loss[:n_real])
