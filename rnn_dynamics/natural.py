@@ -56,6 +56,7 @@ from absl import logging
 from rnn_dynamics import clipping, rnn
 from rnn_dynamics.regularizers import omega_and_grad
 from rnn_dynamics.sweep import runs_sharding
+from rnn_dynamics.tasks.base import Batch
 from rnn_dynamics.train import HParams, make_optimizer
 
 __all__ = [
@@ -466,12 +467,12 @@ class Trainer(NamedTuple):
   evaluate: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
 
 
-def _to_batch(task: NaturalTask, inputs, targets, mask):
-  from rnn_dynamics.tasks.base import Batch
-
+def _to_batch(task: NaturalTask, inputs, targets, mask) -> Batch:
+  """Device-side: uint8 frames to floats, symbol ids to one-hot inputs and int targets."""
   if task.kind == "music":
     return Batch(inputs.astype(jnp.float32), targets.astype(jnp.float32), mask)
-  return Batch(jax.nn.one_hot(inputs, task.n_in, dtype=jnp.float32), targets.astype(jnp.int32), mask)
+  one_hot = jax.nn.one_hot(inputs, task.n_in, dtype=jnp.float32)
+  return Batch(one_hot, targets.astype(jnp.int32), mask)
 
 
 def _nll_sum(task: NaturalTask, logits, targets, mask) -> jax.Array:
@@ -715,7 +716,7 @@ def fit(
     A `FitResult`.
   """
   say = on_progress or logging.info
-  n_seeds, n_cols = int(config.seeds), len(columns)
+  n_seeds = int(config.seeds)
   labels = [dict(algorithm=c.algorithm, seed=s, col=i) for i, c in enumerate(columns)
             for s in range(n_seeds)]
   n_real = len(labels)
@@ -736,8 +737,9 @@ def fit(
 
   # Fixed per-run hyper-parameters; lr and α change per epoch.
   init_id = rnn.init_id(config.init)
-  clip = np.asarray([columns[l["col"]].clip for l in labels_padded], np.float32)
-  alpha0 = np.asarray([columns[l["col"]].alpha0 for l in labels_padded], np.float32)
+  col_of = [columns[lab["col"]] for lab in labels_padded]
+  clip = np.asarray([c.clip for c in col_of], np.float32)
+  alpha0 = np.asarray([c.alpha0 for c in col_of], np.float32)
 
   def hparams(lr, epoch):
     hp = HParams(
@@ -765,9 +767,9 @@ def fit(
     return pad_segments(task.segments(data["train"], lanes, seg_len, order), k)
 
   keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), s))(
-    np.asarray([l["seed"] for l in labels_padded])
+    np.asarray([lab["seed"] for lab in labels_padded])
   )
-  lr0 = np.asarray([columns[l["col"]].lr for l in labels_padded], np.float64)
+  lr0 = np.asarray([c.lr for c in col_of], np.float64)
   state = jax.device_put(programs.init(keys, hparams(lr0, 1)), sharding)
   best = jax.tree.map(jnp.copy, state.params)  # state is donated to each chunk call
   host: dict[str, Any] = dict(
