@@ -324,6 +324,8 @@ def test_paper_numbers_only_for_the_paper_data_sets():
   t = char_cfg.resolve(t)
   assert t.algorithms == ("sgd_c", "sgd_cr") and t.alpha_schedule == "inverse"
   assert char_lm.PAPER_TABLE2[5]["test"]["sgd"] is None
+  m.algorithms = ("sgd, sgd_cr",)  # what `--config.algorithms=sgd,sgd_cr` gives
+  assert music_cfg.resolve(m).algorithms == ("sgd", "sgd_cr")
 
 
 # --- the real data, where this checkout has it ------------------------------------------

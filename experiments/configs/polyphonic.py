@@ -106,4 +106,6 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for field, value in setup.items():
     if c[field] is None:
       c[field] = value
+  # `--config.algorithms=sgd_c,sgd_cr` arrives as one comma-joined string.
+  c.algorithms = tuple(a.strip() for item in c.algorithms for a in item.split(",") if a.strip())
   return c
