@@ -410,7 +410,7 @@ def generalization_figure(
 
   tasks = list(dict.fromkeys(r["task"] for r in gen_rows)) or [""]
   fig, axes = plt.subplots(
-    1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False, sharey=True
+    1, len(tasks), figsize=(max(6.0, 4.6 * len(tasks)), 3.8), squeeze=False, sharey=True
   )
   floor = 1e-5
   for ax, task in zip(axes[0], tasks):
@@ -445,7 +445,7 @@ def generalization_figure(
     ax.legend(fontsize=7, loc="lower right")
   axes[0][0].set_ylabel(f"test error (floor {floor:g})")
   if title:
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   return fig
 
