@@ -1,0 +1,222 @@
+"""The Figure 7 binary end to end on its `test` preset: the files it leaves, resuming after
+Ctrl-C, independence from the device count, refusing a workdir of another config."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from rnn_dynamics import sweep
+from rnn_dynamics.workdir import Workdir, WorkdirConfigMismatch
+
+REPO = Path(__file__).resolve().parents[1]
+PRESET = "experiments/configs/success_rate.py:test"
+DEVICE_COUNTS = (1, 4)
+_RUN_GROUP = sweep.run_group
+
+
+@pytest.fixture(scope="module")
+def binary():
+  """`experiments.success_rate` and its configs, imported without touching this process.
+
+  `experiments/__init__.py` sets `XLA_FLAGS` (one CPU device per core) when it is unset;
+  here the backend is already up, and the variable is put back for the tests that follow.
+  """
+  jax.devices()
+  saved = os.environ.get("XLA_FLAGS")
+  from experiments import success_rate
+  from experiments.configs import success_rate as configs
+
+  if saved is None:
+    os.environ.pop("XLA_FLAGS", None)
+  else:
+    os.environ["XLA_FLAGS"] = saved
+  return success_rate, configs
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+  """The binary run from the command line, uninterrupted, with 1 and with 4 CPU devices.
+
+  Both processes start at once and run while the in-process tests below do.
+  """
+  procs = {}
+  for n in DEVICE_COUNTS:
+    workdir = tmp_path_factory.mktemp(f"cli_{n}_devices")
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+    cmd = [
+      sys.executable,
+      "-m",
+      "experiments.success_rate",
+      f"--config={PRESET}",
+      f"--workdir={workdir}",
+    ]
+    out, err = (open(workdir.parent / f"{workdir.name}.{s}", "w+") for s in ("out", "err"))
+    procs[n] = workdir, subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err), out, err
+  done = {}
+
+  def result(n):
+    if n not in done:
+      workdir, proc, out, err = procs[n]
+      proc.wait(timeout=600)
+      out.seek(0)
+      err.seek(0)
+      done[n] = workdir, out.read(), err.read()
+      assert proc.returncode == 0, done[n][2][-3000:]
+    return done[n]
+
+  yield result
+  for _, proc, out, err in procs.values():
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+    out.close()
+    err.close()
+
+
+def _rows(workdir):
+  return json.loads((Path(workdir) / "results.json").read_text())
+
+
+def _assert_outputs(workdir, config):
+  workdir = Path(workdir)
+  assert json.loads((workdir / "config.json").read_text()) == json.loads(config.to_json())
+  for name in ("results.csv", "results.json", "success_rate.png", "success_rate.svg"):
+    assert (workdir / name).stat().st_size > 0, name
+  n_runs = len(config.inits) * len(config.algorithms) * config.seeds
+  rows = _rows(workdir)
+  assert len(rows) == n_runs * len(config.lengths)
+  assert sorted({r["length"] for r in rows}) == list(config.lengths)
+  csv_lines = (workdir / "results.csv").read_text().splitlines()
+  assert len(csv_lines) == len(rows) + 1 and csv_lines[0].startswith("init,algorithm,length")
+  for length in config.lengths:
+    group = workdir / "groups" / f"T{length}"
+    assert len(json.loads((group / "results.json").read_text())) == n_runs
+    with np.load(group / "traces.npz") as traces:
+      assert set(sweep.TRACE_FIELDS) <= set(traces.files)
+      chunks = config.max_updates // config.chunk_size
+      assert traces["loss"].shape[0] == n_runs and 1 <= traces["loss"].shape[1] <= chunks
+    with np.load(group / "params.npz") as params:
+      assert params["w_hh"].shape == (n_runs, config.n_hidden, config.n_hidden)
+  # Checkpoints of finished groups are cleaned up.
+  assert not any((workdir / "checkpoints").glob("*/*"))
+
+
+def _assert_same_groups(a, b, config):
+  """Per-group rows, traces and final parameters, bit for bit."""
+  for length in config.lengths:
+    ga, gb = Path(a) / "groups" / f"T{length}", Path(b) / "groups" / f"T{length}"
+    assert json.loads((ga / "results.json").read_text()) == json.loads(
+      (gb / "results.json").read_text()
+    )
+    for name in ("traces.npz", "params.npz"):
+      with np.load(ga / name) as za, np.load(gb / name) as zb:
+        assert za.files == zb.files
+        for k in za.files:
+          np.testing.assert_array_equal(za[k], zb[k], err_msg=f"T{length}/{name}/{k}")
+
+
+class _Interrupt:
+  """Wraps `sweep.run_group` to record what it does and, when `group` is given, press
+  Ctrl-C after that group's first chunk (from its progress callback)."""
+
+  def __init__(self, monkeypatch, group=None):
+    self.group, self.lines, self.called = group, [], []
+
+    def run_group(*args, name, **kwargs):
+      self.called.append(name)
+      pressed = []
+
+      def on_progress(line):
+        self.lines.append(line)
+        if name == self.group and " solved " in line and not pressed:
+          pressed.append(line)
+          raise KeyboardInterrupt
+
+      return _RUN_GROUP(*args, name=name, on_progress=on_progress, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_group", run_group)
+
+
+@pytest.fixture(scope="module")
+def resumed(binary, cli, tmp_path_factory):
+  """The sweep run in this process, Ctrl-C'd during its second group, then run again."""
+  del cli  # started first, so the command-line runs go on meanwhile
+  module, configs = binary
+  config = configs.get_config("test")
+  workdir = tmp_path_factory.mktemp("resumed")
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    first = _Interrupt(monkeypatch, group="T12")
+    with pytest.raises(KeyboardInterrupt):
+      module.run(config, str(workdir))
+    state_after_first = dict(
+      t10_done=(workdir / "groups" / "T10" / "results.json").exists(),
+      t12_done=(workdir / "groups" / "T12" / "results.json").exists(),
+      t12_checkpoint=any((workdir / "checkpoints" / "T12").glob("*")),
+    )
+    second = _Interrupt(monkeypatch)
+    rows = module.run(config, str(workdir))
+  return workdir, config, first, state_after_first, second, rows
+
+
+def test_interrupted_sweep_resumes_to_identical_results(resumed, cli):
+  workdir, config, first, after_first, second, rows = resumed
+  # Ctrl-C after the first chunk of T12: T10 finished and stored, T12 checkpointed.
+  assert first.called == ["T10", "T12"]
+  assert after_first == dict(t10_done=True, t12_done=False, t12_checkpoint=True)
+  assert any("T12: interrupted" in line for line in first.lines)
+  # Again: the finished group is loaded, not rerun; T12 goes on from its checkpoint.
+  assert second.called == ["T12"]
+  assert any("T12: resumed from chunk 1" in line for line in second.lines)
+  assert rows == _rows(workdir)
+  # The same results as the uninterrupted command-line run, bit for bit on as many
+  # devices.
+  assert _rows(workdir) == _rows(cli(1)[0])
+  if jax.device_count() in DEVICE_COUNTS:
+    _assert_same_groups(workdir, cli(jax.device_count())[0], config)
+
+
+def test_in_process_run_leaves_results_traces_and_figure(resumed):
+  workdir, config = resumed[:2]
+  _assert_outputs(workdir, config)
+
+
+def test_cli_leaves_results_traces_and_figure(cli, binary):
+  config = binary[1].get_config("test")
+  workdir, out, _ = cli(1)
+  _assert_outputs(workdir, config)
+  # The summary table on stdout has a line per (init, algorithm).
+  assert "success_rate.png" in out
+  assert sum(line.startswith(("sigmoid ", "smart_tanh ")) for line in out.splitlines()) == 6
+
+
+def test_same_results_on_one_and_four_devices(cli):
+  (w1, _, err1), (w4, _, err4) = cli(1), cli(4)
+  # The flag reached the binary (`experiments/__init__.py` keeps an explicit one).
+  assert re.search(r"T10: 12 runs on 1 device", err1) and re.search(
+    r"T10: 12 runs on 4 device", err4
+  )
+  assert _rows(w1) == _rows(w4)
+
+
+def test_workdir_of_another_config_is_refused(tmp_path, binary):
+  module, configs = binary
+  Workdir(tmp_path, configs.get_config("test"))
+  # Bookkeeping fields may change between sessions...
+  relaxed = configs.get_config("test")
+  relaxed.progress_every_s = 30.0
+  Workdir(tmp_path, relaxed)
+  saved = (tmp_path / "config.json").read_text()
+  # ...anything that changes results may not, and the workdir is left as it was.
+  other = configs.get_config("test")
+  other.alpha = 2.0
+  with pytest.raises(WorkdirConfigMismatch, match="alpha"):
+    module.run(other, str(tmp_path))
+  assert (tmp_path / "config.json").read_text() == saved
+  assert not (tmp_path / "groups").exists()
