@@ -30,7 +30,10 @@ A training update is counted as `6·T·B·(H² + H·n_in)` flops (forward, and t
 pass's two products per step; the readout and Ω are not counted).
 
 Ratios are medians over rounds of ratios taken within a round, so slow drift in the
-machine's load (other processes) cancels out.
+machine's load (other processes) cancels out. Every block's process CPU time (all threads)
+is recorded too: on a shared machine, work per CPU-second (`*_per_cpu_s` in the JSON, the
+bracketed column of the table) measures efficiency independently of how much CPU the
+scheduler happened to grant; on an idle machine the wall-clock ratios are what a user sees.
 
   python -m benchmarks.throughput              # full table, about 10 minutes on 2 cores
   python -m benchmarks.throughput --quick      # T=50, 15 runs; a minute or two
@@ -521,7 +524,8 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
   """Within-round ratios (median over rounds) for every JAX case that has a partner."""
   find = lambda **k: next((c for c in cases if all(c.key.get(a) == v for a, v in k.items())), None)
   mm = [c for c in cases if c.key["side"] == "matmul"]
-  ceiling = np.max([_per_round(c, flops=True) for c in mm], axis=0)  # GFLOP/s per round
+  ceiling = np.max([_per_round(c, flops=True) for c in mm], axis=0)  # flop/s per round
+  ceiling_cpu = np.max([_per_round(c, flops=True, cpu=True) for c in mm], axis=0)
   med = lambda a: float(np.median(a))
   rows = []
   for c in cases:
@@ -530,6 +534,7 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
     alg, length, runs = c.key["algorithm"], c.key["length"], c.key["runs"]
     row = dict(algorithm=alg, length=length, runs=runs)
     row["matmul_fraction"] = med(_per_round(c, flops=True) / ceiling)
+    row["matmul_fraction_per_cpu_s"] = med(_per_round(c, flops=True, cpu=True) / ceiling_cpu)
     t = find(side="torch", algorithm=alg, length=length)
     row["ratio_vs_torch"] = med(_per_round(c) / _per_round(t)) if t else None
     # Per CPU-second: robust to other processes' load, and blind to how many cores.
@@ -542,6 +547,9 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
       base = find(side="jax", algorithm="sgd_c", length=length, runs=runs)
       # Time per SGD-CR update over time per SGD-C update.
       row["omega_overhead"] = med(_per_round(base) / _per_round(c)) if base else None
+      row["omega_overhead_per_cpu_s"] = (
+        med(_per_round(base, cpu=True) / _per_round(c, cpu=True)) if base else None
+      )
     rows.append(row)
   return rows
 
@@ -561,7 +569,9 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
     ratio_vs_torch=num(cr.get("ratio_vs_torch")),
     ratio_vs_torch_per_cpu_s=num(cr.get("ratio_vs_torch_per_cpu_s")),
     omega_overhead=num(cr.get("omega_overhead")),
+    omega_overhead_per_cpu_s=num(cr.get("omega_overhead_per_cpu_s")),
     matmul_fraction=num(cr.get("matmul_fraction")),
+    matmul_fraction_per_cpu_s=num(cr.get("matmul_fraction_per_cpu_s")),
     length=plan.ref_length,
     runs=plan.ref_runs,
   )
@@ -601,7 +611,8 @@ def format_table(results: dict[str, Any]) -> str:
   ref_runs = results["plan"]["ref_runs"]
   head = ["T", "alg"] + [f"jax {n} run{'s' if n > 1 else ''}" for n in jax_runs]
   head += ["torch loop"] + (["torch nn.RNN"] if has_nn else [])
-  head += [f"x torch@{ref_runs}", "(per CPU s)", f"GFLOP/s@{ref_runs}", "of matmul", "CR/C time"]
+  head += [f"x torch@{ref_runs}", "(per CPU s)", f"GFLOP/s@{ref_runs}", "of matmul", "(per CPU s)"]
+  head += ["CR/C time", "(per CPU s)"]
   rows = [head]
   keys = sorted(
     {(c["length"], c["algorithm"]) for c in cases if c["side"] != "matmul"},
@@ -636,11 +647,16 @@ def format_table(results: dict[str, Any]) -> str:
       fmt(r.get("ratio_vs_torch_per_cpu_s"), "({:.1f}x)"),
       fmt(gf, "{:.1f}"),
       fmt(r.get("matmul_fraction"), "{:.0%}"),
+      fmt(r.get("matmul_fraction_per_cpu_s"), "({:.0%})"),
       fmt(r.get("omega_overhead"), "{:.2f}"),
+      fmt(r.get("omega_overhead_per_cpu_s"), "({:.2f})"),
     ]
     rows.append(row)
   widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-  lines.append("run-updates per second (median over rounds):")
+  lines.append(
+    "run-updates per second (median over rounds); ratios are within-round medians, the "
+    "bracketed ones per CPU-second:"
+  )
   for row in rows:
     lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
   lines += [f"note: {n}" for n in results["notes"]]
