@@ -50,13 +50,16 @@ def success_rate_figure(
   fig, axes = plt.subplots(1, len(inits), figsize=(4.2 * len(inits), 3.4), sharey=True,
                            squeeze=False)
   for ax, init in zip(axes[0], inits):
-    for alg in algorithms:
+    for j, alg in enumerate(algorithms):
       pts = sorted((t, r) for (i, a, t), r in rates.items() if i == init and a == alg)
       if not pts:
         continue
       color, marker = _STYLE.get(alg, (None, "x"))
-      ax.plot([t for t, _ in pts], [r for _, r in pts], marker=marker, color=color,
-              label=ALGORITHM_LABELS.get(alg, alg))
+      # Algorithms often tie (all solve, or none): a small sideways offset on the log axis
+      # keeps every line's markers visible instead of drawing one over the other.
+      shift = math.exp(0.02 * (j - (len(algorithms) - 1) / 2))
+      ax.plot([t * shift for t, _ in pts], [r for _, r in pts], marker=marker, color=color,
+              alpha=0.85, label=ALGORITHM_LABELS.get(alg, alg))
     length_axis(ax, sorted({t for (_, _, t) in rates}))
     ax.set_title(init)
     ax.set_ylim(-0.05, 1.05)
