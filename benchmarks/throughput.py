@@ -35,7 +35,7 @@ is recorded too: on a shared machine, work per CPU-second (`*_per_cpu_s` in the 
 bracketed column of the table) measures efficiency independently of how much CPU the
 scheduler happened to grant; on an idle machine the wall-clock ratios are what a user sees.
 
-  python -m benchmarks.throughput              # full table, about 10 minutes on 2 cores
+  python -m benchmarks.throughput              # full table, ~10 min on an idle 2-core CPU
   python -m benchmarks.throughput --quick      # T=50, 15 runs; a minute or two
   python -m benchmarks.throughput --out=throughput.json
 
