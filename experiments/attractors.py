@@ -26,17 +26,13 @@ from rnn_dynamics import rnn
 from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
 from rnn_dynamics.tasks import get_task
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/attractors.py", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
-
 
 def load_params(path: str) -> tuple[rnn.Params, rnn.Unit, str]:
   """Reads a saved model: arrays w_in, w_hh, b, w_out, b_out and an `init` string."""
   with np.load(path) as f:
-    params = rnn.Params(**{k: jnp.asarray(f[k], jnp.float32)
-                           for k in ("w_in", "w_hh", "b", "w_out", "b_out")})
+    params = rnn.Params(
+      **{k: jnp.asarray(f[k], jnp.float32) for k in ("w_in", "w_hh", "b", "w_out", "b_out")}
+    )
     init = str(f["init"]) if "init" in f else "basic_tanh"
   return params, rnn.unit_for_init(init), init
 
@@ -62,8 +58,7 @@ def train_inline(config, task, key):
       batch = task.sample(k, config.batch_size, config.length, buffer)
       loss, grads = jax.value_and_grad(_loss)(params, unit, batch, task.head)
       updates, state = tx.update(grads, state, params)
-      return (optax.apply_updates(params, updates), state), (params, loss,
-                                                            optax.global_norm(grads))
+      return (optax.apply_updates(params, updates), state), (params, loss, optax.global_norm(grads))
 
     return jax.lax.scan(body, (params, tx.init(params)), keys)
 
@@ -109,36 +104,60 @@ def run(config, workdir: str) -> dict:
     @jax.jit
     def diag(p, k):
       batch = task.sample(k, config.batch_size, config.length, buffer)
-      c = curvature.curvature_diagnostics(lambda q: _loss(q, unit, batch, task.head), p,
-                                          jax.random.fold_in(k, 1), config.lanczos_iters)
+      c = curvature.curvature_diagnostics(
+        lambda q: _loss(q, unit, batch, task.head),
+        p,
+        jax.random.fold_in(k, 1),
+        config.lanczos_iters,
+      )
       return c, mechanics.omega_terms(p, unit, batch, task.head)
 
     curv, omega = jax.lax.map(lambda pk: diag(*pk), (snaps, keys[idx]))
     history = {
-      "step": np.arange(config.updates), "loss_all": loss_S, "grad_norm_all": gnorm_S,
-      "curv_step": idx, "grad_norm": np.asarray(curv.grad_norm),
-      "top_eigenvalue": np.asarray(curv.top_eigenvalue), "alignment": np.asarray(curv.alignment),
+      "step": np.arange(config.updates),
+      "loss_all": loss_S,
+      "grad_norm_all": gnorm_S,
+      "curv_step": idx,
+      "grad_norm": np.asarray(curv.grad_norm),
+      "top_eigenvalue": np.asarray(curv.top_eigenvalue),
+      "alignment": np.asarray(curv.alignment),
       "grad_curvature": np.asarray(curv.grad_curvature),
       "spectral_radius": np.asarray(rnn.spectral_radius(snaps.w_hh)),
-      "omega": np.asarray(omega["omega"]), "omega_mean": np.asarray(omega["omega_mean"]),
+      "omega": np.asarray(omega["omega"]),
+      "omega_mean": np.asarray(omega["omega_mean"]),
     }
-    stats = curvature.spike_statistics(history["grad_norm"], history["top_eigenvalue"],
-                                       history["alignment"], config.spike_factor,
-                                       config.spike_window)
+    stats = curvature.spike_statistics(
+      history["grad_norm"],
+      history["top_eigenvalue"],
+      history["alignment"],
+      config.spike_factor,
+      config.spike_window,
+    )
     summary["curvature"] = stats
-    summary["spectral_radius_start_end"] = [float(history["spectral_radius"][0]),
-                                            float(history["spectral_radius"][-1])]
+    summary["spectral_radius_start_end"] = [
+      float(history["spectral_radius"][0]),
+      float(history["spectral_radius"][-1]),
+    ]
 
   k_eval = jax.random.fold_in(key, 7)
   batch = task.sample(k_eval, config.eval_batch, config.length, buffer)
   loss, error = rnn.loss_fn(params, unit, batch, task.head)
-  summary.update(eval_loss=float(loss), eval_error=float(error), init=init,
-                 spectral_radius=float(rnn.spectral_radius(params.w_hh)))
+  summary.update(
+    eval_loss=float(loss),
+    eval_error=float(error),
+    init=init,
+    spectral_radius=float(rnn.spectral_radius(params.w_hh)),
+  )
   lag_end, _ = mechanics.adjoint_norms_by_lag(params, unit, batch, task.head)
-  lag_start = (mechanics.adjoint_norms_by_lag(params_start, unit, batch, task.head)[0]
-               if params_start is not None else jnp.full_like(lag_end, jnp.nan))
+  lag_start = (
+    mechanics.adjoint_norms_by_lag(params_start, unit, batch, task.head)[0]
+    if params_start is not None
+    else jnp.full_like(lag_end, jnp.nan)
+  )
   summary["grad_ratio_lag_max_over_lag0"] = {
-    "start": float(lag_start[-1] / lag_start[0]), "end": float(lag_end[-1] / lag_end[0])}
+    "start": float(lag_start[-1] / lag_start[0]),
+    "end": float(lag_end[-1] / lag_end[0]),
+  }
 
   # Fixed points of the input-free map F and of the map under the mean input ū.
   xs_TxBxH = states_x(params, unit, batch.inputs)
@@ -165,16 +184,20 @@ def run(config, workdir: str) -> dict:
     idx_first, d_first = attractors.assign_attractors(f, x_after_first, att, config.flow_steps)
     idx_last, _ = attractors.assign_attractors(f, x_last, att, config.flow_steps)
     summary[f"fixed_points_{name}"] = {
-      "n_fixed": len(fps.x_KxH), "n_attractors": int(fps.stable_K.sum()),
-      "radius": fps.radius_K, "max_residual": float(fps.residual_K.max(initial=0.0)),
+      "n_fixed": len(fps.x_KxH),
+      "n_attractors": int(fps.stable_K.sum()),
+      "radius": fps.radius_K,
+      "max_residual": float(fps.residual_K.max(initial=0.0)),
       "first_symbol_purity": attractors.label_purity(idx_first, v0),
       "first_symbol_settled": float(np.mean(d_first < 1e-2)),
       "class_purity_from_last_state": attractors.label_purity(idx_last, labels),
       # Without a point attractor the symbol may still ride on a cycle or a slow transient.
       "first_symbol_centroid_acc_after_flow": attractors.centroid_accuracy(
-        attractors.flow(f, x_after_first, config.flow_steps), v0),
+        attractors.flow(f, x_after_first, config.flow_steps), v0
+      ),
       "first_symbol_centroid_acc_after_20_steps": attractors.centroid_accuracy(
-        attractors.flow(f, x_after_first, 20), v0),
+        attractors.flow(f, x_after_first, 20), v0
+      ),
       "chance_first_symbol": float(max(np.mean(v0), 1 - np.mean(v0))),
     }
 
@@ -186,9 +209,15 @@ def run(config, workdir: str) -> dict:
   fm = fixed["u_mean"]
   os.makedirs(workdir, exist_ok=True)
   plotting.save_npz(
-    os.path.join(workdir, "attractors.npz"), lag_start=lag_start, lag_end=lag_end,
-    fixed_u_mean=fm.x_KxH, stable_u_mean=fm.stable_K, eig_u_mean=fm.eigvals_KxH,
-    fixed_u0=fixed["u0"].x_KxH, stable_u0=fixed["u0"].stable_K, first_symbol=v0,
+    os.path.join(workdir, "attractors.npz"),
+    lag_start=lag_start,
+    lag_end=lag_end,
+    fixed_u_mean=fm.x_KxH,
+    stable_u_mean=fm.stable_K,
+    eig_u_mean=fm.eigvals_KxH,
+    fixed_u0=fixed["u0"].x_KxH,
+    stable_u0=fixed["u0"].stable_K,
+    first_symbol=v0,
     **{f"history/{k}": v for k, v in history.items()},
     **{f"params/{k}": getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")},
   )
@@ -197,13 +226,24 @@ def run(config, workdir: str) -> dict:
   if history:
     hist = dict(history, loss=history["loss_all"])
     hist["omega_mean"] = np.interp(history["step"], history["curv_step"], history["omega_mean"])
-    hist["spectral_radius"] = np.interp(history["step"], history["curv_step"],
-                                        history["spectral_radius"])
-  spikes = (curvature.spike_mask(history["grad_norm"], config.spike_factor, config.spike_window)
-            if history else None)
-  fig = plotting.plot_trained(hist, np.asarray(lag_start), np.asarray(lag_end), proj_states, v0,
-                              proj(fm.x_KxH) if len(fm.x_KxH) else np.zeros((0, 2)),
-                              fm.stable_K, spikes=spikes)
+    hist["spectral_radius"] = np.interp(
+      history["step"], history["curv_step"], history["spectral_radius"]
+    )
+  spikes = (
+    curvature.spike_mask(history["grad_norm"], config.spike_factor, config.spike_window)
+    if history
+    else None
+  )
+  fig = plotting.plot_trained(
+    hist,
+    np.asarray(lag_start),
+    np.asarray(lag_end),
+    proj_states,
+    v0,
+    proj(fm.x_KxH) if len(fm.x_KxH) else np.zeros((0, 2)),
+    fm.stable_K,
+    spikes=spikes,
+  )
   plotting.save_figure(fig, os.path.join(workdir, "attractors"))
   return summary
 
@@ -222,18 +262,27 @@ def main(argv):
   print(f"eval error {s['eval_error']:.3f}, ρ = {s['spectral_radius']:.3f}")
   if "curvature" in s:
     c = s["curvature"]
-    print(f"{c['n_spikes']} gradient spikes: alignment {c['alignment_spikes']:.3f} vs "
-          f"{c['alignment_other']:.3f} elsewhere; |λ1| {c['top_eig_spikes']:.3g} vs "
-          f"{c['top_eig_other']:.3g}; Spearman(‖g‖, |λ1|) = {c['spearman']:.3f}")
+    print(
+      f"{c['n_spikes']} gradient spikes: alignment {c['alignment_spikes']:.3f} vs "
+      f"{c['alignment_other']:.3f} elsewhere; |λ1| {c['top_eig_spikes']:.3g} vs "
+      f"{c['top_eig_other']:.3g}; Spearman(‖g‖, |λ1|) = {c['spearman']:.3f}"
+    )
   for name in ("u0", "u_mean"):
     f = s[f"fixed_points_{name}"]
-    print(f"map {name}: {f['n_fixed']} fixed points, {f['n_attractors']} attractors; first "
-          f"symbol purity {f['first_symbol_purity']:.3f} (chance {f['chance_first_symbol']:.3f}), "
-          f"readable after 20 / {config.flow_steps} steps of the map: "
-          f"{f['first_symbol_centroid_acc_after_20_steps']:.3f} / "
-          f"{f['first_symbol_centroid_acc_after_flow']:.3f}")
+    print(
+      f"map {name}: {f['n_fixed']} fixed points, {f['n_attractors']} attractors; first "
+      f"symbol purity {f['first_symbol_purity']:.3f} (chance {f['chance_first_symbol']:.3f}), "
+      f"readable after 20 / {config.flow_steps} steps of the map: "
+      f"{f['first_symbol_centroid_acc_after_20_steps']:.3f} / "
+      f"{f['first_symbol_centroid_acc_after_flow']:.3f}"
+    )
   print(f"figure: {_WORKDIR.value}/attractors.png")
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/attractors.py", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
   app.run(main)

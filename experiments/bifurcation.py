@@ -22,10 +22,6 @@ from ml_collections import config_flags
 from rnn_dynamics import rnn
 from rnn_dynamics.analysis import bifurcation, plotting
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/bifurcation.py", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
 
 UNITS = {"sigmoid": rnn.SIGMOID, "tanh": rnn.TANH}
 
@@ -66,14 +62,32 @@ def run(config, workdir: str) -> dict:
   }
   os.makedirs(workdir, exist_ok=True)
   plotting.save_npz(
-    os.path.join(workdir, "bifurcation.npz"), bs=bs, field_bs=field_bs, field_xs=field_xs,
-    field_dx=field_dx, sim_b=sim_b, sim_x0=sim_x0, sim_x=sim_x, **curves,
+    os.path.join(workdir, "bifurcation.npz"),
+    bs=bs,
+    field_bs=field_bs,
+    field_xs=field_xs,
+    field_dx=field_dx,
+    sim_b=sim_b,
+    sim_x0=sim_x0,
+    sim_x=sim_x,
+    **curves,
   )
   plotting.save_json(os.path.join(workdir, "bifurcation.json"), summary)
   fig = plotting.plot_bifurcation(
-    bs, curves["lower"], curves["upper"], curves["boundary"], bif["b1"], bif["b2"], bif["x1"],
-    bif["x2"], field_bs=field_bs, field_xs=field_xs, field_dx=field_dx, sim_bs=sim_b,
-    sim_xs=sim_x, w=config.w,
+    bs,
+    curves["lower"],
+    curves["upper"],
+    curves["boundary"],
+    bif["b1"],
+    bif["b2"],
+    bif["x1"],
+    bif["x2"],
+    field_bs=field_bs,
+    field_xs=field_xs,
+    field_dx=field_dx,
+    sim_bs=sim_b,
+    sim_xs=sim_x,
+    w=config.w,
   )
   plotting.save_figure(fig, os.path.join(workdir, "bifurcation"))
   return summary
@@ -90,10 +104,17 @@ def main(argv):
   plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
   summary = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
-  print(f"b1 = {summary['b1']:.6f} (x = {summary['x1']:.6f}), "
-        f"b2 = {summary['b2']:.6f} (x = {summary['x2']:.6f})")
+  print(
+    f"b1 = {summary['b1']:.6f} (x = {summary['x1']:.6f}), "
+    f"b2 = {summary['b2']:.6f} (x = {summary['x2']:.6f})"
+  )
   print(f"figure: {_WORKDIR.value}/bifurcation.png")
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/bifurcation.py", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
   app.run(main)

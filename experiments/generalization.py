@@ -34,10 +34,6 @@ from ml_collections import config_flags
 from rnn_dynamics import plots, results, rnn, sweep, train
 from rnn_dynamics.workdir import Workdir
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/generalization.py:cpu", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
 
 GROUP = "train"  # the workdir group holding the trained models
 TABLE = "generalization"  # <workdir>/generalization.{csv,json}: one row per (seed, length)
@@ -61,16 +57,31 @@ def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[di
     return workdir.load_rows(GROUP)
   n = int(config.seeds)
   labels = [
-    dict(init=config.init, algorithm=config.algorithm, seed=s,
-         min_length=int(config.min_length), max_length=int(config.max_length))
+    dict(
+      init=config.init,
+      algorithm=config.algorithm,
+      seed=s,
+      min_length=int(config.min_length),
+      max_length=int(config.max_length),
+    )
     for s in range(n)
   ]
   keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(config.seed), s))(np.arange(n))
-  logging.info("%s: %d runs on lengths [%d, %d) on %d device(s)", GROUP, n, config.min_length,
-               config.max_length, jax.device_count())
+  logging.info(
+    "%s: %d runs on lengths [%d, %d) on %d device(s)",
+    GROUP,
+    n,
+    config.min_length,
+    config.max_length,
+    jax.device_count(),
+  )
   result = sweep.run_group(
-    train.make_train(config), config, labels=labels, hparams=sweep.stack([_hparams(config)] * n),
-    keys=keys, checkpoint_dir=workdir.checkpoint_dir(GROUP),
+    train.make_train(config),
+    config,
+    labels=labels,
+    hparams=sweep.stack([_hparams(config)] * n),
+    keys=keys,
+    checkpoint_dir=workdir.checkpoint_dir(GROUP),
     name=f"train [{config.min_length}, {config.max_length})",
   )
   workdir.save_group(GROUP, result)
@@ -114,24 +125,41 @@ def evaluate_lengths(
     errors = jax.jit(jax.vmap(per_model))(params, hps)
     errors = np.asarray(errors, dtype=np.float64)
     for r, e in zip(train_rows, errors):
-      rows.append(dict(
-        seed=r["seed"], init=r["init"], algorithm=r["algorithm"], min_length=lo,
-        max_length=hi, solved=r["solved"], updates_to_solve=r["updates_to_solve"],
-        eval_length=length, in_training_range=lo <= length < hi, n_sequences=n,
-        errors=round(e * n) if np.isfinite(e) else None, error=float(e),
-      ))
+      rows.append(
+        dict(
+          seed=r["seed"],
+          init=r["init"],
+          algorithm=r["algorithm"],
+          min_length=lo,
+          max_length=hi,
+          solved=r["solved"],
+          updates_to_solve=r["updates_to_solve"],
+          eval_length=length,
+          in_training_range=lo <= length < hi,
+          n_sequences=n,
+          errors=round(e * n) if np.isfinite(e) else None,
+          error=float(e),
+        )
+      )
     rows.sort(key=lambda r: (r["seed"], r["eval_length"]))
     workdir.write_table(rows, stem=TABLE)
-    logging.info("length %d: errors %s (of %d; block %d) in %.1f s", length,
-                 [r["errors"] for r in rows if r["eval_length"] == length], n,
-                 ecfg.eval_batch, time.time() - t0)
+    logging.info(
+      "length %d: errors %s (of %d; block %d) in %.1f s",
+      length,
+      [r["errors"] for r in rows if r["eval_length"] == length],
+      n,
+      ecfg.eval_batch,
+      time.time() - t0,
+    )
   return rows
 
 
 def write_figure(config: ml_collections.ConfigDict, workdir: Workdir, rows: list[dict]) -> None:
   fig = plots.generalization_figure(
-    rows, train_range=(int(config.min_length), int(config.max_length)),
-    success_error=float(config.success_error), chance_error=_CHANCE_ERROR.get(config.task),
+    rows,
+    train_range=(int(config.min_length), int(config.max_length)),
+    success_error=float(config.success_error),
+    chance_error=_CHANCE_ERROR.get(config.task),
     title=f"{config.task}: one {config.n_hidden}-unit {config.init} model per seed, "
     f"{plots.ALGORITHM_LABELS.get(config.algorithm, config.algorithm)}, "
     f"≤{config.max_updates:,} updates\n{config.eval_sequences:,} fresh sequences per length",
@@ -157,12 +185,15 @@ def _summary(train_rows: list[dict], rows: list[dict]) -> str:
   seeds = [r["seed"] for r in train_rows]
   n = rows[0]["n_sequences"] if rows else 0
   lines = ["seed:            " + " ".join(f"{s:<9}" for s in seeds)]
-  lines.append("solved in train: " + " ".join(
-    f"{'yes' if r['solved'] else 'no':<9}" for r in train_rows))
+  lines.append(
+    "solved in train: " + " ".join(f"{'yes' if r['solved'] else 'no':<9}" for r in train_rows)
+  )
   for length in sorted({r["eval_length"] for r in rows}):
     at = {r["seed"]: r for r in rows if r["eval_length"] == length}
-    lines.append(f"errors at {length:<6} " + " ".join(
-      f"{str(at[s]['errors']) if s in at else '-':<9}" for s in seeds))
+    lines.append(
+      f"errors at {length:<6} "
+      + " ".join(f"{str(at[s]['errors']) if s in at else '-':<9}" for s in seeds)
+    )
   return "\n".join(lines) + f"\n(errors out of {n:,} fresh sequences per length)"
 
 
@@ -174,9 +205,16 @@ def main(argv):
   t0 = time.time()
   train_rows, rows = run(_CONFIG.value, _WORKDIR.value)
   print(_summary(train_rows, rows))
-  print(f"table: {_WORKDIR.value}/{TABLE}.csv, figure: {_WORKDIR.value}/{TABLE}.png "
-        f"({time.time() - t0:.0f} s in this process)")
+  print(
+    f"table: {_WORKDIR.value}/{TABLE}.csv, figure: {_WORKDIR.value}/{TABLE}.png "
+    f"({time.time() - t0:.0f} s in this process)"
+  )
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/generalization.py:cpu", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
   app.run(main)

@@ -25,10 +25,6 @@ from ml_collections import config_flags
 from rnn_dynamics import rnn
 from rnn_dynamics.analysis import mechanics, plotting
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/mechanics.py", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
 
 UNITS = {"tanh": rnn.TANH, "sigmoid": rnn.SIGMOID}
 
@@ -39,8 +35,11 @@ def _log_norms(key, rho, input_scale, kind, matrix, n_hidden, length, n_traj):
   k_w, k_x, k_u = jax.random.split(key, 3)
   make = mechanics.scaled_orthogonal if matrix == "orthogonal" else mechanics.scaled_gaussian
   params = rnn.Params(
-    w_in=input_scale * jnp.eye(n_hidden), w_hh=make(k_w, n_hidden, rho),
-    b=jnp.zeros((n_hidden,)), w_out=jnp.zeros((n_hidden, 1)), b_out=jnp.zeros((1,)),
+    w_in=input_scale * jnp.eye(n_hidden),
+    w_hh=make(k_w, n_hidden, rho),
+    b=jnp.zeros((n_hidden,)),
+    w_out=jnp.zeros((n_hidden, 1)),
+    b_out=jnp.zeros((1,)),
   )
   if kind == "linear":
     step = mechanics.linear_step(params)
@@ -55,8 +54,12 @@ def _log_norms(key, rho, input_scale, kind, matrix, n_hidden, length, n_traj):
 def run(config, workdir: str) -> dict:
   """Computes the §2.1 data, writes it and the figure into `workdir`; returns a summary."""
   key = jax.random.key(config.seed)
-  common = dict(matrix=config.matrix, n_hidden=config.n_hidden, length=config.length,
-                n_traj=config.n_trajectories)
+  common = dict(
+    matrix=config.matrix,
+    n_hidden=config.n_hidden,
+    length=config.length,
+    n_traj=config.n_trajectories,
+  )
   curves, rates, arrays, summary = {}, {}, {}, {}
   for i, kind in enumerate(("linear", "tanh", "sigmoid")):
     gamma = mechanics.GAMMA[kind]
@@ -67,11 +70,16 @@ def run(config, workdir: str) -> dict:
       curves[kind][float(rho)] = np.exp(log_n.mean(axis=0))  # geometric mean
       arrays[f"{kind}/rho={rho:g}"] = curves[kind][float(rho)]
     rhos = np.linspace(0.25, 3.0 / gamma, config.rate_num_rhos)
-    r = np.array([
-      mechanics.decay_rate(np.exp(np.asarray(
-        _log_norms(k, rho, config.input_scale, kind=kind, **common)).mean(axis=0)))
-      for rho in rhos
-    ])
+    r = np.array(
+      [
+        mechanics.decay_rate(
+          np.exp(
+            np.asarray(_log_norms(k, rho, config.input_scale, kind=kind, **common)).mean(axis=0)
+          )
+        )
+        for rho in rhos
+      ]
+    )
     rates[kind] = (rhos, r)
     arrays[f"{kind}/rate_rhos"], arrays[f"{kind}/rates"] = rhos, r
     below = rhos < 1.0 / gamma
@@ -102,10 +110,17 @@ def main(argv):
   summary = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
   for kind, s in summary.items():
-    print(f"{kind:8s} ρ < 1/γ = {s['threshold_rho']:g}: max per-step rate "
-          f"{s['max_rate_below_threshold']:.3f}; above: {s['max_rate_above_threshold']:.3f}")
+    print(
+      f"{kind:8s} ρ < 1/γ = {s['threshold_rho']:g}: max per-step rate "
+      f"{s['max_rate_below_threshold']:.3f}; above: {s['max_rate_above_threshold']:.3f}"
+    )
   print(f"figure: {_WORKDIR.value}/mechanics.png")
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/mechanics.py", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
   app.run(main)

@@ -32,10 +32,6 @@ from rnn_dynamics import pathological, plots, results, rnn, sweep, train
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/pathological.py:cpu", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
 
 # Where the generalization test's sequences come from (the same for every run: paired).
 _GENERALIZATION_STREAM = 1_000_003
@@ -264,4 +260,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/pathological.py:cpu", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
   app.run(main)

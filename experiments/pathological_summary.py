@@ -18,10 +18,6 @@ from absl import app, flags
 
 from rnn_dynamics import pathological, results
 
-_WORKDIRS = flags.DEFINE_list("workdirs", None, "Workdirs of experiments.pathological runs.")
-_OUT = flags.DEFINE_string(
-  "out", None, "Folder for summary.{md,csv,json} (default: <parent of the first>/summary)."
-)
 
 _HEADERS = {
   "max_updates": "update budget",
@@ -69,4 +65,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _WORKDIRS = flags.DEFINE_list("workdirs", None, "Workdirs of experiments.pathological runs.")
+  _OUT = flags.DEFINE_string(
+    "out", None, "Folder for summary.{md,csv,json} (default: <parent of the first>/summary)."
+  )
   app.run(main)

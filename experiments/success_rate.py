@@ -24,11 +24,6 @@ import experiments
 from rnn_dynamics import plots, sweep, train
 from rnn_dynamics.workdir import Workdir
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", "experiments/configs/success_rate.py:cpu", "Experiment config (preset after ':')."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
-
 
 def run(config, workdir_path: str) -> list[dict]:
   """Runs (or resumes) the whole sweep; returns every run's result row."""
@@ -118,4 +113,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so tests can import several binaries.
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/success_rate.py:cpu", "Experiment config (preset after ':')."
+  )
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
   app.run(main)
