@@ -355,3 +355,29 @@ def test_memorization_layout_and_targets(name, k, p, length):
   if k**p <= 64:
     codes = (pattern * k ** np.arange(p)[:, None]).sum(0)
     assert len(np.unique(codes)) == k**p
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_per_sequence_lengths_are_single_draws_side_by_side(name):
+  """Column i of the mixed-length batch is exactly `sample(key_i, 1, length_i)`."""
+  task = tasks.get_task(name)
+  lengths = jnp.asarray([10, 23, 12, 17], jnp.int32)
+  buffer = task.buffer_length(23)
+  key = jax.random.key(5)
+  mixed = jax.jit(tasks.sample_per_sequence_lengths, static_argnums=(0, 3))(
+    task, key, lengths, buffer
+  )
+  one = task.sample(key, 1, jnp.int32(10), buffer)
+  assert mixed.inputs.shape == (buffer, 4) + one.inputs.shape[2:]
+  assert mixed.mask.shape == (buffer, 4)
+  target_axis = 0 if task.head.startswith("last") else 1
+  for i, (k, n) in enumerate(zip(jax.random.split(key, 4), np.asarray(lengths))):
+    single = task.sample(k, 1, jnp.int32(n), buffer)
+    np.testing.assert_array_equal(mixed.inputs[:, i], single.inputs[:, 0])
+    np.testing.assert_array_equal(mixed.mask[:, i], single.mask[:, 0])
+    np.testing.assert_array_equal(
+      np.take(np.asarray(mixed.targets), i, target_axis),
+      np.take(np.asarray(single.targets), 0, target_axis),
+    )
+  # Different lengths really give different sequence extents.
+  assert len(set(np.asarray(mixed.mask.sum(axis=0)).tolist())) == 4

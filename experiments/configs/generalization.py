@@ -50,8 +50,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.seed = 0  # base seed
   c.max_updates = 5_000_000  # budget per run
   c.chunk_size = 1000  # updates per compiled call (and between screens)
-  # --- success test in training (paper: error < 1% on 10,000 fresh sequences, each
-  # block of eval_batch sequences at its own length drawn from the training range) ---
+  # --- success test in training (paper: error < 1% on 10,000 fresh sequences, each at
+  # its own length drawn from the training range) ---
   c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
   c.eval_size = 10_000
   c.eval_batch = 1000  # sequences evaluated at once

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 
 from rnn_dynamics.tasks.arithmetic import addition, multiplication
-from rnn_dynamics.tasks.base import Batch, Task
+from rnn_dynamics.tasks.base import Batch, Task, sample_per_sequence_lengths
 from rnn_dynamics.tasks.memorization import memorization
 from rnn_dynamics.tasks.permutation import permutation
 from rnn_dynamics.tasks.temporal_order import temporal_order, temporal_order_3bit
@@ -28,6 +28,7 @@ __all__ = [
   "memorization",
   "multiplication",
   "permutation",
+  "sample_per_sequence_lengths",
   "temporal_order",
   "temporal_order_3bit",
 ]

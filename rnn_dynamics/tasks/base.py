@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable, Literal, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 Head = Literal["last_softmax", "all_softmax", "last_linear", "all_bernoulli"]
 
@@ -57,3 +58,30 @@ class Task(NamedTuple):
   head: Head
   sample: Callable[..., Batch]
   buffer_length: Callable[[int], int]
+
+
+def sample_per_sequence_lengths(
+  task: Task, key: jax.Array, lengths_B: jax.Array, buffer: int
+) -> Batch:
+  """A batch whose sequences each have their own nominal length.
+
+  `task.sample` draws one length per batch (what a training update uses). A test of a
+  model trained on mixed lengths should cover that mix sequence by sequence, so every
+  length in the range is tested, not only the few a handful of batches would draw.
+
+  Args:
+    task: the task.
+    key: PRNG key.
+    lengths_B: `[B]` int32 nominal lengths (traced).
+    buffer: static time steps of the batch (`task.buffer_length` of the largest length).
+  """
+  keys = jax.random.split(key, lengths_B.shape[0])
+  one = jax.vmap(lambda k, n: task.sample(k, 1, n, buffer))(keys, lengths_B)
+  # Each field of `one` has a new leading sequence axis and its own batch axis of size 1:
+  # axis 1 of inputs and mask, axis 0 of last-step targets, axis 1 of per-step targets.
+  target_axis = 0 if task.head.startswith("last") else 1
+
+  def merge(x: jax.Array, axis: int) -> jax.Array:
+    return jnp.moveaxis(jnp.squeeze(x, axis + 1), 0, axis)
+
+  return Batch(merge(one.inputs, 1), merge(one.targets, target_axis), merge(one.mask, 1))
