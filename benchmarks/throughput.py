@@ -1,7 +1,7 @@
 r"""Training throughput: the JAX engine against a plain PyTorch loop and the matmul ceiling.
 
 The workload is the paper's Figure 7 point (SPEC §4): temporal order, 50 tanh units
-(`basic_tanh`), minibatch 20, fixed length T, for SGD, SGD-C and SGD-CR. Three things are
+(`basic_tanh`), minibatch 20, fixed length T, for SGD, SGD-C and SGD-CR. Four things are
 timed in the same process, interleaved round by round so that a busy machine slows all of
 them alike:
 
@@ -25,6 +25,12 @@ them alike:
   user could run one torch process per core, which is at most `cpu_count`× more.
 * **matmul** — a 2048×2048 float32 `jnp.dot` on one device, and one such product per
   device sharded like the runs; the faster of the two is the machine's GFLOP/s ceiling.
+* **step product** — the recurrence's `[B, H]·[H, H]` product alone (`h ← tanh(h @ w)`),
+  for the reference number of runs, vmapped and sharded like them: the ceiling for
+  products of the size a training step is made of (two per step, plus one large
+  weight-gradient product). `of step product` in the table is the training's GFLOP/s
+  over this; on CPUs these small products reach a fraction of the large matmul's rate,
+  which bounds `matmul_fraction` whatever the rest of the step costs.
 
 A training update is counted as `6·T·B·(H² + H·n_in)` flops (forward, and the backward
 pass's two products per step; the readout and Ω are not counted).
@@ -371,6 +377,37 @@ class _Matmul:
     jax.block_until_ready(out)
 
 
+class _StepProducts:
+  """The recurrence's product alone, as the engine runs it: `h ← tanh(h @ w_hh)`.
+
+  `[B, H] × [H, H]` for every run at once (vmapped, sharded like the runs), as many steps
+  per block as a training block has sequence steps. Training does two such products per
+  step (forward and backward) plus one large weight-gradient product, so the GFLOP/s
+  this reaches bounds what a training update can: it is the ceiling for products of
+  this size on this machine, where the 2048² matmul is the ceiling for large ones.
+  """
+
+  def __init__(self, plan: Plan, n_runs: int):
+    self.n_padded = -(-n_runs // jax.device_count()) * jax.device_count()
+    self.n_runs = n_runs
+    self.steps = _chunk_size(plan, plan.ref_length) * plan.ref_length
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    h, b = plan.hidden, plan.batch
+    put = lambda x: jax.device_put(x, sweep.runs_sharding())
+    self.w = put(jax.random.normal(k1, (self.n_padded, h, h), jnp.float32) / math.sqrt(h))
+    self.h = put(jax.random.normal(k2, (self.n_padded, b, h), jnp.float32))
+
+    def run(w, h0):
+      step = lambda h, _: (jnp.tanh(h @ w), None)
+      return jax.lax.scan(step, h0, None, length=self.steps)[0]
+
+    self.f = jax.jit(jax.vmap(run))
+    self.flops = n_runs * self.steps * 2.0 * b * h * h
+
+  def __call__(self) -> None:
+    jax.block_until_ready(self.f(self.w, self.h))
+
+
 # --- running and summarising -----------------------------------------------------------
 
 
@@ -389,6 +426,16 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
         dict(products_per_call=mm.products, calls_per_block=mm.reps),
       )
     )
+  step = _StepProducts(plan, plan.ref_runs)
+  cases.append(
+    _Case(
+      dict(side="step_product", runs=plan.ref_runs, batch=plan.batch, hidden=plan.hidden),
+      step,
+      0,
+      step.flops,
+      dict(runs_padded=step.n_padded, steps_per_block=step.steps),
+    )
+  )
   programs = _JaxPrograms(plan)
   for length in plan.lengths:
     flops = update_flops(length, plan.batch, plan.hidden, task.n_in)
@@ -496,6 +543,8 @@ def _run(plan: Plan, task, log, t_start: float, load_before: list[float]) -> dic
 
 
 def _name(key: dict) -> str:
+  if key["side"] == "step_product":
+    return f"step product [{key['batch']}x{key['hidden']}]·[{key['hidden']}x{key['hidden']}] runs={key['runs']}"
   if key["side"] == "matmul":
     return f"matmul {key['n']}{' sharded' if key['sharded'] else ''}"
   return f"{key['side']} {key['algorithm']} T={key['length']} runs={key['runs']}"
@@ -526,6 +575,7 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
   mm = [c for c in cases if c.key["side"] == "matmul"]
   ceiling = np.max([_per_round(c, flops=True) for c in mm], axis=0)  # flop/s per round
   ceiling_cpu = np.max([_per_round(c, flops=True, cpu=True) for c in mm], axis=0)
+  step = find(side="step_product")
   med = lambda a: float(np.median(a))
   rows = []
   for c in cases:
@@ -535,6 +585,10 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
     row = dict(algorithm=alg, length=length, runs=runs)
     row["matmul_fraction"] = med(_per_round(c, flops=True) / ceiling)
     row["matmul_fraction_per_cpu_s"] = med(_per_round(c, flops=True, cpu=True) / ceiling_cpu)
+    # The same GFLOP/s over what the recurrence's [B, H]·[H, H] products reach alone.
+    row["step_product_fraction"] = (
+      med(_per_round(c, flops=True) / _per_round(step, flops=True)) if step else None
+    )
     t = find(side="torch", algorithm=alg, length=length)
     row["ratio_vs_torch"] = med(_per_round(c) / _per_round(t)) if t else None
     # Per CPU-second: robust to other processes' load, and blind to how many cores.
@@ -572,6 +626,7 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
     omega_overhead_per_cpu_s=num(cr.get("omega_overhead_per_cpu_s")),
     matmul_fraction=num(cr.get("matmul_fraction")),
     matmul_fraction_per_cpu_s=num(cr.get("matmul_fraction_per_cpu_s")),
+    step_product_fraction=num(cr.get("step_product_fraction")),
     length=plan.ref_length,
     runs=plan.ref_runs,
   )
@@ -605,6 +660,11 @@ def format_table(results: dict[str, Any]) -> str:
         f"matmul {c['n']}x{c['n']} f32 ({kind}): {c['gflops']:.1f} GFLOP/s "
         f"(best {c['gflops_best']:.1f})"
       )
+    if c["side"] == "step_product":
+      lines.append(
+        f"recurrent step product [{c['batch']}x{c['hidden']}]·[{c['hidden']}x{c['hidden']}] "
+        f"alone, {c['runs']} runs: {c['gflops']:.1f} GFLOP/s (best {c['gflops_best']:.1f})"
+      )
   jax_runs = sorted({c["runs"] for c in cases if c["side"] == "jax"})
   has_nn = any(c["side"] == "torch_nn_rnn" for c in cases)
   ratios = {(r["algorithm"], r["length"], r["runs"]): r for r in results["ratios"]}
@@ -612,10 +672,11 @@ def format_table(results: dict[str, Any]) -> str:
   head = ["T", "alg"] + [f"jax {n} run{'s' if n > 1 else ''}" for n in jax_runs]
   head += ["torch loop"] + (["torch nn.RNN"] if has_nn else [])
   head += [f"x torch@{ref_runs}", "(per CPU s)", f"GFLOP/s@{ref_runs}", "of matmul", "(per CPU s)"]
+  head += ["of step product"]
   head += ["CR/C time", "(per CPU s)"]
   rows = [head]
   keys = sorted(
-    {(c["length"], c["algorithm"]) for c in cases if c["side"] != "matmul"},
+    {(c["length"], c["algorithm"]) for c in cases if c["side"] not in ("matmul", "step_product")},
     key=lambda k: (k[0], list(_ALG).index(k[1]) if k[1] in _ALG else 9),
   )
   rate = lambda side, alg, t, n: next(
@@ -648,6 +709,7 @@ def format_table(results: dict[str, Any]) -> str:
       fmt(gf, "{:.1f}"),
       fmt(r.get("matmul_fraction"), "{:.0%}"),
       fmt(r.get("matmul_fraction_per_cpu_s"), "({:.0%})"),
+      fmt(r.get("step_product_fraction"), "{:.0%}"),
       fmt(r.get("omega_overhead"), "{:.2f}"),
       fmt(r.get("omega_overhead_per_cpu_s"), "({:.2f})"),
     ]

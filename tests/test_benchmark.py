@@ -42,18 +42,19 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   has_torch = throughput.torch is not None
 
   sides = {c["side"] for c in results["cases"]}
-  assert {"matmul", "jax"} <= sides
+  assert {"matmul", "step_product", "jax"} <= sides
   assert ("torch" in sides) == has_torch
   for case in results["cases"]:
     assert len(case["seconds"]) == _TINY.rounds
     assert case["median_s"] > 0 and math.isfinite(case["gflops"]) and case["gflops"] > 0
-    if case["side"] != "matmul":
+    if case["side"] not in ("matmul", "step_product"):
       assert case["run_updates_per_s"] > 0 and math.isfinite(case["run_updates_per_s"])
 
   summary = results["summary"]
   names = ["ratio_vs_torch", "omega_overhead", "matmul_fraction"]
   for name in names if has_torch else names[1:]:
     assert math.isfinite(summary[name]) and summary[name] > 0, name
+  assert math.isfinite(summary["step_product_fraction"]) and summary["step_product_fraction"] > 0
 
   line = throughput.summary_line(results)
   m = re.fullmatch(r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+)", line)
