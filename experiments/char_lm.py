@@ -20,7 +20,6 @@ next-character task only), summary.json.
 
 from __future__ import annotations
 
-import math
 import time
 
 import jax
@@ -77,20 +76,8 @@ def load_data(config) -> dict:
 
 
 def columns(config) -> list[natural.Column]:
-  """The table's columns as hyper-parameters of one program (per-column learning rates)."""
-  cols = []
-  for alg in config.algorithms:
-    if alg not in ("sgd", "sgd_c", "sgd_cr"):
-      raise ValueError(f"unknown algorithm {alg!r}; choose from sgd, sgd_c, sgd_cr")
-    cols.append(
-      natural.Column(
-        alg,
-        lr=float(config[f"lr_{alg}"]),
-        clip=math.inf if alg == "sgd" else float(config.clip),
-        alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
-      )
-    )
-  return cols
+  """The table's columns as hyper-parameters of one program."""
+  return natural.columns(config.algorithms, lambda a: config[f"lr_{a}"], config.clip, config.alpha0)
 
 
 def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: float) -> str:
@@ -107,8 +94,7 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     f"halved on rising {config.lr_halving} error, clip {config.clip} on the summed cost, "
     f"α {config.alpha0} ({config.alpha_schedule}), segments of {config.segment_length} "
     f"steps, {config.batch_size} lane(s).",
-    f"Wall time {res.wall_s / 60:.1f} min over {max((r['epochs'] for r in res.runs), default=0)} "
-    f"epoch(s) (stopped: {res.stopped or 'running'}).",
+    natural.wall_note(res),
   ]
   if config.max_train_symbols or config.max_eval_symbols or config.train_eval_limit:
     notes.append(
@@ -127,21 +113,17 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     notes=notes,
     title=f"Table 2 — {NAMES[config.dataset]}, {task}, bits per character (lower is better)",
   )
-  results.atomic_write_text(workdir.path / "table.md", md)
-  results.write_results(workdir.path / "table", rows)
-  results.write_results(workdir.path / "runs", res.runs)
-  results.write_results(workdir.path / "history", res.history)
-  results.write_npz(workdir.path / "best_params.npz", res.best_params)
-  results.write_json(
-    workdir.path / "summary.json",
-    dict(
+  natural.write_fit_outputs(
+    workdir.path,
+    res,
+    table_md=md,
+    table_rows=rows,
+    summary=dict(
       dataset=config.dataset,
       name=NAMES[config.dataset],
       score="bits per character",
       target_offset=offset,
       unigram_baseline_test=baseline,
-      wall_s=res.wall_s,
-      stopped=res.stopped,
       paper=paper,
       init=config.init,
     ),

@@ -19,7 +19,6 @@ predictions.npz (predicted piano rolls of a few test songs), summary.json.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -91,20 +90,8 @@ def load_data(config) -> dict[str, list[np.ndarray]]:
 
 
 def columns(config) -> list[natural.Column]:
-  """SGD / SGD+C / SGD+CR as hyper-parameters of one program (the paper's Table 1 set-up)."""
-  cols = []
-  for alg in config.algorithms:
-    if alg not in ("sgd", "sgd_c", "sgd_cr"):
-      raise ValueError(f"unknown algorithm {alg!r}; choose from sgd, sgd_c, sgd_cr")
-    cols.append(
-      natural.Column(
-        alg,
-        lr=float(config.lr),
-        clip=math.inf if alg == "sgd" else float(config.clip),
-        alpha0=float(config.alpha0) if alg == "sgd_cr" else 0.0,
-      )
-    )
-  return cols
+  """The table's columns as hyper-parameters of one program."""
+  return natural.columns(config.algorithms, lambda a: config.lr, config.clip, config.alpha0)
 
 
 def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: float) -> str:
@@ -117,8 +104,7 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     f"{config.n_hidden} sigmoid units, lr {config.lr} halved on rising {config.lr_halving} "
     f"error, clip {config.clip} on the mean cost, α_0 {config.alpha0} ({config.alpha_schedule}), "
     f"segments of {config.segment_length} steps, {config.batch_size} lane(s).",
-    f"Wall time {res.wall_s / 60:.1f} min over {max((r['epochs'] for r in res.runs), default=0)} "
-    f"epoch(s) (stopped: {res.stopped or 'running'}).",
+    natural.wall_note(res),
   ]
   if paper is None:
     notes.append("The paper reports no numbers for this data set.")
@@ -131,20 +117,16 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     notes=notes,
     title=f"Table 1 — {NAMES[config.dataset]}, NLL per time step (lower is better)",
   )
-  results.atomic_write_text(workdir.path / "table.md", md)
-  results.write_results(workdir.path / "table", rows)
-  results.write_results(workdir.path / "runs", res.runs)
-  results.write_results(workdir.path / "history", res.history)
-  results.write_npz(workdir.path / "best_params.npz", res.best_params)
-  results.write_json(
-    workdir.path / "summary.json",
-    dict(
+  natural.write_fit_outputs(
+    workdir.path,
+    res,
+    table_md=md,
+    table_rows=rows,
+    summary=dict(
       dataset=config.dataset,
       name=NAMES[config.dataset],
       score="NLL per time step",
       frequency_baseline_test=baseline,
-      wall_s=res.wall_s,
-      stopped=res.stopped,
       paper=paper,
       init=config.init,
     ),

@@ -53,7 +53,7 @@ import optax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from rnn_dynamics import clipping, rnn
+from rnn_dynamics import clipping, results, rnn
 from rnn_dynamics.regularizers import loss_grads_and_omega
 from rnn_dynamics.sweep import runs_sharding
 from rnn_dynamics.tasks.base import Batch
@@ -68,6 +68,7 @@ __all__ = [
   "Segments",
   "Trainer",
   "alpha_at",
+  "columns",
   "comparison_table",
   "fit",
   "frequency_baseline",
@@ -84,6 +85,8 @@ __all__ = [
   "text_segments",
   "text_task",
   "unigram_baseline",
+  "wall_note",
+  "write_fit_outputs",
 ]
 
 ALPHA_SCHEDULES = ("constant", "inverse")
@@ -332,6 +335,35 @@ def synthetic_text(seed: int = 0, n_symbols=(6000, 1200, 1200)) -> dict[str, Any
     {s: text(n) for s, n in zip(("train", "valid", "test"), n_symbols)}, where="synthetic"
   )
   return dict(train=corpus.train, valid=corpus.valid, test=corpus.test, vocab=corpus.vocab)
+
+
+def write_fit_outputs(
+  path: str | Path,
+  res: FitResult,
+  *,
+  table_md: str,
+  table_rows: list[dict[str, Any]],
+  summary: dict[str, Any],
+) -> None:
+  """A table's files, each written atomically: `table.{md,csv,json}`, `runs.*` (best
+  epoch per run), `history.*` (every split per epoch per run), `best_params.npz` and
+  `summary.json` (`summary` plus the wall time and why training stopped)."""
+  path = Path(path)
+  results.atomic_write_text(path / "table.md", table_md)
+  results.write_results(path / "table", table_rows)
+  results.write_results(path / "runs", res.runs)
+  results.write_results(path / "history", res.history)
+  results.write_npz(path / "best_params.npz", res.best_params)
+  results.write_json(path / "summary.json", dict(summary, wall_s=res.wall_s, stopped=res.stopped))
+
+
+def wall_note(res: FitResult) -> str:
+  """`Wall time … over N epoch(s) (stopped: …).` for a table's notes."""
+  epochs = max((r["epochs"] for r in res.runs), default=0)
+  return (
+    f"Wall time {res.wall_s / 60:.1f} min over {epochs} epoch(s) "
+    f"(stopped: {res.stopped or 'running'})."
+  )
 
 
 def comparison_table(
@@ -639,6 +671,32 @@ class Column:
   lr: float
   clip: float
   alpha0: float
+
+
+def columns(
+  algorithms: Sequence[str], lr: Callable[[str], float], clip: float, alpha0: float
+) -> list[Column]:
+  """SGD / SGD+C / SGD+CR as hyper-parameters of one program (a table's columns).
+
+  Args:
+    algorithms: names among `sgd`, `sgd_c`, `sgd_cr`.
+    lr: the learning rate of an algorithm (Table 1 shares one, Table 2 has one each).
+    clip: the clipping threshold of SGD+C and SGD+CR (SGD: none).
+    alpha0: Ω's weight (or its 1/t schedule's start) for SGD+CR.
+  """
+  cols = []
+  for alg in algorithms:
+    if alg not in ("sgd", "sgd_c", "sgd_cr"):
+      raise ValueError(f"unknown algorithm {alg!r}; choose from sgd, sgd_c, sgd_cr")
+    cols.append(
+      Column(
+        alg,
+        lr=float(lr(alg)),
+        clip=math.inf if alg == "sgd" else float(clip),
+        alpha0=float(alpha0) if alg == "sgd_cr" else 0.0,
+      )
+    )
+  return cols
 
 
 @dataclasses.dataclass
