@@ -20,7 +20,7 @@ chained segments gives exactly the full-sequence likelihood.
 Every run (the SGD / SGD-C / SGD-CR columns × seeds) is a row of stacked arrays, and
 `chunk_size` segments of updates for all of them are one compiled, vmapped program, as in
 `rnn_dynamics.train`: the same optax chain (`train.make_optimizer`: non-finite guard →
-clipping → SGD) and Ω from the saved adjoints (`regularizers.loss_grads_and_omega`). What
+clipping → SGD) and Ω from the saved adjoints (`regularizers.omega_and_grad`). What
 changes between epochs — the learning rate (halved when the epoch's error rises) and α
 (constant or `α_0 / t`) — travels in the per-run `HParams`, so it never recompiles.
 
@@ -54,7 +54,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from rnn_dynamics import clipping, results, rnn
-from rnn_dynamics.regularizers import loss_grads_and_omega
+from rnn_dynamics.regularizers import omega_and_grad
 from rnn_dynamics.sweep import runs_sharding
 from rnn_dynamics.tasks.base import Batch
 from rnn_dynamics.train import HParams, make_optimizer
@@ -552,13 +552,7 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
     inputs, targets, mask, reset = seg
     batch = _to_batch(task, inputs, targets, mask)
     h0 = jnp.where(reset[:, None], 0.0, state.h_BxH)
-    if with_omega:
-      loss, grads, fwd, om, om_grad = loss_grads_and_omega(
-        state.params, unit, batch, task.head, h0_BxH=h0, form=omega_form, bound=omega_bound
-      )
-    else:
-      loss, grads, fwd = rnn.loss_and_grads(state.params, unit, batch, task.head, h0_BxH=h0)
-      om = jnp.float32(jnp.nan)
+    loss, grads, fwd = rnn.loss_and_grads(state.params, unit, batch, task.head, h0_BxH=h0)
     n_valid = jnp.sum(mask)
     if summed:
       # loss_and_grads differentiates the mean over valid (step, lane) pairs; the summed
@@ -568,9 +562,15 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
     if not biases:
       grads = grads.replace(b=jnp.zeros_like(grads.b), b_out=jnp.zeros_like(grads.b_out))
     if with_omega:
+      om, om_grad, _ = omega_and_grad(
+        state.params.w_hh, fwd.adjoints, fwd.unroll.dsigma_TxBxH, mask,
+        form=omega_form, bound=omega_bound,
+      )
       # Ω's ratios do not depend on the cost's scale; its immediate gradient goes to
       # W_rec only, and clipping sees the sum (Algorithm 1 on the full gradient).
       grads = grads.replace(w_hh=grads.w_hh + hp.alpha * om_grad)
+    else:
+      om = jnp.float32(jnp.nan)
     updates, opt_state = make_optimizer(config, hp).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ok = (n_valid > 0) & jnp.isfinite(loss) & _all_finite(params)

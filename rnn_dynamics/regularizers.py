@@ -26,23 +26,12 @@ References:
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
-from rnn_dynamics import rnn
-
-__all__ = [
-  "OMEGA_FORMS",
-  "OmegaFactor",
-  "OmegaForm",
-  "omega",
-  "omega_and_grad",
-  "omega_factor",
-  "omega_grad_from_product",
-  "loss_grads_and_omega",
-]
+__all__ = ["OmegaForm", "OMEGA_FORMS", "omega", "omega_and_grad"]
 
 OmegaForm = Literal["original", "paper"]
 OMEGA_FORMS = ("original", "paper")
@@ -112,72 +101,6 @@ def omega(
   return _omega_from_norms(_sq(back), _sq(dh), mask_TxB, form, bound)
 
 
-class OmegaFactor(NamedTuple):
-  """Ω and the left factor of its immediate gradient (see `omega_factor`).
-
-  Attributes:
-    value: Ω.
-    kept: the share of entries kept (the original code's "steps in the past").
-    left_TxBxH: `L` such that `∂⁺Ω/∂w_hh` is `w_hh @ (Lᵀ δ)` (original form) or `Lᵀ δ`
-      (paper form), with `δ = ∂E/∂x` and the sum over steps and sequences.
-  """
-
-  value: jax.Array
-  kept: jax.Array
-  left_TxBxH: jax.Array
-
-
-def omega_factor(
-  adjoints,
-  dsigma_TxBxH: jax.Array,
-  mask_TxB: jax.Array,
-  *,
-  form: OmegaForm = "original",
-  bound: float = 1e-20,
-) -> OmegaFactor:
-  """Ω and its gradient's left factor, from the norms the backward scan produced.
-
-  Ω depends on `w_hh` only through `back = δ @ w_hhᵀ`, so with `g = ∂Ω/∂‖·‖²` per entry:
-
-  * original: `∂Ω/∂back = 2g·back`, hence `∂⁺Ω/∂w_hh = w_hh @ (δᵀ diag(2g) δ)`: `L = 2g·δ`,
-    and `back` itself is never formed;
-  * paper: `∂Ω/∂back = 2g·σ'(x_{t-1})²·back`, hence `L = 2g·σ'(x_{t-1})²·back`.
-
-  The product `Lᵀ δ` is the one costly step; `rnn.loss_and_grads(extra_left=...)` folds it
-  into the weight-gradient matmul, `omega_and_grad` computes it on its own.
-
-  Args:
-    adjoints: `rnn.Adjoints` from `rnn.loss_and_grads` (held constant).
-    dsigma_TxBxH: `σ'(x_t)` (`forward.unroll.dsigma_TxBxH`).
-    mask_TxB: valid steps.
-    form, bound: as in `omega`.
-  """
-  a = jax.lax.stop_gradient(adjoints)
-  dx = a.dx_TxBxH
-  if form == "original":
-    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
-      a.back_sq_TxB, a.dh_sq_TxB, mask_TxB, form, bound
-    )
-    return OmegaFactor(value, kept, 2.0 * g[..., None] * dx)
-  if form == "paper":
-    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
-      a.back_act_sq_TxB, _sq(dx), mask_TxB, form, bound
-    )
-    dsigma = jax.lax.stop_gradient(dsigma_TxBxH)
-    dsigma_prev = jnp.concatenate([jnp.zeros_like(dsigma[:1]), dsigma[:-1]])
-    return OmegaFactor(value, kept, 2.0 * g[..., None] * dsigma_prev * dsigma_prev * a.back_TxBxH)
-  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")
-
-
-def omega_grad_from_product(w_hh: jax.Array, product: jax.Array, form: OmegaForm) -> jax.Array:
-  """`∂⁺Ω/∂w_hh` from `Lᵀ δ` (`OmegaFactor`): `w_hh @ product` (original) or `product`."""
-  if form == "original":
-    return w_hh @ product
-  if form == "paper":
-    return product
-  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")
-
-
 def omega_and_grad(
   w_hh: jax.Array,
   adjoints,
@@ -189,8 +112,12 @@ def omega_and_grad(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Ω, its immediate gradient `∂⁺Ω/∂w_hh` (eq. 10) and the kept fraction, fast.
 
-  Uses the squared norms the backward scan already produced (`rnn.Adjoints`) and one
-  `[H, T·B] × [T·B, H]` matmul (`omega_factor`).
+  Uses the squared norms the backward scan already produced (`rnn.Adjoints`). Ω depends
+  on `w_hh` only through `back = dx @ w_hhᵀ`, so with `g = ∂Ω/∂‖·‖²` per entry:
+
+  * original: `∂Ω/∂back = 2g·back`, hence `∂⁺Ω/∂w_hh = w_hh @ (dxᵀ diag(2g) dx)` — one
+    `[H, T·B] × [T·B, H]` matmul, `back` itself is never formed;
+  * paper: `∂Ω/∂back = 2g·σ'(x_{t-1})²·back`, hence `(…)ᵀ @ dx`.
 
   Args:
     w_hh: `[H, H]` recurrent weights.
@@ -199,39 +126,21 @@ def omega_and_grad(
     mask_TxB: valid steps.
     form, bound: as in `omega`.
   """
-  f = omega_factor(adjoints, dsigma_TxBxH, mask_TxB, form=form, bound=bound)
+  a = jax.lax.stop_gradient(adjoints)
+  dx = a.dx_TxBxH
   flat = lambda v: v.reshape(-1, v.shape[-1])
-  dx = jax.lax.stop_gradient(adjoints.dx_TxBxH)
-  product = flat(f.left_TxBxH).T @ flat(dx)
-  return f.value, omega_grad_from_product(w_hh, product, form), f.kept
-
-
-def loss_grads_and_omega(
-  params,
-  unit,
-  batch,
-  head: str,
-  *,
-  h0_BxH: jax.Array | None = None,
-  form: OmegaForm = "original",
-  bound: float = 1e-20,
-):
-  """`rnn.loss_and_grads` plus Ω and `∂⁺Ω/∂w_hh`, from one forward/backward sweep.
-
-  The same numbers as `rnn.loss_and_grads` followed by `omega_and_grad`, but Ω's
-  `Lᵀ δ` product shares the weight gradients' matmul (`extra_left`), which makes SGD-CR
-  cheaper on CPUs. Arguments as in `rnn.loss_and_grads`; `form`, `bound` as in `omega`.
-
-  Returns:
-    `(loss, grads, forward, Ω, ∂⁺Ω/∂w_hh)`; `grads` does not include Ω's gradient.
-  """
-  factor = lambda out, adjoints: omega_factor(
-    adjoints, out.dsigma_TxBxH, batch.mask, form=form, bound=bound
-  )
-  loss, grads, fwd = rnn.loss_and_grads(
-    params, unit, batch, head, h0_BxH=h0_BxH, extra_left=lambda *a: factor(*a).left_TxBxH
-  )
-  # Recomputed from the same inputs (a few `[T, B]` ops): XLA merges it with the copy
-  # that `extra_left` traced.
-  value = factor(fwd.unroll, fwd.adjoints).value
-  return loss, grads, fwd, value, omega_grad_from_product(params.w_hh, fwd.extra_product, form)
+  if form == "original":
+    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
+      a.back_sq_TxB, a.dh_sq_TxB, mask_TxB, form, bound
+    )
+    weighted = flat(2.0 * g[..., None] * dx)
+    return value, w_hh @ (weighted.T @ flat(dx)), kept
+  if form == "paper":
+    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
+      a.back_act_sq_TxB, _sq(dx), mask_TxB, form, bound
+    )
+    dsigma = jax.lax.stop_gradient(dsigma_TxBxH)
+    dsigma_prev = jnp.concatenate([jnp.zeros_like(dsigma[:1]), dsigma[:-1]])
+    g_back = 2.0 * g[..., None] * dsigma_prev * dsigma_prev * a.back_TxBxH
+    return value, flat(g_back).T @ flat(dx), kept
+  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")

@@ -22,7 +22,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import flax.struct
 import jax
@@ -155,7 +155,9 @@ def unit_for_init(init: jax.typing.ArrayLike | str) -> Unit:
 
 
 def _spectral_radius_host(w: np.ndarray) -> np.ndarray:
-  return np.max(np.abs(np.linalg.eigvals(np.asarray(w, dtype=np.float64))), axis=-1).astype(w.dtype)
+  return np.max(np.abs(np.linalg.eigvals(np.asarray(w, dtype=np.float64))), axis=-1).astype(
+    w.dtype
+  )
 
 
 def spectral_radius(w: jax.Array) -> jax.Array:
@@ -348,31 +350,14 @@ class Adjoints(NamedTuple):
 
 
 class Forward(NamedTuple):
-  """What `loss_and_grads` computed besides the gradient.
-
-  Attributes:
-    loss, error: the batch's loss and error.
-    unroll: the forward pass (states and `σ'`).
-    adjoints: the BPTT adjoints.
-    extra_product: `Lᵀ δ` (`[F, H]`, summed over steps and sequences) for the left
-      factors `L` that `extra_left` returned, or None.
-  """
-
   loss: jax.Array
   error: jax.Array
   unroll: Unroll
   adjoints: Adjoints
-  extra_product: jax.Array | None = None
 
 
 def loss_and_grads(
-  params: Params,
-  unit: Unit,
-  batch: Batch,
-  head: Head,
-  *,
-  h0_BxH: jax.Array | None = None,
-  extra_left: Callable[[Unroll, Adjoints], jax.Array] | None = None,
+  params: Params, unit: Unit, batch: Batch, head: Head, *, h0_BxH: jax.Array | None = None
 ) -> tuple[jax.Array, Params, Forward]:
   """Loss, exact parameter gradient and the BPTT adjoints from one forward/backward sweep.
 
@@ -383,11 +368,6 @@ def loss_and_grads(
     head: readout head.
     h0_BxH: initial state (default zeros), held constant: truncated BPTT carries the
       previous segment's last state in here and the gradient stops at it.
-    extra_left: optional `f(unroll, adjoints) -> L` with `L` of shape `[T, B, F]`: the
-      product `Lᵀ δ` with the adjoints `δ = ∂E/∂x` is computed in the same matmul as the
-      weight gradients (one `[T·B, H + I + F]ᵀ × [T·B, H]` product instead of several
-      small ones) and returned as `forward.extra_product`. Ω's gradient is such a
-      product (`regularizers.omega_factor`).
 
   Returns:
     `(loss, grads, forward)` where `forward` carries the error, the unroll (states and
@@ -439,22 +419,13 @@ def loss_and_grads(
   dh_TxBxH = inject_TxBxH + jnp.where(next_valid, next_back, carry0[None])
   adjoints = Adjoints(dx_TxBxH, dh_TxBxH, back_TxBxH, dh_sq, back_sq, back_act_sq)
   h_prev_TxBxH = jnp.concatenate([h0[None], out.h_TxBxH[:-1]], axis=0)
-  # Every weight gradient (and any extra product) is a sum over (step, sequence) of
-  # outer products with δ: one matmul with the left factors side by side, which on CPU
-  # costs much less than one small matmul each.
-  lefts = [h_prev_TxBxH, inputs.astype(h_prev_TxBxH.dtype)]
-  if extra_left is not None:
-    lefts.append(extra_left(out, adjoints))
   flat = lambda a: a.reshape(-1, a.shape[-1])
   dx_flat = flat(dx_TxBxH)
-  products = flat(jnp.concatenate(lefts, axis=-1)).T @ dx_flat
-  n_hidden, n_in = h_prev_TxBxH.shape[-1], inputs.shape[-1]
   grads = Params(
-    w_in=products[n_hidden : n_hidden + n_in],
-    w_hh=products[:n_hidden],
+    w_in=flat(inputs).T @ dx_flat,
+    w_hh=flat(h_prev_TxBxH).T @ dx_flat,
     b=jnp.sum(dx_flat, axis=0),
     w_out=g_readout.w_out,
     b_out=g_readout.b_out,
   )
-  extra = products[n_hidden + n_in :] if extra_left is not None else None
-  return loss, grads, Forward(loss, error, out, adjoints, extra)
+  return loss, grads, Forward(loss, error, out, adjoints)

@@ -30,8 +30,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnn_dynamics import clipping, regularizers, rnn
-from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
+from rnn_dynamics import clipping, rnn
+from rnn_dynamics.regularizers import omega_and_grad
+from rnn_dynamics.tasks import Task, get_task
 
 __all__ = [
   "ALGORITHMS",
@@ -151,7 +152,7 @@ class Trainer(NamedTuple):
       updates in one `lax.scan`.
     evaluate: `evaluate(params, hparams, key, n_sequences, length=None) -> error`, the
       error rate on fresh sequences (static `n_sequences`; `length` fixes the nominal
-      length, else each sequence draws its own as in training).
+      length, else each block of `config.eval_batch` sequences draws one as in training).
     train: `train(key, hparams) -> (RunState, screen_errors)`: the whole run, chunks
       until solved, diverged or `max_updates` — the pure, single-call form.
   """
@@ -183,7 +184,9 @@ def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.Grad
 def _length_bounds(config) -> tuple[int, int]:
   lo, hi = int(config.min_length), int(config.max_length)
   if lo < 1 or hi < lo:
-    raise ValueError(f"need 1 <= min_length <= max_length, got min_length={lo}, max_length={hi}")
+    raise ValueError(
+      f"need 1 <= min_length <= max_length, got min_length={lo}, max_length={hi}"
+    )
   return lo, hi
 
 
@@ -232,14 +235,19 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     key, k_len, k_data = jax.random.split(state.key, 3)
     length = _draw_length(k_len, lo, hi)
     batch = task.sample(k_data, batch_size, length, buffer)
+    loss, grads, fwd = rnn.loss_and_grads(state.params, unit, batch, task.head)
     if with_omega:
-      loss, grads, fwd, om, om_grad = regularizers.loss_grads_and_omega(
-        state.params, unit, batch, task.head, form=omega_form, bound=omega_bound
+      om, om_grad, _ = omega_and_grad(
+        state.params.w_hh,
+        fwd.adjoints,
+        fwd.unroll.dsigma_TxBxH,
+        batch.mask,
+        form=omega_form,
+        bound=omega_bound,
       )
       # Only W_rec gets Ω's immediate gradient (eq. 10); clipping sees the sum.
       grads = grads.replace(w_hh=grads.w_hh + hp.alpha * om_grad)
     else:
-      loss, grads, fwd = rnn.loss_and_grads(state.params, unit, batch, task.head)
       om = jnp.float32(jnp.nan)
     opt = make_optimizer(config, hp)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
@@ -284,13 +292,8 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
 
     def one_block(k):
       k_len, k_data = jax.random.split(k)
-      if fixed or lo == hi:
-        batch = task.sample(k_data, block, jnp.int32(length if fixed else lo), eval_buffer)
-      else:
-        # One length per sequence, drawn as in training: the test covers the whole range
-        # (one length per block would test only n_sequences / eval_batch lengths).
-        lengths = jax.random.randint(k_len, (block,), lo, hi, dtype=jnp.int32)
-        batch = sample_per_sequence_lengths(task, k_data, lengths, eval_buffer)
+      n = jnp.int32(length) if fixed else _draw_length(k_len, lo, hi)
+      batch = task.sample(k_data, block, n, eval_buffer)
       return rnn.loss_fn(params, unit, batch, task.head)[1]
 
     errors = jax.lax.map(one_block, jax.random.split(key, n_sequences // block))

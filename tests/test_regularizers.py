@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from rnn_dynamics import rnn  # noqa: E402
-from rnn_dynamics.regularizers import loss_grads_and_omega, omega, omega_and_grad  # noqa: E402
+from rnn_dynamics.regularizers import omega, omega_and_grad  # noqa: E402
 from rnn_dynamics.tasks.base import Batch  # noqa: E402
 
 T, I, H = 8, 4, 5
@@ -46,9 +46,6 @@ _omega_grad = jax.jit(
   jax.grad(lambda w, *args, form: omega(w, *args, form=form)[0]), static_argnames="form"
 )
 _omega_and_grad = jax.jit(omega_and_grad, static_argnames=("form", "bound"))
-_loss_grads_and_omega = jax.jit(
-  loss_grads_and_omega, static_argnums=3, static_argnames=("form", "bound")
-)
 
 
 @jax.jit
@@ -256,17 +253,6 @@ def test_omega_and_its_gradient_match_the_brute_force(case, form):
     np.testing.assert_allclose(k, ref_kept, rtol=1e-12)
     assert np.all(np.isfinite(g))
     np.testing.assert_allclose(g, ref_grad, rtol=1e-8, atol=1e-12 * np.abs(ref_grad).max())
-
-  # The trainers' path: Ω's product shares the weight-gradient matmul.
-  loss, grads, fused_fwd, fused_value, fused_grad = _loss_grads_and_omega(
-    params, unit, batch, head, form=form
-  )
-  ref_loss, ref_grads, _ = _loss_and_grads(params, unit, batch, head)
-  np.testing.assert_allclose(fused_value, ref_value, rtol=1e-10)
-  np.testing.assert_allclose(fused_grad, ref_grad, rtol=1e-8, atol=1e-12 * np.abs(ref_grad).max())
-  np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
-  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
 def test_gradient_is_the_immediate_one(case, form):
