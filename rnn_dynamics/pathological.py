@@ -298,10 +298,12 @@ def summary_table(
       reaches = [
         reach.get((variant, r["min_length"], r["max_length"], "sgd_cr", r["seed"])) for r in cr
       ]
+      short = sum(x is None for x in reaches)  # ≥ 1% error already at the shortest length
       reaches = [x for x in reaches if x is not None]
-      row["sgd_cr_generalizes_to"] = (
-        f"{int(np.median(reaches))} ({min(reaches)}–{max(reaches)})" if reaches else ""
-      )
+      text = f"{int(np.median(reaches))} ({min(reaches)}–{max(reaches)})" if reaches else ""
+      if short:
+        text += f"{'; ' if text else ''}{short} of {len(cr)} at ≥ 1% already at the shortest"
+      row["sgd_cr_generalizes_to"] = text
       row["paper"] = paper.reported
       out.append(row)
   return out, algs

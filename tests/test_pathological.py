@@ -210,3 +210,20 @@ def test_tables_from_rows():
 def _with_task(config, task):
   config.task = task
   return config
+
+
+def test_summary_says_when_solved_models_fail_at_the_shortest_length():
+  """A solved model whose error is ≥ 1% at the shortest evaluated length is counted."""
+  base = dict(task="addition", min_length=50, max_length=200, strict_solved=False, diverged=False)
+  rows = [
+    dict(base, algorithm="sgd_cr", seed=s, solved=True, updates_to_solve=1000, final_error=0.0)
+    for s in (0, 1)
+  ]
+  gen = [dict(rows[0], eval_length=n, error=e) for n, e in ((50, 0.0), (400, 0.0), (500, 0.3))]
+  gen += [dict(rows[1], eval_length=n, error=e) for n, e in ((50, 0.2), (400, 0.0))]
+  config = dict(
+    task="addition", preset="test", n_hidden=8, init="basic_tanh", lr=0.01, alpha=0.5,
+    clip=6.0, max_updates=100, success_error=0.01,
+  )
+  table, _ = pathological.summary_table([dict(config=config, rows=rows, generalization=gen)])
+  assert table[0]["sgd_cr_generalizes_to"] == "400 (400–400); 1 of 2 at ≥ 1% already at the shortest"
