@@ -18,10 +18,10 @@ Presets, chosen with `--config=experiments/configs/pathological.py:<preset>`:
     success test on 2,000 sequences instead of 10,000 and the generalization test on
     1,000 sequences at lengths up to 500. Hidden sizes, initialisations, learning
     rates, α and thresholds stay the paper's, so the budget, not the method, limits it.
-    Budgets come from throughput measured on a 2-core CPU shared with another sweep
-    (9 vmapped runs, lengths [10, 30)): 600–770 run-updates/s with 50 hidden units
-    (addition, temporal order; addition's 40k updates took 585 s), 185 with 100 hidden
-    units and 100 inputs (permutation); an unshared CPU is faster.
+    Budgets were sized from throughput on a 2-core CPU shared with another sweep
+    (600–770 run-updates/s with 50 hidden units, 185 for permutation); on an idle 2-core
+    CPU every task's sweep takes 2–7 min (addition ~4,400 run-updates/s for its 9 runs)
+    and memorization's four groups ~10 min.
   test: seconds; for CI and the end-to-end tests (tiny model, a few hundred updates).
 Every field can be overridden on the command line, e.g. `--config.seeds=2`. The fields
 left None (`n_hidden`, `init`, `lr`, `alpha`, `clip`, `elementwise_clip`) take the
@@ -35,11 +35,11 @@ from ml_collections.config_dict import placeholder
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
 # addition, multiplication and memorization, 0.001 for the others).
 _CPU_BUDGETS = {
-  "addition": 150_000,  # ~40 min at the measured 600 run-updates/s
-  "multiplication": 150_000,
-  "temporal_order": 150_000,
-  "temporal_order_3bit": 100_000,  # 100 hidden units: about half the 50-unit speed (guess)
-  "permutation": 60_000,  # 100 hidden units, 100 inputs: ~50 min at 185 run-updates/s
+  "addition": 150_000,  # 318 s measured on an idle 2-core CPU
+  "multiplication": 150_000,  # 312 s
+  "temporal_order": 150_000,  # 191 s (every run solved by 70k)
+  "temporal_order_3bit": 100_000,  # 102 s (every run solved by 10k)
+  "permutation": 60_000,  # ~390 s (100 hidden units, 100 inputs)
   "memorization": 30_000,  # per group; 4 groups (2 variants × 2 gaps), sequences T + 2P
 }
 
