@@ -32,7 +32,7 @@ import optax
 
 from rnn_dynamics import clipping, rnn
 from rnn_dynamics.regularizers import omega_and_grad
-from rnn_dynamics.tasks import Task, get_task
+from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
 
 __all__ = [
   "ALGORITHMS",
@@ -152,7 +152,7 @@ class Trainer(NamedTuple):
       updates in one `lax.scan`.
     evaluate: `evaluate(params, hparams, key, n_sequences, length=None) -> error`, the
       error rate on fresh sequences (static `n_sequences`; `length` fixes the nominal
-      length, else each block of `config.eval_batch` sequences draws one as in training).
+      length, else each sequence draws its own as in training).
     train: `train(key, hparams) -> (RunState, screen_errors)`: the whole run, chunks
       until solved, diverged or `max_updates` — the pure, single-call form.
   """
@@ -292,8 +292,13 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
 
     def one_block(k):
       k_len, k_data = jax.random.split(k)
-      n = jnp.int32(length) if fixed else _draw_length(k_len, lo, hi)
-      batch = task.sample(k_data, block, n, eval_buffer)
+      if fixed or lo == hi:
+        batch = task.sample(k_data, block, jnp.int32(length if fixed else lo), eval_buffer)
+      else:
+        # One length per sequence, drawn as in training: the test covers the whole range
+        # (one length per block would test only n_sequences / eval_batch lengths).
+        lengths = jax.random.randint(k_len, (block,), lo, hi, dtype=jnp.int32)
+        batch = sample_per_sequence_lengths(task, k_data, lengths, eval_buffer)
       return rnn.loss_fn(params, unit, batch, task.head)[1]
 
     errors = jax.lax.map(one_block, jax.random.split(key, n_sequences // block))

@@ -249,3 +249,33 @@ def test_solved_runs_stop_changing(group):
     np.testing.assert_array_equal(a, b)
   assert np.all(np.isnan(np.asarray(summary["loss"])))
   assert programs.chunk_and_screen._cache_size() == 1
+
+
+def test_mixed_length_test_draws_a_length_per_sequence(monkeypatch):
+  """The success test on a length range gives every sequence its own length (a length
+  per block of `eval_batch` would test only a few lengths); a fixed length stays fixed."""
+  seen, drawn = [], []
+  real = train.sample_per_sequence_lengths
+
+  def spy(task, key, lengths, buffer):
+    seen.append(lengths.shape)
+    jax.debug.callback(lambda x: drawn.append(np.asarray(x)), lengths)
+    return real(task, key, lengths, buffer)
+
+  monkeypatch.setattr(train, "sample_per_sequence_lengths", spy)
+  config = ml_collections.ConfigDict(CONFIG.to_dict())
+  config.eval_batch = 200
+  trainer = train.make_train(config)
+  hp = _run("sgd_c", "basic_tanh", 0)[1]
+  params = trainer.init(jax.random.PRNGKey(0), hp).params
+  key = jax.random.PRNGKey(1)
+
+  error = jax.jit(trainer.evaluate, static_argnums=3)(params, hp, key, 200)
+  assert 0.0 <= float(error) <= 1.0
+  assert seen == [(200,)]
+  # The 200 sequences of the one block cover the whole range [10, 13).
+  assert len(drawn) == 1 and set(drawn[0].tolist()) == {10, 11, 12}
+
+  seen.clear()
+  trainer.evaluate(params, hp, key, 200, length=11)
+  assert seen == []
