@@ -20,7 +20,7 @@ Presets, chosen with `--config=experiments/configs/pathological.py:<preset>`:
     rates, α and thresholds stay the paper's, so the budget, not the method, limits it.
     Budgets were sized from throughput on a 2-core CPU shared with another sweep
     (600–770 run-updates/s with 50 hidden units, 185 for permutation); on an idle 2-core
-    CPU every task's sweep takes 2–7 min (addition ~4,400 run-updates/s for its 9 runs)
+    CPU every task's sweep takes 1–7 min (addition ~4,400 run-updates/s for its 9 runs)
     and memorization's four groups ~10 min.
   test: seconds; for CI and the end-to-end tests (tiny model, a few hundred updates).
 Every field can be overridden on the command line, e.g. `--config.seeds=2`. The fields
@@ -35,11 +35,11 @@ from ml_collections.config_dict import placeholder
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
 # addition, multiplication and memorization, 0.001 for the others).
 _CPU_BUDGETS = {
-  "addition": 150_000,  # 318 s measured on an idle 2-core CPU
-  "multiplication": 150_000,  # 312 s
-  "temporal_order": 150_000,  # 191 s (every run solved by 70k)
-  "temporal_order_3bit": 100_000,  # 102 s (every run solved by 10k)
-  "permutation": 60_000,  # ~390 s (100 hidden units, 100 inputs)
+  "addition": 150_000,  # 327 s measured on an idle 2-core CPU
+  "multiplication": 150_000,  # 331 s
+  "temporal_order": 150_000,  # 149 s (every run solved by 70k)
+  "temporal_order_3bit": 100_000,  # 63 s (every run solved by 10k)
+  "permutation": 60_000,  # 379 s (100 hidden units, 100 inputs)
   "memorization": 30_000,  # per group; 4 groups (2 variants × 2 gaps), sequences T + 2P
 }
 
