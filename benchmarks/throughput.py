@@ -152,6 +152,11 @@ def update_flops(length: int, batch: int, hidden: int, n_in: int) -> float:
   return 6.0 * length * batch * (hidden * hidden + hidden * n_in)
 
 
+def _padded(n_runs: int) -> int:
+  """Runs padded to a multiple of the device count, as `rnn_dynamics.sweep` shards them."""
+  return -(-n_runs // jax.device_count()) * jax.device_count()
+
+
 def _chunk_size(plan: Plan, length: int) -> int:
   return max(1, round(plan.chunk_steps / length))
 
@@ -222,7 +227,7 @@ class _JaxTraining:
     cfg = _config(plan, length, with_omega)
     hp = train.algorithm_hparams(algorithm, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=_INIT)
     self.n_runs = n_runs
-    self.n_padded = -(-n_runs // jax.device_count()) * jax.device_count()
+    self.n_padded = _padded(n_runs)
     hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.n_padded,)), hp)
     # The same keys for every algorithm: paired initial weights and data, as in the sweep.
     keys = jax.random.split(jax.random.PRNGKey(0), self.n_padded)
@@ -388,8 +393,7 @@ class _StepProducts:
   """
 
   def __init__(self, plan: Plan, n_runs: int):
-    self.n_padded = -(-n_runs // jax.device_count()) * jax.device_count()
-    self.n_runs = n_runs
+    self.n_padded = _padded(n_runs)
     self.steps = _chunk_size(plan, plan.ref_length) * plan.ref_length
     k1, k2 = jax.random.split(jax.random.PRNGKey(0))
     h, b = plan.hidden, plan.batch

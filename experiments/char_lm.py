@@ -106,29 +106,22 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     notes.append("The paper reports no numbers for this data set / task.")
   elif config.preset != "paper":
     notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
-  md, rows = natural.comparison_table(
-    res.runs,
+  return natural.write_fit_outputs(
+    workdir.path,
+    res,
     algorithms=config.algorithms,
     paper=paper,
     notes=notes,
     title=f"Table 2 — {NAMES[config.dataset]}, {task}, bits per character (lower is better)",
-  )
-  natural.write_fit_outputs(
-    workdir.path,
-    res,
-    table_md=md,
-    table_rows=rows,
     summary=dict(
       dataset=config.dataset,
       name=NAMES[config.dataset],
       score="bits per character",
       target_offset=offset,
       unigram_baseline_test=baseline,
-      paper=paper,
       init=config.init,
     ),
   )
-  return md
 
 
 def write_samples(workdir: Workdir, config, res: natural.FitResult, data) -> None:

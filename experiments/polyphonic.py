@@ -110,28 +110,21 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     notes.append("The paper reports no numbers for this data set.")
   elif config.preset != "paper":
     notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
-  md, rows = natural.comparison_table(
-    res.runs,
+  return natural.write_fit_outputs(
+    workdir.path,
+    res,
     algorithms=config.algorithms,
     paper=paper,
     notes=notes,
     title=f"Table 1 — {NAMES[config.dataset]}, NLL per time step (lower is better)",
-  )
-  natural.write_fit_outputs(
-    workdir.path,
-    res,
-    table_md=md,
-    table_rows=rows,
     summary=dict(
       dataset=config.dataset,
       name=NAMES[config.dataset],
       score="NLL per time step",
       frequency_baseline_test=baseline,
-      paper=paper,
       init=config.init,
     ),
   )
-  return md
 
 
 def write_predictions(workdir: Workdir, config, res: natural.FitResult, test) -> None:

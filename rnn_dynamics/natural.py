@@ -341,20 +341,32 @@ def write_fit_outputs(
   path: str | Path,
   res: FitResult,
   *,
-  table_md: str,
-  table_rows: list[dict[str, Any]],
+  algorithms: Sequence[str],
+  paper: Mapping[str, Mapping[str, float | None]] | None,
+  notes: Sequence[str],
+  title: str,
   summary: dict[str, Any],
-) -> None:
-  """A table's files, each written atomically: `table.{md,csv,json}`, `runs.*` (best
-  epoch per run), `history.*` (every split per epoch per run), `best_params.npz` and
-  `summary.json` (`summary` plus the wall time and why training stopped)."""
+) -> str:
+  """A table's files, each written atomically, and its Markdown (returned).
+
+  The table is `comparison_table(res.runs, ...)`: `table.{md,csv,json}`; beside it
+  `runs.*` (best epoch per run), `history.*` (every split per epoch per run),
+  `best_params.npz` and `summary.json` (`summary` plus the paper's numbers, the wall time
+  and why training stopped).
+  """
   path = Path(path)
-  results.atomic_write_text(path / "table.md", table_md)
-  results.write_results(path / "table", table_rows)
+  md, rows = comparison_table(
+    res.runs, algorithms=algorithms, paper=paper, notes=notes, title=title
+  )
+  results.atomic_write_text(path / "table.md", md)
+  results.write_results(path / "table", rows)
   results.write_results(path / "runs", res.runs)
   results.write_results(path / "history", res.history)
   results.write_npz(path / "best_params.npz", res.best_params)
-  results.write_json(path / "summary.json", dict(summary, wall_s=res.wall_s, stopped=res.stopped))
+  results.write_json(
+    path / "summary.json", dict(summary, paper=paper, wall_s=res.wall_s, stopped=res.stopped)
+  )
+  return md
 
 
 def wall_note(res: FitResult) -> str:
