@@ -11,12 +11,12 @@ in a ``lax.scan`` carry and can be logged from inside a compiled training loop:
 * :func:`nonfinite_fallback`: the original code's guard against non-finite or
   huge gradients (a small weight-decay step on the recurrent matrix instead).
 
-The guard looks at the *unclipped* gradient, as in the original code, so it goes
-first in the chain::
+The guard wraps the clip, as in the original code: it looks at the *unclipped*
+gradient's norm, and when that norm is bad its replacement step is used as it is,
+never clipped; otherwise the clip's output passes through::
 
   tx = optax.chain(
-      nonfinite_fallback(),
-      clip_by_global_norm_with_stats(1.0),
+      nonfinite_fallback(clip_by_global_norm_with_stats(1.0)),
       optax.sgd(0.01),
   )
 
@@ -91,9 +91,11 @@ class NonfiniteFallbackState(NamedTuple):
 
   Attributes:
     triggered: whether the last step was replaced by the fallback (bool scalar).
+    inner: the state of the wrapped transformation (``()`` when there is none).
   """
 
   triggered: jax.Array
+  inner: Any = ()
 
 
 def _check_scalar(name: str, value: jax.typing.ArrayLike) -> None:
@@ -118,7 +120,8 @@ def global_norm(tree: Any) -> jax.Array:
     tree: a pytree of arrays.
 
   Returns:
-    A float32 scalar, ``0`` for an all-zero or empty tree.
+    A float32 scalar, ``0`` for an all-zero or empty tree, ``inf`` if an entry is
+    infinite and none is NaN, NaN if one is.
   """
   leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
   if not leaves:
@@ -127,7 +130,8 @@ def global_norm(tree: Any) -> jax.Array:
   # All-zero tree: divide by 1 instead of 0 so the result is 0, not NaN.
   safe_scale = jnp.where(scale > 0, scale, 1.0)
   sum_sq = sum(jnp.sum(jnp.square(x.astype(jnp.float32) / safe_scale)) for x in leaves)
-  return safe_scale * jnp.sqrt(sum_sq)
+  # An infinite entry makes the norm infinite (inf / inf would read NaN); NaN stays NaN.
+  return jnp.where(jnp.isinf(scale), scale, safe_scale * jnp.sqrt(sum_sq))
 
 
 def clip_by_global_norm_with_stats(
@@ -222,9 +226,7 @@ def clip_elementwise(threshold: jax.typing.ArrayLike) -> optax.GradientTransform
       clipped=jnp.asarray(num_clipped > 0, jnp.bool_),
       fraction_clipped=fraction,
     )
-    updates = jax.tree.map(
-      lambda g: jnp.clip(g, -threshold, threshold).astype(g.dtype), updates
-    )
+    updates = jax.tree.map(lambda g: jnp.clip(g, -threshold, threshold).astype(g.dtype), updates)
     return updates, new_state
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -289,24 +291,30 @@ def _name_predicate(name: str) -> Callable[[KeyPath], bool]:
 
 
 def nonfinite_fallback(
+  inner: optax.GradientTransformation | None = None,
+  *,
+  enabled: jax.typing.ArrayLike = True,
   weight_decay: jax.typing.ArrayLike = 0.02,
   max_norm: jax.typing.ArrayLike = 1e10,
   decay_path: str | Callable[[KeyPath], bool] = "w_hh",
 ) -> optax.GradientTransformation:
-  """The original code's guard against non-finite or huge gradients.
+  """The original code's guard against non-finite or huge gradients, around a clip.
 
-  If the global norm of the incoming updates is NaN, ``+-inf``, negative or
+  If the global norm of the incoming (unclipped) updates is NaN, ``+-inf``, negative or
   ``> max_norm``, the update of the recurrent weight matrix becomes
-  ``weight_decay * W_hh`` (a small weight-decay step once the optimizer
-  negates it) and every other update becomes zero; otherwise the updates pass
-  through unchanged. Whole leaves are selected with ``where``, so NaN in the
-  incoming updates never leaks into the output (``NaN * 0`` would).
-
-  The guard must see the unclipped gradient, so put it *before* the clip::
-
-    optax.chain(nonfinite_fallback(), clip_by_global_norm_with_stats(t), optax.sgd(lr))
+  ``weight_decay * W_hh`` (a small weight-decay step once the optimizer negates it) and
+  every other update becomes zero; otherwise the updates go through ``inner`` (the clip)
+  unchanged. This is the original code's order: its guard sits inside the rescaling
+  branch, decides on the pre-clip norm and replaces the *rescaled* step, so the fallback
+  step itself is never clipped (docs/reference.md §2). Whole leaves are selected with
+  ``where``, so NaN in the incoming updates never leaks into the output (``NaN * 0``
+  would).
 
   Args:
+    inner: the transformation the guard protects, normally the clip (None: identity).
+    enabled: whether the guard acts; a boolean scalar that may be traced, so runs with
+      and without the guard share one vmapped program (the original code guards
+      norm-clipped runs only).
     weight_decay: factor of ``W_hh`` used as its replacement gradient.
     max_norm: norms above this count as exploded.
     decay_path: which leaves are the recurrent matrix: either the name of the
@@ -322,18 +330,18 @@ def nonfinite_fallback(
   References:
     Pascanu, Mikolov & Bengio, `On the difficulty of training recurrent neural
     networks <https://arxiv.org/abs/1211.5063>`_, ICML 2013; the guard is in
-    the authors' code, https://github.com/pascanur/trainingRNNs.
+    the authors' code, https://github.com/pascanur/trainingRNNs (RNN.py).
   """
+  _check_scalar("enabled", enabled)
   _check_scalar("weight_decay", weight_decay)
   _check_scalar("max_norm", max_norm)
+  inner = inner if inner is not None else optax.identity()
   is_recurrent = _name_predicate(decay_path) if isinstance(decay_path, str) else decay_path
 
   def init_fn(params):
-    del params
-    return NonfiniteFallbackState(triggered=jnp.zeros((), jnp.bool_))
+    return NonfiniteFallbackState(triggered=jnp.zeros((), jnp.bool_), inner=inner.init(params))
 
   def update_fn(updates, state, params=None):
-    del state
     if params is None:
       raise ValueError(
         "nonfinite_fallback needs `params` (its fallback is weight_decay * W_hh): "
@@ -341,7 +349,9 @@ def nonfinite_fallback(
       )
     g_norm = global_norm(updates)
     # NaN compares False with everything, hence the explicit isfinite.
-    triggered = ~jnp.isfinite(g_norm) | (g_norm < 0) | (g_norm > max_norm)
+    bad = ~jnp.isfinite(g_norm) | (g_norm < 0) | (g_norm > max_norm)
+    triggered = jnp.asarray(enabled, jnp.bool_) & bad
+    passed, inner_state = inner.update(updates, state.inner, params)
 
     num_matched = 0
 
@@ -354,18 +364,29 @@ def nonfinite_fallback(
         replacement = jnp.zeros_like(g)
       return jnp.where(triggered, replacement, g)
 
-    updates = jax.tree_util.tree_map_with_path(fallback_leaf, updates, params)
+    out = jax.tree_util.tree_map_with_path(fallback_leaf, passed, params)
     if num_matched == 0:
       raise ValueError(
         f"nonfinite_fallback: no update leaf matched decay_path={decay_path!r}; "
         "pass the recurrent matrix's field name or a key-path predicate."
       )
-    return updates, NonfiniteFallbackState(triggered=triggered)
+    return out, NonfiniteFallbackState(triggered=triggered, inner=inner_state)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
 _STATE_TYPES = (ClipByNormState, ClipElementwiseState, NonfiniteFallbackState)
+
+
+def _find_states(tree: Any) -> list[Any]:
+  """This module's states in `tree`, in chain order (a guard before what it wraps)."""
+  out = []
+  for s in jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, _STATE_TYPES)):
+    if isinstance(s, _STATE_TYPES):
+      out.append(s)
+      if isinstance(s, NonfiniteFallbackState):
+        out += _find_states(s.inner)
+  return out
 
 
 def clipping_stats(opt_state: Any) -> dict[str, jax.Array]:
@@ -385,7 +406,7 @@ def clipping_stats(opt_state: Any) -> dict[str, jax.Array]:
     (bool), ``grads/fraction_clipped`` (float32, element-wise clipping only)
     and ``grads/nonfinite`` (bool).
   """
-  found = jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, _STATE_TYPES))
+  found = _find_states(opt_state)
   clip = next((s for s in found if isinstance(s, (ClipByNormState, ClipElementwiseState))), None)
   guard = next((s for s in found if isinstance(s, NonfiniteFallbackState)), None)
   zero, false = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.bool_)

@@ -257,6 +257,45 @@ def test_fallback_errors():
     tx.update(params, tx.init(params), params)
 
 
+def test_guard_wraps_the_clip_and_its_fallback_is_not_clipped():
+  """The original code decides on the pre-clip norm and uses the fallback unclipped."""
+  params = jax.tree.map(lambda x: 100.0 * x, _rnn_params())  # ‖0.02·W_hh‖ ≫ threshold
+  threshold = 1e-3
+  tx = clipping.nonfinite_fallback(clipping.clip_by_global_norm_with_stats(threshold))
+  bad = jax.tree.map(jnp.ones_like, params).replace(b=jnp.full((5,), jnp.inf))
+  out, state = jax.jit(tx.update)(bad, tx.init(params), params)
+  assert bool(state.triggered)
+  np.testing.assert_allclose(out.w_hh, 0.02 * np.asarray(params.w_hh), rtol=1e-6)
+  assert _np_norm(out) > 100 * threshold  # not rescaled to the threshold
+  # The clip inside saw the true, non-finite norm, and that is what the stats report.
+  stats = clipping.clipping_stats(state)
+  assert np.isinf(float(stats["grads/norm_preclip"])) and bool(stats["grads/nonfinite"])
+
+  good = jax.tree.map(lambda x: 10.0 * x, _rnn_params(seed=3))
+  out, state = tx.update(good, state, params)
+  assert not bool(state.triggered)
+  np.testing.assert_allclose(_np_norm(out), threshold, rtol=1e-5)  # clipped as usual
+  np.testing.assert_allclose(
+    float(clipping.clipping_stats(state)["grads/norm_preclip"]), _np_norm(good), rtol=1e-5
+  )
+
+
+def test_guard_can_be_switched_off_per_run_under_vmap():
+  params = _rnn_params()
+  nan_grads = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params)
+
+  def one(enabled):
+    tx = clipping.nonfinite_fallback(clipping.clip_by_global_norm_with_stats(1.0), enabled=enabled)
+    return tx.update(nan_grads, tx.init(params), params)
+
+  out, state = jax.vmap(one)(jnp.asarray([True, False]))
+  np.testing.assert_array_equal(np.asarray(state.triggered), [True, False])
+  # On: the finite fallback. Off: the run's own NaN step goes through (plain SGD in the
+  # original code had no guard).
+  assert np.all(np.isfinite(np.asarray(out.w_hh[0])))
+  assert np.all(np.isnan(np.asarray(out.w_hh[1])))
+
+
 # --- composition --------------------------------------------------------------
 
 
