@@ -19,8 +19,9 @@ chained segments gives exactly the full-sequence likelihood.
 
 Every run (the SGD / SGD-C / SGD-CR columns × seeds) is a row of stacked arrays, and
 `chunk_size` segments of updates for all of them are one compiled, vmapped program, as in
-`rnn_dynamics.train`: the same optax chain (`train.make_optimizer`: non-finite guard →
-clipping → SGD) and Ω from the saved adjoints (`regularizers.omega_and_grad`). What
+`rnn_dynamics.train`: the same optax chain (`train.make_optimizer`: clipping inside the
+non-finite guard → SGD) and Ω from the saved adjoints, fused into the weight gradient
+(`regularizers.omega_and_total_w_hh_grad`). What
 changes between epochs — the learning rate (halved when the epoch's error rises) and α
 (constant or `α_0 / t`) — travels in the per-run `HParams`, so it never recompiles.
 
@@ -54,7 +55,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from rnn_dynamics import clipping, results, rnn
-from rnn_dynamics.regularizers import omega_and_grad
+from rnn_dynamics.regularizers import omega_and_total_w_hh_grad
 from rnn_dynamics.sweep import runs_sharding
 from rnn_dynamics.tasks.base import Batch
 from rnn_dynamics.train import HParams, make_optimizer
@@ -269,7 +270,13 @@ def music_task(name: str, n_keys: int = 88) -> NaturalTask:
 def text_task(name: str, vocab_size: int, target_offset: int = 1) -> NaturalTask:
   """Character-level text: softmax over symbols, score = bits per character."""
   return NaturalTask(
-    name, "text", vocab_size, vocab_size, "all_softmax", int(target_offset), "bits per char",
+    name,
+    "text",
+    vocab_size,
+    vocab_size,
+    "all_softmax",
+    int(target_offset),
+    "bits per char",
     1.0 / LN2,
   )
 
@@ -406,13 +413,15 @@ def comparison_table(
   for fold in ("train", "test"):
     ours, published = [], []
     for a in algorithms:
-      vals = np.asarray([r[fold] for r in runs if r["algorithm"] == a and r[fold] is not None],
-                        np.float64)
+      vals = np.asarray(
+        [r[fold] for r in runs if r["algorithm"] == a and r[fold] is not None], np.float64
+      )
       mean = float(vals.mean()) if vals.size else None
       std = float(vals.std()) if vals.size > 1 else None
       p = None if paper is None else paper.get(fold, {}).get(a)
-      rows.append(dict(fold=fold, algorithm=a, ours=mean, ours_std=std, seeds=int(vals.size),
-                       paper=p))
+      rows.append(
+        dict(fold=fold, algorithm=a, ours=mean, ours_std=std, seeds=int(vals.size), paper=p)
+      )
       ours.append("—" if mean is None else f"{mean:.2f}" + (f" ± {std:.2f}" if std else ""))
       published.append("N/A" if p is None else f"{p:.2f}")
     lines.append(f"| {fold} | ours | " + " | ".join(ours) + " |")
@@ -566,21 +575,21 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
     h0 = jnp.where(reset[:, None], 0.0, state.h_BxH)
     loss, grads, fwd = rnn.loss_and_grads(state.params, unit, batch, task.head, h0_BxH=h0)
     n_valid = jnp.sum(mask)
+    # loss_and_grads differentiates the mean over valid (step, lane) pairs; the summed
+    # cost is that times the valid steps per lane.
+    scale = n_valid.astype(jnp.float32) / n_lanes if summed else 1.0
     if summed:
-      # loss_and_grads differentiates the mean over valid (step, lane) pairs; the summed
-      # cost is that times the valid steps per lane.
-      scale = n_valid.astype(jnp.float32) / n_lanes
       grads = jax.tree.map(lambda g: g * scale, grads)
     if not biases:
       grads = grads.replace(b=jnp.zeros_like(grads.b), b_out=jnp.zeros_like(grads.b_out))
     if with_omega:
-      om, om_grad, _ = omega_and_grad(
-        state.params.w_hh, fwd.adjoints, fwd.unroll.dsigma_TxBxH, mask,
-        form=omega_form, bound=omega_bound,
-      )
       # Ω's ratios do not depend on the cost's scale; its immediate gradient goes to
-      # W_rec only, and clipping sees the sum (Algorithm 1 on the full gradient).
-      grads = grads.replace(w_hh=grads.w_hh + hp.alpha * om_grad)
+      # W_rec only, in the weight gradient's own product, and clipping sees the sum
+      # (Algorithm 1 on the full gradient).
+      om, w_hh_grad, _ = omega_and_total_w_hh_grad(
+        fwd, mask, hp.alpha, loss_scale=scale, form=omega_form, bound=omega_bound
+      )
+      grads = grads.replace(w_hh=w_hh_grad)
     else:
       om = jnp.float32(jnp.nan)
     updates, opt_state = make_optimizer(config, hp).update(grads, state.opt_state, state.params)
@@ -660,8 +669,12 @@ def sample_text(
   def advance(h, i):
     return rnn.activation(unit, h @ params.w_hh + one_hot(i) @ params.w_in + params.b)
 
-  h = jax.lax.fori_loop(0, len(prime), lambda t, h: advance(h, jnp.asarray(prime)[t]),
-                        jnp.zeros(params.w_hh.shape[0], jnp.float32))
+  h = jax.lax.fori_loop(
+    0,
+    len(prime),
+    lambda t, h: advance(h, jnp.asarray(prime)[t]),
+    jnp.zeros(params.w_hh.shape[0], jnp.float32),
+  )
 
   def body(carry, k):
     h = carry
@@ -787,8 +800,11 @@ def fit(
   """
   say = on_progress or logging.info
   n_seeds = int(config.seeds)
-  labels = [dict(algorithm=c.algorithm, seed=s, col=i) for i, c in enumerate(columns)
-            for s in range(n_seeds)]
+  labels = [
+    dict(algorithm=c.algorithm, seed=s, col=i)
+    for i, c in enumerate(columns)
+    for s in range(n_seeds)
+  ]
   n_real = len(labels)
   # The runs axis is sharded over every device (CPU cores count as devices, see
   # experiments/__init__.py); pad it with copies of the last run, dropped from results.
@@ -843,8 +859,16 @@ def fit(
   state = jax.device_put(programs.init(keys, hparams(lr0, 1)), sharding)
   best = jax.tree.map(jnp.copy, state.params)  # state is donated to each chunk call
   host: dict[str, Any] = dict(
-    epoch=1, chunk=0, lr=lr0.tolist(), sums=_zero_sums(n_runs), history=[], wall_s=0.0,
-    best_valid=[None] * n_runs, best_epoch=[None] * n_runs, stopped="", epoch_wall_s=None,
+    epoch=1,
+    chunk=0,
+    lr=lr0.tolist(),
+    sums=_zero_sums(n_runs),
+    history=[],
+    wall_s=0.0,
+    best_valid=[None] * n_runs,
+    best_epoch=[None] * n_runs,
+    stopped="",
+    epoch_wall_s=None,
   )
 
   manager = None
@@ -865,8 +889,9 @@ def fit(
         ),
       )
       (state, best), host = restored["state"], restored["host"]
-      say(f"{task.name}: resumed at epoch {host['epoch']}, chunk {host['chunk']} "
-          f"({checkpoint_dir})")
+      say(
+        f"{task.name}: resumed at epoch {host['epoch']}, chunk {host['chunk']} ({checkpoint_dir})"
+      )
   save_count = [0 if manager is None or manager.latest_step() is None else manager.latest_step()]
 
   def save():
@@ -875,15 +900,15 @@ def fit(
     save_count[0] += 1
     manager.save(
       save_count[0],
-      args=ocp.args.Composite(state=ocp.args.StandardSave((state, best)),
-                              host=ocp.args.JsonSave(host)),
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave((state, best)), host=ocp.args.JsonSave(host)
+      ),
       force=True,
     )
     manager.wait_until_finished()
 
   def evaluate(params, split: str, hp) -> np.ndarray:
-    h = jax.device_put(jnp.zeros((n_runs, eval_lanes, int(config.n_hidden)), jnp.float32),
-                       sharding)
+    h = jax.device_put(jnp.zeros((n_runs, eval_lanes, int(config.n_hidden)), jnp.float32), sharding)
     total, count = np.zeros(n_runs), np.zeros(n_runs)
     for seg in _split_chunks(eval_segs[split], k):
       h, nll, n = programs.evaluate(params, h, hp, seg)
@@ -896,17 +921,20 @@ def fit(
     for i, lab in enumerate(labels):
       e = host["best_epoch"][i]
       row = next((r for r in host["history"] if r["run"] == i and r["epoch"] == e), None)
-      runs.append(dict(
-        lab, dataset=task.name, best_epoch=e,
-        train=None if row is None else row["train"],
-        valid=None if row is None else row["valid"],
-        test=None if row is None else row["test"],
-        epochs=sum(r["run"] == i for r in host["history"]),
-        skipped_updates=int(np.asarray(state.skipped)[i]),
-      ))
+      runs.append(
+        dict(
+          lab,
+          dataset=task.name,
+          best_epoch=e,
+          train=None if row is None else row["train"],
+          valid=None if row is None else row["valid"],
+          test=None if row is None else row["test"],
+          epochs=sum(r["run"] == i for r in host["history"]),
+          skipped_updates=int(np.asarray(state.skipped)[i]),
+        )
+      )
     best_np = {f: np.asarray(v)[:n_real] for f, v in vars(best).items()}
-    return FitResult(runs, list(host["history"]), best_np, float(host["wall_s"]),
-                     host["stopped"])
+    return FitResult(runs, list(host["history"]), best_np, float(host["wall_s"]), host["stopped"])
 
   t_session = time.time()
   wall0 = float(host["wall_s"])
@@ -944,10 +972,12 @@ def fit(
           if budget:  # the budget stops it at the first epoch end past `budget − epoch`
             spent = wall0 + (now - t_session)
             eta = min(eta, max(budget - spent, left_epoch))
-          say(f"{task.name} epoch {epoch}/{max_epochs} chunk {ci + 1}/{n_chunks} | "
-              f"{rate * k * seg_len * lanes * n_real:,.0f} run-steps/s | train "
-              + " ".join(f"{x:.3f}" for x in run_loss[:n_real])
-              + f" | epoch ETA {_fmt_duration(left_epoch)}, total ≤ {_fmt_duration(eta)}")
+          say(
+            f"{task.name} epoch {epoch}/{max_epochs} chunk {ci + 1}/{n_chunks} | "
+            f"{rate * k * seg_len * lanes * n_real:,.0f} run-steps/s | train "
+            + " ".join(f"{x:.3f}" for x in run_loss[:n_real])
+            + f" | epoch ETA {_fmt_duration(left_epoch)}, total ≤ {_fmt_duration(eta)}"
+          )
           last_report = now
         if float(config.checkpoint_every_s) and now - last_save >= float(config.checkpoint_every_s):
           host["wall_s"] = wall0 + (now - t_session)
@@ -975,27 +1005,47 @@ def fit(
           host["best_epoch"][i] = epoch
       best = jax.tree.map(
         lambda new, old: jnp.where(improved.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-        state.params, best,
+        state.params,
+        best,
       )
       alpha_now = np.asarray(hp.alpha)
       epoch_wall = time.time() - t_epoch
       for i, lab in enumerate(labels):  # padded runs are not recorded
-        host["history"].append(dict(
-          run=i, algorithm=lab["algorithm"], seed=lab["seed"], epoch=epoch,
-          lr=float(lr[i]), alpha=float(alpha_now[i]),
-          train_running=_finite(running[i]), train=_finite(scores["train"][i]),
-          valid=_finite(scores["valid"][i]), test=_finite(scores["test"][i]),
-          grad_norm=_finite(_ratio(sums["grad_norm"], sums["updates"])[i]),
-          clip_rate=_finite(_ratio(sums["clipped"], sums["updates"])[i]),
-          omega=_finite(_ratio(sums["omega"], sums["updates"])[i]),
-          updates=int(np.asarray(state.updates)[i]), epoch_wall_s=epoch_wall,
-        ))
-      say(f"{task.name} epoch {epoch} done in {_fmt_duration(epoch_wall)}: valid "
-          + " ".join(f"{lab['algorithm']}/{lab['seed']}={scores['valid'][i]:.3f}"
-                     for i, lab in enumerate(labels))
-          + (f" | lr halved for {int((new_lr < lr).sum())} run(s)" if (new_lr < lr).any() else ""))
-      host.update(epoch=epoch + 1, chunk=0, lr=new_lr.tolist(), sums=_zero_sums(n_runs),
-                  epoch_elapsed_s=0.0, epoch_wall_s=epoch_wall)
+        host["history"].append(
+          dict(
+            run=i,
+            algorithm=lab["algorithm"],
+            seed=lab["seed"],
+            epoch=epoch,
+            lr=float(lr[i]),
+            alpha=float(alpha_now[i]),
+            train_running=_finite(running[i]),
+            train=_finite(scores["train"][i]),
+            valid=_finite(scores["valid"][i]),
+            test=_finite(scores["test"][i]),
+            grad_norm=_finite(_ratio(sums["grad_norm"], sums["updates"])[i]),
+            clip_rate=_finite(_ratio(sums["clipped"], sums["updates"])[i]),
+            omega=_finite(_ratio(sums["omega"], sums["updates"])[i]),
+            updates=int(np.asarray(state.updates)[i]),
+            epoch_wall_s=epoch_wall,
+          )
+        )
+      say(
+        f"{task.name} epoch {epoch} done in {_fmt_duration(epoch_wall)}: valid "
+        + " ".join(
+          f"{lab['algorithm']}/{lab['seed']}={scores['valid'][i]:.3f}"
+          for i, lab in enumerate(labels)
+        )
+        + (f" | lr halved for {int((new_lr < lr).sum())} run(s)" if (new_lr < lr).any() else "")
+      )
+      host.update(
+        epoch=epoch + 1,
+        chunk=0,
+        lr=new_lr.tolist(),
+        sums=_zero_sums(n_runs),
+        epoch_elapsed_s=0.0,
+        epoch_wall_s=epoch_wall,
+      )
       host["wall_s"] = wall0 + (time.time() - t_session)
       min_lr = float(config.get("min_lr", 0) or 0)
       if min_lr and (new_lr < min_lr).all():

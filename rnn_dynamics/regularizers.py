@@ -31,7 +31,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-__all__ = ["OmegaForm", "OMEGA_FORMS", "omega", "omega_and_grad"]
+__all__ = ["OMEGA_FORMS", "OmegaForm", "omega", "omega_and_grad", "omega_and_total_w_hh_grad"]
 
 OmegaForm = Literal["original", "paper"]
 OMEGA_FORMS = ("original", "paper")
@@ -101,6 +101,33 @@ def omega(
   return _omega_from_norms(_sq(back), _sq(dh), mask_TxB, form, bound)
 
 
+def _back_weights(adjoints, dsigma_TxBxH, mask_TxB, form, bound):
+  """Ω, the kept fraction and `G` with `∂Ω/∂back = G ⊙ back`, entry by entry.
+
+  Ω depends on `w_hh` only through `back = dx @ w_hhᵀ` (`rnn.Adjoints`), through the
+  squared norm of `back` (original form) or of `back ⊙ σ'(x_{t-1})` (paper form); with
+  `g = ∂Ω/∂‖·‖²` per (step, sequence), `G = 2g` or `2g·σ'(x_{t-1})²`.
+  """
+  a = jax.lax.stop_gradient(adjoints)
+  if form == "original":
+    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
+      a.back_sq_TxB, a.dh_sq_TxB, mask_TxB, form, bound
+    )
+    return value, kept, 2.0 * g[..., None]
+  if form == "paper":
+    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
+      a.back_act_sq_TxB, _sq(a.dx_TxBxH), mask_TxB, form, bound
+    )
+    dsigma = jax.lax.stop_gradient(dsigma_TxBxH)
+    dsigma_prev = jnp.concatenate([jnp.zeros_like(dsigma[:1]), dsigma[:-1]])
+    return value, kept, 2.0 * g[..., None] * dsigma_prev * dsigma_prev
+  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")
+
+
+def _flat(v: jax.Array) -> jax.Array:
+  return v.reshape(-1, v.shape[-1])
+
+
 def omega_and_grad(
   w_hh: jax.Array,
   adjoints,
@@ -112,35 +139,66 @@ def omega_and_grad(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Ω, its immediate gradient `∂⁺Ω/∂w_hh` (eq. 10) and the kept fraction, fast.
 
-  Uses the squared norms the backward scan already produced (`rnn.Adjoints`). Ω depends
-  on `w_hh` only through `back = dx @ w_hhᵀ`, so with `g = ∂Ω/∂‖·‖²` per entry:
-
-  * original: `∂Ω/∂back = 2g·back`, hence `∂⁺Ω/∂w_hh = w_hh @ (dxᵀ diag(2g) dx)` — one
-    `[H, T·B] × [T·B, H]` matmul, `back` itself is never formed;
-  * paper: `∂Ω/∂back = 2g·σ'(x_{t-1})²·back`, hence `(…)ᵀ @ dx`.
+  Uses what the backward scan already produced (`rnn.Adjoints`): with `back = dx @
+  w_hhᵀ` and `∂Ω/∂back = G ⊙ back` (`G` from the squared norms, see `_back_weights`),
+  `∂⁺Ω/∂w_hh = (G ⊙ back)ᵀ @ dx` — one `[H, T·B] × [T·B, H]` matmul. Training adds it to
+  the weight gradient in the same product instead: `omega_and_total_w_hh_grad`.
 
   Args:
-    w_hh: `[H, H]` recurrent weights.
+    w_hh: `[H, H]` recurrent weights (Ω depends on them through `adjoints.back_TxBxH`).
     adjoints: `rnn.Adjoints` from `rnn.loss_and_grads` (held constant).
     dsigma_TxBxH: `σ'(x_t)` (`forward.unroll.dsigma_TxBxH`).
     mask_TxB: valid steps.
     form, bound: as in `omega`.
   """
+  del w_hh
+  value, kept, g = _back_weights(adjoints, dsigma_TxBxH, mask_TxB, form, bound)
   a = jax.lax.stop_gradient(adjoints)
-  dx = a.dx_TxBxH
-  flat = lambda v: v.reshape(-1, v.shape[-1])
-  if form == "original":
-    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
-      a.back_sq_TxB, a.dh_sq_TxB, mask_TxB, form, bound
-    )
-    weighted = flat(2.0 * g[..., None] * dx)
-    return value, w_hh @ (weighted.T @ flat(dx)), kept
-  if form == "paper":
-    (value, kept), g = jax.value_and_grad(_omega_from_norms, has_aux=True)(
-      a.back_act_sq_TxB, _sq(dx), mask_TxB, form, bound
-    )
-    dsigma = jax.lax.stop_gradient(dsigma_TxBxH)
-    dsigma_prev = jnp.concatenate([jnp.zeros_like(dsigma[:1]), dsigma[:-1]])
-    g_back = 2.0 * g[..., None] * dsigma_prev * dsigma_prev * a.back_TxBxH
-    return value, flat(g_back).T @ flat(dx), kept
-  raise ValueError(f"unknown Omega form {form!r}; choose one of {OMEGA_FORMS}")
+  return value, _flat(g * a.back_TxBxH).T @ _flat(a.dx_TxBxH), kept
+
+
+def omega_and_total_w_hh_grad(
+  forward,
+  mask_TxB: jax.Array,
+  alpha: jax.typing.ArrayLike,
+  *,
+  loss_scale: jax.typing.ArrayLike = 1.0,
+  form: OmegaForm = "original",
+  bound: float = 1e-20,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Ω and the training gradient of `w_hh`, `s·∂E/∂w_hh + α ∂⁺Ω/∂w_hh`, as ONE matmul.
+
+  The error gradient is `h_prevᵀ @ dx` and Ω's immediate gradient `(G ⊙ back)ᵀ @ dx`
+  (`omega_and_grad`): both have the same right factor, so their sum is
+  `(s·h_prev + α G ⊙ back)ᵀ @ dx`, a product of the weight gradient's own size; the
+  left factor is element-wise work on what the forward and backward scans kept. With
+  α = 0 it is the error gradient exactly (finite entries), so runs with and without Ω
+  share one program.
+
+  Args:
+    forward: `rnn.Forward` from `rnn.loss_and_grads` (held constant).
+    mask_TxB: valid steps.
+    alpha: Ω's weight (may be traced, per run).
+    loss_scale: `s`, a factor on the error gradient (e.g. to turn the mean cost that
+      `loss_and_grads` differentiates into a summed one).
+    form, bound: as in `omega`.
+
+  Returns:
+    `(Ω, grad_w_hh, kept_fraction)`.
+
+  References:
+    Pascanu, Mikolov & Bengio (2013), ICML, §3.3, eqs. (9)-(10).
+  """
+  adjoints, dsigma = forward.adjoints, forward.unroll.dsigma_TxBxH
+  value, kept, g = _back_weights(adjoints, dsigma, mask_TxB, form, bound)
+  a = jax.lax.stop_gradient(adjoints)
+  h_prev = jax.lax.stop_gradient(forward.h_prev_TxBxH)
+  scaled = h_prev if _is_one(loss_scale) else h_prev * loss_scale
+  left = scaled + alpha * (g * a.back_TxBxH)
+  return value, _flat(left).T @ _flat(a.dx_TxBxH), kept
+
+
+def _is_one(x) -> bool:
+  # A literal 1 leaves h_prev untouched (bit-identical error gradient); anything else,
+  # traced or not, multiplies.
+  return isinstance(x, (int, float)) and x == 1

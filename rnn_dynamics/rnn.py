@@ -29,27 +29,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_dynamics.tasks.base import Batch, Head
+from rnn_dynamics.tasks.base import Batch, Head, float_dtype
 
 __all__ = [
   "INITS",
+  "SIGMOID",
+  "TANH",
   "Params",
   "Unit",
   "Unroll",
-  "TANH",
-  "SIGMOID",
   "activation",
   "activation_and_derivative",
-  "derivative_from_output",
   "autonomous_map",
-  "init_params",
+  "derivative_from_output",
   "init_id",
-  "unit_for_init",
+  "init_params",
   "loss_and_grads",
   "loss_fn",
   "readout",
+  "sequence_mistakes",
   "spectral_radius",
   "step",
+  "unit_for_init",
   "unroll",
 ]
 
@@ -149,15 +150,15 @@ def unit_for_init(init: jax.typing.ArrayLike | str) -> Unit:
   """The unit type of an initialisation, given by name or by (possibly traced) id."""
   if isinstance(init, str):
     return INITS[init].unit
-  table = jnp.asarray([[s.unit.scale, s.unit.slope, s.unit.shift] for s in INITS.values()])
+  table = jnp.asarray(
+    [[s.unit.scale, s.unit.slope, s.unit.shift] for s in INITS.values()], float_dtype()
+  )
   row = table[jnp.asarray(init)]
   return Unit(scale=row[0], slope=row[1], shift=row[2])
 
 
 def _spectral_radius_host(w: np.ndarray) -> np.ndarray:
-  return np.max(np.abs(np.linalg.eigvals(np.asarray(w, dtype=np.float64))), axis=-1).astype(
-    w.dtype
-  )
+  return np.max(np.abs(np.linalg.eigvals(np.asarray(w, dtype=np.float64))), axis=-1).astype(w.dtype)
 
 
 def spectral_radius(w: jax.Array) -> jax.Array:
@@ -172,7 +173,8 @@ def spectral_radius(w: jax.Array) -> jax.Array:
 
 def _init_one(key: jax.Array, spec: InitSpec, n_in: int, n_hidden: int, n_out: int):
   k_in, k_hh, k_out, k_mask = jax.random.split(key, 4)
-  normal = lambda k, shape: spec.scale * jax.random.normal(k, shape, jnp.float32)
+  dtype = float_dtype()
+  normal = lambda k, shape: spec.scale * jax.random.normal(k, shape, dtype)
   w_hh = normal(k_hh, (n_hidden, n_hidden))
   if spec.nonzeros_per_row is not None:
     # Keep `nonzeros_per_row` random entries in every row (a random permutation per row,
@@ -184,9 +186,9 @@ def _init_one(key: jax.Array, spec: InitSpec, n_in: int, n_hidden: int, n_out: i
   return Params(
     w_in=normal(k_in, (n_in, n_hidden)),
     w_hh=w_hh,
-    b=jnp.zeros((n_hidden,), jnp.float32),
+    b=jnp.zeros((n_hidden,), dtype),
     w_out=normal(k_out, (n_hidden, n_out)),
-    b_out=jnp.zeros((n_out,), jnp.float32),
+    b_out=jnp.zeros((n_out,), dtype),
   )
 
 
@@ -241,6 +243,7 @@ def unroll(
   mask_TxB: jax.Array,
   *,
   h0_BxH: jax.Array | None = None,
+  scan_unroll: int = 1,
 ) -> Unroll:
   """Runs the recurrence with `lax.scan`; past a sequence's end its state is held fixed.
 
@@ -252,6 +255,8 @@ def unroll(
     h0_BxH: the state `h_{-1} = σ(x_{-1})` the sequences start from (default zeros).
       Truncated BPTT passes the last state of the previous segment here, so chained
       segments compute exactly the forward pass of the whole sequence.
+    scan_unroll: steps per loop iteration of the scan (`lax.scan(unroll=...)`); a
+      speed knob only (accelerators may prefer more than 1), results are unchanged.
   """
   # The input projection does not depend on the state: one big matmul outside the scan.
   drive_TxBxH = inputs_TxBxI @ params.w_in + params.b[None, None, :]
@@ -264,7 +269,7 @@ def unroll(
   h0 = _initial_state(params, inputs_TxBxI, h0_BxH)
   # One stacked output only: on CPU every extra per-step output of a scan costs about as
   # much as the step's matmul, so σ' is recomputed from h afterwards, all steps at once.
-  h_last, hs = jax.lax.scan(body, h0, (drive_TxBxH, mask_TxB))
+  h_last, hs = jax.lax.scan(body, h0, (drive_TxBxH, mask_TxB), unroll=scan_unroll)
   dsigmas = jnp.where(mask_TxB[..., None], derivative_from_output(unit, hs), 0.0)
   return Unroll(hs, dsigmas, h_last)
 
@@ -274,28 +279,36 @@ def readout(params: Params, h: jax.Array) -> jax.Array:
   return h @ params.w_out + jnp.expand_dims(params.b_out, tuple(range(h.ndim - 1)))
 
 
+def _wrong(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Array):
+  """`[B]` bool: which sequences the head gets wrong (SPEC §1 table's error column)."""
+  if head == "last_softmax":
+    return jnp.argmax(logits, axis=-1) != targets
+  if head == "last_linear":
+    return jnp.sum((logits - targets) ** 2, axis=-1) > 0.04
+  if head == "all_softmax":
+    # A sequence is wrong if any of its valid steps is.
+    return jnp.any((jnp.argmax(logits, axis=-1) != targets) & mask_TxB, axis=0)
+  raise ValueError(f"head {head!r} has no discrete error")
+
+
 def _head_loss(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Array):
   """(loss, error) of a readout head, as in the original code (SPEC §1 table)."""
   if head == "last_softmax":
     logp = jax.nn.log_softmax(logits)
     loss = -jnp.mean(jnp.take_along_axis(logp, targets[:, None], axis=1))
-    error = jnp.mean(jnp.argmax(logits, axis=-1) != targets)
   elif head == "last_linear":
-    sq = jnp.sum((logits - targets) ** 2, axis=-1)
-    loss, error = jnp.mean(sq), jnp.mean(sq > 0.04)
+    loss = jnp.mean(jnp.sum((logits - targets) ** 2, axis=-1))
   elif head == "all_softmax":
     logp = jax.nn.log_softmax(logits)
     nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
     loss = jnp.sum(jnp.where(mask_TxB, nll, 0.0)) / jnp.maximum(jnp.sum(mask_TxB), 1)
-    wrong = (jnp.argmax(logits, axis=-1) != targets) & mask_TxB
-    error = jnp.mean(jnp.any(wrong, axis=0))
   elif head == "all_bernoulli":
     nll = jnp.sum(optax_sigmoid_bce(logits, targets), axis=-1)
     loss = jnp.sum(jnp.where(mask_TxB, nll, 0.0)) / jnp.maximum(jnp.sum(mask_TxB), 1)
-    error = loss  # no discrete error for music; the per-step NLL is the score.
+    return loss, loss  # no discrete error for music; the per-step NLL is the score.
   else:
     raise ValueError(f"unknown head {head!r}")
-  return loss, error
+  return loss, jnp.mean(_wrong(head, logits, targets, mask_TxB))
 
 
 def optax_sigmoid_bce(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -310,6 +323,14 @@ def _is_last(head: Head) -> bool:
 def _readout_loss(params: Params, h_TxBxH, h_last_BxH, batch: Batch, head: Head):
   h = h_last_BxH if _is_last(head) else h_TxBxH
   return _head_loss(head, readout(params, h), batch.targets, batch.mask)
+
+
+def sequence_mistakes(params: Params, unit: Unit, batch: Batch, head: Head) -> jax.Array:
+  """`[B]` bool, the sequences a model gets wrong (discrete heads only): what the
+  success test counts, as integers, so that exactly 1 % never passes as < 1 %."""
+  out = unroll(params, unit, batch.inputs, batch.mask)
+  h = out.h_last_BxH if _is_last(head) else out.h_TxBxH
+  return _wrong(head, readout(params, h), batch.targets, batch.mask)
 
 
 def loss_fn(
@@ -331,14 +352,15 @@ class Adjoints(NamedTuple):
     dh_TxBxH: `∂E/∂h_t`, the total error signal reaching `h_t` (the original code's
       adjoint), including what flows through padded steps.
     back_TxBxH: `δ_t w_hhᵀ = dx_t @ w_hh.T`, the error signal step t sends back through
-      the recurrence (to `h_{t-1}`).
+      the recurrence (to `h_{t-1}`), as the backward scan computed it.
     dh_sq_TxB: `‖∂E/∂h_t‖²`.
     back_sq_TxB: `‖δ_t w_hhᵀ‖²`.
     back_act_sq_TxB: `‖(δ_t w_hhᵀ) ⊙ σ'(x_{t-1})‖²` (0 at t = 0), i.e. `‖δ_t ∂x_t/∂x_{t-1}‖²`.
 
-  The three squared norms come out of the backward scan itself (cheap per-step scalars);
-  `dh_TxBxH` and `back_TxBxH` are rebuilt from `dx` with whole-sequence matmuls, which
-  XLA drops when nothing uses them. Ω needs only the norms (`rnn_dynamics.regularizers`).
+  The backward scan stacks `back` (its one per-step product) and three squared norms
+  (cheap per-step scalars); `dh` and `dx` are rebuilt from them element-wise, exactly as
+  the scan computed them. Ω's gradient needs `back` and the norms
+  (`rnn_dynamics.regularizers`).
   """
 
   dx_TxBxH: jax.Array
@@ -350,14 +372,24 @@ class Adjoints(NamedTuple):
 
 
 class Forward(NamedTuple):
+  """What `loss_and_grads` keeps besides the gradient (`h_prev_TxBxH` is `h_{t-1}`
+  beside step t, the left factor of the `w_hh` gradient)."""
+
   loss: jax.Array
   error: jax.Array
   unroll: Unroll
   adjoints: Adjoints
+  h_prev_TxBxH: jax.Array
 
 
 def loss_and_grads(
-  params: Params, unit: Unit, batch: Batch, head: Head, *, h0_BxH: jax.Array | None = None
+  params: Params,
+  unit: Unit,
+  batch: Batch,
+  head: Head,
+  *,
+  h0_BxH: jax.Array | None = None,
+  scan_unroll: int = 1,
 ) -> tuple[jax.Array, Params, Forward]:
   """Loss, exact parameter gradient and the BPTT adjoints from one forward/backward sweep.
 
@@ -368,6 +400,7 @@ def loss_and_grads(
     head: readout head.
     h0_BxH: initial state (default zeros), held constant: truncated BPTT carries the
       previous segment's last state in here and the gradient stops at it.
+    scan_unroll: steps per loop iteration of both scans (a speed knob, as in `unroll`).
 
   Returns:
     `(loss, grads, forward)` where `forward` carries the error, the unroll (states and
@@ -375,7 +408,7 @@ def loss_and_grads(
   """
   inputs, mask = batch.inputs, batch.mask
   h0 = _initial_state(params, inputs, h0_BxH)
-  out = unroll(params, unit, inputs, mask, h0_BxH=h0)
+  out = unroll(params, unit, inputs, mask, h0_BxH=h0, scan_unroll=scan_unroll)
   # The readout is not recurrent: plain autodiff gives its gradient and the direct
   # error signal injected into the hidden states.
   (loss, error), readout_vjp = jax.vjp(
@@ -404,19 +437,25 @@ def loss_and_grads(
     sq = lambda a: jnp.sum(a * a, axis=-1)
     # A padded step copies h_{t-1} forward, so its adjoint passes straight back.
     carried = jnp.where(valid[:, None], back, dh)
-    return carried, (dx, sq(dh), sq(back), sq(back * dsigma_before))
+    return carried, (back, sq(dh), sq(back), sq(back * dsigma_before))
 
   # Per-step outputs are few and small on purpose: on CPU each stacked [B, H] output of a
-  # scan costs about as much as the step's matmul, a [B] norm almost nothing.
-  _, (dx_TxBxH, dh_sq, back_sq, back_act_sq) = jax.lax.scan(
-    body, carry0, (inject_TxBxH, out.dsigma_TxBxH, dsigma_prev, mask), reverse=True
+  # scan costs about as much as the step's matmul, a [B] norm almost nothing. `back` is
+  # the one stacked output: `dx` follows from it element-wise, and Ω's gradient needs it.
+  _, (back_TxBxH, dh_sq, back_sq, back_act_sq) = jax.lax.scan(
+    body,
+    carry0,
+    (inject_TxBxH, out.dsigma_TxBxH, dsigma_prev, mask),
+    reverse=True,
+    unroll=scan_unroll,
   )
-  back_TxBxH = dx_TxBxH @ w_hh_t
   # dh_t = inject_t + (what step t+1 sends back if it is valid, else the pass-through
-  # signal, which for a prefix mask is the readout's injection at the end).
+  # signal, which for a prefix mask is the readout's injection at the end): the same sum
+  # the scan formed, so `dx` below is bit for bit the scan's.
   next_valid = jnp.concatenate([mask[1:], jnp.zeros_like(mask[:1])], axis=0)[..., None]
   next_back = jnp.concatenate([back_TxBxH[1:], jnp.zeros_like(back_TxBxH[:1])], axis=0)
-  dh_TxBxH = inject_TxBxH + jnp.where(next_valid, next_back, carry0[None])
+  dh_TxBxH = jnp.where(next_valid, next_back, carry0[None]) + inject_TxBxH
+  dx_TxBxH = dh_TxBxH * out.dsigma_TxBxH
   adjoints = Adjoints(dx_TxBxH, dh_TxBxH, back_TxBxH, dh_sq, back_sq, back_act_sq)
   h_prev_TxBxH = jnp.concatenate([h0[None], out.h_TxBxH[:-1]], axis=0)
   flat = lambda a: a.reshape(-1, a.shape[-1])
@@ -428,4 +467,4 @@ def loss_and_grads(
     w_out=g_readout.w_out,
     b_out=g_readout.b_out,
   )
-  return loss, grads, Forward(loss, error, out, adjoints)
+  return loss, grads, Forward(loss, error, out, adjoints, h_prev_TxBxH)

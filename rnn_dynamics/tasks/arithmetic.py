@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_dynamics.tasks.base import Batch, Task
+from rnn_dynamics.tasks.base import Batch, Task, float_dtype
 
 __all__ = [
   "addition",
@@ -95,17 +95,17 @@ def sample_arithmetic(
   p0 = jax.random.randint(k_p0, (batch_size,), 0, first)
   p1 = jax.random.randint(k_p1, (batch_size,), first, first + (4 * actual) // 10)
 
-  values = jax.random.uniform(k_val, (buffer, batch_size), jnp.float32)
+  values = jax.random.uniform(k_val, (buffer, batch_size), float_dtype())
   t = jnp.arange(buffer, dtype=jnp.int32)[:, None]  # [buffer, 1]
   mask = t < actual[None, :]
   marks = (t == p0[None, :]) | (t == p1[None, :])
-  inputs = jnp.stack([marks.astype(jnp.float32), values], axis=-1)
+  inputs = jnp.stack([marks.astype(float_dtype()), values], axis=-1)
   inputs = jnp.where(mask[..., None], inputs, 0.0)
 
   v0 = jnp.take_along_axis(values, p0[None, :], axis=0)[0]
   v1 = jnp.take_along_axis(values, p1[None, :], axis=0)[0]
   target = (v0 + v1) / 2 if op == "add" else v0 * v1
-  return Batch(inputs=inputs, targets=target[:, None].astype(jnp.float32), mask=mask)
+  return Batch(inputs=inputs, targets=target[:, None].astype(float_dtype()), mask=mask)
 
 
 def _task(op: Op, name: str, per_sequence_length: bool) -> Task:

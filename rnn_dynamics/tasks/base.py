@@ -16,6 +16,14 @@ from typing import Callable, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
+
+def float_dtype() -> jnp.dtype:
+  """The floating dtype of data and parameters: float32, or float64 when
+  `jax_enable_x64` is on (read at trace time, so a float64 run is a float64 run
+  throughout, e.g. to check a float32 result)."""
+  return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
 Head = Literal["last_softmax", "all_softmax", "last_linear", "all_bernoulli"]
 
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_dynamics.tasks.base import Batch, Task
+from rnn_dynamics.tasks.base import Batch, Task, float_dtype
 
 __all__ = ["memorization", "sample_memorization"]
 
@@ -87,7 +87,7 @@ def sample_memorization(
   t = t[:, None]  # [buffer, 1]
   mask = jnp.broadcast_to(t < go + p, (buffer, batch_size))
   symbols = jnp.where(t < p, shown, jnp.where(t == go, k + 1, k))
-  inputs = jnp.where(mask[..., None], jax.nn.one_hot(symbols, k + 2, dtype=jnp.float32), 0.0)
+  inputs = jnp.where(mask[..., None], jax.nn.one_hot(symbols, k + 2, dtype=float_dtype()), 0.0)
   targets = jnp.where(t < go, k, recalled)
   targets = jnp.where(mask, targets, 0).astype(jnp.int32)
   return Batch(inputs=inputs, targets=targets, mask=mask)

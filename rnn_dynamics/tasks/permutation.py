@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_dynamics.tasks.base import Batch, Task
+from rnn_dynamics.tasks.base import Batch, Task, float_dtype
 
 __all__ = ["N_SYMBOLS", "permutation", "sample_permutation"]
 
@@ -69,7 +69,7 @@ def sample_permutation(
   t = jnp.arange(buffer, dtype=jnp.int32)[:, None]  # [buffer, 1]
   symbols = jnp.where(t == 0, first[None, :], symbols)
   mask = jnp.broadcast_to(t < length, (buffer, batch_size))
-  inputs = jnp.where(mask[..., None], jax.nn.one_hot(symbols, n_symbols, dtype=jnp.float32), 0.0)
+  inputs = jnp.where(mask[..., None], jax.nn.one_hot(symbols, n_symbols, dtype=float_dtype()), 0.0)
   return Batch(inputs=inputs, targets=first.astype(jnp.int32), mask=mask)
 
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_dynamics.tasks.base import Batch, Task
+from rnn_dynamics.tasks.base import Batch, Task, float_dtype
 
 __all__ = [
   "N_SYMBOLS",
@@ -98,7 +98,7 @@ def sample_temporal_order(
     label = label + values[i] * (2**i)
 
   mask = jnp.broadcast_to(t < length, (buffer, batch_size))
-  inputs = jnp.where(mask[..., None], jax.nn.one_hot(symbols, N_SYMBOLS, dtype=jnp.float32), 0.0)
+  inputs = jnp.where(mask[..., None], jax.nn.one_hot(symbols, N_SYMBOLS, dtype=float_dtype()), 0.0)
   return Batch(inputs=inputs, targets=label.astype(jnp.int32), mask=mask)
 
 
