@@ -9,7 +9,13 @@ and length range; any mix of seeds, learning rates, thresholds, α and initialis
   (error on `screen_size` fresh sequences); runs that pass the screen are confirmed on the
   host with the paper's test (`eval_size` = 10,000 fresh sequences, error < 1%);
 * solved, diverged and out-of-budget runs are frozen inside the program while the rest go
-  on; the group ends when every run is decided;
+  on; the group ends when every run is decided. With `config.compaction`, once the live
+  runs fit in half the program, the group goes on with a smaller compiled program (sizes
+  `device_count · 2^k`, so compiles stay few and cached) holding only the live runs: a run
+  depends on nothing but its own state and the shared length schedule, so its results are
+  bit-identical with or without compaction, and decided runs stop costing;
+* the success test counts mistakes as integers (`train.success_limit`: exactly 1 % fails)
+  and, for mixed lengths, per nominal length, so each row also names its worst length;
 * an Orbax checkpoint of the whole stacked state (plus the traces so far) is written
   every `checkpoint_every_s` seconds and on Ctrl-C, so an interrupted group resumes
   exactly where it stopped and ends with the same results as an uninterrupted one.
@@ -36,6 +42,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
+from rnn_dynamics import train as train_lib
 from rnn_dynamics.train import HParams, RunState, Trainer
 
 __all__ = [
@@ -54,6 +61,7 @@ TRACE_FIELDS = (
   "loss",
   "grad_norm",
   "grad_norm_max",
+  "guard_fired",
   "clip_rate",
   "omega",
   "train_error",
@@ -67,9 +75,12 @@ class GroupResult:
   """What a finished group hands back.
 
   Attributes:
-    rows: one dict per run: its labels plus `solved`, `updates_to_solve`,
-      `final_error` (on `eval_size` fresh sequences), `strict_solved` (0 errors, the
-      original code's criterion), `diverged`, `updates_done`.
+    rows: one dict per run: its labels plus `solved` (passed the test in force: error
+      under `success_error`, or none with `zero_mistake_stop`), `updates_to_solve`,
+      `final_error` and `final_mistakes` (on `eval_size` fresh sequences),
+      `strict_solved` (0 errors, the original code's criterion), `worst_length` and
+      `worst_length_error` (mixed lengths only: the nominal length with the highest
+      error in that test), `diverged`, `updates_done`.
     traces: `TRACE_FIELDS` → `[runs, chunks]` arrays (NaN once a run is frozen).
     state: the final stacked `RunState` as host (numpy) arrays, e.g. for analysis.
     wall_s: seconds spent in this process (not counting earlier, resumed-from sessions).
@@ -138,35 +149,51 @@ def _pad_to(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
+def _chunk_summary(m) -> dict[str, jax.Array]:
+  """Per-chunk traces of one run from its per-update metrics (NaN where it was frozen)."""
+  active = ~jnp.isnan(m.loss)
+  fired = active & (m.fallback > 0)
+  ordinary = active & ~fired
+  nan = jnp.float32(jnp.nan)
+  mean_where = lambda x, w: jnp.where(w.any(), jnp.sum(jnp.where(w, x, 0.0)) / w.sum(), nan)
+  # The true pre-clip norm, non-finite ones included: NaN reads as +inf here so a
+  # replaced step shows in the maximum; the mean is over the ordinary steps.
+  norm_or_inf = jnp.where(jnp.isnan(m.grad_norm), jnp.inf, m.grad_norm)
+  return dict(
+    loss=jnp.nanmean(m.loss),
+    grad_norm=mean_where(m.grad_norm, ordinary),
+    grad_norm_max=jnp.where(active.any(), jnp.max(jnp.where(active, norm_or_inf, -jnp.inf)), nan),
+    guard_fired=jnp.where(active.any(), jnp.sum(fired).astype(jnp.float32), nan),
+    clip_rate=jnp.nanmean(m.clipped),
+    omega=jnp.nanmean(m.omega),
+    train_error=jnp.nanmean(m.error),
+  )
+
+
 class _Programs:
   """The compiled functions of a group (kept so tests can count their traces)."""
 
   def __init__(self, trainer: Trainer, config: ml_collections.ConfigDict):
     screen_size, eval_size = int(config.screen_size), int(config.eval_size)
 
-    def chunk_and_screen(state: RunState, hp: HParams):
-      state, m = trainer.chunk(state, hp)
+    def chunk_and_screen(state: RunState, hp: HParams, chunk_index):
+      state, m = trainer.chunk(state, hp, chunk_index)
       # Evaluation keys branch off the run key without advancing it.
-      screen = trainer.evaluate(state.params, hp, jax.random.fold_in(state.key, 1), screen_size)
-      summary = dict(
-        loss=jnp.nanmean(m.loss),
-        grad_norm=jnp.nanmean(m.grad_norm),
-        grad_norm_max=jnp.nanmax(m.grad_norm),
-        clip_rate=jnp.nanmean(m.clipped),
-        omega=jnp.nanmean(m.omega),
-        train_error=jnp.nanmean(m.error),
-      )
-      return state, summary, screen
+      key = jax.random.fold_in(state.key, 1)
+      mistakes, _ = trainer.count_mistakes(state.params, hp, key, screen_size)
+      return state, _chunk_summary(m), jnp.sum(mistakes)
 
     def full_eval(params, hp: HParams, key):
-      return trainer.evaluate(params, hp, jax.random.fold_in(key, 2), eval_size)
+      return trainer.count_mistakes(params, hp, jax.random.fold_in(key, 2), eval_size)
 
     self.init = jax.jit(jax.vmap(trainer.init))
     # Outputs keep the runs sharding of the inputs: left to the compiler, some come back
     # replicated (P() on one device), so the second call would miss the cache and compile
-    # the whole program again.
+    # the whole program again. The chunk index is shared by all runs (unbatched).
     self.chunk_and_screen = jax.jit(
-      jax.vmap(chunk_and_screen), donate_argnums=0, out_shardings=runs_sharding()
+      jax.vmap(chunk_and_screen, in_axes=(0, 0, None)),
+      donate_argnums=0,
+      out_shardings=runs_sharding(),
     )
     self.full_eval = jax.jit(jax.vmap(full_eval))
 
@@ -201,6 +228,48 @@ def _json_floats(a: np.ndarray) -> list:
   return [float(x) if np.isfinite(x) else None for x in a]
 
 
+def _compact_size(n_live: int, n_devices: int) -> int:
+  """The program size for `n_live` runs: the smallest `n_devices · 2^k`, k ≥ 1, that
+  holds them. Never one run per device: XLA simplifies a size-1 runs axis away and then
+  rounds a few reductions (the loss, the norm) differently, which would break the
+  bit-identity of compacted runs."""
+  size = 2 * n_devices
+  while size < n_live:
+    size *= 2
+  return size
+
+
+def _take(tree: Any, idx: np.ndarray) -> Any:
+  return jax.tree.map(lambda x: np.asarray(x)[idx], tree)
+
+
+def _put(full: Any, idx: np.ndarray, part: Any) -> Any:
+  def put(f, p):
+    f = np.array(f, copy=True)
+    f[idx] = p
+    return f
+
+  return jax.tree.map(put, full, part)
+
+
+class _Slots:
+  """Which runs of the group the compiled program holds, in which rows.
+
+  `index[i]` is the group run in row i; `real[i]` is False for filler rows (copies of a
+  decided run, frozen, never read back), which pad a compacted program to its size.
+  """
+
+  def __init__(self, index: np.ndarray, real: np.ndarray):
+    self.index, self.real = index, real
+
+  @property
+  def rows(self) -> np.ndarray:
+    return np.flatnonzero(self.real)
+
+  def runs(self) -> np.ndarray:
+    return self.index[self.real]
+
+
 def run_group(
   trainer: Trainer,
   config: ml_collections.ConfigDict,
@@ -218,7 +287,8 @@ def run_group(
   Args:
     trainer: from `rnn_dynamics.train.make_train(config)`.
     config: uses `max_updates`, `chunk_size`, `screen_size`, `eval_size`,
-      `success_error`, `checkpoint_every_s`, `progress_every_s`.
+      `success_error`, `checkpoint_every_s`, `progress_every_s`, and optional
+      `zero_mistake_stop` (default False) and `compaction` (default False).
     labels: one dict per run, copied into its result row (e.g. init, algorithm, seed).
     hparams: stacked `HParams`, leading axis = runs.
     keys: `[runs]` PRNG keys (runs that share a key share initial weights and data:
@@ -237,21 +307,25 @@ def run_group(
   max_updates, chunk_size = int(config.max_updates), int(config.chunk_size)
   if max_updates % chunk_size:
     raise ValueError(f"max_updates={max_updates} must be a multiple of chunk_size={chunk_size}")
-  success = float(config.success_error)
+  eval_size = int(config.eval_size)
+  screen_limit = train_lib.success_limit(config, int(config.screen_size))
+  full_limit = train_lib.success_limit(config, eval_size)
+  compaction = bool(config.get("compaction", False))
+  lo = int(config.min_length)
   say = on_progress or logging.info
   programs = programs or _Programs(trainer, config)
   sharding = runs_sharding()
+  n_devices = jax.device_count()
 
   # Pad the runs axis to a multiple of the device count; padded runs start frozen.
-  n_padded = _pad_to(n_runs, jax.device_count())
+  n_padded = _pad_to(n_runs, n_devices)
   pad = lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], n_padded - n_runs, axis=0)])
-  hparams = jax.tree.map(pad, hparams)
+  hparams_full = jax.device_get(jax.tree.map(pad, hparams))
   is_pad = np.arange(n_padded) >= n_runs
-  state = programs.init(pad(keys), hparams)
-  state = state.replace(done=state.done | jnp.asarray(is_pad))
-  state, hparams = _to_devices(jax.device_get((state, hparams)), sharding)
+  state = programs.init(pad(keys), jax.tree.map(jnp.asarray, hparams_full))
+  full = jax.device_get(state.replace(done=state.done | jnp.asarray(is_pad)))
 
-  host = dict(chunk=0, final_error=[None] * n_padded)
+  host = dict(chunk=0, final_mistakes=[None] * n_padded, worst=[None] * n_padded)
   traces: dict[str, list[np.ndarray]] = {f: [] for f in TRACE_FIELDS}
   manager = None
   if checkpoint_dir is not None:
@@ -259,18 +333,49 @@ def run_group(
       Path(checkpoint_dir).absolute(),
       options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False),
     )
-    restored = _restore(manager, state, sharding)
+    restored = _restore(manager, _to_devices(full, sharding), sharding)
     if restored is not None:
-      state, host, saved_traces = restored
+      restored_state, host, saved_traces = restored
+      full = jax.tree.map(_host, restored_state)
       traces = {f: list(np.asarray(saved_traces[f])) for f in TRACE_FIELDS}
       say(f"{name}: resumed from chunk {host['chunk']} ({checkpoint_dir})")
 
+  # The program holds the rows `slots` of the group; `full` (host) is the whole group as
+  # of the last sync, written back from the program before every save and compaction.
+  def load(slots: _Slots):
+    return _to_devices((_take(full, slots.index), _take(hparams_full, slots.index)), sharding)
+
+  def sync() -> None:
+    nonlocal full
+    full = _put(full, slots.runs(), _take(jax.tree.map(_host, state), slots.rows))
+
+  slots = _Slots(np.arange(n_padded), np.ones(n_padded, bool))
+  state, hparams = load(slots)
+
+  def maybe_compact() -> None:
+    nonlocal slots, state, hparams, flags
+    live = slots.real & ~flags["done"]
+    n_live = int(live.sum())
+    size = _compact_size(n_live, n_devices)
+    if not compaction or n_live == 0 or size > len(slots.index) // 2:
+      return
+    sync()
+    # Filler rows copy a decided run: frozen, so they cost a slot and nothing else.
+    filler = slots.index[np.flatnonzero(~live)[0]]
+    index = np.concatenate([slots.index[live], np.full(size - n_live, filler)])
+    real = np.arange(size) < n_live
+    slots = _Slots(index, real)
+    state, hparams = load(slots)
+    flags = read_flags()
+    say(f"{name}: {n_live} live runs, continuing with a {size}-run program")
+
   def save():
     if manager is not None and manager.latest_step() != host["chunk"]:
+      sync()
       manager.save(
         host["chunk"],
         args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state),
+          state=ocp.args.StandardSave(_to_devices(full, sharding)),
           host=ocp.args.JsonSave(host),
           traces=ocp.args.StandardSave(_stack_traces(traces, n_padded)),
         ),
@@ -278,65 +383,68 @@ def run_group(
       )
       manager.wait_until_finished()
 
+  def read_flags() -> dict[str, np.ndarray]:
+    return {k: _host(getattr(state, k)).copy() for k in _FLAGS}
+
   start = last_save = last_report = time.time()
   chunks_here = 0
-  final_error = np.asarray(
-    [math.nan if e is None else e for e in host["final_error"]], dtype=np.float64
-  )
+  flags = read_flags()
+  maybe_compact()
   # True while the state, traces and `host` disagree (mid-iteration; the old state's
   # buffers are donated to the chunk): an interrupt then must not checkpoint.
   in_flight = False
   try:
     while True:
-      done = _host(state.done)
-      if done.all():
+      if (flags["done"] | ~slots.real).all():
         break
       if _STOP.is_set():
         _STOP.clear()
         raise KeyboardInterrupt("stop requested")
       in_flight = True
-      state, summary, screen = programs.chunk_and_screen(state, hparams)
+      state, summary, screen = programs.chunk_and_screen(state, hparams, np.int32(host["chunk"]))
       chunks_here += 1
-      step = _host(state.step)
-      done = _host(state.done)
+      flags = read_flags()
       screen = _host(screen)
-      w_hh = _host(state.params.w_hh)
       summary = {k: _host(v) for k, v in summary.items()}
       # Runs frozen before this chunk report NaN summaries; keep their traces NaN too.
       active = np.isfinite(summary["loss"])
       record = dict(
         summary,
-        step=step.astype(np.float64),
-        screen_error=screen,
-        spectral_radius=_spectral_radii(w_hh),
+        step=flags["step"].astype(np.float64),
+        screen_error=screen / int(config.screen_size),
+        spectral_radius=_spectral_radii(_host(state.params.w_hh)),
       )
+      rows, runs = slots.rows, slots.runs()
       for f in TRACE_FIELDS:
-        traces[f].append(np.where(active, record[f], np.nan).astype(np.float32))
+        column = np.full(n_padded, np.nan, np.float32)
+        column[runs] = np.where(active, record[f], np.nan)[rows]
+        traces[f].append(column)
 
       # Confirm screen passes with the full test, on the host-selected runs only.
-      candidates = np.flatnonzero(~done & (screen < success))
-      solved = _host(state.solved).copy()
-      solved_at = _host(state.solved_at).copy()
+      candidates = np.flatnonzero(slots.real & ~flags["done"] & (screen <= screen_limit))
       if candidates.size:
-        errors = _full_eval(programs, state, hparams, candidates)
-        final_error[candidates] = errors
-        passed = candidates[errors < success]
-        solved[passed] = True
-        solved_at[passed] = step[passed]
-        done = done.copy()
-        done[passed] = True
-      out_of_budget = ~done & (step >= max_updates)
-      done = done | out_of_budget
+        on_host = jax.tree.map(_host, (state.params, hparams, state.key))
+        mistakes, counts = _full_eval(programs, *on_host, candidates)
+        for row, m, c in zip(candidates, mistakes, counts, strict=True):
+          host["final_mistakes"][slots.index[row]] = int(m.sum())
+          host["worst"][slots.index[row]] = _worst_length(m, c, lo)
+        passed = candidates[mistakes.sum(axis=1) <= full_limit]
+        flags["solved"][passed] = True
+        flags["solved_at"][passed] = flags["step"][passed]
+        flags["done"][passed] = True
+      flags["done"] |= flags["step"] >= max_updates
       state = state.replace(
-        **_to_devices(dict(done=done, solved=solved, solved_at=solved_at), sharding)
+        **_to_devices({k: flags[k] for k in ("done", "solved", "solved_at")}, sharding)
       )
       host["chunk"] += 1
-      host["final_error"] = _json_floats(final_error)
       in_flight = False
+      full = full.replace(**_put({k: getattr(full, k) for k in _FLAGS}, runs, _take(flags, rows)))
+      maybe_compact()
 
       now = time.time()
-      if now - last_report >= float(config.progress_every_s) or done.all():
-        say(_progress_line(name, state, n_runs, chunks_here, now - start, max_updates, chunk_size))
+      group_done = bool(full.done.all())
+      if now - last_report >= float(config.progress_every_s) or group_done:
+        say(_progress_line(name, full, n_runs, chunks_here, now - start, max_updates, chunk_size))
         last_report = now
       if now - last_save >= float(config.checkpoint_every_s):
         save()
@@ -350,51 +458,66 @@ def run_group(
       save()
     raise
 
+  sync()
   # Unsolved runs get the full test once more at the end, for the table.
-  missing = np.flatnonzero(~is_pad & ~_host(state.solved))
+  missing = np.flatnonzero(~is_pad & ~full.solved)
   if missing.size:
-    final_error[missing] = _full_eval(programs, state, hparams, missing)
-    host["final_error"] = _json_floats(final_error)
+    mistakes, counts = _full_eval(programs, full.params, hparams_full, full.key, missing)
+    for run, m, c in zip(missing, mistakes, counts, strict=True):
+      host["final_mistakes"][run] = int(m.sum())
+      host["worst"][run] = _worst_length(m, c, lo)
   save()
 
   traces = {f: a.T[:n_runs] for f, a in _stack_traces(traces, n_padded).items()}
   rows = []
-  solved, solved_at = _host(state.solved), _host(state.solved_at)
-  diverged, step = _host(state.diverged), _host(state.step)
   for i, lab in enumerate(labels):
+    solved, mistakes, worst = bool(full.solved[i]), host["final_mistakes"][i], host["worst"][i]
     rows.append(
       dict(
         lab,
-        solved=bool(solved[i]),
-        updates_to_solve=int(solved_at[i]) if solved[i] else None,
-        final_error=float(final_error[i]),
-        strict_solved=bool(solved[i] and final_error[i] == 0.0),
-        diverged=bool(diverged[i]),
-        updates_done=int(step[i]),
+        solved=solved,
+        updates_to_solve=int(full.solved_at[i]) if solved else None,
+        final_error=mistakes / eval_size,
+        final_mistakes=mistakes,
+        strict_solved=bool(solved and mistakes == 0),
+        worst_length=None if worst is None else worst[0],
+        worst_length_error=None if worst is None else worst[1],
+        diverged=bool(full.diverged[i]),
+        updates_done=int(full.step[i]),
       )
     )
-  # The final state on the host (gathered from every process), ready to be saved.
-  return GroupResult(rows, traces, jax.tree.map(_host, state), time.time() - start)
+  return GroupResult(rows, traces, full, time.time() - start)
 
 
-def _full_eval(programs: _Programs, state: RunState, hparams: HParams, idx: np.ndarray):
-  """The paper's test (eval_size fresh sequences) for the runs `idx` only.
+_FLAGS = ("step", "done", "solved", "solved_at", "diverged")
+
+
+def _worst_length(mistakes: np.ndarray, counts: np.ndarray, lo: int) -> list | None:
+  """`[length, error]` of the nominal length with the highest error (mixed lengths only)."""
+  if len(counts) < 2:
+    return None
+  rates = np.where(counts > 0, mistakes / np.maximum(counts, 1), -1.0)
+  i = int(np.argmax(rates))
+  return [lo + i, float(rates[i])]
+
+
+def _full_eval(programs: _Programs, params, hparams: HParams, keys, idx: np.ndarray):
+  """The paper's test (eval_size fresh sequences) for the runs `idx` of host arrays.
 
   The selected runs are gathered into a batch padded to a power of two, so only a few
-  shapes are ever compiled.
+  shapes are ever compiled. Returns `(mistakes, sequences)`, `[len(idx), bins]` int
+  arrays, per nominal length.
   """
   size = 1 << int(math.ceil(math.log2(max(len(idx), 1))))
   take = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])
-  pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(_host(x)[take]), tree)
-  errors = programs.full_eval(pick(state.params), pick(hparams), pick(state.key))
-  return np.asarray(errors)[: len(idx)].astype(np.float64)
+  pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[take]), tree)
+  mistakes, counts = programs.full_eval(pick(params), pick(hparams), pick(keys))
+  return np.asarray(mistakes)[: len(idx)], np.asarray(counts)[: len(idx)]
 
 
-def _progress_line(name, state, n_runs, chunks, elapsed, max_updates, chunk_size) -> str:
-  solved = _host(state.solved)[:n_runs]
-  diverged = _host(state.diverged)[:n_runs]
-  done = _host(state.done)[:n_runs]
-  step = _host(state.step)[:n_runs]
+def _progress_line(name, full, n_runs, chunks, elapsed, max_updates, chunk_size) -> str:
+  solved, diverged = np.asarray(full.solved)[:n_runs], np.asarray(full.diverged)[:n_runs]
+  done, step = np.asarray(full.done)[:n_runs], np.asarray(full.step)[:n_runs]
   failed = done & ~solved
   pending = ~done
   rate = chunks * chunk_size / max(elapsed, 1e-9)  # updates per run per second

@@ -11,6 +11,20 @@ clipping are hyper-parameter settings of the same program, not forks:
 | SGD-C | c | 0 |
 | SGD-CR | c | α |
 
+The original code's non-finite guard (`clipping.nonfinite_fallback`) follows
+`config.nonfinite_guard`: "original" (the default) guards norm-clipped runs only, as the
+authors' code did (its guard sits inside the clipping branch, so plain SGD's explosions
+were its own); "always" guards every run (a more robust SGD than the paper's); "never".
+
+With lengths drawn in `[min_length, max_length)`, every update draws ONE length shared by
+all runs of a program, from a schedule fixed by `config.seed` and the update's index (so
+a run's trajectory does not depend on which other runs share its program), and runs the
+forward and backward scans only over a buffer for that length: the lengths are bucketed
+(`config.length_buckets`) and each bucket is its own branch of a `lax.switch` on an
+unbatched index, so the cost follows the drawn length instead of `max_length`. Each run's
+data still comes from its own key; only the length sequence is common to all runs, as in a
+paired design. Evaluation draws one length per sequence, as before.
+
 A run that is solved or has diverged (non-finite loss or parameters) stops changing while
 the others go on: its updates are masked out, its metrics read NaN.
 
@@ -21,8 +35,11 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any, NamedTuple
 
 import flax.struct
 import jax
@@ -31,21 +48,27 @@ import ml_collections
 import optax
 
 from rnn_dynamics import clipping, rnn
-from rnn_dynamics.regularizers import omega_and_grad
+from rnn_dynamics.regularizers import omega_and_total_w_hh_grad
 from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
 
 __all__ = [
   "ALGORITHMS",
+  "GUARD_MODES",
   "HParams",
   "RunState",
   "Trainer",
   "algorithm_hparams",
-  "make_train",
+  "guard_enabled",
+  "length_buckets",
   "make_optimizer",
+  "make_train",
+  "success_limit",
 ]
 
 # Clip threshold and whether Ω is on, per named algorithm (SPEC §2, §4).
 ALGORITHMS = ("sgd", "sgd_c", "sgd_cr", "sgd_elementwise")
+# Which runs the original code's non-finite guard protects (`config.nonfinite_guard`).
+GUARD_MODES = ("original", "always", "never")
 
 
 @flax.struct.dataclass
@@ -137,6 +160,7 @@ class ChunkMetrics(NamedTuple):
   loss: jax.Array
   grad_norm: jax.Array  # pre-clip global norm, Ω's gradient included (Algorithm 1)
   clipped: jax.Array
+  fallback: jax.Array  # 1 where the non-finite guard replaced the step
   omega: jax.Array
   error: jax.Array  # training-batch error
   length: jax.Array  # nominal length drawn for the update
@@ -148,11 +172,17 @@ class Trainer(NamedTuple):
   Attributes:
     task: the task.
     init: `init(key, hparams) -> RunState`.
-    chunk: `chunk(state, hparams) -> (state, ChunkMetrics)`, `config.chunk_size`
-      updates in one `lax.scan`.
+    chunk: `chunk(state, hparams, chunk_index=0) -> (state, ChunkMetrics)`,
+      `config.chunk_size` updates in one `lax.scan`; `chunk_index` (an unbatched
+      integer: `in_axes=None` under vmap) picks the chunk's lengths from the shared
+      schedule.
     evaluate: `evaluate(params, hparams, key, n_sequences, length=None) -> error`, the
       error rate on fresh sequences (static `n_sequences`; `length` fixes the nominal
       length, else each sequence draws its own as in training).
+    count_mistakes: `count_mistakes(params, hparams, key, n_sequences, length=None) ->
+      (mistakes, sequences)`, the same test as integer counts per nominal length
+      (`[max_length - min_length]` for mixed lengths, else `[1]`), so the success test
+      compares counts and can report the worst length.
     train: `train(key, hparams) -> (RunState, screen_errors)`: the whole run, chunks
       until solved, diverged or `max_updates` — the pure, single-call form.
   """
@@ -162,39 +192,75 @@ class Trainer(NamedTuple):
   chunk: Callable[..., tuple[RunState, ChunkMetrics]]
   evaluate: Callable[..., jax.Array]
   train: Callable[..., tuple[RunState, jax.Array]]
+  count_mistakes: Callable[..., tuple[jax.Array, jax.Array]]
+
+
+def guard_enabled(config: ml_collections.ConfigDict, hp: HParams) -> jax.Array:
+  """Whether the non-finite guard protects a run (a boolean, traced with `hp`).
+
+  `config.nonfinite_guard` "original" (default): only norm-clipped runs (finite
+  threshold, not element-wise), as in the original code, where the guard sits inside the
+  rescaling branch (docs/reference.md §2); plain SGD and Ω without clipping explode on
+  their own. The original code has no element-wise clipping, so nothing justifies a guard
+  there. "always": every run, the robust variant. "never": no run.
+  """
+  mode = config.get("nonfinite_guard", "original")
+  if mode == "always":
+    return jnp.bool_(True)
+  if mode == "never":
+    return jnp.bool_(False)
+  if mode != "original":
+    raise ValueError(f"config.nonfinite_guard must be one of {GUARD_MODES}, got {mode!r}")
+  elementwise = hp.elementwise if hp.elementwise is not None else config.clipping == "elementwise"
+  return jnp.isfinite(hp.clip) & ~jnp.asarray(elementwise, jnp.bool_)
 
 
 def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.GradientTransformation:
-  """Non-finite guard → clipping → SGD, with the run's (possibly traced) thresholds."""
-  parts = []
-  if config.nonfinite_guard:
-    parts.append(clipping.nonfinite_fallback())
+  """Clipping inside the non-finite guard → SGD, with the run's (possibly traced) settings."""
   if hp.elementwise is not None:
-    parts.append(clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise))
+    clip = clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise)
   elif config.clipping == "norm":
-    parts.append(clipping.clip_by_global_norm_with_stats(hp.clip))
+    clip = clipping.clip_by_global_norm_with_stats(hp.clip)
   elif config.clipping == "elementwise":
-    parts.append(clipping.clip_elementwise(hp.clip))
+    clip = clipping.clip_elementwise(hp.clip)
   else:
     raise ValueError(f"config.clipping must be 'norm' or 'elementwise', got {config.clipping!r}")
-  parts.append(optax.sgd(hp.lr, momentum=config.get("momentum") or None))
-  return optax.chain(*parts)
+  # The guard decides on the pre-clip norm and its fallback step is not clipped.
+  guarded = clipping.nonfinite_fallback(clip, enabled=guard_enabled(config, hp))
+  return optax.chain(guarded, optax.sgd(hp.lr, momentum=config.get("momentum") or None))
 
 
 def _length_bounds(config) -> tuple[int, int]:
   lo, hi = int(config.min_length), int(config.max_length)
   if lo < 1 or hi < lo:
-    raise ValueError(
-      f"need 1 <= min_length <= max_length, got min_length={lo}, max_length={hi}"
-    )
+    raise ValueError(f"need 1 <= min_length <= max_length, got min_length={lo}, max_length={hi}")
   return lo, hi
 
 
-def _draw_length(key: jax.Array, lo: int, hi: int) -> jax.Array:
-  # The original code: fixed when equal, else uniform in [min_length, max_length).
+def length_buckets(lo: int, hi: int, n_buckets: int) -> tuple[int, ...]:
+  """The longest length of each bucket, ascending, for lengths drawn in `[lo, hi)`.
+
+  `n_buckets` (at most `hi - lo`) buckets of (nearly) equal width; a fixed length
+  (`lo == hi`) is one bucket. Each bucket is compiled with a buffer for its longest
+  length, so the padding a drawn length carries is under one bucket's width.
+  """
   if lo == hi:
-    return jnp.int32(lo)
-  return jax.random.randint(key, (), lo, hi, dtype=jnp.int32)
+    return (lo,)
+  n = max(1, min(int(n_buckets), hi - lo))
+  return tuple(lo - 1 + -(-(hi - lo) * (b + 1) // n) for b in range(n))
+
+
+def success_limit(config: ml_collections.ConfigDict, n_sequences: int) -> int:
+  """The most mistakes out of `n_sequences` that still pass the success test.
+
+  The paper's test is an error under `config.success_error` (1 %): k mistakes pass when
+  `k < success_error · n`, decided exactly in rationals (100 of 10,000 fail). With
+  `config.zero_mistake_stop` the test is the original code's: no mistake at all.
+  """
+  if config.get("zero_mistake_stop", False):
+    return 0
+  bound = Fraction(str(config.success_error)) * int(n_sequences)
+  return math.ceil(bound) - 1
 
 
 def _where_tree(cond, new, old):
@@ -209,10 +275,12 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   """Builds the pure training functions for one task and model size.
 
   `config` fields used: `task`, `n_hidden`, `batch_size`, `min_length`, `max_length`,
-  `clipping` ('norm' | 'elementwise'), `nonfinite_guard`, `omega_form`, `omega_bound`,
-  `chunk_size`, `screen_size`, `eval_size`, `eval_batch`, `success_error`,
+  `clipping` ('norm' | 'elementwise'), `nonfinite_guard` (`GUARD_MODES`), `omega_form`,
+  `omega_bound`, `chunk_size`, `screen_size`, `eval_size`, `eval_batch`, `success_error`,
   `max_updates`; optional `momentum`, `omega_enabled` (default True: Ω is computed, and
-  logged, for every run; False skips it, for programs where every α is 0).
+  logged, for every run; False skips it, for programs where every α is 0), `seed` (the
+  shared length schedule), `length_buckets` (default 8), `scan_unroll` (default 1),
+  `zero_mistake_stop` (default False).
   """
   task = get_task(config.task)
   lo, hi = _length_bounds(config)
@@ -222,6 +290,10 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   omega_form, omega_bound = config.omega_form, float(config.omega_bound)
   # Static switch: programs where every run has α = 0 can skip Ω entirely.
   with_omega = bool(config.get("omega_enabled", True))
+  scan_unroll = int(config.get("scan_unroll", 1))
+  buckets = length_buckets(lo, hi, int(config.get("length_buckets", 8)))
+  # One length schedule per experiment, the same for every run of a program.
+  schedule_key = jax.random.fold_in(jax.random.PRNGKey(int(config.get("seed", 0))), 0x1E)
 
   def init(key: jax.Array, hp: HParams) -> RunState:
     k_params, k_run = jax.random.split(key)
@@ -230,23 +302,21 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     false = jnp.bool_(False)
     return RunState(params, opt_state, k_run, jnp.int32(0), false, false, false, jnp.int32(-1))
 
-  def update(state: RunState, hp: HParams) -> tuple[RunState, ChunkMetrics]:
+  def update_at(state: RunState, hp: HParams, length, buffer_len: int):
+    """One update whose batch has nominal length `length` in `buffer_len` steps."""
     unit = rnn.unit_for_init(hp.init)
-    key, k_len, k_data = jax.random.split(state.key, 3)
-    length = _draw_length(k_len, lo, hi)
-    batch = task.sample(k_data, batch_size, length, buffer)
-    loss, grads, fwd = rnn.loss_and_grads(state.params, unit, batch, task.head)
+    key, _, k_data = jax.random.split(state.key, 3)
+    batch = task.sample(k_data, batch_size, length, buffer_len)
+    loss, grads, fwd = rnn.loss_and_grads(
+      state.params, unit, batch, task.head, scan_unroll=scan_unroll
+    )
     if with_omega:
-      om, om_grad, _ = omega_and_grad(
-        state.params.w_hh,
-        fwd.adjoints,
-        fwd.unroll.dsigma_TxBxH,
-        batch.mask,
-        form=omega_form,
-        bound=omega_bound,
+      # Only W_rec gets Ω's immediate gradient (eq. 10), in the weight gradient's own
+      # product; clipping sees the sum.
+      om, w_hh_grad, _ = omega_and_total_w_hh_grad(
+        fwd, batch.mask, hp.alpha, form=omega_form, bound=omega_bound
       )
-      # Only W_rec gets Ω's immediate gradient (eq. 10); clipping sees the sum.
-      grads = grads.replace(w_hh=grads.w_hh + hp.alpha * om_grad)
+      grads = grads.replace(w_hh=w_hh_grad)
     else:
       om = jnp.float32(jnp.nan)
     opt = make_optimizer(config, hp)
@@ -258,19 +328,23 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     moved = active & finite
     stats = clipping.clipping_stats(opt_state)
     nan = jnp.float32(jnp.nan)
+    as_rate = lambda flag: jnp.where(active, flag.astype(jnp.float32), nan)
     metrics = ChunkMetrics(
       loss=jnp.where(active, loss, nan),
       grad_norm=jnp.where(active, stats["grads/norm_preclip"], nan),
-      clipped=jnp.where(active, stats["grads/clipped"].astype(jnp.float32), nan),
+      clipped=as_rate(stats["grads/clipped"]),
+      fallback=as_rate(stats["grads/nonfinite"]),
       omega=jnp.where(active, om, nan),
       error=jnp.where(active, fwd.error, nan),
-      length=length,
+      length=jnp.asarray(length, jnp.int32),
     )
     diverged = state.diverged | (active & ~finite)
     new_state = RunState(
       params=_where_tree(moved, params, state.params),
       opt_state=_where_tree(moved, opt_state, state.opt_state),
-      key=key,
+      # A decided run's key stops too: its final test then does not depend on how long
+      # the rest of its group ran (nor on compaction).
+      key=jnp.where(active, key, state.key),
       step=state.step + active.astype(jnp.int32),
       done=state.done | diverged,
       solved=state.solved,
@@ -279,56 +353,88 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     )
     return new_state, metrics
 
-  def chunk(state: RunState, hp: HParams) -> tuple[RunState, ChunkMetrics]:
-    return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=chunk_size)
+  branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in buckets]
 
-  def evaluate(params, hp: HParams, key, n_sequences: int, length=None) -> jax.Array:
+  def update(state: RunState, hp: HParams, length) -> tuple[RunState, ChunkMetrics]:
+    if len(branches) == 1:
+      return branches[0](state, hp, length)
+    # `length` is the same for every run, so under vmap the index stays unbatched and
+    # the switch runs one branch: the scans cost the bucket's length, not max_length.
+    index = jnp.searchsorted(jnp.asarray(buckets, jnp.int32), length)
+    return jax.lax.switch(index, branches, state, hp, length)
+
+  def lengths_of_chunk(chunk_index) -> jax.Array:
+    """`[chunk_size]` nominal lengths of the chunk's updates, shared by all runs."""
+    if lo == hi:
+      return jnp.full((chunk_size,), lo, jnp.int32)
+    k = jax.random.fold_in(schedule_key, chunk_index)
+    return jax.random.randint(k, (chunk_size,), lo, hi, dtype=jnp.int32)
+
+  def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
+    if lo == hi:
+      # Fixed length: a static length, as a Python int (the one bucket).
+      return jax.lax.scan(lambda s, _: update(s, hp, lo), state, None, length=chunk_size)
+    return jax.lax.scan(lambda s, n: update(s, hp, n), state, lengths_of_chunk(chunk_index))
+
+  def count_mistakes(params, hp: HParams, key, n_sequences: int, length=None):
     unit = rnn.unit_for_init(hp.init)
     block = min(int(config.eval_batch), n_sequences)
     if n_sequences % block:
       raise ValueError(f"n_sequences={n_sequences} must be a multiple of eval_batch={block}")
-    fixed = length is not None
-    eval_buffer = task.buffer_length(int(length)) if fixed else buffer
+    fixed = length is not None or lo == hi
+    eval_buffer = task.buffer_length(int(length)) if length is not None else buffer
+    n_bins = 1 if fixed else hi - lo
 
     def one_block(k):
       k_len, k_data = jax.random.split(k)
-      if fixed or lo == hi:
-        batch = task.sample(k_data, block, jnp.int32(length if fixed else lo), eval_buffer)
+      if fixed:
+        nominal = jnp.int32(length if length is not None else lo)
+        batch = task.sample(k_data, block, nominal, eval_buffer)
+        bins = jnp.zeros((block,), jnp.int32)
       else:
         # One length per sequence, drawn as in training: the test covers the whole range
         # (one length per block would test only n_sequences / eval_batch lengths).
         lengths = jax.random.randint(k_len, (block,), lo, hi, dtype=jnp.int32)
         batch = sample_per_sequence_lengths(task, k_data, lengths, eval_buffer)
-      return rnn.loss_fn(params, unit, batch, task.head)[1]
+        bins = lengths - lo
+      wrong = rnn.sequence_mistakes(params, unit, batch, task.head).astype(jnp.int32)
+      zeros = jnp.zeros((n_bins,), jnp.int32)
+      return zeros.at[bins].add(wrong), zeros.at[bins].add(1)
 
-    errors = jax.lax.map(one_block, jax.random.split(key, n_sequences // block))
-    return jnp.mean(errors)
+    mistakes, counts = jax.lax.map(one_block, jax.random.split(key, n_sequences // block))
+    return jnp.sum(mistakes, axis=0), jnp.sum(counts, axis=0)
+
+  def evaluate(params, hp: HParams, key, n_sequences: int, length=None) -> jax.Array:
+    mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)
+    return jnp.sum(mistakes) / n_sequences
 
   def train(key: jax.Array, hp: HParams) -> tuple[RunState, jax.Array]:
     n_chunks = -(-int(config.max_updates) // chunk_size)
+    screen_limit = success_limit(config, int(config.screen_size))
+    full_limit = success_limit(config, int(config.eval_size))
 
     def body(i, carry):
       state, screens = carry
-      state, _ = chunk(state, hp)
+      state, _ = chunk(state, hp, i)
       k_screen, k_full = jax.random.split(jax.random.fold_in(state.key, 1))
-      screen = evaluate(state.params, hp, k_screen, int(config.screen_size))
-      candidate = ~state.done & (screen < config.success_error)
+      screen, _ = count_mistakes(state.params, hp, k_screen, int(config.screen_size))
+      candidate = ~state.done & (jnp.sum(screen) <= screen_limit)
       # Under vmap `cond` becomes a select: the sweep driver (`rnn_dynamics.sweep`)
       # confirms candidates on the host instead, which is much cheaper.
       full = jax.lax.cond(
         candidate,
-        lambda: evaluate(state.params, hp, k_full, int(config.eval_size)),
-        lambda: jnp.float32(1.0),
+        lambda: jnp.sum(count_mistakes(state.params, hp, k_full, int(config.eval_size))[0]),
+        lambda: jnp.int32(int(config.eval_size)),
       )
-      solved = candidate & (full < config.success_error)
+      solved = candidate & (full <= full_limit)
       state = state.replace(
         solved=state.solved | solved,
         solved_at=jnp.where(solved, state.step, state.solved_at),
         done=state.done | solved,
       )
-      return state, screens.at[i].set(screen)
+      return state, screens.at[i].set(jnp.sum(screen) / int(config.screen_size))
 
     state = init(key, hp)
     return jax.lax.fori_loop(0, n_chunks, body, (state, jnp.full((n_chunks,), jnp.nan)))
 
-  return Trainer(task, init, chunk, evaluate, train)
+  return Trainer(task, init, chunk, evaluate, train, count_mistakes)

@@ -22,7 +22,7 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 def _config(**overrides) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict(dict(
     n_hidden=8, batch_size=3, init="sigmoid", cost="mean", biases=True, clipping="norm",
-    nonfinite_guard=True, momentum=0.0, omega_form="original", omega_bound=1e-20,
+    nonfinite_guard="original", momentum=0.0, omega_form="original", omega_bound=1e-20,
     segment_length=7, chunk_size=2, eval_batch_size=2, max_epochs=2, alpha_schedule="inverse",
     lr_halving="train", min_lr=0.0, time_budget_s=0.0, train_eval_limit=0, seeds=1, seed=0,
     checkpoint_every_s=0.0, progress_every_s=0.0,

@@ -60,7 +60,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.cost = "sum"  # clip the gradient of the cost summed over the segment (paper's note)
   c.clip = 45.0
   c.clipping = "norm"
-  c.nonfinite_guard = True
+  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
+  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
+  # than the paper's plain SGD); "never".
+  c.nonfinite_guard = "original"
   c.alpha0 = config_dict.placeholder(float)  # paper 0.01 (fifth ahead 0.05)
   c.alpha_schedule = config_dict.placeholder(str)  # paper: constant (fifth ahead: 1/t)
   c.omega_form = "original"

@@ -64,7 +64,19 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # Bound on every gradient entry for 'sgd_elementwise'. The paper gives none; None
   # uses the norm threshold `clip`.
   c.elementwise_clip = placeholder(float)
-  c.nonfinite_guard = True  # the original code's fallback on NaN/Inf/huge norms
+  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
+  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
+  # than the paper's plain SGD); "never".
+  c.nonfinite_guard = "original"
+  # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
+  # (cost follows the drawn length); decided runs leave the program (compaction:
+  # bit-identical results, less work on CPUs); scan steps per loop iteration.
+  c.length_buckets = 8
+  c.compaction = True
+  c.scan_unroll = 1
+  # True: success needs 0 mistakes on the test (the original code's stop); False: the
+  # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
+  c.zero_mistake_stop = False
   c.omega_form = "original"  # 'original' (squared ratio, mean; α tuned for it) or 'paper'
   c.omega_bound = 1e-20  # skip Ω terms whose adjoint has squared norm below this
   # --- lengths ---

@@ -56,7 +56,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.cost = "mean"  # clip the gradient of the per-step mean cost (paper's note)
   c.clip = 8.0  # norm-clipping threshold (SGD+C, SGD+CR)
   c.clipping = "norm"
-  c.nonfinite_guard = True  # the original code's fallback on NaN/Inf/huge norms
+  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
+  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
+  # than the paper's plain SGD); "never".
+  c.nonfinite_guard = "original"
   c.alpha0 = config_dict.placeholder(float)  # Ω weight α_0 (paper 0.5; MuseData 0.1)
   c.alpha_schedule = "inverse"  # α_t = α_0 / t, t the epoch (1-based); or 'constant'
   c.omega_form = "original"  # the form the published α were tuned with (SPEC §2)

@@ -26,7 +26,19 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.batch_size = 20
   c.clip = 1.0  # norm-clipping threshold (SGD-C, SGD-CR)
   c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
-  c.nonfinite_guard = True  # the original code's fallback on NaN/Inf/huge norms
+  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
+  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
+  # than the paper's plain SGD); "never".
+  c.nonfinite_guard = "original"
+  # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
+  # (cost follows the drawn length); decided runs leave the program (compaction:
+  # bit-identical results, less work on CPUs); scan steps per loop iteration.
+  c.length_buckets = 8
+  c.compaction = True
+  c.scan_unroll = 1
+  # True: success needs 0 mistakes on the test (the original code's stop); False: the
+  # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
+  c.zero_mistake_stop = False
   c.alpha = 4.0  # Ω weight for SGD-CR (paper text: 4; original code's default: 2)
   c.omega_form = "original"  # 'original' (squared ratio, mean; tuned α) or 'paper' (eq. 9)
   c.omega_bound = 1e-20  # skip Ω terms whose adjoint has squared norm below this
