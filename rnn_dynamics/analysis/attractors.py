@@ -32,9 +32,9 @@ __all__ = [
   "FixedPointSet",
   "assign_attractors",
   "centroid_accuracy",
-  "flow",
   "find_fixed_points",
   "fixed_points_of",
+  "flow",
   "label_purity",
   "linear_stability",
   "map_for",
@@ -42,6 +42,13 @@ __all__ = [
 ]
 
 Map = Callable[[jax.Array], jax.Array]
+
+
+def _as_states(xs: jax.typing.ArrayLike) -> jax.Array:
+  """States as a floating array: an integer grid of starts is a natural input, but
+  `jax.grad`, `jax.jacfwd` and the `lax.scan` carry of `F` all need a float dtype."""
+  xs = jnp.asarray(xs)
+  return xs if jnp.issubdtype(xs.dtype, jnp.inexact) else xs.astype(jnp.result_type(float))
 
 
 class FixedPointSet(NamedTuple):
@@ -130,8 +137,7 @@ def find_fixed_points(
     `(xs_NxH, residual_N)` with `residual = ‖F(x) − x‖`; slow points (local minima of
     `q` that are not zeros) keep a large residual.
   """
-  xs, res = _solve(map_fn, jnp.asarray(x0s_NxH), jnp.asarray(learning_rate), num_steps,
-                   newton_steps)
+  xs, res = _solve(map_fn, _as_states(x0s_NxH), jnp.asarray(learning_rate), num_steps, newton_steps)
   return np.asarray(xs), np.asarray(res)
 
 
@@ -169,7 +175,7 @@ def linear_stability(map_fn: Map, x_KxH: np.ndarray) -> tuple[np.ndarray, np.nda
   if len(x_KxH) == 0:
     h = x_KxH.shape[1]
     return np.zeros((0, h), np.complex128), np.zeros((0,))
-  jac_KxHxH = np.asarray(jax.vmap(jax.jacfwd(map_fn))(jnp.asarray(x_KxH)), np.float64)
+  jac_KxHxH = np.asarray(jax.vmap(jax.jacfwd(map_fn))(_as_states(x_KxH)), np.float64)
   eig = np.linalg.eigvals(jac_KxHxH)
   return eig, np.max(np.abs(eig), axis=-1)
 
@@ -202,7 +208,7 @@ def _flow(map_fn, xs_NxH, num_steps):
 
 def flow(map_fn: Map, xs_NxH: jax.typing.ArrayLike, num_steps: int) -> np.ndarray:
   """`F^num_steps(x)` for every state (vmapped)."""
-  return np.asarray(_flow(map_fn, jnp.asarray(xs_NxH), num_steps))
+  return np.asarray(_flow(map_fn, _as_states(xs_NxH), num_steps))
 
 
 def centroid_accuracy(xs_NxH: np.ndarray, labels_N: np.ndarray) -> float:
