@@ -19,12 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
+from experiments import cli, validation
 from rnn_dynamics import rnn
 from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
 from rnn_dynamics.tasks import get_task
+from rnn_dynamics.workdir import make_folder
 
 
 def load_params(path: str) -> tuple[rnn.Params, rnn.Unit, str]:
@@ -254,8 +255,8 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/attractors")
   start = time.time()
-  config = _CONFIG.value
-  os.makedirs(_WORKDIR.value, exist_ok=True)
+  config = validation.validate(_CONFIG.value, "attractors")
+  make_folder(_WORKDIR.value)
   plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
   s = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
@@ -281,8 +282,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/attractors.py", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/attractors.py")
+  _WORKDIR = cli.define_workdir("the data and figures")
+  cli.run(main)

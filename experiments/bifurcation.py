@@ -16,12 +16,12 @@ import os
 import time
 
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
+from experiments import cli, validation
 from rnn_dynamics import rnn
 from rnn_dynamics.analysis import bifurcation, plotting
-
+from rnn_dynamics.workdir import make_folder
 
 UNITS = {"sigmoid": rnn.SIGMOID, "tanh": rnn.TANH}
 
@@ -99,8 +99,8 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/bifurcation")
   start = time.time()
-  config = _CONFIG.value
-  os.makedirs(_WORKDIR.value, exist_ok=True)
+  config = validation.validate(_CONFIG.value, "bifurcation")
+  make_folder(_WORKDIR.value)
   plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
   summary = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
@@ -113,8 +113,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/bifurcation.py", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/bifurcation.py")
+  _WORKDIR = cli.define_workdir("the data and figures")
+  cli.run(main)

@@ -24,14 +24,14 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
+from experiments import cli, validation
 from experiments.configs import char_lm as char_lm_config
 from rnn_dynamics import natural, results, rnn
 from rnn_dynamics.data import load_char_corpus, shakespeare
+from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
-
 
 # Table 2 of the paper (SPEC §4), bits per character on Penn Treebank, quoted; None is
 # the paper's "N/A".
@@ -59,12 +59,15 @@ def load_data(config) -> dict:
   else:
     if config.dataset == "ptb":
       if not config.data_path:
-        raise ValueError(
+        raise ConfigError(
           "dataset 'ptb' is read from files: pass --config.data_path=/path/to/ptb (the "
           "folder with ptb.char.*.txt or ptb.*.txt), or use --config.dataset=shakespeare "
           "for the built-in default."
         )
-      corpus = load_char_corpus(config.data_path)
+      try:
+        corpus = load_char_corpus(config.data_path)
+      except FileNotFoundError as e:
+        raise ConfigError(f"--config.data_path={config.data_path}: {e}") from e
     else:
       corpus = shakespeare()
     data = dict(train=corpus.train, valid=corpus.valid, test=corpus.test, vocab=corpus.vocab)
@@ -150,9 +153,11 @@ def write_samples(workdir: Workdir, config, res: natural.FitResult, data) -> Non
 def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   """Trains (or resumes) every column and writes the outputs; returns them and the table."""
   config = char_lm_config.resolve(config)
-  workdir = Workdir(workdir_path, config)
   t0 = time.time()
+  # Before the workdir records the config: a data path that cannot be read is refused
+  # with nothing written, so the corrected command is not "a different config".
   data = load_data(config)
+  workdir = Workdir(workdir_path, config)
   logging.info(
     "%s: %d / %d / %d symbols, vocabulary %d (loaded in %.0f s)",
     config.dataset,
@@ -183,15 +188,13 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/chars")
-  _, md = run(_CONFIG.value, _WORKDIR.value)
+  _, md = run(validation.validate(_CONFIG.value, "char_lm"), _WORKDIR.value)
   print(md)
   print(f"results: {_WORKDIR.value}/table.md, history: {_WORKDIR.value}/history.csv")
 
 
 if __name__ == "__main__":
   # Flags live here, not at import, so tests can import several binaries into one process.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/char_lm.py:cpu", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/char_lm.py:cpu")
+  _WORKDIR = cli.define_workdir("results, checkpoints and tables")
+  cli.run(main)

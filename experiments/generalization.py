@@ -28,12 +28,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
+from experiments import cli, validation
 from rnn_dynamics import plots, results, rnn, sweep, train
 from rnn_dynamics.workdir import Workdir
-
 
 GROUP = "train"  # the workdir group holding the trained models
 TABLE = "generalization"  # <workdir>/generalization.{csv,json}: one row per (seed, length)
@@ -203,7 +202,7 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/generalization")
   t0 = time.time()
-  train_rows, rows = run(_CONFIG.value, _WORKDIR.value)
+  train_rows, rows = run(validation.validate(_CONFIG.value, "generalization"), _WORKDIR.value)
   print(_summary(train_rows, rows))
   print(
     f"table: {_WORKDIR.value}/{TABLE}.csv, figure: {_WORKDIR.value}/{TABLE}.png "
@@ -213,8 +212,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/generalization.py:cpu", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/generalization.py:cpu")
+  _WORKDIR = cli.define_workdir()
+  cli.run(main)

@@ -19,12 +19,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
+from experiments import cli, validation
 from rnn_dynamics import rnn
 from rnn_dynamics.analysis import mechanics, plotting
-
+from rnn_dynamics.workdir import make_folder
 
 UNITS = {"tanh": rnn.TANH, "sigmoid": rnn.SIGMOID}
 
@@ -104,8 +104,8 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/mechanics")
   start = time.time()
-  config = _CONFIG.value
-  os.makedirs(_WORKDIR.value, exist_ok=True)
+  config = validation.validate(_CONFIG.value, "mechanics")
+  make_folder(_WORKDIR.value)
   plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
   summary = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
@@ -119,8 +119,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/mechanics.py", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the data and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/mechanics.py")
+  _WORKDIR = cli.define_workdir("the data and figures")
+  cli.run(main)

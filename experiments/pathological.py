@@ -25,13 +25,12 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
+from experiments import cli, validation
 from rnn_dynamics import pathological, plots, results, rnn, sweep, train
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
-
 
 # Where the generalization test's sequences come from (the same for every run: paired).
 _GENERALIZATION_STREAM = 1_000_003
@@ -251,7 +250,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/pathological/addition")
-  run(_CONFIG.value, _WORKDIR.value)
+  run(validation.validate(_CONFIG.value, "pathological"), _WORKDIR.value)
   path = Path(_WORKDIR.value)
   print((path / "table.md").read_text())
   print(
@@ -261,8 +260,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/pathological.py:cpu", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/pathological.py:cpu")
+  _WORKDIR = cli.define_workdir()
+  cli.run(main)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from absl import app, flags
 
+from experiments import cli
 from rnn_dynamics import pathological, results
-
+from rnn_dynamics.workdir import make_folder
 
 _HEADERS = {
   "max_updates": "update budget",
@@ -48,7 +49,7 @@ def summarize(workdirs: Sequence[str | Path], out: str | Path) -> str:
     "all training lengths (memorization: one per gap length, counted together).\n\n"
     + pathological.markdown(rows, columns, _HEADERS)
   )
-  out = Path(out)
+  out = make_folder(out)
   results.write_results(out / "summary", rows)
   results.atomic_write_text(out / "summary.md", text)
   return text
@@ -70,4 +71,4 @@ if __name__ == "__main__":
   _OUT = flags.DEFINE_string(
     "out", None, "Folder for summary.{md,csv,json} (default: <parent of the first>/summary)."
   )
-  app.run(main)
+  cli.run(main)

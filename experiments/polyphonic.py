@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
+from experiments import cli, validation
 from experiments.configs import polyphonic as polyphonic_config
 from rnn_dynamics import natural, results, rnn
 from rnn_dynamics.data import bach_chorales, load_music
+from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
-
 
 # Table 1 of the paper (SPEC §4), NLL per time step, quoted, never recomputed.
 PAPER_TABLE1 = {
@@ -72,7 +72,7 @@ def load_data(config) -> dict[str, list[np.ndarray]]:
   if config.dataset == "bach":
     return bach_chorales()
   if not config.data_path:
-    raise ValueError(
+    raise ConfigError(
       f"dataset {config.dataset!r} is read from a file: pass --config.data_path=/path/to/"
       f"{FILE_NAMES[config.dataset][0]} (or its folder), or use --config.dataset=bach for "
       "the built-in default."
@@ -81,7 +81,7 @@ def load_data(config) -> dict[str, list[np.ndarray]]:
   if path.is_dir():
     found = [path / n for n in FILE_NAMES[config.dataset] if (path / n).exists()]
     if not found:
-      raise FileNotFoundError(
+      raise ConfigError(
         f"no {' or '.join(FILE_NAMES[config.dataset])} in {path.resolve()}; pass the file "
         "itself with --config.data_path."
       )
@@ -144,9 +144,11 @@ def write_predictions(workdir: Workdir, config, res: natural.FitResult, test) ->
 def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   """Trains (or resumes) every column and writes the outputs; returns them and the table."""
   config = polyphonic_config.resolve(config)
-  workdir = Workdir(workdir_path, config)
   t0 = time.time()
+  # Before the workdir records the config: a data path that cannot be read is refused
+  # with nothing written, so the corrected command is not "a different config".
   data = load_data(config)
+  workdir = Workdir(workdir_path, config)
   logging.info(
     "%s: %s songs, %d training frames (loaded in %.0f s)",
     config.dataset,
@@ -174,15 +176,13 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/music")
-  _, md = run(_CONFIG.value, _WORKDIR.value)
+  _, md = run(validation.validate(_CONFIG.value, "polyphonic"), _WORKDIR.value)
   print(md)
   print(f"results: {_WORKDIR.value}/table.md, history: {_WORKDIR.value}/history.csv")
 
 
 if __name__ == "__main__":
   # Flags live here, not at import, so tests can import several binaries into one process.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/polyphonic.py:cpu", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and tables.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/polyphonic.py:cpu")
+  _WORKDIR = cli.define_workdir("results, checkpoints and tables")
+  cli.run(main)

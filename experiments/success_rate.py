@@ -17,10 +17,10 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
 import experiments
+from experiments import cli, validation
 from rnn_dynamics import plots, sweep, train
 from rnn_dynamics.workdir import Workdir
 
@@ -101,7 +101,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/fig7")
-  config = _CONFIG.value
+  config = validation.validate(_CONFIG.value, "success_rate")
   experiments.stop_sweeps_gracefully()
   try:
     rows = run(config, _WORKDIR.value)
@@ -114,8 +114,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/success_rate.py:cpu", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/success_rate.py:cpu")
+  _WORKDIR = cli.define_workdir()
+  cli.run(main)

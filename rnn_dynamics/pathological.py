@@ -18,7 +18,6 @@ References:
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,7 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnn_dynamics import plots
+from rnn_dynamics import plots, results
+from rnn_dynamics.errors import ConfigError
 
 __all__ = [
   "PAPER",
@@ -316,6 +316,10 @@ def _length_sort(label: str) -> int:
 # --- reading a workdir -------------------------------------------------------------------
 
 
+# A summary only reads; the experiment that wrote the workdir can recompute what is lost.
+_REMEDY = "run experiments.pathological on that workdir again to recompute it"
+
+
 def load_workdir(path: str | Path) -> dict[str, Any]:
   """What a pathological workdir holds, read-only.
 
@@ -327,10 +331,12 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     still running) read as empty.
   """
   path = Path(path)
-  config = json.loads((path / "config.json").read_text())
+  if not (path / "config.json").is_file():
+    raise ConfigError(f"{path} is not a workdir of experiments.pathological (no config.json)")
+  config = results.read_json(path / "config.json", _REMEDY)
 
   def rows(f: Path) -> list[dict[str, Any]]:
-    return json.loads(f.read_text()) if f.exists() else []
+    return results.read_json(f, _REMEDY) if f.exists() else []
 
   groups = {}
   for folder in sorted((path / "groups").glob("*")):

@@ -18,9 +18,12 @@ from typing import Any, Iterable, Mapping
 import jax
 import numpy as np
 
+from rnn_dynamics.errors import CorruptFileError
+
 __all__ = [
   "atomic_write_bytes",
   "atomic_write_text",
+  "read_json",
   "read_results",
   "to_jsonable",
   "write_json",
@@ -92,7 +95,30 @@ def write_results(stem: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) ->
   write_json(f"{stem}.json", rows)
 
 
-def read_results(stem: str | os.PathLike) -> list[dict[str, Any]]:
-  """Reads back what `write_results` wrote (from the JSON, which keeps types)."""
-  with open(f"{stem}.json") as f:
-    return json.load(f)
+def read_json(path: str | os.PathLike, remedy: str | None = None) -> Any:
+  """Reads back a JSON file this package wrote.
+
+  Args:
+    path: the file.
+    remedy: what the user can do if the file is damaged (a truncated copy, an edit gone
+      wrong); the default suits files that are recomputed when missing.
+
+  Raises:
+    CorruptFileError: the file is not valid JSON; the message names it and the remedy.
+  """
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CorruptFileError(
+      path, f"not valid JSON: {e}", remedy or "delete it and run again to recompute it"
+    ) from e
+
+
+def read_results(stem: str | os.PathLike, remedy: str | None = None) -> list[dict[str, Any]]:
+  """Reads back what `write_results` wrote (from the JSON, which keeps types).
+
+  Raises:
+    CorruptFileError: `<stem>.json` is damaged (see `read_json`).
+  """
+  return read_json(f"{stem}.json", remedy)

@@ -208,6 +208,17 @@ def test_lengths_below_ten_are_rejected(name):
     tasks.get_task(name).sample(jax.random.key(0), 2, 9, 20)
 
 
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_min_length_is_the_samplers_own_bound(name):
+  # Configs are checked against `min_length` because a traced length is never refused.
+  task = tasks.get_task(name)
+  n = task.min_length
+  task.sample(jax.random.key(0), 2, n, task.buffer_length(n))
+  if n > 1:
+    with pytest.raises(ValueError):
+      task.sample(jax.random.key(0), 2, n - 1, task.buffer_length(n))
+
 # --- temporal order --------------------------------------------------------------------
 
 

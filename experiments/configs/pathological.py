@@ -119,14 +119,14 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   elif preset == "test":
     c.n_hidden = 8
     c.seeds = 2
-    c.train_lengths = (4, 8)
+    c.train_lengths = (10, 14)  # temporal order and the arithmetic tasks need T ≥ 10
     c.memorization_lengths = (4,)
     c.max_updates = 100
     c.chunk_size = 50
     c.screen_size = 50
     c.eval_size = 100
     c.eval_batch = 50
-    c.generalization_lengths = (8, 16)
+    c.generalization_lengths = (12, 20)
     c.generalization_size = 50
     c.generalization_runs = "all"  # nothing solves in 100 updates; exercise the path
     c.generalization_memory_mb = 16

@@ -116,6 +116,7 @@ def _task(op: Op, name: str, per_sequence_length: bool) -> Task:
     head="last_linear",
     sample=functools.partial(sample_arithmetic, op=op, per_sequence_length=per_sequence_length),
     buffer_length=buffer_length,
+    min_length=10,  # the first mark's window is ⌊T'/10⌋ steps wide
   )
 
 

@@ -58,6 +58,9 @@ class Task(NamedTuple):
     buffer_length: `buffer_length(T) -> int`, the number of time steps a batch of
       nominal length up to T occupies (e.g. `T + T // 10` for addition, `T + 2P` for
       memorization).
+    min_length: the shortest nominal length T whose sequences are well formed. Shorter
+      ones are not refused inside a compiled program (T is traced there): they come out
+      degenerate (empty marker windows), so configs are checked against this up front.
   """
 
   name: str
@@ -66,6 +69,7 @@ class Task(NamedTuple):
   head: Head
   sample: Callable[..., Batch]
   buffer_length: Callable[[int], int]
+  min_length: int = 1
 
 
 def sample_per_sequence_lengths(

@@ -138,6 +138,7 @@ def temporal_order(offsets_tenths: Sequence[int] = _TWO_BIT, name: str | None = 
     head="last_softmax",
     sample=functools.partial(sample_temporal_order, offsets_tenths=offsets_tenths),
     buffer_length=lambda length: int(length),
+    min_length=10,  # each window is ⌊T/10⌋ steps wide
   )
 
 

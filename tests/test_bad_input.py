@@ -1,0 +1,218 @@
+"""Bad input, as a new user would type it, gets one clear line and changes nothing.
+
+Every case runs the real binary as a subprocess on its `test` preset and checks the exit
+code (2: usage/config error, 1: other anticipated errors), that stderr is exactly one
+line `<binary>: error: …` naming the problem (no traceback), and that the workdir holds
+nothing new (an existing one: nothing changed). The refusals happen before JAX compiles
+anything, so each process costs its imports only; they run two at a time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import validation
+from experiments.configs import success_rate as success_rate_config
+from rnn_dynamics.workdir import Workdir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One bad command line.
+
+  Attributes:
+    binary: module name under `experiments/`.
+    args: flags after `--config=<its test preset>` (and `--workdir`).
+    code: the exit code expected.
+    says: text the one line on stderr must contain (what names the problem).
+    workdir: `fresh` (a path that does not exist yet), `file` (a regular file), `corrupt`
+      (a finished success_rate workdir whose results.json is damaged), `made` (a
+      success_rate workdir made by the test preset unchanged) or `none` (no --workdir).
+    started: the binary gets as far as its work (reading finished groups) before it
+      stops, so absl's progress log lines may come before the error line.
+  """
+
+  binary: str
+  args: tuple[str, ...]
+  code: int
+  says: str
+  workdir: str = "fresh"
+  started: bool = False
+
+
+# absl's log line prefix: severity, date, time, thread id, file:line].
+_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] ")
+SR = "success_rate"
+CASES = {
+  # The issue's table.
+  "negative_lr": Case(SR, ("--config.lr=-0.1",), 2, "--config.lr=-0.1: must be > 0"),
+  "zero_batch": Case(SR, ("--config.batch_size=0",), 2, "--config.batch_size=0: must be ≥ 1"),
+  "unknown_init_in_list": Case(
+    SR, ("--config.inits=basic_tanh,smartt",), 2, "entry 'smartt' must be one of"
+  ),
+  "workdir_is_a_file": Case(SR, (), 2, "is a file, not a folder", workdir="file"),
+  "corrupt_results": Case(
+    SR, (), 1, "groups/T10/results.json is damaged", workdir="corrupt", started=True
+  ),
+  "different_config": Case(
+    SR, ("--config.alpha=2.0",), 2, "holds results of a different config (alpha", "made"
+  ),
+  # Names, choices, ranges, multiples, lengths.
+  "unknown_task": Case(SR, ("--config.task=adding",), 2, "--config.task=adding: must be one of"),
+  "unknown_algorithm": Case(SR, ("--config.algorithms=sgd,sgd_x",), 2, "entry 'sgd_x'"),
+  "negative_clip": Case(SR, ("--config.clip=-1",), 2, "--config.clip=-1.0: must be > 0"),
+  "nan_lr": Case(SR, ("--config.lr=nan",), 2, "--config.lr=nan: must be a finite number"),
+  "momentum_one": Case(SR, ("--config.momentum=1",), 2, "--config.momentum=1.0: must be < 1"),
+  "length_below_task_minimum": Case(
+    SR, ("--config.lengths=5,20",), 2, "temporal_order needs lengths ≥ 10"
+  ),
+  "budget_not_whole_chunks": Case(
+    SR, ("--config.max_updates=250",), 2, "must be a multiple of --config.chunk_size=100"
+  ),
+  "eval_size_not_whole_blocks": Case(
+    SR, ("--config.eval_size=700",), 2, "must be a multiple of --config.eval_batch=500"
+  ),
+  "unknown_omega_form": Case(SR, ("--config.omega_form=eq9",), 2, "--config.omega_form=eq9"),
+  "two_problems_one_line": Case(
+    SR, ("--config.lr=0", "--config.seeds=0"), 2, "--config.lr=0.0: must be > 0; --config.seeds"
+  ),
+  # Flags themselves.
+  "unknown_field": Case(SR, ("--config.learning_rate=0.1",), 2, "no field 'learning_rate'"),
+  "not_a_number": Case(SR, ("--config.lr=abc",), 2, "could not convert string to float"),
+  "unknown_preset": Case(SR, ("--config=experiments/configs/success_rate.py:tiny",), 2, "'tiny'"),
+  "missing_workdir": Case(SR, (), 2, "--workdir is required", workdir="none"),
+  "stray_argument": Case(SR, ("extra",), 2, "unexpected arguments: ['extra']"),
+  # The other binaries.
+  "generalization_min_above_max": Case(
+    "generalization", ("--config.min_length=30",), 2, "must be ≤ --config.max_length=20"
+  ),
+  "pathological_unknown_task": Case(
+    "pathological", ("--config.task=adding",), 2, "--config.task=adding: must be one of"
+  ),
+  "pathological_short_lengths": Case(
+    "pathological", ("--config.train_lengths=4,8",), 2, "addition needs lengths ≥ 10"
+  ),
+  "char_lm_ptb_without_data_path": Case(
+    "char_lm", ("--config.dataset=ptb",), 2, "pass --config.data_path"
+  ),
+  "polyphonic_data_path_missing": Case(
+    "polyphonic",
+    ("--config.dataset=nottingham", "--config.data_path=/nonexistent/Nottingham.mat"),
+    2,
+    "no such file or folder",
+  ),
+  "attractors_length_below_task_minimum": Case(
+    "attractors", ("--config.length=5",), 2, "temporal_order needs lengths ≥ 10"
+  ),
+  "bifurcation_unknown_unit": Case("bifurcation", ("--config.unit=relu",), 2, "--config.unit"),
+  "cliff_empty_range": Case("cliff", ("--config.w_min=9",), 2, "must be < --config.w_max=8.0"),
+  "mechanics_zero_trajectories": Case(
+    "mechanics", ("--config.n_trajectories=0",), 2, "--config.n_trajectories=0: must be ≥ 1"
+  ),
+  "summary_of_no_workdir": Case(
+    "pathological_summary", (), 2, "is not a workdir of experiments.pathological", "none"
+  ),
+}
+
+
+def _snapshot(path: Path) -> dict[str, str] | str | None:
+  """Everything under `path` as relative path → content hash (None: no such path)."""
+  if not path.exists():
+    return None
+  if path.is_file():
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+  return {
+    str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else ""
+    for f in sorted(path.rglob("*"))
+  }
+
+
+def _made_workdir(path: Path) -> Path:
+  # A workdir as success_rate's test preset leaves it when it starts: config.json only.
+  Workdir(path, validation.validate(success_rate_config.get_config("test"), SR))
+  return path
+
+
+def _workdir(case: Case, root: Path) -> Path | None:
+  path = root / "workdir"
+  if case.workdir == "file":
+    path.write_text("not a folder\n")
+  elif case.workdir == "made":
+    _made_workdir(path)
+  elif case.workdir == "corrupt":
+    # A finished group as Workdir.save_group leaves it, with its results cut short.
+    _made_workdir(path)
+    (path / "groups" / "T10").mkdir(parents=True)
+    (path / "groups" / "T10" / "results.json").write_text('[{"init": "sigmoid", "solv')
+  elif case.workdir == "none":
+    return None
+  return path
+
+
+def _command(case: Case, workdir: Path | None) -> list[str]:
+  cmd = [sys.executable, "-m", f"experiments.{case.binary}"]
+  if case.binary == "pathological_summary":
+    return cmd + [f"--workdirs={workdir or '/nonexistent/workdir'}", *case.args]
+  if not any(a.startswith("--config=") for a in case.args):
+    cmd.append(f"--config=experiments/configs/{case.binary}.py:test")
+  if workdir is not None:
+    cmd.append(f"--workdir={workdir}")
+  return cmd + list(case.args)
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+  """Runs every case once, two processes at a time: name → (process, before, after)."""
+  env = {k: v for k, v in os.environ.items() if k != "RNN_DYNAMICS_TRACEBACK"}
+
+  def one(name: str):
+    case = CASES[name]
+    workdir = _workdir(case, tmp_path_factory.mktemp(name))
+    before = _snapshot(workdir) if workdir else None
+    proc = subprocess.run(
+      _command(case, workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    return proc, before, _snapshot(workdir) if workdir else None
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    return dict(zip(CASES, pool.map(one, CASES)))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_gets_one_line_and_changes_nothing(outcomes, name):
+  case = CASES[name]
+  proc, before, after = outcomes[name]
+  lines = proc.stderr.splitlines()
+  if case.started:
+    lines = [line for line in lines if not _LOG_LINE.match(line)]
+  assert len(lines) == 1, proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert lines[0].startswith(f"{case.binary}: error: "), lines[0]
+  assert case.says in lines[0], lines[0]
+  if case.workdir == "corrupt":  # and how to recover
+    assert "delete " in lines[0] and "groups/T10 and run again to recompute group T10" in lines[0]
+  assert proc.returncode == case.code, proc.stderr
+  assert proc.stdout == ""
+  assert after == before  # a fresh workdir is not even created
+
+
+def test_traceback_on_request(tmp_path):
+  env = dict(os.environ, RNN_DYNAMICS_TRACEBACK="1")
+  case = CASES["negative_lr"]
+  proc = subprocess.run(
+    _command(case, tmp_path / "wd"), cwd=ROOT, env=env, capture_output=True, text=True
+  )
+  assert proc.returncode != 0
+  assert "Traceback" in proc.stderr and "ConfigError: --config.lr=-0.1" in proc.stderr
+  assert not (tmp_path / "wd").exists()

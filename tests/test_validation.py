@@ -1,0 +1,132 @@
+"""The config table of `experiments/validation.py`, in-process (the binaries' side of it,
+exit codes and stderr, is `test_bad_input.py`)."""
+
+from __future__ import annotations
+
+import importlib
+
+import ml_collections
+import pytest
+
+from experiments import validation
+from rnn_dynamics.errors import ConfigError
+
+PRESETS = {
+  "success_rate": ("paper", "cpu", "test"),
+  "generalization": ("paper", "cpu", "test"),
+  "pathological": ("paper", "cpu", "test"),
+  "char_lm": ("paper", "cpu", "test"),
+  "polyphonic": ("paper", "cpu", "test"),
+  "attractors": ("default", "test"),
+  "bifurcation": ("default", "test"),
+  "cliff": ("default", "test"),
+  "mechanics": ("default", "test"),
+}
+
+
+def _config(binary: str, preset: str = "test") -> ml_collections.ConfigDict:
+  return importlib.import_module(f"experiments.configs.{binary}").get_config(preset)
+
+
+def test_every_binary_with_a_config_has_a_schema():
+  assert set(validation.BINARIES) == set(PRESETS)
+
+
+@pytest.mark.parametrize(
+  "binary,preset", [(b, p) for b, presets in PRESETS.items() for p in presets]
+)
+def test_every_preset_passes_and_every_field_has_a_rule(binary, preset):
+  config = _config(binary, preset)
+  # Data sets read from files (PTB; polyphonic's default, Nottingham, in paper and cpu)
+  # need a data_path; any existing folder passes the check.
+  if config.get("dataset") in ("ptb", "nottingham"):
+    config.data_path = "."
+  validation.validate(config, binary)
+  assert set(config) <= set(validation.rules(binary)), "add the new fields' rules"
+
+
+def test_comma_lists_of_names_are_split():
+  config = _config("success_rate")
+  config.inits = ("basic_tanh,smart_tanh",)  # what `--config.inits=a,b` arrives as
+  config.algorithms = ("sgd_c", " sgd_cr")
+  out = validation.validate(config, "success_rate")
+  assert out.inits == ("basic_tanh", "smart_tanh")
+  assert out.algorithms == ("sgd_c", "sgd_cr")
+  assert config.inits == ("basic_tanh,smart_tanh",)  # the caller's config is left alone
+
+
+@pytest.mark.parametrize(
+  "field,value,says",
+  [
+    ("momentum", 1.0, "--config.momentum=1.0: must be < 1"),
+    ("omega_form", "eq9", "must be one of original, paper"),
+    ("success_error", 0.0, "must be > 0"),
+    ("lengths", (10, 10), "must not repeat an entry"),
+    ("inits", (), "must have at least 1 entry"),
+    ("seed", -1, "must be ≥ 0"),
+  ],
+)
+def test_field_rules(field, value, says):
+  config = _config("success_rate")
+  config[field] = value
+  with pytest.raises(ConfigError, match=says):
+    validation.validate(config, "success_rate")
+
+
+def test_infinite_clip_is_no_clipping_not_an_error():
+  config = _config("success_rate")
+  config.clip = float("inf")
+  validation.validate(config, "success_rate")
+
+
+def test_relations_wait_for_the_fields_own_checks():
+  # chunk_size 0 would make the multiple-of relation divide by zero.
+  config = _config("success_rate")
+  config.chunk_size = 0
+  with pytest.raises(ConfigError, match="--config.chunk_size=0: must be ≥ 1"):
+    validation.validate(config, "success_rate")
+
+
+@pytest.mark.parametrize("mode", ["original", "always", "never", True, False])
+def test_nonfinite_guard_takes_the_named_modes_and_the_old_bool(mode):
+  config = _config("success_rate")
+  with config.ignore_type():
+    config.nonfinite_guard = mode
+  validation.validate(config, "success_rate")
+
+
+def test_fields_a_config_lacks_are_skipped_and_new_ones_checked():
+  config = _config("success_rate")
+  with config.unlocked():
+    del config["nonfinite_guard"]
+    config.length_buckets = 0
+  with pytest.raises(ConfigError, match="--config.length_buckets=0: must be ≥ 1"):
+    validation.validate(config, "success_rate")
+  config.length_buckets = 2
+  with config.unlocked():
+    config.zero_mistake_stop = "yes"
+  with pytest.raises(ConfigError, match="zero_mistake_stop=yes: must be true or false"):
+    validation.validate(config, "success_rate")
+
+
+def test_placeholders_left_none_are_not_checked_but_given_values_are():
+  config = _config("pathological")
+  assert config.lr is None
+  validation.validate(config, "pathological")
+  config.lr = -1.0
+  with pytest.raises(ConfigError, match="--config.lr=-1.0"):
+    validation.validate(config, "pathological")
+
+
+def test_pathological_budget_of_the_task_must_be_whole_chunks():
+  config = _config("pathological", "cpu")  # max_updates None: budgets[task] is the budget
+  config.budgets.addition = 1234
+  with pytest.raises(ConfigError, match="budgets.addition=1234 must be a multiple"):
+    validation.validate(config, "pathological")
+
+
+def test_memorization_gaps_are_checked_against_memorization_not_train_lengths():
+  config = _config("pathological")
+  config.task = "memorization"
+  config.train_lengths = (1, 2)  # unused by memorization
+  validation.validate(config, "pathological")
