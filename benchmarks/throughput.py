@@ -961,14 +961,6 @@ def write_json(results: dict[str, Any], path: str) -> None:
     f.write("\n")
 
 
-_QUICK = flags.DEFINE_bool("quick", False, "Only T=50, 15 runs, SGD-C and SGD-CR (+ matmul).")
-_OUT = flags.DEFINE_string("out", None, "Write every number as JSON to this file.")
-_ROUNDS = flags.DEFINE_integer("rounds", None, "Timed rounds (default: the plan's).")
-_TORCH_THREADS = flags.DEFINE_integer(
-  "torch_threads", 1, "torch.set_num_threads while torch is timed (0: torch's default)."
-)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -985,4 +977,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so one benchmark can import the other.
+  _QUICK = flags.DEFINE_bool("quick", False, "Only T=50, 15 runs, SGD-C and SGD-CR (+ matmul).")
+  _OUT = flags.DEFINE_string("out", None, "Write every number as JSON to this file.")
+  _ROUNDS = flags.DEFINE_integer("rounds", None, "Timed rounds (default: the plan's).")
+  _TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", 1, "torch.set_num_threads while torch is timed (0: torch's default)."
+  )
   app.run(main)

@@ -1,6 +1,7 @@
 """The throughput benchmark on a tiny size: it runs, and its JSON and summary line are sound;
 its autodiff peer computes the engine's gradient."""
 
+import dataclasses
 import json
 import math
 import re
@@ -10,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import throughput
+from benchmarks import accelerator, throughput
+from experiments.configs import success_rate
 from rnn_dynamics import rnn
 from rnn_dynamics.regularizers import omega_and_grad
 from rnn_dynamics.tasks import get_task
@@ -124,3 +126,99 @@ def test_autodiff_peer_gradient_is_the_engines(alpha):
     assert float(jnp.max(jnp.abs(alpha * om_grad))) > 0.1 * float(jnp.max(jnp.abs(grads.w_hh)))
   else:
     assert bool(jnp.isnan(peer_om))
+
+
+# --- benchmarks/accelerator.py ---------------------------------------------------------
+
+
+def test_projection_model_by_hand():
+  a, b = accelerator.fit_affine({50: 0.011, 200: 0.041})
+  assert a == pytest.approx(0.001) and b == pytest.approx(0.0002)
+  # A negative intercept is clamped: slope through the origin, Σ T·y / Σ T².
+  assert accelerator.fit_affine({50: 0.01, 200: 0.05}) == pytest.approx((0.0, 10.5 / 42500))
+  assert accelerator.fit_affine({40: 0.02}) == pytest.approx((0.0, 0.0005))
+
+  points = {45: 0.01, 405: 0.02}
+  at = lambda n: accelerator.seconds_per_update_at(points, n)
+  assert [at(10), at(45), at(225), at(405), at(810)] == pytest.approx(
+    [0.01, 0.01, 0.015, 0.02, 0.04]
+  )
+
+  rows = [
+    *({"length": 10, "algorithm": "sgd_c", "solved": True, "updates_to_solve": u} for u in (100, 200, 600)),
+    {"length": 10, "algorithm": "sgd_c", "solved": False, "updates_to_solve": None},
+    {"length": 10, "algorithm": "sgd_cr", "solved": True, "updates_to_solve": 7000},
+    {"length": 10, "algorithm": "sgd_cr", "solved": False, "updates_to_solve": None},
+    {"length": 99, "algorithm": "sgd", "solved": True, "updates_to_solve": 1},  # not a preset length
+  ]
+  decided = accelerator.decided_updates(
+    rows,
+    lengths=(10, 20),
+    algorithms=("sgd", "sgd_c", "sgd_cr"),
+    runs_per_algorithm=2,
+    max_updates=5000,
+  )
+  # sgd: no rows → budget; sgd_c: ¾ solved → 2 of 2 at the median 200; sgd_cr: ½ → 1 of 2,
+  # at its median 7000 capped to the budget.
+  assert decided == {10: [5000, 5000, 200, 200, 5000, 5000], 20: [5000] * 6}
+
+  p = accelerator.project_wall_s(
+    {10: 0.002, 20: 0.004}, {10: [100, 250], 20: [5000, 5000]}, 100, {10: 0.001, 20: 0.003}
+  )
+  assert p["per_length"][10] == pytest.approx({"updates": 300, "group_s": 0.6, "packed_s": 0.35})
+  assert p["per_length"][20] == pytest.approx({"updates": 5000, "group_s": 20.0, "packed_s": 30.0})
+  assert p["total_s"] == pytest.approx(20.6) and p["packed_s"] == pytest.approx(30.35)
+
+
+# Few compiles: one algorithm, two lengths (the fit needs two), two sizes, two unrolls.
+_TINY_CHECK = dataclasses.replace(accelerator.TINY, lengths=(4, 8), algorithms=("sgd_cr",))
+
+
+def test_accelerator_tiny_run_measures_and_projects(tmp_path):
+  rows = [
+    {"length": 10, "algorithm": a, "solved": True, "updates_to_solve": 3000}
+    for a in ("sgd", "sgd_c", "sgd_cr")
+  ]
+  results = accelerator.run_check(_TINY_CHECK, solve_rows=rows, log=lambda _: None)
+  meas = results["measurements"]
+  want = {(t, n, 1) for t in (4, 8) for n in (2, 4)} | {(t, 2, 2) for t in (4, 8)}
+  assert {(m["length"], m["runs"], m["unroll"]) for m in meas} == want
+  for m in meas:
+    assert m["status"] == "ok", m
+    assert m["update_s"] == pytest.approx(m["call_s"] / m["updates_per_call"])
+    assert m["step_us"] == pytest.approx(m["update_s"] / (2 * m["length"]) * 1e6)
+    assert m["run_updates_per_s"] == pytest.approx(m["runs"] / m["update_s"])
+  assert isinstance(results["unroll_honored"], bool)
+
+  p = results["projection"]
+  cfg = success_rate.get_config("paper")
+  assert p["group_runs"] == len(cfg.inits) * len(cfg.algorithms) * cfg.seeds
+  a, b = p["update_s_fit"]["a"], p["update_s_fit"]["b"]
+  assert b > 0 and a >= 0
+  # Worst case: every length runs the whole budget at the fitted time per update.
+  worst = sum((a + b * t) * cfg.max_updates for t in cfg.lengths)
+  assert p["worst"]["total_s"] == pytest.approx(worst)
+  # Every run at T=10 solved after 3000 updates: that group stops at its first chunk.
+  solve = p["with_solve_times"]["per_length"]
+  assert solve[10]["updates"] == cfg.chunk_size * -(-3000 // cfg.chunk_size)
+  assert solve[20]["updates"] == cfg.max_updates
+  assert p["with_solve_times"]["total_s"] < p["worst"]["total_s"]
+
+  path = tmp_path / "accelerator.json"
+  throughput.write_json(results, str(path))
+  loaded = json.loads(path.read_text(), parse_constant=_reject)
+  assert all(math.isfinite(x) for x in _numbers(loaded))
+  report = accelerator.format_report(results)
+  assert "projected wall time" in report and "unroll 2" in report
+
+
+def test_accelerator_respects_a_spent_budget():
+  results = accelerator.run_check(
+    dataclasses.replace(_TINY_CHECK, budget_s=0.0), log=lambda _: None
+  )
+  assert results["measurements"] and all(
+    m["status"] == "skipped" and "budget" in m["reason"] for m in results["measurements"]
+  )
+  assert results["projection"] is None
+  report = accelerator.format_report(results)
+  assert "budget of 0 s spent" in report and "skipped" in report
