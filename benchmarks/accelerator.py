@@ -106,7 +106,7 @@ class Settings:
 
 DEFAULT = Settings()
 TINY = Settings(
-  lengths=(6, 12),
+  lengths=(4, 8),
   run_counts=(2, 4),
   unrolls=(1, 2),
   unroll_runs=2,
@@ -433,6 +433,11 @@ def run_check(
     notes.append(
       f"budget of {settings.budget_s:.0f} s spent: {len(skipped)} measurement(s) skipped "
       "(status 'skipped' in the JSON); raise --budget_s to take them"
+    )
+  if clock.elapsed() > settings.budget_s:
+    notes.append(
+      f"ran {clock.elapsed() - settings.budget_s:.0f} s past the budget (a measurement cannot "
+      "be stopped once started: its compile took longer than estimated)"
     )
   projection = _projection(settings, measurements, solve_rows, notes)
   return {

@@ -145,11 +145,19 @@ def test_projection_model_by_hand():
   )
 
   rows = [
-    *({"length": 10, "algorithm": "sgd_c", "solved": True, "updates_to_solve": u} for u in (100, 200, 600)),
+    *(
+      {"length": 10, "algorithm": "sgd_c", "solved": True, "updates_to_solve": u}
+      for u in (100, 200, 600)
+    ),
     {"length": 10, "algorithm": "sgd_c", "solved": False, "updates_to_solve": None},
     {"length": 10, "algorithm": "sgd_cr", "solved": True, "updates_to_solve": 7000},
     {"length": 10, "algorithm": "sgd_cr", "solved": False, "updates_to_solve": None},
-    {"length": 99, "algorithm": "sgd", "solved": True, "updates_to_solve": 1},  # not a preset length
+    {
+      "length": 99,
+      "algorithm": "sgd",
+      "solved": True,
+      "updates_to_solve": 1,
+    },  # not a preset length
   ]
   decided = accelerator.decided_updates(
     rows,
@@ -171,7 +179,7 @@ def test_projection_model_by_hand():
 
 
 # Few compiles: one algorithm, two lengths (the fit needs two), two sizes, two unrolls.
-_TINY_CHECK = dataclasses.replace(accelerator.TINY, lengths=(4, 8), algorithms=("sgd_cr",))
+_TINY_CHECK = dataclasses.replace(accelerator.TINY, algorithms=("sgd_cr",))
 
 
 def test_accelerator_tiny_run_measures_and_projects(tmp_path):
