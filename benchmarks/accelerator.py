@@ -297,7 +297,9 @@ def _measure(
       if seconds[-1] > settings.max_chunk_s / 3 or not clock.fits(seconds[-1]):
         break
   except (jax.errors.JaxRuntimeError, MemoryError) as e:  # out of memory, a failed compile
-    out.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
+    out.update(
+      status="failed", reason=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+    )
     return out
   finally:
     del job
