@@ -23,6 +23,16 @@ them alike:
   synchronisation, and on a loaded 2-core machine torch's default of 2 threads was
   measured 50× slower. One torch process uses one core while the engine uses them all; a
   user could run one torch process per core, which is at most `cpu_count`× more.
+* **autodiff** — the same update as a JAX user would write it first: `jax.grad` through a
+  plain `lax.scan` over `h_t = tanh(h_{t-1} @ W_hh + u_t @ W_in + b)` (what
+  `flax.linen.RNN(SimpleCell)` scans), mean cross-entropy of the last state's softmax
+  readout, `optax.clip_by_global_norm` + `optax.sgd`, and for SGD-CR the original code's Ω
+  (SPEC §2) by autodiff: the adjoints `δʰ_t = ∂E/∂h_t` are the gradient w.r.t. an additive
+  zero "probe" on every `h_t`, and `∂⁺Ω/∂W_hh` is `jax.grad` of Ω with the adjoints and
+  states under `stop_gradient`. Data is sampled inside the compiled chunk, and the chunk is
+  vmapped over the reference number of runs and sharded exactly like the engine's. Its
+  gradient equals the engine's to float32 round-off (`tests/test_benchmark.py`), so
+  `x autodiff` compares the same computation written two ways.
 * **matmul** — a 2048×2048 float32 `jnp.dot` on one device, and one such product per
   device sharded like the runs; the faster of the two is the machine's GFLOP/s ceiling.
 * **step product** — the recurrence's `[B, H]·[H, H]` product alone (`h ← tanh(h @ w)`),
@@ -45,10 +55,11 @@ scheduler happened to grant; on an idle machine the wall-clock ratios are what a
   python -m benchmarks.throughput --quick      # T=50, 15 runs; a minute or two
   python -m benchmarks.throughput --out=throughput.json
 
-The last line printed is `ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z>`:
-JAX SGD-CR run-updates/s at 15 runs over torch SGD-CR updates/s, JAX time per SGD-CR
-update over time per SGD-C update (15 runs), and JAX SGD-CR training GFLOP/s over the
-matmul's (15 runs, T=50).
+The last line printed is `ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z>
+ratio_vs_autodiff=<w>`: JAX SGD-CR run-updates/s at 15 runs over torch SGD-CR updates/s,
+JAX time per SGD-CR update over time per SGD-C update (15 runs), JAX SGD-CR training
+GFLOP/s over the matmul's (15 runs, T=50), and JAX SGD-CR run-updates/s over the autodiff
+peer's (15 runs, T=50).
 """
 
 from __future__ import annotations
@@ -67,12 +78,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import app, flags, logging
 
 # `experiments/__init__.py` runs first: before any JAX backend starts, it exposes every CPU
 # core as an XLA host device, as for the experiments (an explicit XLA_FLAGS wins).
 from experiments.configs import success_rate
-from rnn_dynamics import sweep, train
+from rnn_dynamics import rnn, sweep, train
 from rnn_dynamics.tasks import get_task
 
 try:
@@ -84,6 +96,8 @@ __all__ = [
   "FULL",
   "QUICK",
   "Plan",
+  "autodiff_loss_and_grads",
+  "autodiff_params",
   "format_table",
   "run_benchmark",
   "summary_line",
@@ -114,8 +128,15 @@ class Plan:
     torch_block_s: about how long one timed torch block runs.
     matmul_size: N of the N×N float32 matmul.
     torch_threads: `torch.set_num_threads` while torch is timed (None: torch's default).
+    autodiff_lengths: lengths for the autodiff peer (`plan.algorithms` among SGD-C and
+      SGD-CR, `ref_runs` runs).
     ref_length, ref_runs: the point the summary line reports.
     hidden, batch: model and minibatch size.
+    preset: the `experiments/configs/success_rate.py` preset the engine's config starts
+      from (the fields the update uses are the same in every preset; chunk size, model and
+      batch are set from this plan).
+    scan_unroll: `config.scan_unroll`, the engine's `lax.scan(unroll=…)` for its forward
+      and backward scans (an engine that does not know the field ignores it).
   """
 
   lengths: Sequence[int] = (50, 100, 200)
@@ -129,10 +150,13 @@ class Plan:
   torch_block_s: float = 0.7
   matmul_size: int = 2048
   torch_threads: int | None = 1
+  autodiff_lengths: Sequence[int] = (50, 100, 200)
   ref_length: int = 50
   ref_runs: int = 15
   hidden: int = 50
   batch: int = 20
+  preset: str = "cpu"
+  scan_unroll: int = 1
 
 
 FULL = Plan()
@@ -143,6 +167,7 @@ QUICK = Plan(
   torch_lengths=(50,),
   torch_algorithms=("sgd_c", "sgd_cr"),
   torch_nn_rnn=(),
+  autodiff_lengths=(50,),
   rounds=7,
 )
 
@@ -162,8 +187,9 @@ def _chunk_size(plan: Plan, length: int) -> int:
 
 
 def _config(plan: Plan, length: int, with_omega: bool):
-  cfg = success_rate.get_config("cpu")
+  cfg = success_rate.get_config(plan.preset)
   cfg.min_length = cfg.max_length = int(length)
+  cfg.scan_unroll = int(plan.scan_unroll)
   cfg.chunk_size = _chunk_size(plan, length)
   cfg.n_hidden = int(plan.hidden)
   cfg.batch_size = int(plan.batch)
@@ -242,6 +268,120 @@ class _JaxTraining:
   def stopped_runs(self) -> int:
     """Real runs that stopped training (diverged) — they would cost the same anyway."""
     return int(np.asarray(self.state.done)[: self.n_runs].sum())
+
+
+# --- the autodiff peer ---------------------------------------------------------------
+
+
+def autodiff_params(params) -> dict[str, jax.Array]:
+  """`rnn.Params` (or anything with its fields) as the peer's plain dict of arrays."""
+  return {k: getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")}
+
+
+def autodiff_loss_and_grads(
+  params: dict[str, jax.Array],
+  inputs_TxBxI: jax.Array,
+  targets_B: jax.Array,
+  *,
+  alpha: float = 0.0,
+  bound: float = 1e-20,
+) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+  """The peer's gradient: `jax.grad` through a plain scan, Ω (original form) by autodiff.
+
+  Args:
+    params: `w_in [I, H]`, `w_hh [H, H]`, `b [H]`, `w_out [H, O]`, `b_out [O]`.
+    inputs_TxBxI: time-major inputs of one fixed-length batch (every step valid).
+    targets_B: class ids, read out from the last state.
+    alpha: Ω's weight; 0 skips Ω altogether (SGD, SGD-C).
+    bound: Ω skips a (t, b) entry whose `‖δʰ_t‖²` is below this.
+
+  Returns:
+    `(loss, grads, omega)`: `grads["w_hh"]` includes `alpha · ∂⁺Ω/∂W_hh`; `omega` is NaN
+    when `alpha` is 0.
+  """
+  batch, hidden = inputs_TxBxI.shape[1], params["w_hh"].shape[0]
+  with_omega = alpha != 0.0
+
+  def loss_fn(p, probes):
+    def cell(h, xs):
+      u, probe = xs
+      h = jnp.tanh(h @ p["w_hh"] + u @ p["w_in"] + p["b"][None])
+      # ∂E/∂probe_t is ∂E/∂h_t: the adjoints Ω needs, without a hand-written backward.
+      h = h if probe is None else h + probe
+      return h, h
+
+    h0 = jnp.zeros((batch, hidden), inputs_TxBxI.dtype)
+    h_last, hs = jax.lax.scan(cell, h0, (inputs_TxBxI, probes))
+    logits = h_last @ p["w_out"] + p["b_out"][None]
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets_B).mean()
+    return loss, hs
+
+  if not with_omega:
+    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, None)
+    return loss, grads, jnp.float32(jnp.nan)
+
+  probes = jnp.zeros(inputs_TxBxI.shape[:2] + (hidden,), inputs_TxBxI.dtype)
+  (loss, hs), (grads, dh) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+    params, probes
+  )
+
+  def omega_fn(w_hh):
+    # Only the immediate derivative (eq. 10): adjoints and states are held constant.
+    d, h = jax.lax.stop_gradient((dh, hs))
+    back = (d * (1.0 - h * h)) @ w_hh.T  # (δʰ_t ⊙ σ'_t) W_hhᵀ
+    num, den = jnp.sum(back * back, axis=-1), jnp.sum(d * d, axis=-1)
+    kept = den >= bound
+    ratio = num / jnp.where(kept, den, 1.0)
+    terms = jnp.where(kept, (ratio - 1.0) ** 2, 0.0)
+    return jnp.sum(terms) / jnp.maximum(jnp.sum(kept), 1)
+
+  omega, omega_grad = jax.value_and_grad(omega_fn)(params["w_hh"])
+  grads = dict(grads, w_hh=grads["w_hh"] + alpha * omega_grad)
+  return loss, grads, omega
+
+
+class _AutodiffTraining:
+  """The autodiff peer for `n_runs` runs: `jit(vmap(chunk))`, sharded like the engine.
+
+  The same initial weights (`rnn.init_params`, `basic_tanh`) and run keys as
+  `_JaxTraining`; the data comes from the same on-device sampler, inside the chunk.
+  """
+
+  def __init__(self, plan: Plan, task, algorithm: str, length: int, n_runs: int):
+    if algorithm not in ("sgd_c", "sgd_cr"):
+      raise ValueError(f"the autodiff peer does SGD-C and SGD-CR, not {algorithm!r}")
+    cfg = _config(plan, length, algorithm == "sgd_cr")
+    alpha = float(cfg.alpha) if algorithm == "sgd_cr" else 0.0
+    bound, batch, chunk_size = float(cfg.omega_bound), plan.batch, _chunk_size(plan, length)
+    buffer = task.buffer_length(length)
+    opt = optax.chain(optax.clip_by_global_norm(float(cfg.clip)), optax.sgd(float(cfg.lr)))
+
+    def init(key):
+      k_params, k_run = jax.random.split(key)
+      params = autodiff_params(rnn.init_params(k_params, task.n_in, plan.hidden, task.n_out, _INIT))
+      return params, opt.init(params), k_run
+
+    def chunk(state):
+      def update(carry, _):
+        params, opt_state, key = carry
+        key, k_data = jax.random.split(key)
+        b = task.sample(k_data, batch, jnp.int32(length), buffer)
+        loss, grads, _ = autodiff_loss_and_grads(
+          params, b.inputs, b.targets, alpha=alpha, bound=bound
+        )
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state, key), loss
+
+      return jax.lax.scan(update, state, None, length=chunk_size)
+
+    self.n_runs, self.n_padded = n_runs, _padded(n_runs)
+    self.chunk = jax.jit(jax.vmap(chunk), donate_argnums=0)
+    keys = jax.random.split(jax.random.PRNGKey(0), self.n_padded)
+    self.state = jax.device_put(jax.jit(jax.vmap(init))(keys), sweep.runs_sharding())
+
+  def __call__(self) -> None:
+    self.state, _ = self.chunk(self.state)
+    jax.block_until_ready(self.state)
 
 
 def _sample_pool(task, length: int, batch: int, n_batches: int, seed: int = 1):
@@ -457,6 +597,21 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
             dict(runs_padded=job.n_padded, chunk_size=_chunk_size(plan, length)),
           )
         )
+  for length in plan.autodiff_lengths:
+    for alg in (a for a in plan.algorithms if a in ("sgd_c", "sgd_cr")):
+      log(f"autodiff: {alg} T={length} runs={plan.ref_runs}: initialising")
+      job = _AutodiffTraining(plan, task, alg, length, plan.ref_runs)
+      ru = plan.ref_runs * _chunk_size(plan, length)
+      flops = update_flops(length, plan.batch, plan.hidden, task.n_in)
+      cases.append(
+        _Case(
+          {"side": "autodiff", "algorithm": alg, "length": length, "runs": plan.ref_runs},
+          job,
+          ru,
+          ru * flops,
+          {"runs_padded": job.n_padded, "chunk_size": _chunk_size(plan, length)},
+        )
+      )
   if torch is None:
     notes.append(_TORCH_MISSING)
     log(_TORCH_MISSING)
@@ -497,8 +652,8 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = logging.info) -> dict
   Returns:
     A JSON-able dict: `machine` (host, versions, devices, load), `plan`, `cases` (one
     entry per timed case with its per-round seconds, median/best rates and GFLOP/s),
-    `summary` (`ratio_vs_torch`, `omega_overhead`, `matmul_fraction` at the reference
-    point) and `ratios` (the same per length and run count), `notes`.
+    `summary` (`ratio_vs_torch`, `omega_overhead`, `matmul_fraction`,
+    `ratio_vs_autodiff` at the reference point) and `ratios` (the same per length and run count), `notes`.
   """
   t_start = time.time()
   load_before = _loadavg()
@@ -601,6 +756,11 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
     )
     t = find(side="torch_nn_rnn", algorithm=alg, length=length)
     row["ratio_vs_torch_nn_rnn"] = med(_per_round(c) / _per_round(t)) if t else None
+    a = find(side="autodiff", algorithm=alg, length=length, runs=runs)
+    row["ratio_vs_autodiff"] = med(_per_round(c) / _per_round(a)) if a else None
+    row["ratio_vs_autodiff_per_cpu_s"] = (
+      med(_per_round(c, cpu=True) / _per_round(a, cpu=True)) if a else None
+    )
     if alg == "sgd_cr":
       base = find(side="jax", algorithm="sgd_c", length=length, runs=runs)
       # Time per SGD-CR update over time per SGD-C update.
@@ -631,17 +791,20 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
     matmul_fraction=num(cr.get("matmul_fraction")),
     matmul_fraction_per_cpu_s=num(cr.get("matmul_fraction_per_cpu_s")),
     step_product_fraction=num(cr.get("step_product_fraction")),
+    ratio_vs_autodiff=num(cr.get("ratio_vs_autodiff")),
+    ratio_vs_autodiff_per_cpu_s=num(cr.get("ratio_vs_autodiff_per_cpu_s")),
     length=plan.ref_length,
     runs=plan.ref_runs,
   )
 
 
 def summary_line(results: dict[str, Any]) -> str:
-  """`ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z>` (nan where not measured)."""
+  """`ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z> ratio_vs_autodiff=<w>`
+  (nan where not measured)."""
   s = results["summary"]
   return (
     f"ratio_vs_torch={s['ratio_vs_torch']:.2f} omega_overhead={s['omega_overhead']:.3f} "
-    f"matmul_fraction={s['matmul_fraction']:.3f}"
+    f"matmul_fraction={s['matmul_fraction']:.3f} ratio_vs_autodiff={s['ratio_vs_autodiff']:.2f}"
   )
 
 
@@ -671,11 +834,14 @@ def format_table(results: dict[str, Any]) -> str:
       )
   jax_runs = sorted({c["runs"] for c in cases if c["side"] == "jax"})
   has_nn = any(c["side"] == "torch_nn_rnn" for c in cases)
+  has_ad = any(c["side"] == "autodiff" for c in cases)
   ratios = {(r["algorithm"], r["length"], r["runs"]): r for r in results["ratios"]}
   ref_runs = results["plan"]["ref_runs"]
   head = ["T", "alg"] + [f"jax {n} run{'s' if n > 1 else ''}" for n in jax_runs]
   head += ["torch loop"] + (["torch nn.RNN"] if has_nn else [])
-  head += [f"x torch@{ref_runs}", "(per CPU s)", f"GFLOP/s@{ref_runs}", "of matmul", "(per CPU s)"]
+  head += [f"x torch@{ref_runs}", "(per CPU s)"]
+  head += [f"autodiff@{ref_runs}", f"x autodiff@{ref_runs}", "(per CPU s)"] if has_ad else []
+  head += [f"GFLOP/s@{ref_runs}", "of matmul", "(per CPU s)"]
   head += ["of step product"]
   head += ["CR/C time", "(per CPU s)"]
   rows = [head]
@@ -710,6 +876,14 @@ def format_table(results: dict[str, Any]) -> str:
     row += [
       fmt(r.get("ratio_vs_torch"), "{:.1f}x"),
       fmt(r.get("ratio_vs_torch_per_cpu_s"), "({:.1f}x)"),
+    ]
+    if has_ad:
+      row += [
+        rate("autodiff", alg, t, ref_runs),
+        fmt(r.get("ratio_vs_autodiff"), "{:.2f}x"),
+        fmt(r.get("ratio_vs_autodiff_per_cpu_s"), "({:.2f}x)"),
+      ]
+    row += [
       fmt(gf, "{:.1f}"),
       fmt(r.get("matmul_fraction"), "{:.0%}"),
       fmt(r.get("matmul_fraction_per_cpu_s"), "({:.0%})"),
@@ -787,14 +961,6 @@ def write_json(results: dict[str, Any], path: str) -> None:
     f.write("\n")
 
 
-_QUICK = flags.DEFINE_bool("quick", False, "Only T=50, 15 runs, SGD-C and SGD-CR (+ matmul).")
-_OUT = flags.DEFINE_string("out", None, "Write every number as JSON to this file.")
-_ROUNDS = flags.DEFINE_integer("rounds", None, "Timed rounds (default: the plan's).")
-_TORCH_THREADS = flags.DEFINE_integer(
-  "torch_threads", 1, "torch.set_num_threads while torch is timed (0: torch's default)."
-)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -811,4 +977,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a binary, so one benchmark can import the other.
+  _QUICK = flags.DEFINE_bool("quick", False, "Only T=50, 15 runs, SGD-C and SGD-CR (+ matmul).")
+  _OUT = flags.DEFINE_string("out", None, "Write every number as JSON to this file.")
+  _ROUNDS = flags.DEFINE_integer("rounds", None, "Timed rounds (default: the plan's).")
+  _TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", 1, "torch.set_num_threads while torch is timed (0: torch's default)."
+  )
   app.run(main)

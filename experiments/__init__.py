@@ -9,6 +9,9 @@ explicit `--xla_force_host_platform_device_count` in `XLA_FLAGS` wins.
 
 import os
 import signal
+from collections.abc import Mapping
+
+__all__ = ["distributed_args", "stop_sweeps_gracefully"]
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
@@ -24,9 +27,9 @@ os.environ.setdefault(
   ),
 )
 
-import logging as _logging  # noqa: E402
+import logging as _logging
 
-from absl import logging as _absl_logging  # noqa: E402
+from absl import logging as _absl_logging
 
 
 def stop_sweeps_gracefully() -> None:
@@ -48,11 +51,51 @@ def stop_sweeps_gracefully() -> None:
     signal.signal(sig, handler)
 
 
-if os.environ.get("RNN_DYNAMICS_DISTRIBUTED", "0") == "1":
-  # Several hosts: one process per host joins before any JAX computation (BUILD.md).
+def distributed_args(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+  """The `jax.distributed.initialize` arguments that the environment gives explicitly.
+
+  JAX reads only `JAX_COORDINATOR_ADDRESS` from the environment itself; the number of
+  processes and this process's id otherwise come from a detected cluster manager (SLURM,
+  Open MPI, Kubernetes, Cloud TPU). `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID`, where set,
+  are passed through; where unset, cluster auto-detection fills them in as before.
+
+  Raises:
+    ValueError: a variable is set but is not a non-negative integer.
+  """
+  environ = os.environ if environ is None else environ
+  args = {}
+  for var, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+    value = environ.get(var, "").strip()
+    if not value:
+      continue
+    if not value.isdigit():
+      raise ValueError(f"{var}={value!r}: expected a non-negative integer")
+    args[arg] = int(value)
+  return args
+
+
+def _initialize_distributed() -> None:
+  """Joins the process group before any JAX computation (BUILD.md, several hosts)."""
+  # Cross-process gathers of CPU arrays need CPU collectives; gloo is JAX's built-in
+  # implementation (the default in recent versions, 'none' in older ones). Set before
+  # JAX reads its config; an explicit choice in the environment wins.
+  os.environ.setdefault("JAX_CPU_COLLECTIVES_IMPLEMENTATION", "gloo")
   import jax as _jax
 
-  _jax.distributed.initialize()
+  args = distributed_args()
+  try:
+    _jax.distributed.initialize(**args)
+  except ValueError as e:
+    raise ValueError(
+      f"RNN_DYNAMICS_DISTRIBUTED=1 but jax.distributed could not start ({e}). Outside a "
+      "cluster manager JAX detects (SLURM, Open MPI, Kubernetes, Cloud TPU), set "
+      "JAX_COORDINATOR_ADDRESS=<host:port of process 0>, JAX_NUM_PROCESSES and "
+      "JAX_PROCESS_ID on every process (BUILD.md)."
+    ) from e
+
+
+if os.environ.get("RNN_DYNAMICS_DISTRIBUTED", "0") == "1":
+  _initialize_distributed()
 
 
 class _QuietCheckpointing(_logging.Filter):

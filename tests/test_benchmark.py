@@ -1,10 +1,21 @@
-"""The throughput benchmark on a tiny size: it runs, and its JSON and summary line are sound."""
+"""The throughput benchmark on a tiny size: it runs, and its JSON and summary line are sound;
+its autodiff peer computes the engine's gradient."""
 
+import dataclasses
 import json
 import math
 import re
 
-from benchmarks import throughput
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks import accelerator, throughput
+from experiments.configs import success_rate
+from rnn_dynamics import rnn
+from rnn_dynamics.regularizers import omega_and_grad
+from rnn_dynamics.tasks import get_task
 
 _TINY = throughput.Plan(
   lengths=(10,),
@@ -13,6 +24,7 @@ _TINY = throughput.Plan(
   torch_lengths=(10,),
   torch_algorithms=("sgd_c", "sgd_cr"),
   torch_nn_rnn=("sgd_c",),
+  autodiff_lengths=(10,),
   chunk_steps=40,
   rounds=1,
   torch_block_s=0.02,
@@ -42,7 +54,7 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   has_torch = throughput.torch is not None
 
   sides = {c["side"] for c in results["cases"]}
-  assert {"matmul", "step_product", "jax"} <= sides
+  assert {"matmul", "step_product", "jax", "autodiff"} <= sides
   assert ("torch" in sides) == has_torch
   for case in results["cases"]:
     assert len(case["seconds"]) == _TINY.rounds
@@ -51,17 +63,22 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
       assert case["run_updates_per_s"] > 0 and math.isfinite(case["run_updates_per_s"])
 
   summary = results["summary"]
-  names = ["ratio_vs_torch", "omega_overhead", "matmul_fraction"]
+  names = ["ratio_vs_torch", "omega_overhead", "matmul_fraction", "ratio_vs_autodiff"]
+  names += ["ratio_vs_autodiff_per_cpu_s"]
   for name in names if has_torch else names[1:]:
     assert math.isfinite(summary[name]) and summary[name] > 0, name
   assert math.isfinite(summary["step_product_fraction"]) and summary["step_product_fraction"] > 0
 
   line = throughput.summary_line(results)
-  m = re.fullmatch(r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+)", line)
+  m = re.fullmatch(
+    r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+) ratio_vs_autodiff=(\S+)",
+    line,
+  )
   assert m, line
   assert [float(x) for x in m.groups()][1:] == [
     float(f"{summary['omega_overhead']:.3f}"),
     float(f"{summary['matmul_fraction']:.3f}"),
+    float(f"{summary['ratio_vs_autodiff']:.2f}"),
   ]
 
   path = tmp_path / "throughput.json"
@@ -69,4 +86,147 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   loaded = json.loads(path.read_text(), parse_constant=_reject)  # strict: no NaN, Infinity
   assert loaded["machine"]["device_count"] >= 1 and loaded["machine"]["jax"]
   assert all(math.isfinite(x) for x in _numbers(loaded))
-  assert "run-updates per second" in throughput.format_table(results)
+  table = throughput.format_table(results)
+  assert "run-updates per second" in table and "x autodiff@2" in table
+
+
+@pytest.mark.parametrize("alpha", [0.0, 4.0])
+def test_autodiff_peer_gradient_is_the_engines(alpha):
+  """The peer (jax.grad through a plain scan, Ω by autodiff through zero probes) and the
+  engine (hand-written BPTT, Ω from the saved adjoint norms) agree on one batch, so the
+  benchmark's `x autodiff` compares two ways of writing the same update."""
+  task = get_task("temporal_order")
+  length, batch, hidden = 12, 5, 8
+  # Weights large enough that the adjoints neither vanish nor stay trivial over 12 steps.
+  params = rnn.init_params(jax.random.PRNGKey(3), task.n_in, hidden, task.n_out, "basic_tanh")
+  params = params.replace(w_hh=params.w_hh * 8.0, w_in=params.w_in * 5.0)
+  b = task.sample(jax.random.PRNGKey(4), batch, jnp.int32(length), task.buffer_length(length))
+  assert bool(jnp.all(b.mask)), "the peer assumes fixed-length batches"
+
+  loss, grads, fwd = rnn.loss_and_grads(params, rnn.TANH, b, task.head)
+  om, om_grad, kept = omega_and_grad(
+    params.w_hh, fwd.adjoints, fwd.unroll.dsigma_TxBxH, b.mask, form="original", bound=1e-20
+  )
+  if alpha:
+    grads = grads.replace(w_hh=grads.w_hh + alpha * om_grad)
+  peer_loss, peer_grads, peer_om = jax.jit(
+    lambda p, x, y: throughput.autodiff_loss_and_grads(p, x, y, alpha=alpha, bound=1e-20)
+  )(throughput.autodiff_params(params), b.inputs, b.targets)
+
+  np.testing.assert_allclose(peer_loss, loss, rtol=1e-6)
+  for name, want in throughput.autodiff_params(grads).items():
+    got = peer_grads[name]
+    scale = float(jnp.max(jnp.abs(want)))
+    assert scale > 1e-4, f"{name}: a vanishing gradient would make the check trivial"
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale, err_msg=name)
+  if alpha:
+    assert float(kept) == 1.0 and float(om) > 1e-3  # every entry counts, Ω is not trivial
+    np.testing.assert_allclose(peer_om, om, rtol=1e-5)
+    # Ω's part of the gradient is itself sizeable, so it is checked, not drowned out.
+    assert float(jnp.max(jnp.abs(alpha * om_grad))) > 0.1 * float(jnp.max(jnp.abs(grads.w_hh)))
+  else:
+    assert bool(jnp.isnan(peer_om))
+
+
+# --- benchmarks/accelerator.py ---------------------------------------------------------
+
+
+def test_projection_model_by_hand():
+  a, b = accelerator.fit_affine({50: 0.011, 200: 0.041})
+  assert a == pytest.approx(0.001) and b == pytest.approx(0.0002)
+  # A negative intercept is clamped: slope through the origin, Σ T·y / Σ T².
+  assert accelerator.fit_affine({50: 0.01, 200: 0.05}) == pytest.approx((0.0, 10.5 / 42500))
+  assert accelerator.fit_affine({40: 0.02}) == pytest.approx((0.0, 0.0005))
+
+  points = {45: 0.01, 405: 0.02}
+  at = lambda n: accelerator.seconds_per_update_at(points, n)
+  assert [at(10), at(45), at(225), at(405), at(810)] == pytest.approx(
+    [0.01, 0.01, 0.015, 0.02, 0.04]
+  )
+
+  rows = [
+    *(
+      {"length": 10, "algorithm": "sgd_c", "solved": True, "updates_to_solve": u}
+      for u in (100, 200, 600)
+    ),
+    {"length": 10, "algorithm": "sgd_c", "solved": False, "updates_to_solve": None},
+    {"length": 10, "algorithm": "sgd_cr", "solved": True, "updates_to_solve": 7000},
+    {"length": 10, "algorithm": "sgd_cr", "solved": False, "updates_to_solve": None},
+    {
+      "length": 99,
+      "algorithm": "sgd",
+      "solved": True,
+      "updates_to_solve": 1,
+    },  # not a preset length
+  ]
+  decided = accelerator.decided_updates(
+    rows,
+    lengths=(10, 20),
+    algorithms=("sgd", "sgd_c", "sgd_cr"),
+    runs_per_algorithm=2,
+    max_updates=5000,
+  )
+  # sgd: no rows → budget; sgd_c: ¾ solved → 2 of 2 at the median 200; sgd_cr: ½ → 1 of 2,
+  # at its median 7000 capped to the budget.
+  assert decided == {10: [5000, 5000, 200, 200, 5000, 5000], 20: [5000] * 6}
+
+  p = accelerator.project_wall_s(
+    {10: 0.002, 20: 0.004}, {10: [100, 250], 20: [5000, 5000]}, 100, {10: 0.001, 20: 0.003}
+  )
+  assert p["per_length"][10] == pytest.approx({"updates": 300, "group_s": 0.6, "packed_s": 0.35})
+  assert p["per_length"][20] == pytest.approx({"updates": 5000, "group_s": 20.0, "packed_s": 30.0})
+  assert p["total_s"] == pytest.approx(20.6) and p["packed_s"] == pytest.approx(30.35)
+
+
+# Few compiles: one algorithm, two lengths (the fit needs two), two sizes, two unrolls.
+_TINY_CHECK = dataclasses.replace(accelerator.TINY, algorithms=("sgd_cr",))
+
+
+def test_accelerator_tiny_run_measures_and_projects(tmp_path):
+  rows = [
+    {"length": 10, "algorithm": a, "solved": True, "updates_to_solve": 3000}
+    for a in ("sgd", "sgd_c", "sgd_cr")
+  ]
+  results = accelerator.run_check(_TINY_CHECK, solve_rows=rows, log=lambda _: None)
+  meas = results["measurements"]
+  want = {(t, n, 1) for t in (4, 8) for n in (2, 4)} | {(t, 2, 2) for t in (4, 8)}
+  assert {(m["length"], m["runs"], m["unroll"]) for m in meas} == want
+  for m in meas:
+    assert m["status"] == "ok", m
+    assert m["update_s"] == pytest.approx(m["call_s"] / m["updates_per_call"])
+    assert m["step_us"] == pytest.approx(m["update_s"] / (2 * m["length"]) * 1e6)
+    assert m["run_updates_per_s"] == pytest.approx(m["runs"] / m["update_s"])
+  assert isinstance(results["unroll_honored"], bool)
+
+  p = results["projection"]
+  cfg = success_rate.get_config("paper")
+  assert p["group_runs"] == len(cfg.inits) * len(cfg.algorithms) * cfg.seeds
+  a, b = p["update_s_fit"]["a"], p["update_s_fit"]["b"]
+  assert b > 0 and a >= 0
+  # Worst case: every length runs the whole budget at the fitted time per update.
+  worst = sum((a + b * t) * cfg.max_updates for t in cfg.lengths)
+  assert p["worst"]["total_s"] == pytest.approx(worst)
+  # Every run at T=10 solved after 3000 updates: that group stops at its first chunk.
+  solve = p["with_solve_times"]["per_length"]
+  assert solve[10]["updates"] == cfg.chunk_size * -(-3000 // cfg.chunk_size)
+  assert solve[20]["updates"] == cfg.max_updates
+  assert p["with_solve_times"]["total_s"] < p["worst"]["total_s"]
+
+  path = tmp_path / "accelerator.json"
+  throughput.write_json(results, str(path))
+  loaded = json.loads(path.read_text(), parse_constant=_reject)
+  assert all(math.isfinite(x) for x in _numbers(loaded))
+  report = accelerator.format_report(results)
+  assert "projected wall time" in report and "unroll 2" in report
+
+
+def test_accelerator_respects_a_spent_budget():
+  results = accelerator.run_check(
+    dataclasses.replace(_TINY_CHECK, budget_s=0.0), log=lambda _: None
+  )
+  assert results["measurements"] and all(
+    m["status"] == "skipped" and "budget" in m["reason"] for m in results["measurements"]
+  )
+  assert results["projection"] is None
+  report = accelerator.format_report(results)
+  assert "budget of 0 s spent" in report and "skipped" in report
