@@ -4,9 +4,9 @@ r"""The pathological tasks side by side with the paper (reads finished task work
       --workdirs=runs/path/addition,runs/path/temporal_order --out=runs/path/summary
 
 Writes `summary.{md,csv,json}` to --out: per task variant, the set-up used, how many seeds
-each algorithm solved, SGD-CR's median updates to solve and how far its solved models
-generalize, beside the paper's reported result (SPEC §4). Workdirs still running are
-summarized as far as they got.
+each algorithm solved (with the 95 % interval), SGD-CR's median updates to solve and how
+far its solved models generalize, beside the paper's reported result (SPEC §4). Workdirs
+still running are summarized as far as they got.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def summarize(workdirs: Sequence[str | Path], out: str | Path) -> str:
     "paper",
   ]
   text = (
-    "Seeds solved (error < 1% on fresh sequences) per algorithm; one model per run for "
-    "all training lengths (memorization: one per gap length, counted together).\n\n"
+    "Seeds solved (error < 1% on fresh sequences) per algorithm, with the 95 % "
+    "Clopper–Pearson interval of the success rate; one model per run for all training "
+    "lengths (memorization: one per gap length, counted together).\n\n"
     + pathological.markdown(rows, columns, _HEADERS)
   )
   out = make_folder(out)

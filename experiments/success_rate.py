@@ -21,7 +21,7 @@ from absl import app, logging
 
 import experiments
 from experiments import cli, validation
-from rnn_dynamics import plots, sweep, train
+from rnn_dynamics import plots, stats, sweep, train
 from rnn_dynamics.workdir import Workdir
 
 
@@ -81,17 +81,21 @@ def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
     f"{config.seeds} seeds",
   )
   plots.save_figure(fig, workdir.path / "success_rate")
+  fig = plots.updates_to_solve_figure(
+    rows, inits=config.inits, algorithms=config.algorithms, max_updates=config.max_updates
+  )
+  plots.save_figure(fig, workdir.path / "updates_to_solve")
 
 
 def _summary(rows: list[dict], config) -> str:
-  rates = plots.success_table(rows)
-  lines = ["init        algorithm  " + " ".join(f"T={t:<5}" for t in config.lengths)]
+  rates = plots.success_intervals(rows)  # seeds solved, with the 95 % interval
+  lines = ["init        algorithm  " + " ".join(f"T={t:<14}" for t in config.lengths)]
   for init in config.inits:
     for alg in config.algorithms:
       cells = [rates.get((init, alg, int(t))) for t in config.lengths]
       lines.append(
         f"{init:<11} {plots.ALGORITHM_LABELS.get(alg, alg):<10} "
-        + " ".join(f"{c:<7.0%}" if c is not None else f"{'-':<7}" for c in cells)
+        + " ".join(f"{stats.format_rate(c) if c else '-':<16}" for c in cells)
       )
   return "\n".join(lines)
 
@@ -109,7 +113,8 @@ def main(argv):
     logging.warning("interrupted; run the same command again to resume from the checkpoint")
     sys.exit(130)
   print(_summary(rows, config))
-  print(f"results: {_WORKDIR.value}/results.csv, figure: {_WORKDIR.value}/success_rate.png")
+  print(f"results: {_WORKDIR.value}/results.csv, figures: {_WORKDIR.value}/success_rate.png, "
+        f"{_WORKDIR.value}/updates_to_solve.png")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnn_dynamics import plots, results
+from rnn_dynamics import plots, results, stats
 from rnn_dynamics.errors import ConfigError
 
 __all__ = [
@@ -156,10 +156,12 @@ def task_table(
     algorithms: order of the algorithms (others follow in order of appearance).
 
   Returns:
-    Rows with `task`, `lengths`, `algorithm`, `seeds`, `solved`, `success_rate`,
-    `updates_to_solve_median`/`_min`/`_max` (solved runs), `test_error_median`
-    (error on the final test of every run), `strict_solved` (0 errors out of the test
-    set, the original code's criterion) and `diverged`.
+    Rows with `task`, `lengths`, `algorithm`, `seeds`, `solved`, `success` (the count
+    with its 95 % interval, `"3/5 (15–95 %)"`), `success_rate`, `success_low`,
+    `success_high` (the interval's ends), `updates_to_solve_median`/`_min`/`_max`
+    (solved runs), `test_error_median` (error on the final test of every run),
+    `strict_solved` (0 errors out of the test set, the original code's criterion) and
+    `diverged`.
   """
   out = []
   by_setting = _group_rows(rows, ("task", "min_length", "max_length"))
@@ -169,6 +171,7 @@ def task_table(
       runs = by_alg[(alg,)]
       solved = [r for r in runs if r["solved"]]
       updates = [r["updates_to_solve"] for r in solved]
+      ci = stats.success_interval(len(solved), len(runs))
       out.append(
         dict(
           task=task,
@@ -176,7 +179,10 @@ def task_table(
           algorithm=alg,
           seeds=len(runs),
           solved=len(solved),
-          success_rate=len(solved) / len(runs),
+          success=stats.format_rate(ci),
+          success_rate=ci.rate,
+          success_low=ci.low,
+          success_high=ci.high,
           updates_to_solve_median=_median(updates),
           updates_to_solve_min=min(updates) if updates else None,
           updates_to_solve_max=max(updates) if updates else None,
@@ -251,10 +257,6 @@ def generalization_reach(
   return reach
 
 
-def _fmt_count(k: int, n: int) -> str:
-  return f"{k}/{n}"
-
-
 def summary_table(
   workdirs: Sequence[dict[str, Any]], algorithms: Sequence[str] | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -267,8 +269,9 @@ def summary_table(
   Returns:
     `(rows, algorithms)`: one row per task variant with `task`, `preset`, `setup`
     (hidden, lr, α, clip, init), `lengths` (training), `max_updates`, a `k/n solved`
-    column per algorithm, `sgd_cr_updates_median`, `sgd_cr_generalizes_to` (median
-    over solved SGD-CR models of `generalization_reach`, with the range) and `paper`.
+    column per algorithm (`"k/n (low–high %)"`, the 95 % interval),
+    `sgd_cr_updates_median`, `sgd_cr_generalizes_to` (median over solved SGD-CR models
+    of `generalization_reach`, with the range) and `paper`.
   """
   algs: list[str] = list(algorithms or [])
   out = []
@@ -292,7 +295,7 @@ def summary_table(
       by_alg = _group_rows(vrows, ("algorithm",))
       for a in algs:
         runs = by_alg.get((a,), [])
-        row[a] = _fmt_count(sum(bool(r["solved"]) for r in runs), len(runs)) if runs else ""
+        row[a] = stats.format_rate([r["solved"] for r in runs]) if runs else ""
       cr = [r for r in by_alg.get(("sgd_cr",), []) if r["solved"]]
       row["sgd_cr_updates_median"] = _median([r["updates_to_solve"] for r in cr])
       reaches = [
@@ -371,14 +374,23 @@ def _cell(x: Any) -> str:
   return str(x).replace("|", "\\|")
 
 
+_SUCCESS_NUMBERS = ("success_rate", "success_low", "success_high")
+
+
 def markdown(
   rows: Sequence[dict[str, Any]],
   columns: Sequence[str] | None = None,
   headers: dict[str, str] | None = None,
 ) -> str:
-  """A GitHub Markdown table of `rows` (column order: `columns`, or as found)."""
+  """A GitHub Markdown table of `rows` (column order: `columns`, or as found).
+
+  By default the numeric twins of the `success` text (`success_rate`, `success_low`,
+  `success_high`, kept for the CSV) are left out: the text already shows them.
+  """
   if columns is None:
     columns = list(dict.fromkeys(k for r in rows for k in r))
+    if "success" in columns:
+      columns = [c for c in columns if c not in _SUCCESS_NUMBERS]
   headers = headers or {}
   head = [headers.get(c, plots.ALGORITHM_LABELS.get(c, c)) for c in columns]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(columns)]

@@ -15,7 +15,7 @@ import pytest
 from experiments import pathological as experiment
 from experiments import pathological_summary
 from experiments.configs import pathological as configs
-from rnn_dynamics import pathological, sweep
+from rnn_dynamics import pathological, stats, sweep
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import WorkdirConfigMismatch
 
@@ -120,7 +120,10 @@ def test_summary_puts_every_task_beside_the_paper(runs, tmp_path):
   ]
   for r in rows:
     assert r["paper"] == pathological.paper_setup(r["task"]).reported
-    assert r["sgd_c"].endswith("/2") and r["sgd_cr"].endswith("/2")
+    # "k/2 (low–high %)": the count with its 95 % interval.
+    for alg in ("sgd_c", "sgd_cr"):
+      k = int(r[alg].split("/")[0])
+      assert r[alg] == stats.format_rate(k, 2)
   assert (tmp_path / "summary.csv").exists()
   assert "paper (SPEC §4)" in text and "1 of 8 (ICML text: 2 of 5)" in text
 
@@ -198,6 +201,9 @@ def test_tables_from_rows():
   assert table[0]["test_error_median"] == pytest.approx(0.3)
   assert table[1]["success_rate"] == 1.0 and table[1]["updates_to_solve_median"] == 2000
   assert table[1]["lengths"] == "[50, 200)"
+  # Two seeds: 0/2 is compatible with up to 84 %, 2/2 with as little as 16 %.
+  assert table[0]["success"] == "0/2 (0–84 %)" and table[1]["success"] == "2/2 (16–100 %)"
+  assert table[1]["success_low"] == pytest.approx(0.15811, abs=1e-5)
   gen = [
     dict(rows[0], eval_length=n, error=e)
     for n, e in ((50, 0.0), (200, 0.0), (400, 0.004), (500, 0.02), (1000, 0.0))
@@ -205,6 +211,8 @@ def test_tables_from_rows():
   assert pathological.generalization_reach(gen) == {("addition", 50, 200, "sgd_cr", 0): 400}
   md = pathological.markdown(table)
   assert md.count("\n") == 4 and "| SGD-CR |" in md
+  # The interval is shown once, as text; its numbers stay in the CSV only.
+  assert "| 2/2 (16–100 %) |" in md and "success_low" not in md
 
 
 def _with_task(config, task):

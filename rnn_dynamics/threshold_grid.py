@@ -1,0 +1,316 @@
+"""How much the clipping threshold matters, with and without Ω (§3.2 and its footnote).
+
+The paper: training "is not very sensitive to [the threshold] and the algorithm behaves
+well even for rather small thresholds", with the heuristic of half to ten times the
+average gradient norm; and (ICML footnote) "when using just the regularization term,
+without clipping, learning usually fails due to exploding gradients". `experiments/
+threshold_grid.py` trains a threshold × α × seed grid in one vmapped program; this module
+builds that grid and turns its rows and traces into the table, the two heatmaps and the
+summary:
+
+* `grid_runs`: labels and hyper-parameters of every run (all `sgd_cr`, which keeps α as
+  given, α = 0 included; the threshold ∞ is `math.inf`);
+* `average_grad_norm`: the measured average pre-clip gradient norm the heuristic refers to;
+* `cell_table`: per (init, threshold, α): success with its 95 % interval, median updates;
+* `heatmap_figure`: either quantity over the grid, the average norm marked on the axis;
+* `summary`: the table in text plus the two claims, checked with `stats.intervals_separate`.
+
+In stored rows (JSON has no infinity) an unclipped run's `clip` reads None; `threshold`
+maps it back to `math.inf`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rnn_dynamics import stats, train
+
+__all__ = [
+  "average_grad_norm",
+  "cell_table",
+  "grid_runs",
+  "heatmap_figure",
+  "summary",
+  "threshold",
+  "thresholds",
+]
+
+ALGORITHM = "sgd_cr"  # the only name whose hparams keep both the threshold and α as given
+
+
+def thresholds(config) -> list[float]:
+  """The grid's thresholds, ascending, ∞ last when `config.include_unclipped`."""
+  out = sorted(float(c) for c in config.thresholds)
+  return out + ([math.inf] if config.include_unclipped else [])
+
+
+def threshold(row: dict[str, Any]) -> float:
+  """A row's clipping threshold (`math.inf` for no clipping, stored as None in JSON)."""
+  c = row["clip"]
+  return math.inf if c is None else float(c)
+
+
+def grid_runs(config) -> tuple[list[dict[str, Any]], list[train.HParams], list[int]]:
+  """Every run of the grid: `(labels, hparams, seeds)`, in init × threshold × α × seed order.
+
+  Runs with the same seed share initial weights and training data in every cell, so the
+  cells are paired comparisons.
+  """
+  labels, hps, seeds = [], [], []
+  for init in config.inits:
+    for clip in thresholds(config):
+      for alpha in config.alphas:
+        for seed in range(int(config.seeds)):
+          labels.append(
+            dict(init=init, clip=clip, alpha=float(alpha), length=int(config.length), seed=seed)
+          )
+          hps.append(
+            train.algorithm_hparams(
+              ALGORITHM, lr=config.lr, clip=clip, alpha=float(alpha), init=init
+            )
+          )
+          seeds.append(seed)
+  return labels, hps, seeds
+
+
+def average_grad_norm(rows: Sequence[dict], traces: dict[str, np.ndarray]) -> tuple[float, str]:
+  """The average pre-clip gradient norm, and which runs it was measured on.
+
+  Measured on the unclipped α = 0 runs (plain SGD: the loss gradient alone, no threshold
+  acting on the trajectory), averaged over every update they made (`grad_norm` is each
+  chunk's mean; frozen chunks are NaN and skipped). Without such runs in the grid, the
+  first chunk of every run is used instead.
+
+  Args:
+    rows: the group's rows, in the order of `traces`' runs axis.
+    traces: `sweep.TRACE_FIELDS` → `[runs, chunks]` arrays.
+
+  Returns:
+    `(norm, source)` where `source` says in words which updates were averaged.
+  """
+  norms = np.asarray(traces["grad_norm"], dtype=np.float64)
+  pick = [i for i, r in enumerate(rows) if math.isinf(threshold(r)) and float(r["alpha"]) == 0]
+  if pick:
+    sel = norms[pick]
+    source = f"mean over all updates of the {len(pick)} unclipped α = 0 runs"
+  else:
+    sel = norms[:, :1]
+    source = f"mean over the first chunk of all {len(rows)} runs"
+  sel = sel[np.isfinite(sel)]
+  return (float(sel.mean()) if sel.size else math.nan), source
+
+
+def cell_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """One row per (init, threshold, α), ordered like the grid.
+
+  Returns:
+    Rows with `init`, `clip` (`math.inf` for none), `alpha`, `seeds`, `solved`,
+    `success` (`"3/5 (15–95 %)"`), `success_rate`, `success_low`, `success_high` (the
+    95 % Clopper–Pearson interval), `updates_to_solve_median` (solved runs; None if
+    none), `diverged`.
+  """
+  cells: dict[tuple, list[dict]] = defaultdict(list)
+  for r in rows:
+    cells[(r["init"], threshold(r), float(r["alpha"]))].append(r)
+  inits = list(dict.fromkeys(r["init"] for r in rows))
+  out = []
+  for key in sorted(cells, key=lambda k: (inits.index(k[0]), k[1], k[2])):
+    runs = cells[key]
+    ci = stats.success_interval([r["solved"] for r in runs])
+    took = [r["updates_to_solve"] for r in runs if r["solved"]]
+    out.append(
+      dict(
+        init=key[0],
+        clip=key[1],
+        alpha=key[2],
+        seeds=ci.n,
+        solved=ci.k,
+        success=stats.format_rate(ci),
+        success_rate=ci.rate,
+        success_low=ci.low,
+        success_high=ci.high,
+        updates_to_solve_median=float(np.median(took)) if took else None,
+        diverged=sum(bool(r["diverged"]) for r in runs),
+      )
+    )
+  return out
+
+
+def _fmt_clip(c: float) -> str:
+  return "∞" if math.isinf(c) else f"{c:g}"
+
+
+def _axis_position(value: float, ticks: Sequence[float]) -> float | None:
+  """Where `value` falls on a categorical axis of ascending finite `ticks` (log-linear
+  between neighbours), or None outside them."""
+  finite = [t for t in ticks if math.isfinite(t)]
+  if not finite or not math.isfinite(value) or value < finite[0] or value > finite[-1]:
+    return None
+  return float(np.interp(math.log(value), np.log(finite), np.arange(len(finite))))
+
+
+def heatmap_figure(
+  table: Sequence[dict[str, Any]],
+  *,
+  value: str,
+  avg_norm: float | None = None,
+  norm_source: str = "",
+  max_updates: int | None = None,
+  title: str = "",
+):
+  """A heatmap over threshold (x) × α (y), a panel per initialisation.
+
+  Args:
+    table: `cell_table` rows.
+    value: "success" (the rate, each cell's text: the count and its 95 % interval) or
+      "updates" (median updates to solve over the solved runs, log colour; "–" if none).
+    avg_norm: the measured average pre-clip norm, drawn as a line on the threshold axis
+      with the heuristic's range (half to ten times it) shaded.
+    norm_source: how `avg_norm` was measured, for the legend.
+    max_updates: the budget, the top of the colour scale for "updates".
+    title: figure title.
+  """
+  import matplotlib.pyplot as plt
+  from matplotlib import colors
+
+  if value not in ("success", "updates"):
+    raise ValueError(f"value must be 'success' or 'updates', got {value!r}")
+  inits = list(dict.fromkeys(r["init"] for r in table))
+  clips = sorted({r["clip"] for r in table})
+  alphas = sorted({r["alpha"] for r in table})
+  size = ((0.9 * len(clips) + 2.6) * len(inits), 0.55 * len(alphas) + 2.2)
+  fig, axes = plt.subplots(1, len(inits), figsize=size, squeeze=False)
+  for ax, init in zip(axes[0], inits):
+    grid = np.full((len(alphas), len(clips)), np.nan)
+    text = [["" for _ in clips] for _ in alphas]
+    for r in table:
+      if r["init"] != init:
+        continue
+      i, j = alphas.index(r["alpha"]), clips.index(r["clip"])
+      if value == "success":
+        grid[i, j] = r["success_rate"]
+        text[i][j] = f"{r['solved']}/{r['seeds']}\n{100 * r['success_low']:.0f}–" + (
+          f"{100 * r['success_high']:.0f}%"
+        )
+      else:
+        med = r["updates_to_solve_median"]
+        grid[i, j] = np.nan if med is None else med
+        text[i][j] = "–" if med is None else f"{med / 1000:.3g}k"
+    if value == "success":
+      im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, origin="lower", aspect="auto")
+      label = "success rate"
+    else:
+      finite = grid[np.isfinite(grid)]
+      top = max_updates or (finite.max() if finite.size else 1.0)
+      low = min(finite.min() if finite.size else top / 10, top / 10)
+      im = ax.imshow(
+        grid, cmap="magma_r", norm=colors.LogNorm(low, top), origin="lower", aspect="auto"
+      )
+      label = "median updates to solve"
+    for i in range(len(alphas)):
+      for j in range(len(clips)):
+        level = grid[i, j]
+        dark = value == "success" and np.isfinite(level) and level < 0.6
+        ax.text(
+          j,
+          i,
+          text[i][j],
+          ha="center",
+          va="center",
+          fontsize=6.5,
+          color="w"
+          if dark
+          or (value == "updates" and np.isfinite(level) and level > 0.3 * (max_updates or np.inf))
+          else "k",
+        )
+    ax.set_xticks(range(len(clips)), [_fmt_clip(c) for c in clips])
+    ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    ax.set_xlabel("clipping threshold (∞: none)")
+    ax.set_ylabel("α (Ω weight)")
+    ax.set_title(init)
+    pos = _axis_position(avg_norm, clips) if avg_norm is not None else None
+    if pos is not None:
+      ax.axvline(
+        pos,
+        color="tab:red",
+        lw=1.5,
+        ls="--",
+        label=f"avg ‖∂E/∂θ‖ = {avg_norm:.3g}" + (f" ({norm_source})" if norm_source else ""),
+      )
+      band = [_axis_position(f * avg_norm, clips) for f in (0.5, 10.0)]
+      lo = band[0] if band[0] is not None else -0.5
+      hi = band[1] if band[1] is not None else sum(math.isfinite(c) for c in clips) - 0.5
+      ax.axvspan(
+        lo,
+        hi,
+        ymin=0,
+        ymax=0.03,
+        color="tab:red",
+        alpha=0.8,
+        label="0.5–10 × avg (paper's heuristic)",
+      )
+      ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
+def summary(table: Sequence[dict[str, Any]], avg_norm: float, norm_source: str) -> str:
+  """The grid as text (success with intervals, threshold rows × α columns, per init) and
+  the two claims measured on it.
+
+  Claims, per init, for every α > 0:
+    * threshold insensitivity: the success of each finite threshold in the heuristic range
+      [0.5, 10] × `avg_norm` (and the smallest thresholds below it), whether any two
+      thresholds' intervals separate;
+    * the footnote: no clipping (∞) against the best clipped threshold.
+  """
+  inits = list(dict.fromkeys(r["init"] for r in table))
+  clips = sorted({r["clip"] for r in table})
+  alphas = sorted({r["alpha"] for r in table})
+  cell = {(r["init"], r["clip"], r["alpha"]): r for r in table}
+  width = 17
+  lines = [f"average pre-clip gradient norm: {avg_norm:.3g} ({norm_source})"]
+  for init in inits:
+    lines.append(f"\n{init}: success (95 % interval), threshold × α")
+    lines.append(f"{'threshold':>10} " + "".join(f"{'α=' + f'{a:g}':<{width}}" for a in alphas))
+    for c in clips:
+      row = [cell.get((init, c, a)) for a in alphas]
+      lines.append(
+        f"{_fmt_clip(c):>10} " + "".join(f"{r['success'] if r else '-':<{width}}" for r in row)
+      )
+    finite = [c for c in clips if math.isfinite(c)]
+    in_range = [c for c in finite if 0.5 * avg_norm <= c <= 10 * avg_norm]
+    for a in (a for a in alphas if a > 0):
+      rs = [cell[(init, c, a)] for c in finite if (init, c, a) in cell]
+      cis = [_ci(r) for r in rs]
+      split = any(stats.intervals_separate(x, y) for x in cis for y in cis)
+      heur = [cell[(init, c, a)]["success"] for c in in_range if (init, c, a) in cell]
+      lines.append(
+        f"  α={a:g}: thresholds 0.5–10× avg ({', '.join(map(_fmt_clip, in_range)) or 'none'}):"
+        f" {'; '.join(heur) or '-'}; any two finite thresholds' intervals separate: "
+        f"{'yes' if split else 'no'}"
+      )
+      unclipped = cell.get((init, math.inf, a))
+      if unclipped and rs:
+        best = max(rs, key=lambda r: (r["solved"], -r["clip"]))
+        sep = stats.intervals_separate(_ci(unclipped), _ci(best))
+        lines.append(
+          f"         no clipping {unclipped['success']} (diverged {unclipped['diverged']}) vs "
+          f"best clipped (threshold {_fmt_clip(best['clip'])}) {best['success']}: "
+          f"intervals {'separate' if sep else 'overlap'}"
+        )
+  return "\n".join(lines)
+
+
+def _ci(r: dict[str, Any]) -> stats.RateInterval:
+  return stats.RateInterval(
+    r["solved"], r["seeds"], r["success_rate"], r["success_low"], r["success_high"]
+  )
