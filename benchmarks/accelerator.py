@@ -106,7 +106,7 @@ class Settings:
 
 DEFAULT = Settings()
 TINY = Settings(
-  lengths=(4, 8),
+  lengths=(10, 12),  # temporal order needs T >= 10
   run_counts=(2, 4),
   unrolls=(1, 2),
   unroll_runs=2,

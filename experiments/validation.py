@@ -311,7 +311,8 @@ FIELDS: dict[str, Check] = {
   "clipping": one_of(("norm", "elementwise")),
   # A bool before the engine's change to named modes; both forms until every config has
   # moved over.
-  "nonfinite_guard": either(boolean(), one_of(("original", "always", "never"))),
+  "nonfinite_guard": one_of(("original", "always", "never")),
+  "scan_unroll": _SIZE,
   "zero_mistake_stop": boolean(),
   "compaction": boolean(),
   "length_buckets": _SIZE,

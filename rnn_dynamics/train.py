@@ -372,8 +372,10 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
 
   def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
     if lo == hi:
-      # Fixed length: a static length, as a Python int (the one bucket).
-      return jax.lax.scan(lambda s, _: update(s, hp, lo), state, None, length=chunk_size)
+      # Fixed length: the one bucket (the length traced, as the samplers expect).
+      return jax.lax.scan(
+        lambda s, _: update(s, hp, jnp.int32(lo)), state, None, length=chunk_size
+      )
     return jax.lax.scan(lambda s, n: update(s, hp, n), state, lengths_of_chunk(chunk_index))
 
   def count_mistakes(params, hp: HParams, key, n_sequences: int, length=None):

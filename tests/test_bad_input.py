@@ -176,9 +176,12 @@ def outcomes(tmp_path_factory):
   """Runs every case once, two processes at a time: name → (process, before, after)."""
   env = {k: v for k, v in os.environ.items() if k != "RNN_DYNAMICS_TRACEBACK"}
 
+  # Temporary folders first, in this thread: the factory's first mktemp is not thread-safe.
+  folders = {name: tmp_path_factory.mktemp(name) for name in CASES}
+
   def one(name: str):
     case = CASES[name]
-    workdir = _workdir(case, tmp_path_factory.mktemp(name))
+    workdir = _workdir(case, folders[name])
     before = _snapshot(workdir) if workdir else None
     proc = subprocess.run(
       _command(case, workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300

@@ -189,7 +189,7 @@ def test_accelerator_tiny_run_measures_and_projects(tmp_path):
   ]
   results = accelerator.run_check(_TINY_CHECK, solve_rows=rows, log=lambda _: None)
   meas = results["measurements"]
-  want = {(t, n, 1) for t in (4, 8) for n in (2, 4)} | {(t, 2, 2) for t in (4, 8)}
+  want = {(t, n, 1) for t in (10, 12) for n in (2, 4)} | {(t, 2, 2) for t in (10, 12)}
   assert {(m["length"], m["runs"], m["unroll"]) for m in meas} == want
   for m in meas:
     assert m["status"] == "ok", m

@@ -87,25 +87,38 @@ def test_relations_wait_for_the_fields_own_checks():
     validation.validate(config, "success_rate")
 
 
-@pytest.mark.parametrize("mode", ["original", "always", "never", True, False])
-def test_nonfinite_guard_takes_the_named_modes_and_the_old_bool(mode):
+@pytest.mark.parametrize("mode", ["original", "always", "never"])
+def test_nonfinite_guard_takes_the_named_modes(mode):
   config = _config("success_rate")
-  with config.ignore_type():
-    config.nonfinite_guard = mode
+  config.nonfinite_guard = mode
   validation.validate(config, "success_rate")
+
+
+def test_nonfinite_guard_refuses_other_values():
+  config = _config("success_rate")
+  config.nonfinite_guard = "sometimes"
+  with pytest.raises(ConfigError, match="nonfinite_guard=sometimes"):
+    validation.validate(config, "success_rate")
 
 
 def test_fields_a_config_lacks_are_skipped_and_new_ones_checked():
   config = _config("success_rate")
   with config.unlocked():
     del config["nonfinite_guard"]
-    config.length_buckets = 0
+    del config["zero_mistake_stop"]
+  validation.validate(config, "success_rate")  # no rule fires for a missing field
+  config.length_buckets = 0
   with pytest.raises(ConfigError, match="--config.length_buckets=0: must be ≥ 1"):
     validation.validate(config, "success_rate")
   config.length_buckets = 2
   with config.unlocked():
     config.zero_mistake_stop = "yes"
   with pytest.raises(ConfigError, match="zero_mistake_stop=yes: must be true or false"):
+    validation.validate(config, "success_rate")
+  with config.ignore_type():
+    config.zero_mistake_stop = True
+  config.scan_unroll = 0
+  with pytest.raises(ConfigError, match="--config.scan_unroll=0: must be ≥ 1"):
     validation.validate(config, "success_rate")
 
 

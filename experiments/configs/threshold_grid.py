@@ -33,7 +33,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.momentum = 0.0
   c.batch_size = 20
   c.clipping = "norm"
-  c.nonfinite_guard = True  # as Figure 7: the original code's fallback on NaN/Inf norms
+  c.nonfinite_guard = "original"  # the original code: norm-clipped runs only (not c = ∞)
   c.omega_form = "original"
   c.omega_bound = 1e-20
   # --- the grid (every cell trained with `sgd_cr`, which keeps α as given, also α = 0) ---
