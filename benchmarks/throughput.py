@@ -137,6 +137,14 @@ class Plan:
       batch are set from this plan).
     scan_unroll: `config.scan_unroll`, the engine's `lax.scan(unroll=…)` for its forward
       and backward scans (an engine that does not know the field ignores it).
+    mixed_range: `[min_length, max_length)` of the mixed-length case: SGD-CR,
+      `ref_runs` runs, trained in `length_buckets` buckets and in one bucket (every update
+      padded to the longest length, what the engine did before), on the same lengths
+      (None: no mixed-length case).
+    length_buckets: `config.length_buckets` of the bucketed side.
+    compaction_runs: `(group, live)`: SGD-CR at `ref_length` in a program of `group` runs
+      of which only `live` are undecided, against the program `sweep` compacts them into
+      (None: no compaction case).
   """
 
   lengths: Sequence[int] = (50, 100, 200)
@@ -157,6 +165,9 @@ class Plan:
   batch: int = 20
   preset: str = "cpu"
   scan_unroll: int = 1
+  mixed_range: tuple[int, int] | None = (50, 200)
+  length_buckets: int = 8
+  compaction_runs: tuple[int, int] | None = (45, 15)
 
 
 FULL = Plan()
@@ -182,13 +193,20 @@ def _padded(n_runs: int) -> int:
   return -(-n_runs // jax.device_count()) * jax.device_count()
 
 
-def _chunk_size(plan: Plan, length: int) -> int:
+def _chunk_size(plan: Plan, length: float) -> int:
   return max(1, round(plan.chunk_steps / length))
 
 
-def _config(plan: Plan, length: int, with_omega: bool):
+def _mean_length(plan: Plan) -> float:
+  lo, hi = plan.mixed_range
+  return (lo + hi - 1) / 2
+
+
+def _config(plan: Plan, length: int, with_omega: bool, lengths=None, buckets=None):
   cfg = success_rate.get_config(plan.preset)
-  cfg.min_length = cfg.max_length = int(length)
+  cfg.min_length, cfg.max_length = lengths or (int(length), int(length))
+  if buckets is not None:
+    cfg.length_buckets = int(buckets)
   cfg.scan_unroll = int(plan.scan_unroll)
   cfg.chunk_size = _chunk_size(plan, length)
   cfg.n_hidden = int(plan.hidden)
@@ -224,19 +242,25 @@ class _Case:
 
 
 class _JaxPrograms:
-  """One jitted `vmap(trainer.chunk)` per (length, Ω on/off), as `rnn_dynamics.sweep`."""
+  """One jitted `vmap(trainer.chunk)` per (lengths, Ω on/off, buckets), as `sweep` has."""
 
   def __init__(self, plan: Plan):
     self.plan = plan
-    self._cache: dict[tuple[int, bool], tuple[train.Trainer, Callable]] = {}
+    self._cache: dict[tuple, tuple[train.Trainer, Callable]] = {}
     self._init = None
 
-  def get(self, length: int, with_omega: bool) -> tuple[Callable, Callable]:
-    """`(init, chunk)`, both `jit(vmap(·))`; `init` is shared (it depends on neither)."""
-    k = (int(length), bool(with_omega))
+  def get(self, length: int, with_omega: bool, lengths=None, buckets=None):
+    """`(init, chunk)`, both `jit(vmap(·))`; `init` is shared (it depends on neither).
+
+    `chunk(state, hparams, chunk_index)`: the index is shared by the runs (unbatched).
+    """
+    k = (int(length), bool(with_omega), lengths, buckets)
     if k not in self._cache:
-      trainer = train.make_train(_config(self.plan, length, with_omega))
-      chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
+      cfg = _config(self.plan, length, with_omega, lengths, buckets)
+      if lengths is not None:
+        cfg.chunk_size = _chunk_size(self.plan, _mean_length(self.plan))
+      trainer = train.make_train(cfg)
+      chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, 0, None)), donate_argnums=0)
       self._cache[k] = (trainer, chunk)
       if self._init is None:
         self._init = jax.jit(jax.vmap(trainer.init))
@@ -244,25 +268,44 @@ class _JaxPrograms:
 
 
 class _JaxTraining:
-  """`n_runs` runs of one algorithm, stacked, padded and sharded like `sweep.run_group`."""
+  """`n_runs` runs of one algorithm, stacked, padded and sharded like `sweep.run_group`.
 
-  def __init__(self, programs: _JaxPrograms, algorithm: str, length: int, n_runs: int):
+  `lengths`/`buckets`: a mixed-length program (`[min, max)`, `config.length_buckets`);
+  `live`: only the first `live` runs train, the others are decided (frozen) runs that the
+  program still carries, as a group does before it is compacted.
+  """
+
+  def __init__(
+    self,
+    programs: _JaxPrograms,
+    algorithm: str,
+    length: int,
+    n_runs: int,
+    *,
+    lengths=None,
+    buckets=None,
+    live: int | None = None,
+    padded: int | None = None,
+  ):
     plan = programs.plan
     with_omega = algorithm == "sgd_cr"
-    init, self.chunk = programs.get(length, with_omega)
+    init, self.chunk = programs.get(length, with_omega, lengths, buckets)
     cfg = _config(plan, length, with_omega)
     hp = train.algorithm_hparams(algorithm, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=_INIT)
     self.n_runs = n_runs
-    self.n_padded = _padded(n_runs)
+    self.n_padded = padded or _padded(n_runs)
+    live = n_runs if live is None else live
     hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.n_padded,)), hp)
     # The same keys for every algorithm: paired initial weights and data, as in the sweep.
     keys = jax.random.split(jax.random.PRNGKey(0), self.n_padded)
     state = init(keys, hparams)
-    state = state.replace(done=state.done | jnp.asarray(np.arange(self.n_padded) >= n_runs))
+    state = state.replace(done=state.done | jnp.asarray(np.arange(self.n_padded) >= live))
     self.state, self.hparams = jax.device_put((state, hparams), sweep.runs_sharding())
+    self.chunk_index = 0  # the next chunk's lengths, the same sequence for every case
 
   def __call__(self) -> None:
-    self.state, _ = self.chunk(self.state, self.hparams)
+    self.state, _ = self.chunk(self.state, self.hparams, np.int32(self.chunk_index))
+    self.chunk_index += 1
     jax.block_until_ready(self.state)
 
   def stopped_runs(self) -> int:
@@ -597,6 +640,57 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
             dict(runs_padded=job.n_padded, chunk_size=_chunk_size(plan, length)),
           )
         )
+  if plan.mixed_range is not None:
+    # Mixed lengths: the same SGD-CR runs and lengths, in buckets and padded to the longest.
+    lo, hi = plan.mixed_range
+    mean = _mean_length(plan)
+    flops = update_flops(mean, plan.batch, plan.hidden, task.n_in)
+    for buckets in (plan.length_buckets, 1):
+      log(f"jax: sgd_cr T in [{lo}, {hi}) buckets={buckets}: initialising")
+      job = _JaxTraining(programs, "sgd_cr", hi, plan.ref_runs, lengths=(lo, hi), buckets=buckets)
+      ru = plan.ref_runs * _chunk_size(plan, mean)
+      cases.append(
+        _Case(
+          {
+            "side": "mixed",
+            "algorithm": "sgd_cr",
+            "length": f"[{lo},{hi})",
+            "runs": plan.ref_runs,
+            "buckets": buckets,
+          },
+          job,
+          ru,
+          ru * flops,
+          {"runs_padded": job.n_padded, "chunk_size": _chunk_size(plan, mean)},
+        )
+      )
+  if plan.compaction_runs is not None:
+    # Two thirds of a group decided: the program that still carries them against the one
+    # `sweep` compacts the live runs into. Work counted: the live runs' updates.
+    group, live = plan.compaction_runs
+    length = plan.ref_length
+    flops = update_flops(length, plan.batch, plan.hidden, task.n_in)
+    compact = sweep._compact_size(live, jax.device_count())
+    for name, n_runs, padded in (("carried", group, None), ("compacted", live, compact)):
+      log(f"jax: sgd_cr T={length} {live} live of {n_runs}: initialising")
+      job = _JaxTraining(programs, "sgd_cr", length, n_runs, live=live, padded=padded)
+      ru = live * _chunk_size(plan, length)
+      cases.append(
+        _Case(
+          {
+            "side": "compaction",
+            "algorithm": "sgd_cr",
+            "length": length,
+            "runs": live,
+            "program": name,
+            "program_runs": job.n_padded,
+          },
+          job,
+          ru,
+          ru * flops,
+          {"runs_padded": job.n_padded, "chunk_size": _chunk_size(plan, length)},
+        )
+      )
   for length in plan.autodiff_lengths:
     for alg in (a for a in plan.algorithms if a in ("sgd_c", "sgd_cr")):
       log(f"autodiff: {alg} T={length} runs={plan.ref_runs}: initialising")
@@ -769,6 +863,17 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
         med(_per_round(base, cpu=True) / _per_round(c, cpu=True)) if base else None
       )
     rows.append(row)
+  # The engine's own savings: bucketed over padded lengths, compacted over carried runs.
+  engine = {"kind": "engine"}
+  for name, side, fast, slow in (
+    ("mixed_length_speedup", "mixed", {"buckets": plan.length_buckets}, {"buckets": 1}),
+    ("compaction_speedup", "compaction", {"program": "compacted"}, {"program": "carried"}),
+  ):
+    f, sl = find(side=side, **fast), find(side=side, **slow)
+    if f and sl:
+      engine[name] = med(_per_round(f) / _per_round(sl))
+      engine[f"{name}_per_cpu_s"] = med(_per_round(f, cpu=True) / _per_round(sl, cpu=True))
+  rows.append(engine)
   return rows
 
 
@@ -783,7 +888,12 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
   )
   cr = pick("sgd_cr")
   num = lambda v: math.nan if v is None else float(v)
+  engine = next((r for r in ratios if r.get("kind") == "engine"), {})
   return dict(
+    mixed_length_speedup=num(engine.get("mixed_length_speedup")),
+    mixed_length_speedup_per_cpu_s=num(engine.get("mixed_length_speedup_per_cpu_s")),
+    compaction_speedup=num(engine.get("compaction_speedup")),
+    compaction_speedup_per_cpu_s=num(engine.get("compaction_speedup_per_cpu_s")),
     ratio_vs_torch=num(cr.get("ratio_vs_torch")),
     ratio_vs_torch_per_cpu_s=num(cr.get("ratio_vs_torch_per_cpu_s")),
     omega_overhead=num(cr.get("omega_overhead")),
@@ -799,12 +909,15 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
 
 
 def summary_line(results: dict[str, Any]) -> str:
-  """`ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z> ratio_vs_autodiff=<w>`
-  (nan where not measured)."""
+  """`ratio_vs_torch=… omega_overhead=… matmul_fraction=… mixed_length_speedup=…
+  compaction_speedup=… ratio_vs_autodiff=…` (nan where not measured)."""
   s = results["summary"]
   return (
     f"ratio_vs_torch={s['ratio_vs_torch']:.2f} omega_overhead={s['omega_overhead']:.3f} "
-    f"matmul_fraction={s['matmul_fraction']:.3f} ratio_vs_autodiff={s['ratio_vs_autodiff']:.2f}"
+    f"matmul_fraction={s['matmul_fraction']:.3f} "
+    f"mixed_length_speedup={s['mixed_length_speedup']:.2f} "
+    f"compaction_speedup={s['compaction_speedup']:.2f} "
+    f"ratio_vs_autodiff={s['ratio_vs_autodiff']:.2f}"
   )
 
 
@@ -846,7 +959,11 @@ def format_table(results: dict[str, Any]) -> str:
   head += ["CR/C time", "(per CPU s)"]
   rows = [head]
   keys = sorted(
-    {(c["length"], c["algorithm"]) for c in cases if c["side"] not in ("matmul", "step_product")},
+    {
+      (c["length"], c["algorithm"])
+      for c in cases
+      if c["side"] not in ("matmul", "step_product", "mixed", "compaction")
+    },
     key=lambda k: (k[0], list(_ALG).index(k[1]) if k[1] in _ALG else 9),
   )
   rate = lambda side, alg, t, n: next(
@@ -899,6 +1016,23 @@ def format_table(results: dict[str, Any]) -> str:
   )
   for row in rows:
     lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+  engine = next((r for r in results["ratios"] if r.get("kind") == "engine"), {})
+  for c in cases:
+    if c["side"] == "mixed":
+      lines.append(
+        f"mixed lengths {c['length']}, SGD-CR, {c['runs']} runs, {c['buckets']} length "
+        f"bucket(s): {c['run_updates_per_s']:,.0f} run-updates/s"
+      )
+    if c["side"] == "compaction":
+      lines.append(
+        f"{c['runs']} live SGD-CR runs at T={c['length']} in a {c['program_runs']}-run "
+        f"program ({c['program']}): {c['run_updates_per_s']:,.0f} live run-updates/s"
+      )
+  for name in ("mixed_length_speedup", "compaction_speedup"):
+    if name in engine:
+      lines.append(
+        f"{name}: {engine[name]:.2f}x ({engine[name + '_per_cpu_s']:.2f}x per CPU-second)"
+      )
   lines += [f"note: {n}" for n in results["notes"]]
   return "\n".join(lines)
 

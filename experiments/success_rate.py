@@ -31,44 +31,79 @@ def run(config, workdir_path: str) -> list[dict]:
   rows: list[dict] = []
   t_start = time.time()
   for length in config.lengths:
-    group = f"T{length}"
-    if workdir.is_done(group):
-      logging.info("%s: already finished, loaded from %s", group, workdir.path)
-      rows += workdir.load_rows(group)
+    if not config.baselines_after_sgd_cr:
+      rows += _run_group(config, workdir, f"T{length}", length, config.algorithms)
+      _write_outputs(workdir, config, rows)
       continue
-    cfg = config.copy_and_resolve_references()
-    cfg.min_length = cfg.max_length = int(length)
-    trainer = train.make_train(cfg)
-    labels, hps, seeds = [], [], []
-    for init in cfg.inits:
-      for alg in cfg.algorithms:
-        for seed in range(cfg.seeds):
-          labels.append(dict(init=init, algorithm=alg, length=int(length), seed=seed))
-          hps.append(
-            train.algorithm_hparams(alg, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=init)
-          )
-          seeds.append(seed)
-    # Runs with the same seed share initial weights and data across algorithms (paired).
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), s))(
-      np.asarray(seeds)
-    )
-    logging.info("%s: %d runs on %d device(s)", group, len(labels), jax.device_count())
-    result = sweep.run_group(
-      trainer,
-      cfg,
-      labels=labels,
-      hparams=sweep.stack(hps),
-      keys=keys,
-      checkpoint_dir=workdir.checkpoint_dir(group),
-      name=group,
-    )
-    workdir.save_group(group, result)
-    rows += result.rows
-    logging.info("%s: finished in %.0f s", group, result.wall_s)
+    # SGD-CR first; the other algorithms then get the updates SGD-CR needed at this
+    # length (its median), so "fails" reads "fails within what SGD-CR took to solve".
+    cr = _run_group(config, workdir, f"T{length}_sgd_cr", length, ("sgd_cr",))
+    rows += cr
+    others = tuple(a for a in config.algorithms if a != "sgd_cr")
+    if others:
+      budget = baseline_budget(cr, config)
+      rows += _run_group(config, workdir, f"T{length}_baselines", length, others, budget)
     _write_outputs(workdir, config, rows)
-  _write_outputs(workdir, config, rows)
   logging.info("sweep finished in %.0f s (this process)", time.time() - t_start)
   return rows
+
+
+def baseline_budget(sgd_cr_rows: list[dict], config) -> int:
+  """The baselines' budget at one length: SGD-CR's median updates to solve there (its
+  own budget if fewer than half its runs solved), at least `baseline_min_updates`, in
+  whole chunks."""
+  solved = sorted(r["updates_to_solve"] for r in sgd_cr_rows if r["solved"])
+  if 2 * len(solved) >= len(sgd_cr_rows) and solved:
+    median = float(np.median(solved))
+  else:
+    median = float(config.max_updates)
+  chunk = int(config.chunk_size)
+  budget = max(median, float(config.baseline_min_updates))
+  return int(-(-budget // chunk) * chunk)
+
+
+def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, budget=None):
+  """One length's runs of `algorithms` in one program; loaded if already finished."""
+  if workdir.is_done(group):
+    logging.info("%s: already finished, loaded from %s", group, workdir.path)
+    return workdir.load_rows(group)
+  cfg = config.copy_and_resolve_references()
+  cfg.min_length = cfg.max_length = int(length)
+  if budget is not None:
+    cfg.max_updates = int(budget)
+  trainer = train.make_train(cfg)
+  labels, hps, seeds = [], [], []
+  for init in cfg.inits:
+    for alg in algorithms:
+      for seed in range(cfg.seeds):
+        labels.append(
+          dict(init=init, algorithm=alg, length=int(length), seed=seed, budget=cfg.max_updates)
+        )
+        hps.append(
+          train.algorithm_hparams(alg, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=init)
+        )
+        seeds.append(seed)
+  # Runs with the same seed share initial weights and data across algorithms (paired).
+  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), s))(np.asarray(seeds))
+  logging.info(
+    "%s: %d runs on %d device(s), up to %d updates each",
+    group,
+    len(labels),
+    jax.device_count(),
+    cfg.max_updates,
+  )
+  result = sweep.run_group(
+    trainer,
+    cfg,
+    labels=labels,
+    hparams=sweep.stack(hps),
+    keys=keys,
+    checkpoint_dir=workdir.checkpoint_dir(group),
+    name=group,
+  )
+  workdir.save_group(group, result)
+  logging.info("%s: finished in %.0f s", group, result.wall_s)
+  return result.rows
 
 
 def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
@@ -113,8 +148,10 @@ def main(argv):
     logging.warning("interrupted; run the same command again to resume from the checkpoint")
     sys.exit(130)
   print(_summary(rows, config))
-  print(f"results: {_WORKDIR.value}/results.csv, figures: {_WORKDIR.value}/success_rate.png, "
-        f"{_WORKDIR.value}/updates_to_solve.png")
+  print(
+    f"results: {_WORKDIR.value}/results.csv, figures: {_WORKDIR.value}/success_rate.png, "
+    f"{_WORKDIR.value}/updates_to_solve.png"
+  )
 
 
 if __name__ == "__main__":

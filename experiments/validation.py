@@ -314,6 +314,8 @@ FIELDS: dict[str, Check] = {
   "nonfinite_guard": one_of(("original", "always", "never")),
   "scan_unroll": _SIZE,
   "zero_mistake_stop": boolean(),
+  "baselines_after_sgd_cr": boolean(),
+  "baseline_min_updates": _COUNT,
   "compaction": boolean(),
   "length_buckets": _SIZE,
   "alpha": number(ge=0),

@@ -31,6 +31,9 @@ _TINY = throughput.Plan(
   matmul_size=64,
   ref_length=10,
   ref_runs=2,
+  mixed_range=(10, 14),
+  length_buckets=2,
+  compaction_runs=(12, 2),
 )
 
 
@@ -54,7 +57,11 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   has_torch = throughput.torch is not None
 
   sides = {c["side"] for c in results["cases"]}
-  assert {"matmul", "step_product", "jax", "autodiff"} <= sides
+  assert {"matmul", "step_product", "jax", "autodiff", "mixed", "compaction"} <= sides
+  programs = {
+    c["program"]: c["program_runs"] for c in results["cases"] if c["side"] == "compaction"
+  }
+  assert programs["carried"] == 12 and programs["compacted"] < 12
   assert ("torch" in sides) == has_torch
   for case in results["cases"]:
     assert len(case["seconds"]) == _TINY.rounds
@@ -64,20 +71,23 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
 
   summary = results["summary"]
   names = ["ratio_vs_torch", "omega_overhead", "matmul_fraction", "ratio_vs_autodiff"]
-  names += ["ratio_vs_autodiff_per_cpu_s"]
+  names += ["ratio_vs_autodiff_per_cpu_s", "mixed_length_speedup", "compaction_speedup"]
   for name in names if has_torch else names[1:]:
     assert math.isfinite(summary[name]) and summary[name] > 0, name
   assert math.isfinite(summary["step_product_fraction"]) and summary["step_product_fraction"] > 0
 
   line = throughput.summary_line(results)
   m = re.fullmatch(
-    r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+) ratio_vs_autodiff=(\S+)",
+    r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+) "
+    r"mixed_length_speedup=(\S+) compaction_speedup=(\S+) ratio_vs_autodiff=(\S+)",
     line,
   )
   assert m, line
   assert [float(x) for x in m.groups()][1:] == [
     float(f"{summary['omega_overhead']:.3f}"),
     float(f"{summary['matmul_fraction']:.3f}"),
+    float(f"{summary['mixed_length_speedup']:.2f}"),
+    float(f"{summary['compaction_speedup']:.2f}"),
     float(f"{summary['ratio_vs_autodiff']:.2f}"),
   ]
 
@@ -88,6 +98,7 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   assert all(math.isfinite(x) for x in _numbers(loaded))
   table = throughput.format_table(results)
   assert "run-updates per second" in table and "x autodiff@2" in table
+  assert "mixed_length_speedup" in table and "compaction_speedup" in table
 
 
 @pytest.mark.parametrize("alpha", [0.0, 4.0])

@@ -220,3 +220,36 @@ def test_workdir_of_another_config_is_refused(tmp_path, binary):
     module.run(other, str(tmp_path))
   assert (tmp_path / "config.json").read_text() == saved
   assert not (tmp_path / "groups").exists()
+
+
+def test_baseline_budget_is_sgd_cr_median_in_whole_chunks(binary):
+  module, configs = binary
+  config = configs.get_config("test")  # chunk_size 100, max_updates 300
+  config.baseline_min_updates = 0
+  rows = [dict(solved=True, updates_to_solve=u) for u in (100, 200, 300)]
+  rows.append(dict(solved=False, updates_to_solve=None))
+  assert module.baseline_budget(rows, config) == 200  # median of 100, 200, 300
+  rows[0]["updates_to_solve"] = 150
+  assert module.baseline_budget(rows, config) == 200  # 200 stays 200; 250 would be 300
+  config.baseline_min_updates = 250
+  assert module.baseline_budget(rows, config) == 300  # the floor, rounded up to a chunk
+  config.baseline_min_updates = 0
+  unsolved = [dict(solved=False, updates_to_solve=None)] * 3 + rows[:1]
+  assert module.baseline_budget(unsolved, config) == 300  # SGD-CR mostly failed: its budget
+
+
+def test_baselines_after_sgd_cr_get_its_budget(tmp_path, binary):
+  module, configs = binary
+  config = configs.get_config("test")
+  config.lengths = (10,)
+  config.baselines_after_sgd_cr = True
+  rows = module.run(config, str(tmp_path))
+  cr = [r for r in rows if r["algorithm"] == "sgd_cr"]
+  others = [r for r in rows if r["algorithm"] != "sgd_cr"]
+  assert {r["budget"] for r in cr} == {config.max_updates}
+  budget = module.baseline_budget(cr, config)
+  assert {r["budget"] for r in others} == {budget}
+  assert all(r["updates_done"] <= budget for r in others)
+  assert {r["algorithm"] for r in others} == set(config.algorithms) - {"sgd_cr"}
+  assert (tmp_path / "groups" / "T10_sgd_cr").is_dir()
+  assert (tmp_path / "groups" / "T10_baselines").is_dir()

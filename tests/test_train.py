@@ -418,9 +418,12 @@ def test_compaction_gives_bit_identical_results(programs):
   for compaction in (False, True):
     config = ml_collections.ConfigDict(dict(CONFIG.to_dict(), compaction=compaction))
     lines = []
-    out[compaction] = sweep.run_group(
-      counted, config, labels=labels, hparams=hp, keys=keys, on_progress=lines.append
-    ), lines
+    out[compaction] = (
+      sweep.run_group(
+        counted, config, labels=labels, hparams=hp, keys=keys, on_progress=lines.append
+      ),
+      lines,
+    )
   (plain, _), (compact, lines) = out[False], out[True]
   assert any("continuing with a" in line for line in lines)  # it did compact
   assert plain.rows == compact.rows

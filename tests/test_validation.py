@@ -12,9 +12,9 @@ from experiments import validation
 from rnn_dynamics.errors import ConfigError
 
 PRESETS = {
-  "success_rate": ("paper", "cpu", "test"),
-  "generalization": ("paper", "cpu", "test"),
-  "pathological": ("paper", "cpu", "test"),
+  "success_rate": ("paper", "long", "cpu", "test"),
+  "generalization": ("paper", "long", "cpu", "test"),
+  "pathological": ("paper", "long", "cpu", "test"),
   "char_lm": ("paper", "cpu", "test"),
   "polyphonic": ("paper", "cpu", "test"),
   "attractors": ("default", "test"),

@@ -22,6 +22,8 @@ Presets, chosen with `--config=experiments/configs/pathological.py:<preset>`:
     (600–770 run-updates/s with 50 hidden units, 185 for permutation); on an idle 2-core
     CPU every task's sweep takes 1–7 min (addition ~4,400 run-updates/s for its 9 runs)
     and memorization's four groups ~10 min.
+  long: the paper's lengths and test sizes, SGD-CR alone, 5 seeds, up to 1M updates per
+    run: a few hours per task on a 2-core CPU (BUILD.md says what it trades away).
   test: seconds; for CI and the end-to-end tests (tiny model, a few hundred updates).
 Every field can be overridden on the command line, e.g. `--config.seeds=2`. The fields
 left None (`n_hidden`, `init`, `lr`, `alpha`, `clip`, `elementwise_clip`) take the
@@ -116,6 +118,13 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.generalization_lengths = (10, 20, 30, 50, 100, 200, 500)
     c.generalization_size = 1000
     c.generalization_memory_mb = 128
+  elif preset == "long":
+    # The paper's lengths on a 2-core CPU in a few hours per task (BUILD.md): one SGD-CR
+    # model per seed for [50, 200), 5 seeds, the paper's test sizes; a budget of 1M
+    # updates per run (5M in the paper). The baselines are left out (add them with
+    # --config.algorithms=sgd_c,sgd_elementwise,sgd_cr at 3x the cost).
+    c.algorithms = ("sgd_cr",)
+    c.budgets = ml_collections.ConfigDict({t: 1_000_000 for t in _CPU_BUDGETS})
   elif preset == "test":
     c.n_hidden = 8
     c.seeds = 2
@@ -133,7 +142,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.checkpoint_every_s = 600.0  # only the final one (interrupted runs are sweep's tests)
     c.progress_every_s = 0.0
   else:
-    raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'cpu' or 'test'")
+    raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'long', 'cpu' or 'test'")
   # Filled per group by the experiment (one compiled program per group).
   c.min_length = c.train_lengths[0]
   c.max_length = c.train_lengths[1]

@@ -48,6 +48,11 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.lengths = (10, 20, 30, 50, 75, 100, 150, 200, 250)  # fixed length T per point
   c.max_updates = 5_000_000  # budget per run
   c.chunk_size = 1000  # updates per compiled call (and between screens)
+  # True: per length, SGD-CR runs first (up to max_updates), then the other algorithms
+  # get SGD-CR's median updates to solve there (at least baseline_min_updates), so a
+  # baseline's failure means "not solved within what SGD-CR needed".
+  c.baselines_after_sgd_cr = False
+  c.baseline_min_updates = 0
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
   c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
   c.eval_size = 10_000
@@ -64,6 +69,15 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.chunk_size = 500
     c.screen_size = 500
     c.eval_batch = 500
+  elif preset == "long":
+    # The paper's lengths 50, 100, 200 on a 2-core CPU in a few hours (BUILD.md): every
+    # init × algorithm × 5 seeds, the published hyper-parameters and the 10,000-sequence
+    # test; SGD-CR up to 150k updates (5M in the paper), SGD and SGD-C up to SGD-CR's
+    # median updates to solve at each length (at least 20k).
+    c.lengths = (50, 100, 200)
+    c.max_updates = 150_000
+    c.baselines_after_sgd_cr = True
+    c.baseline_min_updates = 20_000
   elif preset == "test":
     c.inits = ("sigmoid", "smart_tanh")
     c.seeds = 2
@@ -76,7 +90,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.checkpoint_every_s = 0.0
     c.progress_every_s = 0.0
   else:
-    raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'cpu' or 'test'")
+    raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'long', 'cpu' or 'test'")
   # Filled per length by the experiment (one compiled program per length).
   c.min_length = c.lengths[0]
   c.max_length = c.lengths[0]
