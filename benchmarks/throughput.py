@@ -1,6 +1,6 @@
 r"""Training throughput: the JAX engine against a plain PyTorch loop and the matmul ceiling.
 
-The workload is the paper's Figure 7 point (SPEC §4): temporal order, 50 tanh units
+The workload is the paper's Figure 7 point (docs/reference.md §4): temporal order, 50 tanh units
 (`basic_tanh`), minibatch 20, fixed length T, for SGD, SGD-C and SGD-CR. Four things are
 timed in the same process, interleaved round by round so that a busy machine slows all of
 them alike:
@@ -15,7 +15,7 @@ them alike:
 * **torch** — the same update written the way a user would, one run at a time: the
   paper's recurrence `x_t = σ(x_{t-1}) W_hh + u_t W_in + b` as a Python loop, softmax
   readout, `torch.optim.SGD`, `torch.nn.utils.clip_grad_norm_`, and for SGD-CR the
-  original code's Ω (SPEC §2) from the adjoints `∂E/∂h_t` that `torch.autograd.grad`
+  original code's Ω (docs/reference.md §2) from the adjoints `∂E/∂h_t` that `torch.autograd.grad`
   returns, its gradient w.r.t. `W_hh` by autograd with the adjoints detached. Batches are
   sampled ahead of time (not counted). The full run also times `torch.nn.RNN` (fused
   forward, no Ω) for SGD and SGD-C. Torch runs on one thread by default
@@ -27,7 +27,7 @@ them alike:
   plain `lax.scan` over `h_t = tanh(h_{t-1} @ W_hh + u_t @ W_in + b)` (what
   `flax.linen.RNN(SimpleCell)` scans), mean cross-entropy of the last state's softmax
   readout, `optax.clip_by_global_norm` + `optax.sgd`, and for SGD-CR the original code's Ω
-  (SPEC §2) by autodiff: the adjoints `δʰ_t = ∂E/∂h_t` are the gradient w.r.t. an additive
+  (docs/reference.md §2) by autodiff: the adjoints `δʰ_t = ∂E/∂h_t` are the gradient w.r.t. an additive
   zero "probe" on every `h_t`, and `∂⁺Ω/∂W_hh` is `jax.grad` of Ω with the adjoints and
   states under `stop_gradient`. Data is sampled inside the compiled chunk, and the chunk is
   vmapped over the reference number of runs and sharded exactly like the engine's. Its

@@ -33,7 +33,7 @@ from rnn_dynamics.data import load_char_corpus, shakespeare
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
 
-# Table 2 of the paper (SPEC §4), bits per character on Penn Treebank, quoted; None is
+# Table 2 of the paper (docs/reference.md §4), bits per character on Penn Treebank, quoted; None is
 # the paper's "N/A".
 PAPER_TABLE2 = {
   1: {

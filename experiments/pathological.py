@@ -213,7 +213,7 @@ def _table_markdown(cfg, table: list[dict]) -> str:
     f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
     f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
     f"{cfg.eval_size:,} fresh sequences.\n"
-    f"Paper (SPEC §4): {pathological.paper_setup(cfg.task).reported}.\n\n"
+    f"Paper (docs/reference.md §4): {pathological.paper_setup(cfg.task).reported}.\n\n"
   )
   return head + pathological.markdown(table, headers=_HEADERS)
 

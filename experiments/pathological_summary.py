@@ -5,7 +5,7 @@ r"""The pathological tasks side by side with the paper (reads finished task work
 
 Writes `summary.{md,csv,json}` to --out: per task variant, the set-up used, how many seeds
 each algorithm solved (with the 95 % interval), SGD-CR's median updates to solve and how
-far its solved models generalize, beside the paper's reported result (SPEC §4). Workdirs
+far its solved models generalize, beside the paper's reported result (docs/reference.md §4). Workdirs
 still running are summarized as far as they got.
 """
 
@@ -25,7 +25,7 @@ _HEADERS = {
   "lengths": "train lengths",
   "sgd_cr_updates_median": "SGD-CR updates to solve (median)",
   "sgd_cr_generalizes_to": "SGD-CR error < 1% up to length (median, range)",
-  "paper": "paper (SPEC §4)",
+  "paper": "paper (docs/reference.md §4)",
 }
 
 

@@ -32,7 +32,7 @@ from rnn_dynamics.data import bach_chorales, load_music
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
 
-# Table 1 of the paper (SPEC §4), NLL per time step, quoted, never recomputed.
+# Table 1 of the paper (docs/reference.md §4), NLL per time step, quoted, never recomputed.
 PAPER_TABLE1 = {
   "piano-midi": {
     "train": dict(sgd=6.87, sgd_c=6.81, sgd_cr=7.01),

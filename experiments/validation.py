@@ -306,7 +306,7 @@ FIELDS: dict[str, Check] = {
   "learning_rate": _POSITIVE,
   "momentum": number(ge=0, lt=1),
   "batch_size": _SIZE,
-  "clip": number(gt=0, infinite=True),  # ∞: no clipping (SPEC's "Ω without clipping")
+  "clip": number(gt=0, infinite=True),  # ∞: no clipping (Ω without clipping, docs/reference.md §4)
   "elementwise_clip": number(gt=0, infinite=True),
   "clipping": one_of(("norm", "elementwise")),
   # A bool before the engine's change to named modes; both forms until every config has

@@ -131,7 +131,7 @@ def optimisation_traces(run: dict):
 #
 # The model predicts each frame of a song from the frames before it, one Bernoulli per key;
 # the score is the negative log-likelihood per frame summed over the 88 keys. The paper's
-# numbers (SPEC §4) are quoted beside ours; the frequency baseline is what one gets from
+# numbers (docs/reference.md §4) are quoted beside ours; the frequency baseline is what one gets from
 # each key's training frequency alone.
 
 # %%

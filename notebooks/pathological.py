@@ -60,7 +60,7 @@ if not workdirs:
 #
 # Seeds solved (error < 1% on fresh sequences) by SGD-CR and by its two ablations —
 # SGD-C (the same norm clipping without Ω) and element-wise clipping — next to what the
-# paper reports (SPEC §4). The `cpu` and `test` presets train on much shorter sequences
+# paper reports (docs/reference.md §4). The `cpu` and `test` presets train on much shorter sequences
 # with much smaller budgets than the paper, so only the `paper` preset is comparable
 # number for number.
 

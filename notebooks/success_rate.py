@@ -285,7 +285,7 @@ fig.tight_layout()
 # %% [markdown]
 # ## 3. Measured against the paper's claims
 #
-# The claims are quoted from the paper's §4.1.1 (ICML version; see SPEC §4), not read off
+# The claims are quoted from the paper's §4.1.1 (ICML version; see docs/reference.md §4), not read off
 # its figure: the paper gives no per-point numbers for Figure 7. Each is checked on this
 # workdir's runs only, under its own budget, which may be far smaller than the paper's
 # 5M updates per run; a "disagrees" under a small budget says little about the paper.
@@ -309,7 +309,9 @@ def verdict(points, ok):
   return "agrees" if ok else "disagrees"
 
 
-PAPER = {  # quoted from §4.1.1 of the ICML paper (001_*.txt in SPEC.md's paper/)
+# Quoted from §4.1.1: the first three in the arXiv v2 wording, the last from the ICML text
+# (docs/reference.md §4 gives both versions of the claim).
+PAPER = {
   "vanishing": ("“for sequences longer than 20, the vanishing gradients problem ensures that "
                 "neither SGD nor SGD-C algorithms can solve the task”"),
   "clipping": ("“as long as the vanishing gradient problem does not become an issue, "

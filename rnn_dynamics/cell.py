@@ -7,7 +7,7 @@ module's variables into `rnn.Params`, so a Flax-trained cell can be handed to th
 tools (fixed points, lag curves) or to `regularizers.omega`.
 
 References:
-  Pascanu, Mikolov & Bengio (2013), ICML, eq. (11) and SPEC §1.
+  Pascanu, Mikolov & Bengio (2013), ICML, eq. (11) and docs/reference.md §1.
 """
 
 from __future__ import annotations

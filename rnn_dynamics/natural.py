@@ -399,7 +399,7 @@ def comparison_table(
     runs: `FitResult.runs` (scores at each run's best-validation epoch).
     algorithms: column order.
     title: first line of the Markdown.
-    paper: `{"train": {algorithm: value or None}, "test": {...}}`, quoted from SPEC §4,
+    paper: `{"train": {algorithm: value or None}, "test": {...}}`, quoted from docs/reference.md §4,
       or None when the paper has no number for this data set.
     notes: lines printed under the table.
 

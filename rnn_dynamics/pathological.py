@@ -3,7 +3,7 @@
 Everything here reads what `experiments/pathological.py` leaves in a workdir (per-run
 result rows, generalization rows) and turns it into the tables and plots of the report:
 
-* `PAPER`: the set-up and the reported outcome per task, quoted from SPEC.md §4;
+* `PAPER`: the set-up and the reported outcome per task, quoted from docs/reference.md §4;
 * `task_table`: success rate, updates to solve, test error per (task, lengths, algorithm);
 * `generalization_table`, `generalization_figure`: error vs evaluation length;
 * `summary_table`: several tasks side by side with the paper's column;
@@ -45,7 +45,7 @@ __all__ = [
 
 
 class PaperSetup(NamedTuple):
-  """A task's published hyper-parameters and outcome (SPEC.md §4, "Other pathological tasks").
+  """A task's published hyper-parameters and outcome (docs/reference.md §4, "Other pathological tasks").
 
   Attributes:
     n_hidden: hidden units.
@@ -53,7 +53,7 @@ class PaperSetup(NamedTuple):
     lr: learning rate.
     alpha: Ω weight of SGD-CR.
     clip: norm-clipping threshold.
-    reported: the paper's result, quoted from SPEC.md §4.
+    reported: the paper's result, quoted from docs/reference.md §4.
     note: where a value is not the paper's own.
   """
 

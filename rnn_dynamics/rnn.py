@@ -119,7 +119,7 @@ def autonomous_map(params: Params, unit: Unit, x: jax.Array) -> jax.Array:
   return activation(unit, x) @ params.w_hh + params.b
 
 
-# --- initialisations (SPEC §1) -------------------------------------------------------
+# --- initialisations (docs/reference.md §1) -------------------------------------------------------
 
 
 class InitSpec(NamedTuple):
@@ -195,7 +195,7 @@ def _init_one(key: jax.Array, spec: InitSpec, n_in: int, n_hidden: int, n_out: i
 def init_params(
   key: jax.Array, n_in: int, n_hidden: int, n_out: int, init: str | jax.typing.ArrayLike
 ) -> Params:
-  """Parameters for one of the initialisations of SPEC §1 (biases zero).
+  """Parameters for one of the initialisations of docs/reference.md §1 (biases zero).
 
   Args:
     key: PRNG key.
@@ -280,7 +280,7 @@ def readout(params: Params, h: jax.Array) -> jax.Array:
 
 
 def _wrong(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Array):
-  """`[B]` bool: which sequences the head gets wrong (SPEC §1 table's error column)."""
+  """`[B]` bool: which sequences the head gets wrong (docs/reference.md §1 table's error column)."""
   if head == "last_softmax":
     return jnp.argmax(logits, axis=-1) != targets
   if head == "last_linear":
@@ -292,7 +292,7 @@ def _wrong(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Arra
 
 
 def _head_loss(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Array):
-  """(loss, error) of a readout head, as in the original code (SPEC §1 table)."""
+  """(loss, error) of a readout head, as in the original code (docs/reference.md §1 table)."""
   if head == "last_softmax":
     logp = jax.nn.log_softmax(logits)
     loss = -jnp.mean(jnp.take_along_axis(logp, targets[:, None], axis=1))

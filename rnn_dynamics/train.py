@@ -65,7 +65,7 @@ __all__ = [
   "success_limit",
 ]
 
-# Clip threshold and whether Ω is on, per named algorithm (SPEC §2, §4).
+# Clip threshold and whether Ω is on, per named algorithm (docs/reference.md §2, §4).
 ALGORITHMS = ("sgd", "sgd_c", "sgd_cr", "sgd_elementwise")
 # Which runs the original code's non-finite guard protects (`config.nonfinite_guard`).
 GUARD_MODES = ("original", "always", "never")

@@ -30,6 +30,6 @@ def test_cell_draws_the_named_initialisation():
     jax.random.PRNGKey(1), jnp.zeros((1, 3, 2))
   )
   w_hh = variables["params"]["cell"]["rnn"]["w_hh"]
-  # smart_tanh: 15 non-zeros per row and spectral radius 0.95 (SPEC §1).
+  # smart_tanh: 15 non-zeros per row and spectral radius 0.95 (docs/reference.md §1).
   np.testing.assert_array_equal(np.count_nonzero(np.asarray(w_hh), axis=1), 15)
   assert np.max(np.abs(np.linalg.eigvals(np.asarray(w_hh)))) == pytest.approx(0.95, rel=1e-4)

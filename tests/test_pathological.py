@@ -125,7 +125,7 @@ def test_summary_puts_every_task_beside_the_paper(runs, tmp_path):
       k = int(r[alg].split("/")[0])
       assert r[alg] == stats.format_rate(k, 2)
   assert (tmp_path / "summary.csv").exists()
-  assert "paper (SPEC §4)" in text and "1 of 8 (ICML text: 2 of 5)" in text
+  assert "paper (docs/reference.md §4)" in text and "1 of 8 (ICML text: 2 of 5)" in text
 
 
 def test_notebook_executes_on_the_test_output(runs, monkeypatch, tmp_path):

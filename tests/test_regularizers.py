@@ -3,7 +3,7 @@
 The reference below never touches `rnn.loss_and_grads` or the regularizer's internals: it
 unrolls one example at a time with `rnn.step`, takes every one-step Jacobian with
 `jax.jacobian`, runs BPTT as a chain of those matrices (in numpy) and sums the ratio terms
-in plain loops, exactly as SPEC §2 words them. Its W_rec gradient is `jax.grad` of the same
+in plain loops, exactly as docs/reference.md §2 words them. Its W_rec gradient is `jax.grad` of the same
 loops with the states and adjoints held fixed (the paper's eq. 10).
 """
 
@@ -99,7 +99,7 @@ def _reference(params, unit, batch, head):
     xs = _states(params, unit, u, length)
     hs = [act(x) for x in xs]
     h_prev = [np.zeros(H)] + hs[:-1]
-    # Error injected into h_t by the readout, from the head's formula (SPEC §1).
+    # Error injected into h_t by the readout, from the head's formula (docs/reference.md §1).
     inject = np.zeros((length, H))
     if head == "last_linear":
       y = hs[-1] @ w_out + b_out

@@ -1,4 +1,4 @@
-"""Table 2: character-level language modelling, bits per character (SPEC §4).
+"""Table 2: character-level language modelling, bits per character (docs/reference.md §4).
 
 Presets, chosen with `--config=experiments/configs/char_lm.py:<preset>`:
   paper: the published set-up for `--config.target_offset` (1: next character; 5: the
@@ -18,7 +18,7 @@ value for the task unless given on the command line.
 import ml_collections
 from ml_collections import config_dict
 
-# Learning rates per column and the α schedule (SPEC §4, supplementary "Language
+# Learning rates per column and the α schedule (docs/reference.md §4, supplementary "Language
 # modelling"). The paper runs no SGD column for the fifth-character task ("N/A"); its
 # lr here is our choice (the next-character task's unclipped lr), used only if asked for.
 PAPER_SETUPS = {
@@ -54,7 +54,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.train_eval_limit = 0  # score the train split on its first N symbols only (0: all)
   # --- the model: sigmoid units, softmax over the symbols ---
   c.n_hidden = 500  # paper: 500
-  c.init = "sigmoid"  # SPEC §1: sigmoid units, weights N(0, 0.01²)
+  c.init = "sigmoid"  # docs/reference.md §1: sigmoid units, weights N(0, 0.01²)
   c.biases = False  # paper: no biases (Mikolov et al. 2012)
   # --- truncated BPTT ---
   c.segment_length = 200  # the state is carried across segments of the stream

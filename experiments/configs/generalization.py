@@ -1,6 +1,6 @@
 """One model for many lengths (§4.1.1): train on lengths in [50, 200), test up to 5000 steps.
 
-SPEC §4: 50 tanh units, `basic_tanh`, SGD-CR with the Figure 7 hyper-parameters, trained
+docs/reference.md §4: 50 tanh units, `basic_tanh`, SGD-CR with the Figure 7 hyper-parameters, trained
 on temporal order with a fresh length drawn for every update; the paper reports 100%
 success over 5 seeds, and 0 errors out of 10,000 sequences at each of the evaluation
 lengths for the same models.
@@ -30,8 +30,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # --- the model and the task ---
   c.task = "temporal_order"
   c.n_hidden = 50  # hidden units (paper: 50 tanh units)
-  c.init = "basic_tanh"  # SPEC §1: tanh, every weight N(0, 0.1²)
-  # --- the algorithm: SGD-CR with the Figure 7 hyper-parameters (SPEC §4) ---
+  c.init = "basic_tanh"  # docs/reference.md §1: tanh, every weight N(0, 0.1²)
+  # --- the algorithm: SGD-CR with the Figure 7 hyper-parameters (docs/reference.md §4) ---
   c.algorithm = "sgd_cr"  # 'sgd', 'sgd_c' or 'sgd_cr' (rnn_dynamics.train.ALGORITHMS)
   c.lr = 0.01  # constant, no momentum
   c.momentum = 0.0

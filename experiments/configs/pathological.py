@@ -1,4 +1,4 @@
-"""The pathological tasks of §4.1.2 and the supplementary material (SPEC §4).
+"""The pathological tasks of §4.1.2 and the supplementary material (docs/reference.md §4).
 
 Choose the task with `--config.task=`: addition, multiplication, temporal_order,
 temporal_order_3bit, permutation, or memorization (both the 5-bit and the 20-bit variant;
@@ -51,9 +51,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.preset = preset
   # --- the task ---
   c.task = "addition"  # see the module docstring; 'memorization' runs both variants
-  # --- the model and SGD; None: the task's published value (SPEC §4) ---
+  # --- the model and SGD; None: the task's published value (docs/reference.md §4) ---
   c.n_hidden = placeholder(int)  # hidden units
-  c.init = placeholder(str)  # 'sigmoid', 'basic_tanh' or 'smart_tanh' (SPEC §1)
+  c.init = placeholder(str)  # 'sigmoid', 'basic_tanh' or 'smart_tanh' (docs/reference.md §1)
   c.lr = placeholder(float)  # constant learning rate, no momentum
   c.alpha = placeholder(float)  # Ω weight of SGD-CR (constant)
   c.clip = placeholder(float)  # norm-clipping threshold of SGD-C and SGD-CR

@@ -1,4 +1,4 @@
-"""Table 1: polyphonic music prediction, NLL per time step (SPEC §4).
+"""Table 1: polyphonic music prediction, NLL per time step (docs/reference.md §4).
 
 Presets, chosen with `--config=experiments/configs/polyphonic.py:<preset>`:
   paper: the published set-up for `--config.dataset` (300 sigmoid units, lr 1.0 halved
@@ -20,7 +20,7 @@ line, e.g. `--config.n_hidden=200`.
 import ml_collections
 from ml_collections import config_dict
 
-# The paper's set-ups (SPEC §4, supplementary "Natural tasks"): hidden units, initial
+# The paper's set-ups (docs/reference.md §4, supplementary "Natural tasks"): hidden units, initial
 # learning rate, α_0 of the 1/t schedule. JSB and the built-in sets use Nottingham's.
 PAPER_SETUPS = {
   "piano-midi": dict(n_hidden=300, lr=1.0, alpha0=0.5),
@@ -40,7 +40,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.train_eval_limit = 0  # score the train split on its first N songs only (0: all)
   # --- the model: a sigmoid RNN with one Bernoulli output per key ---
   c.n_hidden = config_dict.placeholder(int)  # paper: 300 (MuseData 400)
-  c.init = "sigmoid"  # SPEC §1: sigmoid units, weights N(0, 0.01²), biases 0
+  c.init = "sigmoid"  # docs/reference.md §1: sigmoid units, weights N(0, 0.01²), biases 0
   c.biases = True
   # --- truncated BPTT ---
   c.segment_length = 200  # steps per segment; the state is carried across a song's segments
@@ -62,7 +62,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.nonfinite_guard = "original"
   c.alpha0 = config_dict.placeholder(float)  # Ω weight α_0 (paper 0.5; MuseData 0.1)
   c.alpha_schedule = "inverse"  # α_t = α_0 / t, t the epoch (1-based); or 'constant'
-  c.omega_form = "original"  # the form the published α were tuned with (SPEC §2)
+  c.omega_form = "original"  # the form the published α were tuned with (docs/reference.md §2)
   c.omega_bound = 1e-20
   # --- budget and bookkeeping ---
   c.max_epochs = 200  # not stated in the paper; the lr halving anneals long before

@@ -1,4 +1,4 @@
-"""Figure 7: success rate on temporal order vs sequence length (SPEC §4).
+"""Figure 7: success rate on temporal order vs sequence length (docs/reference.md §4).
 
 Presets, chosen with `--config=experiments/configs/success_rate.py:<preset>`:
   paper: the published set-up — 5 seeds × 3 initialisations × 3 algorithms, up to 5M
@@ -18,7 +18,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # --- the model and the task ---
   c.task = "temporal_order"
   c.n_hidden = 50  # hidden units (paper: 50)
-  c.inits = ("sigmoid", "basic_tanh", "smart_tanh")  # SPEC §1
+  c.inits = ("sigmoid", "basic_tanh", "smart_tanh")  # docs/reference.md §1
   # --- the algorithms: SGD (no clipping), SGD-C (norm clipping), SGD-CR (clipping + Ω) ---
   c.algorithms = ("sgd", "sgd_c", "sgd_cr")
   c.lr = 0.01  # constant, no momentum

@@ -5,7 +5,7 @@ References:
   Martens & Sutskever (2011), Learning recurrent neural networks with Hessian-free
   optimization.
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
-  networks, §4.1 and supplementary material; SPEC.md §3.
+  networks, §4.1 and supplementary material; docs/reference.md §3.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def get_task(name: str) -> Task:
     ValueError: if `name` is not registered; the message lists the valid names.
 
   References:
-    SPEC.md §3 (the table of tasks).
+    docs/reference.md §3 (the table of tasks).
   """
   if not isinstance(name, str) or name not in _FACTORIES:
     raise ValueError(f"unknown task {name!r}; valid choices: {', '.join(TASKS)}")

@@ -9,7 +9,7 @@ the readout step itself does not give the positions away.
 References:
   Hochreiter & Schmidhuber (1997), Long short-term memory, §5.4 and §5.5.
   Pascanu, Mikolov & Bengio (2013), supplementary material, "Addition problem",
-  "Multiplication problem"; SPEC.md §3.
+  "Multiplication problem"; docs/reference.md §3.
   Original generators: `pascanur/trainingRNNs`, `addition.py` and `multiplication.py`.
 """
 

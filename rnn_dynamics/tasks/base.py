@@ -6,7 +6,7 @@ device, so data generation happens inside the compiled training program, per run
 References:
   Hochreiter & Schmidhuber (1997), Long short-term memory, §5.
   Martens & Sutskever (2011), Learning recurrent neural networks with Hessian-free
-  optimization — the generators the paper reuses (SPEC.md §3).
+  optimization — the generators the paper reuses (docs/reference.md §3).
 """
 
 from __future__ import annotations

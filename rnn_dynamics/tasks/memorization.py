@@ -21,7 +21,7 @@ References:
   Martens & Sutskever (2011), Learning recurrent neural networks with Hessian-free
   optimization (the task as used here, and the K = 5, P = 10 extension).
   Pascanu, Mikolov & Bengio (2013), supplementary material, "Noiseless memorization
-  problem"; SPEC.md §3.
+  problem"; docs/reference.md §3.
   Original generator: `pascanur/trainingRNNs`, `memorization.py`.
 """
 

@@ -9,7 +9,7 @@ References:
   Hochreiter & Schmidhuber (1997), Long short-term memory, §5.2 (experiment 2a,
   noise-free sequences with long time lags).
   Pascanu, Mikolov & Bengio (2013), supplementary material, "Random permutation
-  problem"; SPEC.md §3.
+  problem"; docs/reference.md §3.
   Original generator: `pascanur/trainingRNNs`, `permutation.py`.
 """
 

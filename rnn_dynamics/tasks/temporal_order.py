@@ -9,7 +9,7 @@ and the model has to carry one bit across most of the sequence.
 References:
   Hochreiter & Schmidhuber (1997), Long short-term memory, §5.6 (tasks 6a and 6b).
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
-  networks, §4.1.1 and the supplementary material; SPEC.md §3.
+  networks, §4.1.1 and the supplementary material; docs/reference.md §3.
   Original generators: `pascanur/trainingRNNs`, `tempOrder.py` and `tempOrder3bit.py`.
 """
 
