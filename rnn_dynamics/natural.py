@@ -500,6 +500,7 @@ class SegmentMetrics(NamedTuple):
   grad_norm: jax.Array  # pre-clip global norm of the applied cost's gradient, Ω's included
   clipped: jax.Array
   omega: jax.Array
+  fallback: jax.Array  # 1 where the non-finite guard replaced the step
 
 
 class Trainer(NamedTuple):
@@ -612,6 +613,7 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
       grad_norm=stats["grads/norm_preclip"],
       clipped=stats["grads/clipped"].astype(jnp.float32),
       omega=om,
+      fallback=stats["grads/nonfinite"].astype(jnp.float32),
     )
     return new_state, metrics
 
@@ -1026,6 +1028,7 @@ def fit(
             grad_norm=_finite(_ratio(sums["grad_norm"], sums["updates"])[i]),
             clip_rate=_finite(_ratio(sums["clipped"], sums["updates"])[i]),
             omega=_finite(_ratio(sums["omega"], sums["updates"])[i]),
+            guard_fired=int(sums["fallback"][i]),
             updates=int(np.asarray(state.updates)[i]),
             epoch_wall_s=epoch_wall,
           )
@@ -1066,7 +1069,7 @@ def fit(
   return result()
 
 
-_SUMS = ("nll", "steps", "grad_norm", "updates", "clipped", "omega")
+_SUMS = ("nll", "steps", "grad_norm", "updates", "clipped", "omega", "fallback")
 
 
 def _zero_sums(n_runs: int) -> dict[str, list[float]]:
@@ -1085,6 +1088,7 @@ def _accumulate(sums: dict[str, list[float]], m: SegmentMetrics) -> None:
     updates=real.astype(np.float64),
     clipped=np.where(real, np.asarray(m.clipped, np.float64), 0.0),
     omega=np.where(real, np.nan_to_num(np.asarray(m.omega, np.float64)), 0.0),
+    fallback=np.where(real, np.asarray(m.fallback, np.float64), 0.0),
   )
   for name, a in add.items():
     sums[name] = (np.asarray(sums[name], np.float64) + a.sum(axis=1)).tolist()
