@@ -3,8 +3,8 @@
 Presets, chosen with `--config=experiments/configs/success_rate.py:<preset>`:
   paper: the published set-up — 5 seeds × 3 initialisations × 3 algorithms, up to 5M
     updates, lengths on a log grid. Needs a GPU/TPU (or weeks of CPU).
-  cpu: the built-in default, sized for a 2-core CPU (17.6 min measured on an idle one)
-    (see BUILD.md for how its budget was chosen and what it trades away).
+  cpu: the built-in default, sized for a 2-core CPU (minutes; the README gives the
+    measured time; BUILD.md how its budget was chosen and what it trades away).
   test: seconds; for CI and the end-to-end tests.
 Every field can be overridden on the command line, e.g. `--config.lengths=10,20,50`.
 """
