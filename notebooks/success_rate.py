@@ -18,7 +18,8 @@
 #
 #     python -m experiments.success_rate --workdir=runs/fig7
 #
-# (any preset; set `RNN_DYNAMICS_WORKDIR` to read another one). A sweep still in progress is
+# (any preset; set `RNN_DYNAMICS_WORKDIR` to read another one; with neither, it opens the
+# results committed in `docs/results/fig7_cpu`). A sweep still in progress is
 # fine: only the lengths already finished (`groups/<T>/results.json`) are shown.
 #
 # What is in a workdir (see `rnn_dynamics/workdir.py`): `config.json`, and per finished
@@ -45,9 +46,21 @@ from rnn_dynamics.sweep import TRACE_FIELDS
 
 # Relative paths are tried from the working directory, then from the repository root
 # (Jupyter starts kernels in notebooks/).
-WORKDIR = Path(os.environ.get("RNN_DYNAMICS_WORKDIR", "runs/fig7"))
-if not WORKDIR.is_absolute() and not WORKDIR.exists() and (Path("..") / WORKDIR).exists():
-  WORKDIR = Path("..") / WORKDIR
+# Without either, the results published with the repository (docs/results/fig7_cpu) open.
+def _find(path: str) -> Path:
+  p = Path(path)
+  if not p.is_absolute() and not p.exists() and (Path("..") / p).exists():
+    p = Path("..") / p
+  return p
+
+
+if "RNN_DYNAMICS_WORKDIR" in os.environ:
+  WORKDIR = _find(os.environ["RNN_DYNAMICS_WORKDIR"])
+else:
+  WORKDIR = next(
+    (p for p in map(_find, ("runs/fig7", "docs/results/fig7_cpu")) if p.exists()),
+    Path("runs/fig7"),
+  )
 if not (WORKDIR / "config.json").exists():
   raise FileNotFoundError(
     f"{WORKDIR.resolve()} is not a success-rate workdir (no config.json). Make one with "

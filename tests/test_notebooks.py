@@ -54,6 +54,20 @@ def outputs_text(nb) -> str:
   return "\n".join(parts)
 
 
+def test_success_rate_notebook_opens_the_published_results(kernel, monkeypatch):
+  """With no workdir given (and no runs/fig7), the committed docs/results/fig7_cpu opens."""
+  if (REPO / "runs" / "fig7").exists():
+    monkeypatch.setenv("RNN_DYNAMICS_WORKDIR", str(REPO / "docs" / "results" / "fig7_cpu"))
+  else:
+    monkeypatch.delenv("RNN_DYNAMICS_WORKDIR", raising=False)
+  nb = execute(REPO / "notebooks" / "success_rate.py", kernel)
+  text = outputs_text(nb)
+  assert "the paper says" in text and "SGD-CR" in text
+  # The published T = 50 cells: SGD-CR 5/5 under both tanh initialisations.
+  assert "T = 50" in text or "T=50" in text
+  assert re.search(r"5/5 \(48–100 %\)", text)
+
+
 def test_success_rate_notebook(tmp_path, kernel, monkeypatch):
   workdir = tmp_path / "fig7"
   subprocess.run(
