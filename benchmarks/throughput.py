@@ -948,7 +948,9 @@ def format_table(results: dict[str, Any]) -> str:
   jax_runs = sorted({c["runs"] for c in cases if c["side"] == "jax"})
   has_nn = any(c["side"] == "torch_nn_rnn" for c in cases)
   has_ad = any(c["side"] == "autodiff" for c in cases)
-  ratios = {(r["algorithm"], r["length"], r["runs"]): r for r in results["ratios"]}
+  ratios = {
+    (r["algorithm"], r["length"], r["runs"]): r for r in results["ratios"] if "algorithm" in r
+  }
   ref_runs = results["plan"]["ref_runs"]
   head = ["T", "alg"] + [f"jax {n} run{'s' if n > 1 else ''}" for n in jax_runs]
   head += ["torch loop"] + (["torch nn.RNN"] if has_nn else [])
