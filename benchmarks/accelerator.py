@@ -330,7 +330,7 @@ def _unroll_digests(
   job = throughput._JaxTraining(base, "sgd_cr", length, n_runs)
   out = {}
   for u, p in programs.items():
-    text = p.get(length, True)[1].lower(job.state, job.hparams).as_text()
+    text = p.get(length, True)[1].lower(job.state, job.hparams, np.int32(0)).as_text()
     out[u] = hashlib.sha256(text.encode()).hexdigest()
   return out
 
