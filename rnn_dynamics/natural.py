@@ -56,9 +56,9 @@ from absl import logging
 
 from rnn_dynamics import clipping, results, rnn
 from rnn_dynamics.regularizers import omega_and_total_w_hh_grad
-from rnn_dynamics.sweep import runs_sharding
+from rnn_dynamics.sweep import format_duration, runs_sharding
 from rnn_dynamics.tasks.base import Batch
-from rnn_dynamics.train import HParams, make_optimizer
+from rnn_dynamics.train import HParams, all_finite, make_optimizer
 
 __all__ = [
   "ALPHA_SCHEDULES",
@@ -538,10 +538,6 @@ def _nll_sum(task: NaturalTask, logits, targets, mask) -> jax.Array:
   return jnp.sum(jnp.where(mask, nll, 0.0))
 
 
-def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Trainer:
   """Builds the pure per-run functions.
 
@@ -595,7 +591,7 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
       om = jnp.float32(jnp.nan)
     updates, opt_state = make_optimizer(config, hp).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    ok = (n_valid > 0) & jnp.isfinite(loss) & _all_finite(params)
+    ok = (n_valid > 0) & jnp.isfinite(loss) & all_finite(params)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
     stats = clipping.clipping_stats(opt_state)
     new_state = NaturalState(
@@ -759,13 +755,6 @@ class _Programs:
 def _split_chunks(seg: Segments, k: int):
   for i in range(0, seg.n_segments, k):
     yield Segments(*(a[i : i + k] for a in seg))
-
-
-def _fmt_duration(s: float) -> str:
-  if not math.isfinite(s):
-    return "?"
-  s = int(s)
-  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def fit(
@@ -978,7 +967,7 @@ def fit(
             f"{task.name} epoch {epoch}/{max_epochs} chunk {ci + 1}/{n_chunks} | "
             f"{rate * k * seg_len * lanes * n_real:,.0f} run-steps/s | train "
             + " ".join(f"{x:.3f}" for x in run_loss[:n_real])
-            + f" | epoch ETA {_fmt_duration(left_epoch)}, total ≤ {_fmt_duration(eta)}"
+            + f" | epoch ETA {format_duration(left_epoch)}, total ≤ {format_duration(eta)}"
           )
           last_report = now
         if float(config.checkpoint_every_s) and now - last_save >= float(config.checkpoint_every_s):
@@ -1034,7 +1023,7 @@ def fit(
           )
         )
       say(
-        f"{task.name} epoch {epoch} done in {_fmt_duration(epoch_wall)}: valid "
+        f"{task.name} epoch {epoch} done in {format_duration(epoch_wall)}: valid "
         + " ".join(
           f"{lab['algorithm']}/{lab['seed']}={scores['valid'][i]:.3f}"
           for i, lab in enumerate(labels)

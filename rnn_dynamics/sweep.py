@@ -48,6 +48,7 @@ from rnn_dynamics.train import HParams, RunState, Trainer
 __all__ = [
   "GroupResult",
   "TRACE_FIELDS",
+  "format_duration",
   "request_stop",
   "stop_requested",
   "run_group",
@@ -527,11 +528,12 @@ def _progress_line(name, full, n_runs, chunks, elapsed, max_updates, chunk_size)
     f"{name} solved {solved.sum()}/{n_runs} failed {failed.sum()} "
     f"(diverged {diverged.sum()}) pending {pending.sum()} | "
     f"updates {int(step.max())}/{max_updates} | {rate * n_runs:,.0f} run-updates/s | "
-    f"ETA ≤ {_fmt_duration(eta)}"
+    f"ETA ≤ {format_duration(eta)}"
   )
 
 
-def _fmt_duration(s: float) -> str:
+def format_duration(s: float) -> str:
+  """`1h02m` or `3m04s` (`?` for an unknown, infinite time), for progress lines."""
   if not math.isfinite(s):
     return "?"
   s = int(s)

@@ -58,6 +58,7 @@ __all__ = [
   "RunState",
   "Trainer",
   "algorithm_hparams",
+  "all_finite",
   "guard_enabled",
   "length_buckets",
   "make_optimizer",
@@ -267,7 +268,8 @@ def _where_tree(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
-def _all_finite(tree) -> jax.Array:
+def all_finite(tree) -> jax.Array:
+  """Whether every entry of every leaf is finite (a boolean scalar, traceable)."""
   return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
@@ -324,7 +326,7 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     params = optax.apply_updates(state.params, updates)
 
     active = ~state.done
-    finite = jnp.isfinite(loss) & _all_finite(params)
+    finite = jnp.isfinite(loss) & all_finite(params)
     moved = active & finite
     stats = clipping.clipping_stats(opt_state)
     nan = jnp.float32(jnp.nan)
