@@ -11,9 +11,11 @@ and length range; any mix of seeds, learning rates, thresholds, α and initialis
 * solved, diverged and out-of-budget runs are frozen inside the program while the rest go
   on; the group ends when every run is decided. With `config.compaction`, once the live
   runs fit in half the program, the group goes on with a smaller compiled program (sizes
-  `device_count · 2^k`, so compiles stay few and cached) holding only the live runs: a run
-  depends on nothing but its own state and the shared length schedule, so its results are
-  bit-identical with or without compaction, and decided runs stop costing;
+  `device_count · 2^k`, so compiles stay few and cached) holding only the live runs, so
+  decided runs stop costing. A run depends on nothing but its own state and the shared
+  length schedule; the bits of its float32 arithmetic can still depend on the program's
+  size (XLA picks kernels by shape), so compaction, like the device count, may move a
+  run's trajectory at round-off (a given config is deterministic, resumed or not);
 * the success test counts mistakes as integers (`train.success_limit`: exactly 1 % fails)
   and, for mixed lengths, per nominal length, so each row also names its worst length;
 * an Orbax checkpoint of the whole stacked state (plus the traces so far) is written
@@ -231,9 +233,8 @@ def _json_floats(a: np.ndarray) -> list:
 
 def _compact_size(n_live: int, n_devices: int) -> int:
   """The program size for `n_live` runs: the smallest `n_devices · 2^k`, k ≥ 1, that
-  holds them. Never one run per device: XLA simplifies a size-1 runs axis away and then
-  rounds a few reductions (the loss, the norm) differently, which would break the
-  bit-identity of compacted runs."""
+  holds them. Never one run per device: XLA simplifies a size-1 runs axis away, which
+  changes the rounding of the reductions most (the loss, the norm)."""
   size = 2 * n_devices
   while size < n_live:
     size *= 2

@@ -407,9 +407,12 @@ def test_one_length_per_update_keeps_a_real_switch_under_vmap(trainer):
   assert not np.array_equal(lengths[0], np.asarray(m4.length)[0])
 
 
-def test_compaction_gives_bit_identical_results(programs):
-  """Runs that solve or diverge early leave the program; the rest go on in a smaller one,
-  with exactly the results (rows, final state, traces) of the full-size program."""
+def test_compaction_keeps_every_run_and_its_results(programs):
+  """Runs that solve or diverge early leave the program; the rest go on in a smaller one.
+  Here (12 runs, 4 left) rows and final states come out bit-identical to the full-size
+  program's. That is not guaranteed in general: XLA compiles a smaller runs axis into
+  other kernels, which may round differently (BUILD.md: on the Figure 7 cpu preset one
+  run of 135 solved 500 updates later), so this guards the bookkeeping, not the bits."""
   _, counted, _ = programs
   # Twelve runs (six more seeds), so that the live ones fit in a third of the program.
   more = [_run(lab["algorithm"], lab["init"], lab["seed"] + 10, lab["lr"]) for lab, _ in GROUP]

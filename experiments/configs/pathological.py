@@ -72,7 +72,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.nonfinite_guard = "original"
   # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
   # (cost follows the drawn length); decided runs leave the program (compaction:
-  # bit-identical results, less work on CPUs); scan steps per loop iteration.
+  # the same experiment, less work on CPUs; BUILD.md); scan steps per loop iteration.
   c.length_buckets = 8
   c.compaction = True
   c.scan_unroll = 1
