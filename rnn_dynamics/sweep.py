@@ -335,7 +335,7 @@ def run_group(
       Path(checkpoint_dir).absolute(),
       options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False),
     )
-    restored = _restore(manager, _to_devices(full, sharding), sharding)
+    restored = _restore(manager, full, sharding)
     if restored is not None:
       restored_state, host, saved_traces = restored
       full = jax.tree.map(_host, restored_state)
