@@ -124,8 +124,10 @@ def fit_affine(points: Mapping[int, float]) -> tuple[float, float]:
   """`(a, b)` of `y(T) = a + b·T` fitted to `{T: y}` by least squares.
 
   Per-update time is a fixed part (sampling, optimizer, launch) plus a part per sequence
-  step. A negative intercept is not physical: then `a = 0` and `b` is the least-squares
-  slope through the origin, which is also the fit for a single point.
+  step. Neither part can be negative. A negative slope means timing noise exceeds the
+  step cost over the measured lengths (close lengths on a busy machine): then the time
+  is flat, `a` = the mean and `b = 0`. A negative intercept: `a = 0` and `b` is the
+  least-squares slope through the origin, which is also the fit for a single point.
   """
   if not points:
     raise ValueError("need at least one point")
@@ -133,6 +135,8 @@ def fit_affine(points: Mapping[int, float]) -> tuple[float, float]:
   ys = np.asarray(list(points.values()), np.float64)
   if len(ts) >= 2 and np.ptp(ts) > 0:
     b, a = np.polyfit(ts, ys, 1)
+    if b < 0:
+      return float(np.mean(ys)), 0.0
     if a >= 0:
       return float(a), float(b)
   return 0.0, float(np.sum(ts * ys) / np.sum(ts * ts))
