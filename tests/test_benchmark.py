@@ -246,3 +246,35 @@ def test_accelerator_respects_a_spent_budget():
   assert results["projection"] is None
   report = accelerator.format_report(results)
   assert "budget of 0 s spent" in report and "skipped" in report
+
+
+def test_natural_benchmark_tiny_run_counts_symbols_and_flops(tmp_path):
+  from benchmarks import natural_throughput as nt
+
+  music = nt.Setup("tiny music", "music", 8, 6)
+  text = nt.Setup("tiny text", "text", 8, 5)
+  plan = nt.Plan(setups=(music, text), lanes=(1, 2), symbols_per_call=400, rounds=2, matmul_size=64)
+  results = nt.run_benchmark(plan, log=lambda _: None)
+  rows = {(r["setup"], r["lanes"]): r for r in results["rows"]}
+  assert set(rows) == {(s.name, b) for s in (music, text) for b in (1, 2)}
+  for (name, lanes), r in rows.items():
+    setup = music if name == music.name else text
+    k = 400 // (nt.SEGMENT_LENGTH * lanes)  # 2 segments at one lane, 1 at two
+    symbols = k * nt.SEGMENT_LENGTH * lanes
+    assert r["symbols_per_s"] == pytest.approx(float(np.median(symbols / np.asarray(r["seconds"]))))
+    flops = 3 * k * 6.0 * nt.SEGMENT_LENGTH * lanes * (8 * 8 + 2 * 8 * setup.n_symbols)
+    assert r["gflops"] == pytest.approx(float(np.median(flops / np.asarray(r["seconds"]))) / 1e9)
+    assert 0 < r["matmul_fraction"] and 0 < r["step_product_fraction"]
+  s = results["summary"]
+  assert s["natural_symbols_per_s"] == rows[(music.name, 1)]["symbols_per_s"]
+  assert s["lanes_speedup"] == pytest.approx(
+    rows[(music.name, 2)]["symbols_per_s"] / rows[(music.name, 1)]["symbols_per_s"]
+  )
+  path = tmp_path / "natural.json"
+  throughput.write_json(results, str(path))
+  assert json.loads(path.read_text(), parse_constant=_reject)["rows"]
+  assert re.fullmatch(
+    r"natural_symbols_per_s=\d+ natural_matmul_fraction=[\d.]+ lanes_speedup=[\d.]+",
+    nt.summary_line(results),
+  )
+  assert "tiny text" in nt.format_table(results)
