@@ -22,7 +22,7 @@ import optax
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import rnn
+from rnn_dynamics import plots, results, rnn
 from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import make_folder
@@ -208,21 +208,23 @@ def run(config, workdir: str) -> dict:
   proj = lambda x: (x - mean) @ vt[:2].T
   proj_states = proj(np.asarray(xs_TxBxH).transpose(1, 0, 2))
   fm = fixed["u_mean"]
-  os.makedirs(workdir, exist_ok=True)
-  plotting.save_npz(
+  results.write_npz(
     os.path.join(workdir, "attractors.npz"),
-    lag_start=lag_start,
-    lag_end=lag_end,
-    fixed_u_mean=fm.x_KxH,
-    stable_u_mean=fm.stable_K,
-    eig_u_mean=fm.eigvals_KxH,
-    fixed_u0=fixed["u0"].x_KxH,
-    stable_u0=fixed["u0"].stable_K,
-    first_symbol=v0,
-    **{f"history/{k}": v for k, v in history.items()},
-    **{f"params/{k}": getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")},
+    dict(
+      lag_start=lag_start,
+      lag_end=lag_end,
+      fixed_u_mean=fm.x_KxH,
+      stable_u_mean=fm.stable_K,
+      eig_u_mean=fm.eigvals_KxH,
+      fixed_u0=fixed["u0"].x_KxH,
+      stable_u0=fixed["u0"].stable_K,
+      first_symbol=v0,
+      **{f"history/{k}": v for k, v in history.items()},
+      **{f"params/{k}": getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")},
+    ),
+    compressed=False,  # as before: the analysis binaries keep plain .npz
   )
-  plotting.save_json(os.path.join(workdir, "attractors.json"), summary)
+  results.write_json(os.path.join(workdir, "attractors.json"), summary, sort_keys=True)
   hist = {}
   if history:
     hist = dict(history, loss=history["loss_all"])
@@ -245,7 +247,7 @@ def run(config, workdir: str) -> dict:
     fm.stable_K,
     spikes=spikes,
   )
-  plotting.save_figure(fig, os.path.join(workdir, "attractors"))
+  plots.save_figure(fig, os.path.join(workdir, "attractors"))
   return summary
 
 
@@ -257,7 +259,7 @@ def main(argv):
   start = time.time()
   config = validation.validate(_CONFIG.value, "attractors")
   make_folder(_WORKDIR.value)
-  plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
+  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
   s = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
   print(f"eval error {s['eval_error']:.3f}, ρ = {s['spectral_radius']:.3f}")

@@ -20,6 +20,7 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
+from rnn_dynamics import plots, results
 from rnn_dynamics.analysis import curvature, plotting, surface
 from rnn_dynamics.workdir import make_folder
 
@@ -90,25 +91,27 @@ def run(config, workdir: str) -> dict:
       "mean_final_loss_clipped": float(np.mean(np.asarray(r_clip.loss_NxS)[:, -1])),
     },
   }
-  os.makedirs(workdir, exist_ok=True)
-  plotting.save_npz(
+  results.write_npz(
     os.path.join(workdir, "cliff.npz"),
-    ws=ws,
-    bs=bs,
-    loss_BxW=loss,
-    grad_norm_BxW=grad_norm,
-    wall_W=wall,
-    plain_theta=plain.theta_NxSx2,
-    plain_loss=plain.loss_NxS,
-    plain_grad_norm=plain.grad_norm_NxS,
-    clipped_theta=clipped.theta_NxSx2,
-    clipped_loss=clipped.loss_NxS,
-    clipped_grad_norm=clipped.grad_norm_NxS,
-    plain_top_eigenvalue=eig,
-    plain_alignment=align,
-    plain_grad_curvature=np.asarray(diag.grad_curvature).reshape(shape),
+    dict(
+      ws=ws,
+      bs=bs,
+      loss_BxW=loss,
+      grad_norm_BxW=grad_norm,
+      wall_W=wall,
+      plain_theta=plain.theta_NxSx2,
+      plain_loss=plain.loss_NxS,
+      plain_grad_norm=plain.grad_norm_NxS,
+      clipped_theta=clipped.theta_NxSx2,
+      clipped_loss=clipped.loss_NxS,
+      clipped_grad_norm=clipped.grad_norm_NxS,
+      plain_top_eigenvalue=eig,
+      plain_alignment=align,
+      plain_grad_curvature=np.asarray(diag.grad_curvature).reshape(shape),
+    ),
+    compressed=False,  # as before: the analysis binaries keep plain .npz
   )
-  plotting.save_json(os.path.join(workdir, "cliff.json"), summary)
+  results.write_json(os.path.join(workdir, "cliff.json"), summary, sort_keys=True)
   fig = plotting.plot_cliff(
     ws,
     bs,
@@ -121,7 +124,7 @@ def run(config, workdir: str) -> dict:
     alignment_P=align,
     threshold=config.clip_threshold,
   )
-  plotting.save_figure(fig, os.path.join(workdir, "cliff"))
+  plots.save_figure(fig, os.path.join(workdir, "cliff"))
   return summary
 
 
@@ -133,7 +136,7 @@ def main(argv):
   start = time.time()
   config = validation.validate(_CONFIG.value, "cliff")
   make_folder(_WORKDIR.value)
-  plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
+  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
   s = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
   c = s["curvature"]

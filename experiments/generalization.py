@@ -32,6 +32,7 @@ from absl import app, logging
 
 from experiments import cli, validation
 from rnn_dynamics import plots, results, rnn, sweep, train
+from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "train"  # the workdir group holding the trained models
@@ -160,7 +161,7 @@ def write_figure(config: ml_collections.ConfigDict, workdir: Workdir, rows: list
     success_error=float(config.success_error),
     chance_error=_CHANCE_ERROR.get(config.task),
     title=f"{config.task}: one {config.n_hidden}-unit {config.init} model per seed, "
-    f"{plots.ALGORITHM_LABELS.get(config.algorithm, config.algorithm)}, "
+    f"{style.label(config.algorithm)}, "
     f"≤{config.max_updates:,} updates\n{config.eval_sequences:,} fresh sequences per length",
   )
   plots.save_figure(fig, workdir.path / TABLE)

@@ -26,8 +26,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnn_dynamics import plots, results, stats
+from rnn_dynamics import stats
+from rnn_dynamics.report import style
 from rnn_dynamics.errors import ConfigError
+from rnn_dynamics.workdir import Workdir
 
 __all__ = [
   "PAPER",
@@ -319,12 +321,8 @@ def _length_sort(label: str) -> int:
 # --- reading a workdir -------------------------------------------------------------------
 
 
-# A summary only reads; the experiment that wrote the workdir can recompute what is lost.
-_REMEDY = "run experiments.pathological on that workdir again to recompute it"
-
-
 def load_workdir(path: str | Path) -> dict[str, Any]:
-  """What a pathological workdir holds, read-only.
+  """What a pathological workdir holds, read through `Workdir.open` (never written).
 
   Returns:
     A dict with `path`, `config` (the resolved config), `rows` (one per run),
@@ -332,26 +330,19 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     name → `{"rows": [...], "traces": {field: [runs, chunks] array}}` (the per-chunk
     training traces of `rnn_dynamics.sweep.TRACE_FIELDS`). Missing pieces (a sweep
     still running) read as empty.
+
+  Raises:
+    UserError: `path` is not a workdir, or a file in it is damaged.
   """
-  path = Path(path)
-  if not (path / "config.json").is_file():
-    raise ConfigError(f"{path} is not a workdir of experiments.pathological (no config.json)")
-  config = results.read_json(path / "config.json", _REMEDY)
-
-  def rows(f: Path) -> list[dict[str, Any]]:
-    return results.read_json(f, _REMEDY) if f.exists() else []
-
-  groups = {}
-  for folder in sorted((path / "groups").glob("*")):
-    if (folder / "results.json").exists() and (folder / "traces.npz").exists():
-      with np.load(folder / "traces.npz") as z:
-        groups[folder.name] = dict(rows=rows(folder / "results.json"), traces=dict(z))
+  wd = Workdir.open(path)
+  if "task" not in wd.config:
+    raise ConfigError(f"{wd.path} is not a workdir of experiments.pathological (no task)")
   return dict(
-    path=path,
-    config=config,
-    rows=rows(path / "results.json"),
-    generalization=rows(path / "generalization.json"),
-    groups=groups,
+    path=wd.path,
+    config=wd.config,
+    rows=wd.table("results", default=[]),
+    generalization=wd.table("generalization", default=[]),
+    groups={g: wd.load_group(g) for g in wd.groups()},
   )
 
 
@@ -392,27 +383,17 @@ def markdown(
     if "success" in columns:
       columns = [c for c in columns if c not in _SUCCESS_NUMBERS]
   headers = headers or {}
-  head = [headers.get(c, plots.ALGORITHM_LABELS.get(c, c)) for c in columns]
+  head = [headers.get(c, style.label(c)) for c in columns]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(columns)]
   for r in rows:
     cells = [_cell(r.get(c)) for c in columns]
     if "algorithm" in r and "algorithm" in columns:
-      cells[list(columns).index("algorithm")] = plots.ALGORITHM_LABELS.get(
-        r["algorithm"], r["algorithm"]
-      )
+      cells[list(columns).index("algorithm")] = style.label(r["algorithm"])
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
 # --- figures -----------------------------------------------------------------------------
-
-_STYLE = {
-  "sgd": ("tab:blue", "o"),
-  "sgd_c": ("tab:orange", "s"),
-  "sgd_elementwise": ("tab:purple", "v"),
-  "sgd_cr": ("tab:green", "^"),
-}
-
 
 def generalization_figure(
   gen_rows: Sequence[dict[str, Any]],
@@ -442,8 +423,8 @@ def generalization_figure(
       pts = [r for r in table if r["lengths"] == lengths and r["algorithm"] == alg]
       xs = [r["eval_length"] for r in pts]
       med = [max(r["error_median"], floor) for r in pts]
-      color, marker = _STYLE.get(alg, (None, "x"))
-      label = plots.ALGORITHM_LABELS.get(alg, alg) + (f", T={lengths}" if many else "")
+      color, marker = style.color(alg), style.marker(alg)
+      label = style.label(alg) + (f", T={lengths}" if many else "")
       line = ax.plot(xs, med, marker=marker, color=None if many else color, label=label)[0]
       lo = [max(min(float(r["error"]) for r in trows if _match(r, p)), floor) for p in pts]
       hi = [max(r["error_max"], floor) for r in pts]
