@@ -28,13 +28,9 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import pathological, plots, results, rnn, sweep, train
+from rnn_dynamics import generalization, pathological, plots, results, sweep, train
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
-
-# Where the generalization test's sequences come from (the same for every run: paired).
-_GENERALIZATION_STREAM = 1_000_003
-
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config with every field left None set to the task's published value."""
@@ -134,16 +130,6 @@ def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
   return result.rows
 
 
-def eval_block(
-  task, length: int, n_hidden: int, n_sequences: int, max_block: int, memory_mb: float
-) -> int:
-  """Sequences per evaluation block: the largest divisor of `n_sequences` up to
-  `max_block` whose activations (inputs, states, σ', outputs) fit in `memory_mb`."""
-  per_sequence = 4 * task.buffer_length(length) * (task.n_in + 3 * n_hidden + 2 * task.n_out)
-  fit = max(1, min(max_block, int(memory_mb * 2**20 // per_sequence)))
-  return max(d for d in range(1, fit + 1) if n_sequences % d == 0)
-
-
 def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> list[dict]:
   """Error of the group's models on fresh sequences at each `generalization_lengths`."""
   stem = workdir.group_path(group) / "generalization"
@@ -152,25 +138,18 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
   picked = [i for i, r in enumerate(group_rows) if r["solved"] or gcfg.generalization_runs == "all"]
   out: list[dict] = []
   if picked:
-    params = workdir.load_params(group)
+    params = {k: v[picked] for k, v in workdir.load_params(group).items()}
+    hps = sweep.stack([_hparams(gcfg, group_rows[i]["algorithm"]) for i in picked])
     task, n = get_task(gcfg.task), int(gcfg.generalization_size)
-    base = jax.random.fold_in(jax.random.PRNGKey(gcfg.seed), _GENERALIZATION_STREAM)
     t0 = time.time()
-    for length in gcfg.generalization_lengths:
-      length = int(length)
-      ecfg = gcfg.copy_and_resolve_references()
-      ecfg.eval_batch = eval_block(
-        task, length, gcfg.n_hidden, n, gcfg.eval_batch, gcfg.generalization_memory_mb
+    for length in map(int, gcfg.generalization_lengths):
+      block = generalization.eval_block(
+        task, length, gcfg.n_hidden, n, gcfg.eval_batch, memory_mb=gcfg.generalization_memory_mb
       )
-      evaluate = jax.jit(
-        train.make_train(ecfg).evaluate, static_argnums=3, static_argnames="length"
-      )
-      key = jax.random.fold_in(base, length)
-      for i in picked:
-        run_params = rnn.Params(**{k: v[i] for k, v in params.items()})
-        hp = _hparams(gcfg, group_rows[i]["algorithm"])
-        error = float(evaluate(run_params, hp, key, n, length=length))
-        out.append(dict(group_rows[i], eval_length=length, error=error, n_sequences=n))
+      # One model at a time, as the published results were made (`model_errors`).
+      errors = generalization.model_errors(gcfg, params, hps, length, n, block, vmapped=False)
+      for i, error in zip(picked, errors):
+        out.append(dict(group_rows[i], eval_length=length, error=float(error), n_sequences=n))
       logging.info(
         "%s: generalization at length %d: %d models, %.0f s so far",
         group,

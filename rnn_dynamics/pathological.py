@@ -334,7 +334,7 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
   Raises:
     UserError: `path` is not a workdir, or a file in it is damaged.
   """
-  wd = Workdir.open(path)
+  wd = Workdir.open(path, of="experiments.pathological")
   if "task" not in wd.config:
     raise ConfigError(f"{wd.path} is not a workdir of experiments.pathological (no task)")
   return dict(

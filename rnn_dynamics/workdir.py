@@ -100,11 +100,12 @@ class Workdir:
     results.write_json(saved_file, resolved)
 
   @classmethod
-  def open(cls, path: str | os.PathLike) -> Workdir:
+  def open(cls, path: str | os.PathLike, of: str = "") -> Workdir:
     """The workdir at `path`, read-only: nothing is written, the config is what is there.
 
     Missing pieces of a sweep still running read as absent (`groups()` lists finished
-    groups only; `table(..., default=[])`).
+    groups only; `table(..., default=[])`). `of` names the experiment the caller expects
+    (e.g. `"experiments.pathological"`), for the error messages.
 
     Raises:
       ConfigError: `path` is not a folder or holds no `config.json`.
@@ -113,12 +114,13 @@ class Workdir:
     self = cls.__new__(cls)
     self.path = Path(path)
     self.read_only = True
+    what = f"a workdir of {of}" if of else "a workdir"
     if not self.path.is_dir():
-      raise ConfigError(f"{self.path} is not a workdir: no such folder")
+      raise ConfigError(f"{self.path} is not {what}: no such folder")
     file = self.path / "config.json"
     if not file.is_file():
       raise ConfigError(
-        f"{self.path} is not a workdir (no config.json): pass a folder an experiment wrote"
+        f"{self.path} is not {what} (no config.json): pass a folder an experiment wrote"
       )
     self.config = results.read_json(file, _READ_REMEDY)
     if not isinstance(self.config, dict):

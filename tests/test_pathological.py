@@ -15,7 +15,7 @@ import pytest
 from experiments import pathological as experiment
 from experiments import pathological_summary
 from experiments.configs import pathological as configs
-from rnn_dynamics import pathological, stats, sweep
+from rnn_dynamics import generalization, pathological, stats, sweep
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import WorkdirConfigMismatch
 
@@ -173,10 +173,10 @@ def test_unknown_task_is_a_clear_error():
 
 def test_eval_block_divides_and_fits():
   task = get_task("permutation")
-  block = experiment.eval_block(task, 5000, 100, 10_000, 1000, memory_mb=512)
+  block = generalization.eval_block(task, 5000, 100, 10_000, 1000, memory_mb=512)
   assert 10_000 % block == 0
   assert block * 4 * 5000 * (100 + 300 + 200) <= 512 * 2**20
-  assert experiment.eval_block(task, 10, 100, 10_000, 1000, memory_mb=512) == 1000
+  assert generalization.eval_block(task, 10, 100, 10_000, 1000, memory_mb=512) == 1000
 
 
 def test_tables_from_rows():

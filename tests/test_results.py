@@ -42,7 +42,8 @@ def test_write_results_writes_csv_and_json_with_every_column(tmp_path):
   assert results.read_results(tmp_path / "t") == [
     dict(seed=0, solved=True), dict(seed=1, error=0.25)
   ]
-  assert (tmp_path / "t.csv").read_text().splitlines() == ["seed,solved,error", "0,True,", "1,,0.25"]
+  csv = (tmp_path / "t.csv").read_text().splitlines()
+  assert csv == ["seed,solved,error", "0,True,", "1,,0.25"]
 
 
 @pytest.mark.parametrize("compressed", [True, False])
