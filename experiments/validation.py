@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 from experiments.configs import char_lm as char_lm_config
 from experiments.configs import polyphonic as polyphonic_config
@@ -253,6 +254,24 @@ def data_path_for(file_datasets: Sequence[str]) -> Relation:
   return relation
 
 
+def _params_index(c) -> Iterable[str]:
+  """`params_index` names one of the models in `params_file` (a stacked group's file
+  holds `[runs, ...]`; a single model's only index 0)."""
+  path = Path(c.params_file).expanduser() if c.params_file else None
+  if path is None or not path.is_file() or not _is_int(c.params_index):
+    return []
+  try:
+    with np.load(path) as f:
+      shape = f["w_hh"].shape
+  except Exception:  # a damaged or foreign file: the binary names it when it reads it
+    return []
+  runs = shape[0] if len(shape) == 3 else 1
+  if c.params_index < runs:
+    return []
+  held = f"holds {runs} models, so use 0 to {runs - 1}" if runs > 1 else "holds a single model"
+  return [f"{_flag('params_index', c)}: {c.params_file} {held}"]
+
+
 def _pathological_lengths(c) -> Iterable[str]:
   # Memorization's lengths are gaps, the others' training lengths: each against its
   # own variants' shortest length.
@@ -420,6 +439,7 @@ BINARIES: dict[str, Schema] = {
   "attractors": Schema(
     fields={
       "params_file": text(),
+      "params_index": integer(lo=0),
       "length": _SIZE,
       "updates": _SIZE,
       "clip_threshold": number(ge=0),  # 0: plain SGD
@@ -439,6 +459,7 @@ BINARIES: dict[str, Schema] = {
         if c.params_file and not Path(c.params_file).expanduser().is_file()
         else []
       ),
+      _params_index,
     ),
   ),
   "bifurcation": Schema(
