@@ -28,17 +28,18 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import generalization, pathological, plots, results, sweep, train
+from rnn_dynamics import generalization, paper, plots, results, sweep, train
+from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config with every field left None set to the task's published value."""
   cfg = config.copy_and_resolve_references()
-  paper = pathological.paper_setup(cfg.task)
+  published = paper.pathological_setup(cfg.task)
   for field in ("n_hidden", "init", "lr", "alpha", "clip"):
     if cfg[field] is None:
-      cfg[field] = getattr(paper, field)
+      cfg[field] = getattr(published, field)
   if cfg.elementwise_clip is None:
     cfg.elementwise_clip = cfg.clip
   if cfg.max_updates is None:
@@ -53,7 +54,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def groups(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, int, int]]:
   """`(group, task variant, min_length, max_length)`: one compiled program each."""
   out = []
-  for variant in pathological.variants(cfg.task):
+  for variant in paper.variants(cfg.task):
     if variant.startswith("memorization"):
       out += [(f"{variant}_T{t}", variant, int(t), int(t)) for t in cfg.memorization_lengths]
     else:
@@ -192,7 +193,7 @@ def _table_markdown(cfg, table: list[dict]) -> str:
     f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
     f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
     f"{cfg.eval_size:,} fresh sequences.\n"
-    f"Paper (docs/reference.md §4): {pathological.paper_setup(cfg.task).reported}.\n\n"
+    f"Paper (docs/reference.md §4): {paper.pathological_setup(cfg.task).reported}.\n\n"
   )
   return head + pathological.markdown(table, headers=_HEADERS)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from experiments.configs import char_lm as char_lm_config
 from experiments.configs import polyphonic as polyphonic_config
-from rnn_dynamics import natural, pathological, regularizers, rnn, tasks, train
+from rnn_dynamics import natural, paper, regularizers, rnn, tasks, train
 from rnn_dynamics.errors import ConfigError
 
 __all__ = ["BINARIES", "FIELDS", "Schema", "validate"]
@@ -277,7 +277,7 @@ def _pathological_lengths(c) -> Iterable[str]:
   # own variants' shortest length.
   if c.task not in _PATHOLOGICAL_TASKS:
     return
-  for variant in pathological.variants(c.task):
+  for variant in paper.variants(c.task):
     least = _task_min_length(variant)
     mem = variant.startswith("memorization")
     for field in ("memorization_lengths",) if mem else ("train_lengths",):
@@ -304,7 +304,7 @@ def _pathological_budget(c) -> Iterable[str]:
 # --- the tables -----------------------------------------------------------------------
 
 _PATHOLOGICAL_TASKS = tuple(
-  dict.fromkeys(v for t in pathological.TASKS for v in (t, *pathological.variants(t)))
+  dict.fromkeys(v for t in paper.PATHOLOGICAL_TASKS for v in (t, *paper.variants(t)))
 )
 _NATURAL_ALGORITHMS = ("sgd", "sgd_c", "sgd_cr")
 _COUNT = integer(0)  # how many (0: none, or all where the field says so)
@@ -406,7 +406,7 @@ BINARIES: dict[str, Schema] = {
       "task": one_of(_PATHOLOGICAL_TASKS),
       "train_lengths": sequence(_SIZE, length=2),
       "memorization_lengths": sequence(_SIZE, unique=True),
-      "budgets": mapping(tuple(pathological.TASKS), _SIZE),
+      "budgets": mapping(tuple(paper.PATHOLOGICAL_TASKS), _SIZE),
       "generalization_lengths": sequence(_SIZE, unique=True),
       "generalization_size": _SIZE,
       "generalization_runs": one_of(("solved", "all")),

@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from rnn_dynamics import plots, stats
+from rnn_dynamics import paper, plots, stats
 from rnn_dynamics.sweep import TRACE_FIELDS
 from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir
@@ -95,8 +95,8 @@ inits = [i for i in config["inits"] if any(r["init"] == i for r in runs)]
 algorithms = [a for a in config["algorithms"] if any(r["algorithm"] == a for r in runs)]
 init_style = dict(zip(inits, LINESTYLES * len(inits)))
 print(f"{WORKDIR}: preset {config.get('preset')!r}, {len(runs)} finished runs, lengths {lengths}")
-print(f"budget {config['max_updates']:,} updates/run (paper: 5,000,000), {config['seeds']} seeds "
-      f"(paper: 5), lr {config['lr']}, clip {config['clip']}, α {config['alpha']}, "
+print(f"budget {config['max_updates']:,} updates/run (paper: {paper.FIGURE7.max_updates:,}), "
+      f"{config['seeds']} seeds (paper: {paper.FIGURE7.seeds}), lr {config['lr']}, clip {config['clip']}, α {config['alpha']}, "
       f"{config['n_hidden']} hidden units, success: error < {config['success_error']:.0%} on "
       f"{config['eval_size']:,} fresh sequences")
 
@@ -363,4 +363,4 @@ lines = ["| the paper says | checked as | measured here | verdict |", "|---|---|
 lines += [f"| {c} | {how} | {got} | {v} |" for c, how, got, v in claims]
 display(Markdown("\n".join(lines)))
 print(f"budget here: {config['max_updates']:,} updates per run, {config['seeds']} seeds; "
-      "paper: 5,000,000 updates, 5 seeds")
+      f"paper: {paper.FIGURE7.max_updates:,} updates, {paper.FIGURE7.seeds} seeds")

@@ -210,7 +210,8 @@ def test_attractors_reads_one_run_of_a_stacked_group(tmp_path):
   np.testing.assert_array_equal(a["params/w_hh"], stacked["w_hh"][1])
   assert s["init"] == init and "curvature" not in s
   proc = subprocess.run(
-    [sys.executable, "-m", "experiments.attractors", "--config=experiments/configs/attractors.py:test",
+    [sys.executable, "-m", "experiments.attractors",
+     "--config=experiments/configs/attractors.py:test",
      f"--workdir={tmp_path / 'bad'}", f"--config.params_file={PUBLISHED_GROUP / 'params.npz'}",
      f"--config.params_index={runs}"],
     cwd=REPO, capture_output=True, text=True, timeout=300, check=False,

@@ -1,9 +1,10 @@
-"""The pathological tasks of §4.1.2: published set-ups, result tables and figures.
+"""The report of `experiments/pathological.py` (§4.1.2): result tables and figures.
 
-Everything here reads what `experiments/pathological.py` leaves in a workdir (per-run
-result rows, generalization rows) and turns it into the tables and plots of the report:
+Everything here reads what that binary leaves in a workdir (per-run result rows,
+generalization rows) and turns it into the tables and plots of the report; the published
+set-ups and outcomes it compares against are `rnn_dynamics.paper.PATHOLOGICAL`:
 
-* `PAPER`: the set-up and the reported outcome per task, quoted from docs/reference.md §4;
+* `load_workdir`: a task's workdir, read through `Workdir.open`;
 * `task_table`: success rate, updates to solve, test error per (task, lengths, algorithm);
 * `generalization_table`, `generalization_figure`: error vs evaluation length;
 * `summary_table`: several tasks side by side with the paper's column;
@@ -22,19 +23,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from rnn_dynamics import stats
-from rnn_dynamics.report import style
+from rnn_dynamics import paper, stats
 from rnn_dynamics.errors import ConfigError
+from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir
 
 __all__ = [
-  "PAPER",
-  "TASKS",
-  "PaperSetup",
   "generalization_figure",
   "generalization_reach",
   "generalization_table",
@@ -42,82 +40,7 @@ __all__ = [
   "markdown",
   "summary_table",
   "task_table",
-  "variants",
 ]
-
-
-class PaperSetup(NamedTuple):
-  """A task's published hyper-parameters and outcome (docs/reference.md §4, "Other pathological tasks").
-
-  Attributes:
-    n_hidden: hidden units.
-    init: initialisation (`rnn.INITS`); `basic_tanh` is tanh with N(0, 0.1²) weights.
-    lr: learning rate.
-    alpha: Ω weight of SGD-CR.
-    clip: norm-clipping threshold.
-    reported: the paper's result, quoted from docs/reference.md §4.
-    note: where a value is not the paper's own.
-  """
-
-  n_hidden: int
-  init: str
-  lr: float
-  alpha: float
-  clip: float
-  reported: str
-  note: str = ""
-
-
-_FROM_TEXT = (
-  "init not stated for this task; basic_tanh as in the paper's temporal-order "
-  "one-model-for-many-lengths set-up"
-)
-PAPER: dict[str, PaperSetup] = {
-  "addition": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%; generalizes to 400–500 steps"),
-  "multiplication": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%, similar"),
-  "temporal_order": PaperSetup(
-    50, "basic_tanh", 0.001, 2.0, 6.0, "100%, generalizes to 400", _FROM_TEXT
-  ),
-  "temporal_order_3bit": PaperSetup(100, "basic_tanh", 0.001, 2.0, 6.0, "100%", _FROM_TEXT),
-  "permutation": PaperSetup(
-    100, "basic_tanh", 0.001, 1.0, 6.0, "1 of 8 (ICML text: 2 of 5)", _FROM_TEXT
-  ),
-  "memorization": PaperSetup(
-    50,
-    "smart_tanh",
-    0.01,
-    2.0,
-    1.0,
-    "100% per length",
-    "not stated in the paper: the original code's defaults",
-  ),
-}
-"""Published set-ups by experiment task name (both memorization variants share one)."""
-
-TASKS: tuple[str, ...] = tuple(PAPER)
-"""Task names `experiments/pathological.py` accepts (plus the two memorization variants)."""
-
-_VARIANTS = {"memorization": ("memorization_5bit", "memorization_20bit")}
-
-
-def variants(task: str) -> tuple[str, ...]:
-  """Registry task names (`rnn_dynamics.tasks.TASKS`) an experiment task stands for.
-
-  `memorization` runs both published variants; `memorization_5bit` or
-  `memorization_20bit` runs one.
-  """
-  if task in _VARIANTS:
-    return _VARIANTS[task]
-  if task in PAPER or task in _VARIANTS["memorization"]:
-    return (task,)
-  valid = ", ".join(TASKS + _VARIANTS["memorization"])
-  raise ValueError(f"unknown pathological task {task!r}; choose one of {valid}")
-
-
-def paper_setup(task: str) -> PaperSetup:
-  """The published set-up of an experiment task or of one of its variants."""
-  variants(task)  # validates
-  return PAPER["memorization" if task.startswith("memorization") else task]
 
 
 # --- tables ------------------------------------------------------------------------------
@@ -285,7 +208,7 @@ def summary_table(
     reach = generalization_reach(gen, float(cfg.get("success_error", 0.01)))
     for variant, vrows in _group_rows(rows, ("task",)).items():
       variant = variant[0]
-      paper = paper_setup(variant)
+      published = paper.pathological_setup(variant)
       row = dict(
         task=variant,
         preset=cfg.get("preset", ""),
@@ -309,7 +232,7 @@ def summary_table(
       if short:
         text += f"{'; ' if text else ''}{short} of {len(cr)} at ≥ 1% already at the shortest"
       row["sgd_cr_generalizes_to"] = text
-      row["paper"] = paper.reported
+      row["paper"] = published.reported
       out.append(row)
   return out, algs
 
