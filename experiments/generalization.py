@@ -31,8 +31,8 @@ from absl import app, logging
 
 from experiments import cli, validation
 from rnn_dynamics import generalization, plots, results, rnn, sweep, train
-from rnn_dynamics.tasks import get_task
 from rnn_dynamics.report import style
+from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "train"  # the workdir group holding the trained models

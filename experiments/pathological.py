@@ -28,10 +28,11 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import generalization, paper, plots, results, sweep, train
+from rnn_dynamics import generalization, paper, results, sweep, train
 from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
+
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config with every field left None set to the task's published value."""
@@ -80,9 +81,9 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
     else:
       group_rows = _train_group(workdir, group, gcfg, f"[{i + 1}/{len(todo)}] {group}")
     rows += group_rows
-    _write_outputs(workdir, cfg, rows, gen_rows, figure=False)
+    pathological.write_report(workdir, cfg, rows, gen_rows, figure=False)
     gen_rows += _generalize(workdir, group, gcfg, group_rows)
-    _write_outputs(workdir, cfg, rows, gen_rows, figure=True)
+    pathological.write_report(workdir, cfg, rows, gen_rows, figure=True)
   logging.info("%s finished in %.0f s (this process)", cfg.task, time.time() - t_start)
   return dict(rows=rows, generalization=gen_rows)
 
@@ -160,69 +161,6 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
       )
   results.write_results(stem, out)
   return out
-
-
-def _write_outputs(
-  workdir: Workdir, cfg, rows: list[dict], gen_rows: list[dict], figure: bool
-) -> None:
-  algs = tuple(cfg.algorithms)
-  workdir.write_table(rows)
-  table = pathological.task_table(rows, algs)
-  workdir.write_table(table, stem="table")
-  results.atomic_write_text(workdir.path / "table.md", _table_markdown(cfg, table))
-  workdir.write_table(gen_rows, stem="generalization")
-  gen_table = pathological.generalization_table(gen_rows, algs)
-  workdir.write_table(gen_table, stem="generalization_table")
-  results.atomic_write_text(
-    workdir.path / "generalization_table.md",
-    _generalization_markdown(cfg, gen_table),
-  )
-  if figure and gen_rows:
-    fig = pathological.generalization_figure(
-      gen_rows,
-      algs,
-      float(cfg.success_error),
-      title=f"{cfg.task}: error on {cfg.generalization_size:,} fresh sequences per length",
-    )
-    plots.save_figure(fig, workdir.path / "generalization")
-
-
-def _table_markdown(cfg, table: list[dict]) -> str:
-  head = (
-    f"**{cfg.task}** ({cfg.preset} preset): {cfg.n_hidden} hidden, {cfg.init}, lr {cfg.lr:g}, "
-    f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
-    f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
-    f"{cfg.eval_size:,} fresh sequences.\n"
-    f"Paper (docs/reference.md §4): {paper.pathological_setup(cfg.task).reported}.\n\n"
-  )
-  return head + pathological.markdown(table, headers=_HEADERS)
-
-
-def _generalization_markdown(cfg, gen_table: list[dict]) -> str:
-  head = (
-    f"**{cfg.task}**: error on {cfg.generalization_size:,} fresh sequences per length, "
-    f"{cfg.generalization_runs} models"
-    + (" (for memorization the length is the gap T)" if cfg.task.startswith("mem") else "")
-    + ".\n\n"
-  )
-  if not gen_table:
-    return head + "No model evaluated: none solved (so far).\n"
-  return head + pathological.markdown(gen_table, headers=_HEADERS)
-
-
-_HEADERS = {
-  "lengths": "train lengths",
-  "success_rate": "success",
-  "updates_to_solve_median": "updates to solve (median)",
-  "updates_to_solve_min": "min",
-  "updates_to_solve_max": "max",
-  "test_error_median": "test error (median)",
-  "strict_solved": "0 errors",
-  "eval_length": "length",
-  "error_median": "error (median)",
-  "error_max": "error (worst)",
-  "under_1pct": "models < 1%",
-}
 
 
 def main(argv):

@@ -32,8 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from rnn_dynamics.report import pathological
-from rnn_dynamics.report import style
+from rnn_dynamics.report import pathological, style
 
 patterns = os.environ.get("RNN_DYNAMICS_PATHOLOGICAL", "runs/pathological/*").split(",")
 paths = sorted(

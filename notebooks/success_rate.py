@@ -38,8 +38,8 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from rnn_dynamics import paper, plots, stats
-from rnn_dynamics.sweep import TRACE_FIELDS
 from rnn_dynamics.report import style
+from rnn_dynamics.sweep import TRACE_FIELDS
 from rnn_dynamics.workdir import Workdir
 
 # rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.

@@ -8,7 +8,8 @@ set-ups and outcomes it compares against are `rnn_dynamics.paper.PATHOLOGICAL`:
 * `task_table`: success rate, updates to solve, test error per (task, lengths, algorithm);
 * `generalization_table`, `generalization_figure`: error vs evaluation length;
 * `summary_table`: several tasks side by side with the paper's column;
-* `markdown`: any of these tables as GitHub Markdown.
+* `markdown`: any of these tables as GitHub Markdown;
+* `write_report`: all of them for one task, into its workdir.
 
 References:
   Pascanu, Mikolov & Bengio (2013), ICML, §4.1.2 and the supplementary material
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn_dynamics import paper, stats
+from rnn_dynamics import paper, plots, results, stats
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir
@@ -40,6 +41,7 @@ __all__ = [
   "markdown",
   "summary_table",
   "task_table",
+  "write_report",
 ]
 
 
@@ -314,6 +316,75 @@ def markdown(
       cells[list(columns).index("algorithm")] = style.label(r["algorithm"])
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
+
+
+# --- the report of one task ------------------------------------------------------------
+
+
+def write_report(
+  workdir: Workdir, cfg, rows: list[dict], gen_rows: list[dict], figure: bool = True
+) -> None:
+  """Writes a task's report into its workdir: the per-run rows (`results`), `table` and
+  `generalization_table` (`.csv`, `.json`, `.md`), the generalization rows and, with
+  `figure` and rows to draw, `generalization.{png,svg}`. `cfg` is the resolved config."""
+  algs = tuple(cfg.algorithms)
+  workdir.write_table(rows)
+  table = task_table(rows, algs)
+  workdir.write_table(table, stem="table")
+  results.atomic_write_text(workdir.path / "table.md", _table_markdown(cfg, table))
+  workdir.write_table(gen_rows, stem="generalization")
+  gen_table = generalization_table(gen_rows, algs)
+  workdir.write_table(gen_table, stem="generalization_table")
+  results.atomic_write_text(
+    workdir.path / "generalization_table.md",
+    _generalization_markdown(cfg, gen_table),
+  )
+  if figure and gen_rows:
+    fig = generalization_figure(
+      gen_rows,
+      algs,
+      float(cfg.success_error),
+      title=f"{cfg.task}: error on {cfg.generalization_size:,} fresh sequences per length",
+    )
+    plots.save_figure(fig, workdir.path / "generalization")
+
+
+def _table_markdown(cfg, table: list[dict]) -> str:
+  head = (
+    f"**{cfg.task}** ({cfg.preset} preset): {cfg.n_hidden} hidden, {cfg.init}, lr {cfg.lr:g}, "
+    f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
+    f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
+    f"{cfg.eval_size:,} fresh sequences.\n"
+    f"Paper (docs/reference.md §4): {paper.pathological_setup(cfg.task).reported}.\n\n"
+  )
+  return head + markdown(table, headers=_HEADERS)
+
+
+def _generalization_markdown(cfg, gen_table: list[dict]) -> str:
+  head = (
+    f"**{cfg.task}**: error on {cfg.generalization_size:,} fresh sequences per length, "
+    f"{cfg.generalization_runs} models"
+    + (" (for memorization the length is the gap T)" if cfg.task.startswith("mem") else "")
+    + ".\n\n"
+  )
+  if not gen_table:
+    return head + "No model evaluated: none solved (so far).\n"
+  return head + markdown(gen_table, headers=_HEADERS)
+
+
+_HEADERS = {
+  "lengths": "train lengths",
+  "success_rate": "success",
+  "updates_to_solve_median": "updates to solve (median)",
+  "updates_to_solve_min": "min",
+  "updates_to_solve_max": "max",
+  "test_error_median": "test error (median)",
+  "strict_solved": "0 errors",
+  "eval_length": "length",
+  "error_median": "error (median)",
+  "error_max": "error (worst)",
+  "under_1pct": "models < 1%",
+}
 
 
 # --- figures -----------------------------------------------------------------------------
