@@ -53,6 +53,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks import throughput
+from experiments import runtime
 from experiments.configs import success_rate
 
 __all__ = [
@@ -643,4 +644,5 @@ if __name__ == "__main__":
   _SOLVE = flags.DEFINE_string(
     "solve_times", None, "A results.json with solve times for the projection (decided_updates)."
   )
+  runtime.setup()  # the experiments' devices and compilation cache (experiments/runtime.py)
   app.run(main)

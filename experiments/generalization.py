@@ -21,7 +21,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 import time
 
 import jax
@@ -31,14 +30,13 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results, rnn, sweep, train
+from rnn_dynamics import generalization, plots, results, rnn, sweep, train
+from rnn_dynamics.report import style
+from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "train"  # the workdir group holding the trained models
 TABLE = "generalization"  # <workdir>/generalization.{csv,json}: one row per (seed, length)
-# Tag folded into the base key for the test sequences, apart from the training keys
-# (which fold in the seed index).
-_EVAL_STREAM = 1_000_003
 # Temporal order has 4 classes; a model that has learnt nothing errs on 3 in 4.
 _CHANCE_ERROR = {"temporal_order": 0.75}
 
@@ -88,13 +86,6 @@ def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[di
   return result.rows
 
 
-def eval_block(length: int, n_sequences: int, max_block: int, block_steps: int) -> int:
-  """Sequences per evaluation block at `length`: the largest divisor of `n_sequences`
-  that is at most `max_block` and keeps `sequences × length ≤ block_steps`."""
-  fit = max(1, min(max_block, n_sequences, block_steps // length))
-  return max(d for d in range(1, fit + 1) if n_sequences % d == 0)
-
-
 def evaluate_lengths(
   config: ml_collections.ConfigDict, workdir: Workdir, train_rows: list[dict]
 ) -> list[dict]:
@@ -107,22 +98,18 @@ def evaluate_lengths(
   rows = results.read_results(stem) if stem.with_suffix(".json").exists() else []
   finished = {int(r["eval_length"]) for r in rows}
   params = jax.tree.map(jnp.asarray, rnn.Params(**workdir.load_params(GROUP)))
-  n_models = len(train_rows)
-  hps = sweep.stack([_hparams(config)] * n_models)
-  n = int(config.eval_sequences)
-  base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _EVAL_STREAM)
+  hps = sweep.stack([_hparams(config)] * len(train_rows))
+  task, n = get_task(config.task), int(config.eval_sequences)
   lo, hi = int(config.min_length), int(config.max_length)
   for length in map(int, config.eval_lengths):
     if length in finished:
       continue
     t0 = time.time()
-    ecfg = config.copy_and_resolve_references()
-    ecfg.eval_batch = eval_block(length, n, int(config.eval_batch), int(config.eval_block_steps))
-    evaluate = train.make_train(ecfg).evaluate
-    key = jax.random.fold_in(base, length)  # the same test sequences for every model
-    per_model = functools.partial(evaluate, key=key, n_sequences=n, length=length)
-    errors = jax.jit(jax.vmap(per_model))(params, hps)
-    errors = np.asarray(errors, dtype=np.float64)
+    block = generalization.eval_block(
+      task, length, config.n_hidden, n, int(config.eval_batch),
+      block_steps=int(config.eval_block_steps),
+    )
+    errors = generalization.model_errors(config, params, hps, length, n, block, vmapped=True)
     for r, e in zip(train_rows, errors):
       rows.append(
         dict(
@@ -147,7 +134,7 @@ def evaluate_lengths(
       length,
       [r["errors"] for r in rows if r["eval_length"] == length],
       n,
-      ecfg.eval_batch,
+      block,
       time.time() - t0,
     )
   return rows
@@ -160,7 +147,7 @@ def write_figure(config: ml_collections.ConfigDict, workdir: Workdir, rows: list
     success_error=float(config.success_error),
     chance_error=_CHANCE_ERROR.get(config.task),
     title=f"{config.task}: one {config.n_hidden}-unit {config.init} model per seed, "
-    f"{plots.ALGORITHM_LABELS.get(config.algorithm, config.algorithm)}, "
+    f"{style.label(config.algorithm)}, "
     f"≤{config.max_updates:,} updates\n{config.eval_sequences:,} fresh sequences per length",
   )
   plots.save_figure(fig, workdir.path / TABLE)

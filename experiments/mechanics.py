@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import rnn
+from rnn_dynamics import plots, results, rnn
 from rnn_dynamics.analysis import mechanics, plotting
 from rnn_dynamics.workdir import make_folder
 
@@ -90,11 +90,10 @@ def run(config, workdir: str) -> dict:
       "max_rate_above_threshold": float(np.nanmax(r[~below])) if (~below).any() else None,
       "rates": dict(zip([f"{x:.3g}" for x in rhos], r)),
     }
-  os.makedirs(workdir, exist_ok=True)
-  plotting.save_npz(os.path.join(workdir, "mechanics.npz"), **arrays)
-  plotting.save_json(os.path.join(workdir, "mechanics.json"), summary)
+  results.write_npz(os.path.join(workdir, "mechanics.npz"), arrays, compressed=False)
+  results.write_json(os.path.join(workdir, "mechanics.json"), summary, sort_keys=True)
   fig = plotting.plot_mechanics(curves, rates, mechanics.GAMMA)
-  plotting.save_figure(fig, os.path.join(workdir, "mechanics"))
+  plots.save_figure(fig, os.path.join(workdir, "mechanics"))
   return summary
 
 
@@ -106,7 +105,7 @@ def main(argv):
   start = time.time()
   config = validation.validate(_CONFIG.value, "mechanics")
   make_folder(_WORKDIR.value)
-  plotting.save_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
+  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
   summary = run(config, _WORKDIR.value)
   logging.info("done in %.1f s", time.time() - start)
   for kind, s in summary.items():

@@ -28,21 +28,19 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import pathological, plots, results, rnn, sweep, train
+from rnn_dynamics import generalization, paper, results, sweep, train
+from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
-
-# Where the generalization test's sequences come from (the same for every run: paired).
-_GENERALIZATION_STREAM = 1_000_003
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config with every field left None set to the task's published value."""
   cfg = config.copy_and_resolve_references()
-  paper = pathological.paper_setup(cfg.task)
+  published = paper.pathological_setup(cfg.task)
   for field in ("n_hidden", "init", "lr", "alpha", "clip"):
     if cfg[field] is None:
-      cfg[field] = getattr(paper, field)
+      cfg[field] = getattr(published, field)
   if cfg.elementwise_clip is None:
     cfg.elementwise_clip = cfg.clip
   if cfg.max_updates is None:
@@ -57,7 +55,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def groups(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, int, int]]:
   """`(group, task variant, min_length, max_length)`: one compiled program each."""
   out = []
-  for variant in pathological.variants(cfg.task):
+  for variant in paper.variants(cfg.task):
     if variant.startswith("memorization"):
       out += [(f"{variant}_T{t}", variant, int(t), int(t)) for t in cfg.memorization_lengths]
     else:
@@ -83,9 +81,9 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
     else:
       group_rows = _train_group(workdir, group, gcfg, f"[{i + 1}/{len(todo)}] {group}")
     rows += group_rows
-    _write_outputs(workdir, cfg, rows, gen_rows, figure=False)
+    pathological.write_report(workdir, cfg, rows, gen_rows, figure=False)
     gen_rows += _generalize(workdir, group, gcfg, group_rows)
-    _write_outputs(workdir, cfg, rows, gen_rows, figure=True)
+    pathological.write_report(workdir, cfg, rows, gen_rows, figure=True)
   logging.info("%s finished in %.0f s (this process)", cfg.task, time.time() - t_start)
   return dict(rows=rows, generalization=gen_rows)
 
@@ -134,16 +132,6 @@ def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
   return result.rows
 
 
-def eval_block(
-  task, length: int, n_hidden: int, n_sequences: int, max_block: int, memory_mb: float
-) -> int:
-  """Sequences per evaluation block: the largest divisor of `n_sequences` up to
-  `max_block` whose activations (inputs, states, σ', outputs) fit in `memory_mb`."""
-  per_sequence = 4 * task.buffer_length(length) * (task.n_in + 3 * n_hidden + 2 * task.n_out)
-  fit = max(1, min(max_block, int(memory_mb * 2**20 // per_sequence)))
-  return max(d for d in range(1, fit + 1) if n_sequences % d == 0)
-
-
 def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> list[dict]:
   """Error of the group's models on fresh sequences at each `generalization_lengths`."""
   stem = workdir.group_path(group) / "generalization"
@@ -152,25 +140,18 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
   picked = [i for i, r in enumerate(group_rows) if r["solved"] or gcfg.generalization_runs == "all"]
   out: list[dict] = []
   if picked:
-    params = workdir.load_params(group)
+    params = {k: v[picked] for k, v in workdir.load_params(group).items()}
+    hps = sweep.stack([_hparams(gcfg, group_rows[i]["algorithm"]) for i in picked])
     task, n = get_task(gcfg.task), int(gcfg.generalization_size)
-    base = jax.random.fold_in(jax.random.PRNGKey(gcfg.seed), _GENERALIZATION_STREAM)
     t0 = time.time()
-    for length in gcfg.generalization_lengths:
-      length = int(length)
-      ecfg = gcfg.copy_and_resolve_references()
-      ecfg.eval_batch = eval_block(
-        task, length, gcfg.n_hidden, n, gcfg.eval_batch, gcfg.generalization_memory_mb
+    for length in map(int, gcfg.generalization_lengths):
+      block = generalization.eval_block(
+        task, length, gcfg.n_hidden, n, gcfg.eval_batch, memory_mb=gcfg.generalization_memory_mb
       )
-      evaluate = jax.jit(
-        train.make_train(ecfg).evaluate, static_argnums=3, static_argnames="length"
-      )
-      key = jax.random.fold_in(base, length)
-      for i in picked:
-        run_params = rnn.Params(**{k: v[i] for k, v in params.items()})
-        hp = _hparams(gcfg, group_rows[i]["algorithm"])
-        error = float(evaluate(run_params, hp, key, n, length=length))
-        out.append(dict(group_rows[i], eval_length=length, error=error, n_sequences=n))
+      # One model at a time, as the published results were made (`model_errors`).
+      errors = generalization.model_errors(gcfg, params, hps, length, n, block, vmapped=False)
+      for i, error in zip(picked, errors):
+        out.append(dict(group_rows[i], eval_length=length, error=float(error), n_sequences=n))
       logging.info(
         "%s: generalization at length %d: %d models, %.0f s so far",
         group,
@@ -180,69 +161,6 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
       )
   results.write_results(stem, out)
   return out
-
-
-def _write_outputs(
-  workdir: Workdir, cfg, rows: list[dict], gen_rows: list[dict], figure: bool
-) -> None:
-  algs = tuple(cfg.algorithms)
-  workdir.write_table(rows)
-  table = pathological.task_table(rows, algs)
-  workdir.write_table(table, stem="table")
-  results.atomic_write_text(workdir.path / "table.md", _table_markdown(cfg, table))
-  workdir.write_table(gen_rows, stem="generalization")
-  gen_table = pathological.generalization_table(gen_rows, algs)
-  workdir.write_table(gen_table, stem="generalization_table")
-  results.atomic_write_text(
-    workdir.path / "generalization_table.md",
-    _generalization_markdown(cfg, gen_table),
-  )
-  if figure and gen_rows:
-    fig = pathological.generalization_figure(
-      gen_rows,
-      algs,
-      float(cfg.success_error),
-      title=f"{cfg.task}: error on {cfg.generalization_size:,} fresh sequences per length",
-    )
-    plots.save_figure(fig, workdir.path / "generalization")
-
-
-def _table_markdown(cfg, table: list[dict]) -> str:
-  head = (
-    f"**{cfg.task}** ({cfg.preset} preset): {cfg.n_hidden} hidden, {cfg.init}, lr {cfg.lr:g}, "
-    f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
-    f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
-    f"{cfg.eval_size:,} fresh sequences.\n"
-    f"Paper (docs/reference.md §4): {pathological.paper_setup(cfg.task).reported}.\n\n"
-  )
-  return head + pathological.markdown(table, headers=_HEADERS)
-
-
-def _generalization_markdown(cfg, gen_table: list[dict]) -> str:
-  head = (
-    f"**{cfg.task}**: error on {cfg.generalization_size:,} fresh sequences per length, "
-    f"{cfg.generalization_runs} models"
-    + (" (for memorization the length is the gap T)" if cfg.task.startswith("mem") else "")
-    + ".\n\n"
-  )
-  if not gen_table:
-    return head + "No model evaluated: none solved (so far).\n"
-  return head + pathological.markdown(gen_table, headers=_HEADERS)
-
-
-_HEADERS = {
-  "lengths": "train lengths",
-  "success_rate": "success",
-  "updates_to_solve_median": "updates to solve (median)",
-  "updates_to_solve_min": "min",
-  "updates_to_solve_max": "max",
-  "test_error_median": "test error (median)",
-  "strict_solved": "0 errors",
-  "eval_length": "length",
-  "error_median": "error (median)",
-  "error_max": "error (worst)",
-  "under_1pct": "models < 1%",
-}
 
 
 def main(argv):

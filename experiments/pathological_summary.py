@@ -17,7 +17,8 @@ from pathlib import Path
 from absl import app, flags
 
 from experiments import cli
-from rnn_dynamics import pathological, results
+from rnn_dynamics import results
+from rnn_dynamics.report import pathological
 from rnn_dynamics.workdir import make_folder
 
 _HEADERS = {

@@ -27,26 +27,11 @@ from absl import app, logging
 
 from experiments import cli, validation
 from experiments.configs import polyphonic as polyphonic_config
-from rnn_dynamics import natural, results, rnn
+from rnn_dynamics import natural, paper, results, rnn
 from rnn_dynamics.data import bach_chorales, load_music
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
 
-# Table 1 of the paper (docs/reference.md §4), NLL per time step, quoted, never recomputed.
-PAPER_TABLE1 = {
-  "piano-midi": {
-    "train": dict(sgd=6.87, sgd_c=6.81, sgd_cr=7.01),
-    "test": dict(sgd=7.56, sgd_c=7.53, sgd_cr=7.46),
-  },
-  "nottingham": {
-    "train": dict(sgd=3.67, sgd_c=3.21, sgd_cr=3.24),
-    "test": dict(sgd=3.80, sgd_c=3.48, sgd_cr=3.46),
-  },
-  "musedata": {
-    "train": dict(sgd=8.25, sgd_c=6.54, sgd_cr=6.51),
-    "test": dict(sgd=7.11, sgd_c=7.00, sgd_cr=6.99),
-  },
-}
 NAMES = {
   "piano-midi": "Piano-midi.de",
   "nottingham": "Nottingham",
@@ -96,7 +81,7 @@ def columns(config) -> list[natural.Column]:
 
 def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: float) -> str:
   """Tables, history and best parameters; returns the Markdown table."""
-  paper = PAPER_TABLE1.get(config.dataset)
+  published = paper.TABLE1.get(config.dataset)
   notes = [
     f"NLL per time step (nats, summed over 88 keys, pooled over all frames), at each run's "
     f"best-validation epoch; ours: mean ± std over {config.seeds} seed(s).",
@@ -106,7 +91,7 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     f"segments of {config.segment_length} steps, {config.batch_size} lane(s).",
     natural.wall_note(res),
   ]
-  if paper is None:
+  if published is None:
     notes.append("The paper reports no numbers for this data set.")
   elif config.preset != "paper":
     notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
@@ -114,7 +99,7 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     workdir.path,
     res,
     algorithms=config.algorithms,
-    paper=paper,
+    paper=published,
     notes=notes,
     title=f"Table 1 — {NAMES[config.dataset]}, NLL per time step (lower is better)",
     summary=dict(

@@ -22,6 +22,7 @@ from absl import app, logging
 import experiments
 from experiments import cli, validation
 from rnn_dynamics import plots, stats, sweep, train
+from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir
 
 
@@ -129,7 +130,7 @@ def _summary(rows: list[dict], config) -> str:
     for alg in config.algorithms:
       cells = [rates.get((init, alg, int(t))) for t in config.lengths]
       lines.append(
-        f"{init:<11} {plots.ALGORITHM_LABELS.get(alg, alg):<10} "
+        f"{init:<11} {style.label(alg):<10} "
         + " ".join(f"{stats.format_rate(c) if c else '-':<16}" for c in cells)
       )
   return "\n".join(lines)

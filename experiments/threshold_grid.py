@@ -17,10 +17,10 @@ import sys
 
 import jax
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
 import experiments
+from experiments import cli
 from rnn_dynamics import plots, results, sweep, threshold_grid, train
 from rnn_dynamics.workdir import Workdir
 
@@ -100,8 +100,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/threshold_grid.py:cpu", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/threshold_grid.py:cpu")
+  _WORKDIR = cli.define_workdir()
+  cli.run(main)

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 from experiments.configs import char_lm as char_lm_config
 from experiments.configs import polyphonic as polyphonic_config
-from rnn_dynamics import natural, pathological, regularizers, rnn, tasks, train
+from rnn_dynamics import natural, paper, regularizers, rnn, tasks, train
 from rnn_dynamics.errors import ConfigError
 
 __all__ = ["BINARIES", "FIELDS", "Schema", "validate"]
@@ -253,12 +254,30 @@ def data_path_for(file_datasets: Sequence[str]) -> Relation:
   return relation
 
 
+def _params_index(c) -> Iterable[str]:
+  """`params_index` names one of the models in `params_file` (a stacked group's file
+  holds `[runs, ...]`; a single model's only index 0)."""
+  path = Path(c.params_file).expanduser() if c.params_file else None
+  if path is None or not path.is_file() or not _is_int(c.params_index):
+    return []
+  try:
+    with np.load(path) as f:
+      shape = f["w_hh"].shape
+  except Exception:  # a damaged or foreign file: the binary names it when it reads it
+    return []
+  runs = shape[0] if len(shape) == 3 else 1
+  if c.params_index < runs:
+    return []
+  held = f"holds {runs} models, so use 0 to {runs - 1}" if runs > 1 else "holds a single model"
+  return [f"{_flag('params_index', c)}: {c.params_file} {held}"]
+
+
 def _pathological_lengths(c) -> Iterable[str]:
   # Memorization's lengths are gaps, the others' training lengths: each against its
   # own variants' shortest length.
   if c.task not in _PATHOLOGICAL_TASKS:
     return
-  for variant in pathological.variants(c.task):
+  for variant in paper.variants(c.task):
     least = _task_min_length(variant)
     mem = variant.startswith("memorization")
     for field in ("memorization_lengths",) if mem else ("train_lengths",):
@@ -285,7 +304,7 @@ def _pathological_budget(c) -> Iterable[str]:
 # --- the tables -----------------------------------------------------------------------
 
 _PATHOLOGICAL_TASKS = tuple(
-  dict.fromkeys(v for t in pathological.TASKS for v in (t, *pathological.variants(t)))
+  dict.fromkeys(v for t in paper.PATHOLOGICAL_TASKS for v in (t, *paper.variants(t)))
 )
 _NATURAL_ALGORITHMS = ("sgd", "sgd_c", "sgd_cr")
 _COUNT = integer(0)  # how many (0: none, or all where the field says so)
@@ -387,7 +406,7 @@ BINARIES: dict[str, Schema] = {
       "task": one_of(_PATHOLOGICAL_TASKS),
       "train_lengths": sequence(_SIZE, length=2),
       "memorization_lengths": sequence(_SIZE, unique=True),
-      "budgets": mapping(tuple(pathological.TASKS), _SIZE),
+      "budgets": mapping(tuple(paper.PATHOLOGICAL_TASKS), _SIZE),
       "generalization_lengths": sequence(_SIZE, unique=True),
       "generalization_size": _SIZE,
       "generalization_runs": one_of(("solved", "all")),
@@ -420,6 +439,7 @@ BINARIES: dict[str, Schema] = {
   "attractors": Schema(
     fields={
       "params_file": text(),
+      "params_index": integer(lo=0),
       "length": _SIZE,
       "updates": _SIZE,
       "clip_threshold": number(ge=0),  # 0: plain SGD
@@ -439,6 +459,7 @@ BINARIES: dict[str, Schema] = {
         if c.params_file and not Path(c.params_file).expanduser().is_file()
         else []
       ),
+      _params_index,
     ),
   ),
   "bifurcation": Schema(

@@ -30,7 +30,6 @@
 # or `samples.json` (text: samples from each column's best model).
 
 # %%
-import json
 import os
 from pathlib import Path
 
@@ -38,18 +37,25 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
+from rnn_dynamics.report import style
+from rnn_dynamics.workdir import Workdir
+
 # %matplotlib inline
 
-COLORS = {"sgd": "tab:blue", "sgd_c": "tab:orange", "sgd_cr": "tab:green"}
-LABELS = {"sgd": "SGD", "sgd_c": "SGD+C", "sgd_cr": "SGD+CR"}
+COLORS = style.COLORS
+LABELS = style.TABLE_LABELS  # Tables 1–2 write SGD+C, SGD+CR (docs/reference.md §4)
 
 
-def find_workdir(env: str, default: str) -> Path | None:
-  """The workdir named by `env` (or `default`), tried from here and from the repo root."""
+def find_workdir(env: str, default: str) -> Workdir | None:
+  """The workdir named by `env` (or `default`), tried from here and from the repo root,
+  opened read-only; None if there is none, or it has no finished epoch yet."""
   path = Path(os.environ.get(env, default))
   if not path.is_absolute() and not path.exists() and (Path("..") / path).exists():
     path = Path("..") / path
-  return path if (path / "history.json").exists() else None
+  if not (path / "config.json").exists():
+    return None
+  workdir = Workdir.open(path)
+  return workdir if workdir.exists("history.json") else None
 
 
 MUSIC = find_workdir("RNN_DYNAMICS_MUSIC_WORKDIR", "runs/music")
@@ -62,11 +68,11 @@ if MUSIC is None and TEXT is None:
   )
 
 
-def load(workdir: Path) -> dict:
-  read = lambda name: json.loads((workdir / name).read_text())
+def load(workdir: Workdir) -> dict:
   return dict(
-    config=read("config.json"), summary=read("summary.json"), history=read("history.json"),
-    runs=read("runs.json"), table=(workdir / "table.md").read_text(),
+    config=workdir.config, summary=workdir.read_json("summary.json"),
+    history=workdir.table("history"), runs=workdir.table("runs"),
+    table=workdir.read_text("table.md"),
   )
 
 
@@ -153,9 +159,8 @@ else:
 # steps only*. Good models light up where the notes are and anticipate chord changes late.
 
 # %%
-if MUSIC is not None and (MUSIC / "predictions.npz").exists():
-  with np.load(MUSIC / "predictions.npz") as z:
-    pred = dict(z)
+if MUSIC is not None and MUSIC.exists("predictions.npz"):
+  pred = MUSIC.read_npz("predictions.npz")
   songs = sorted({k.split("/")[1] for k in pred}, key=int)
   algs = [a for a in ("sgd", "sgd_c", "sgd_cr") if f"{a}/0" in pred]
   for j in songs[:2]:
@@ -195,8 +200,8 @@ if TEXT is not None:
   plt.show()
   optimisation_traces(text)
   plt.show()
-  if (TEXT / "samples.json").exists():
-    samples = json.loads((TEXT / "samples.json").read_text())
+  if TEXT.exists("samples.json"):
+    samples = TEXT.read_json("samples.json")
     print("prime:", samples.pop("prime")[-100:].replace("\n", " / "))
     for alg, s in samples.items():
       print(f"\n{LABELS.get(alg, alg)}:", s[:300].replace("\n", " / "))

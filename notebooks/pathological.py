@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from rnn_dynamics import pathological, plots
+from rnn_dynamics.report import pathological, style
 
 patterns = os.environ.get("RNN_DYNAMICS_PATHOLOGICAL", "runs/pathological/*").split(",")
 paths = sorted(
@@ -108,12 +108,6 @@ for w in workdirs:
 # vanishing, which shows as a larger gradient norm early on.
 
 # %%
-STYLE = {
-  "sgd_c": "tab:orange",
-  "sgd_elementwise": "tab:purple",
-  "sgd_cr": "tab:green",
-  "sgd": "tab:blue",
-}
 for w in workdirs:
   chunk = int(w["config"]["chunk_size"])
   for name, group in w["groups"].items():
@@ -121,8 +115,8 @@ for w in workdirs:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for i, row in enumerate(group["rows"]):
       steps = chunk * np.arange(1, tr["screen_error"].shape[1] + 1)
-      color = STYLE.get(row["algorithm"])
-      label = plots.ALGORITHM_LABELS.get(row["algorithm"]) if row["seed"] == 0 else None
+      color = style.color(row["algorithm"])
+      label = style.label(row["algorithm"]) if row["seed"] == 0 else None
       for ax, field in zip(axes, ("screen_error", "grad_norm", "omega")):
         ax.plot(steps, tr[field][i], color=color, alpha=0.7, lw=1, label=label)
     for ax, title in zip(axes, ("screen error", "gradient norm (pre-clip, mean)", "Ω (mean)")):

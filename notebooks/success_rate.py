@@ -28,7 +28,6 @@
 # run is frozen) and `params.npz` (final weights, `[runs, ...]`).
 
 # %%
-import json
 import os
 import warnings
 from collections import defaultdict
@@ -38,8 +37,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from rnn_dynamics import plots, results, stats
+from rnn_dynamics import paper, plots, stats
+from rnn_dynamics.report import style
 from rnn_dynamics.sweep import TRACE_FIELDS
+from rnn_dynamics.workdir import Workdir
 
 # rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
@@ -61,39 +62,32 @@ else:
     (p for p in map(_find, ("runs/fig7", "docs/results/fig7_cpu")) if p.exists()),
     Path("runs/fig7"),
   )
-if not (WORKDIR / "config.json").exists():
-  raise FileNotFoundError(
-    f"{WORKDIR.resolve()} is not a success-rate workdir (no config.json). Make one with "
-    f"`python -m experiments.success_rate --workdir={WORKDIR}` or set RNN_DYNAMICS_WORKDIR."
-  )
-config = json.loads((WORKDIR / "config.json").read_text())
+# Read-only: a notebook never writes into a workdir (a sweep may be running in it).
+workdir = Workdir.open(WORKDIR)
+config = workdir.config
 
-COLORS = {"sgd": "tab:blue", "sgd_c": "tab:orange", "sgd_cr": "tab:green"}
-LINESTYLES = ("-", "--", ":", "-.")
+COLORS, LINESTYLES = style.COLORS, style.LINESTYLES
 
 
 def label(alg):
-  return plots.ALGORITHM_LABELS.get(alg, alg)
+  return style.label(alg)
 
 
-def load_runs(workdir: Path) -> list[dict]:
+def load_runs(workdir: Workdir) -> list[dict]:
   """Every finished run: its result row plus `traces` (field → 1-D array over chunks)."""
   runs = []
-  for folder in sorted((workdir / "groups").glob("*")):
-    if not (folder / "results.json").exists():
-      continue  # a group being written right now
-    rows = results.read_results(folder / "results")
-    with np.load(folder / "traces.npz") as z:
-      traces = {f: z[f] for f in TRACE_FIELDS if f in z}
-    for i, row in enumerate(rows):
+  for name in workdir.groups():  # finished groups only: a sweep may still be running
+    group = workdir.load_group(name)
+    traces = {f: a for f, a in group["traces"].items() if f in TRACE_FIELDS}
+    for i, row in enumerate(group["rows"]):
       tr = {f: a[i] for f, a in traces.items()}
       # Frozen runs (solved, diverged) have NaN chunks after they stopped: trim them.
       kept = np.isfinite(tr["step"])
-      runs.append(dict(row, group=folder.name, traces={f: a[kept] for f, a in tr.items()}))
+      runs.append(dict(row, group=name, traces={f: a[kept] for f, a in tr.items()}))
   return runs
 
 
-runs = load_runs(WORKDIR)
+runs = load_runs(workdir)
 if not runs:
   raise RuntimeError(f"{WORKDIR}: no finished length yet; wait for the first group to finish.")
 lengths = sorted({int(r["length"]) for r in runs})
@@ -101,8 +95,8 @@ inits = [i for i in config["inits"] if any(r["init"] == i for r in runs)]
 algorithms = [a for a in config["algorithms"] if any(r["algorithm"] == a for r in runs)]
 init_style = dict(zip(inits, LINESTYLES * len(inits)))
 print(f"{WORKDIR}: preset {config.get('preset')!r}, {len(runs)} finished runs, lengths {lengths}")
-print(f"budget {config['max_updates']:,} updates/run (paper: 5,000,000), {config['seeds']} seeds "
-      f"(paper: 5), lr {config['lr']}, clip {config['clip']}, α {config['alpha']}, "
+print(f"budget {config['max_updates']:,} updates/run (paper: {paper.FIGURE7.max_updates:,}), "
+      f"{config['seeds']} seeds (paper: {paper.FIGURE7.seeds}), lr {config['lr']}, clip {config['clip']}, α {config['alpha']}, "
       f"{config['n_hidden']} hidden units, success: error < {config['success_error']:.0%} on "
       f"{config['eval_size']:,} fresh sequences")
 
@@ -369,4 +363,4 @@ lines = ["| the paper says | checked as | measured here | verdict |", "|---|---|
 lines += [f"| {c} | {how} | {got} | {v} |" for c, how, got, v in claims]
 display(Markdown("\n".join(lines)))
 print(f"budget here: {config['max_updates']:,} updates per run, {config['seeds']} seeds; "
-      "paper: 5,000,000 updates, 5 seeds")
+      f"paper: {paper.FIGURE7.max_updates:,} updates, {paper.FIGURE7.seeds} seeds")

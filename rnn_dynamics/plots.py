@@ -1,4 +1,6 @@
-"""Figures drawn from saved results (never from live training state)."""
+"""Figures drawn from saved results (never from live training state), and `save_figure`,
+the one way every experiment writes a figure (PNG at `style.DPI` and SVG, atomically,
+process 0 only: `rnn_dynamics.results`). Labels, colours and markers: `report.style`."""
 
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 from rnn_dynamics import results, stats  # noqa: E402
+from rnn_dynamics.report import style  # noqa: E402
 
 __all__ = [
-  "ALGORITHM_LABELS",
   "generalization_figure",
   "length_axis",
   "save_figure",
@@ -28,14 +30,6 @@ __all__ = [
   "success_table",
   "updates_to_solve_figure",
 ]
-
-ALGORITHM_LABELS = {
-  "sgd": "SGD",
-  "sgd_c": "SGD-C",
-  "sgd_cr": "SGD-CR",
-  "sgd_elementwise": "SGD (element-wise clip)",
-}
-_STYLE = {"sgd": ("tab:blue", "o"), "sgd_c": ("tab:orange", "s"), "sgd_cr": ("tab:green", "^")}
 
 
 def success_table(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, int], float]:
@@ -69,14 +63,14 @@ def success_rate_figure(
       pts = sorted((t, ci) for (i, a, t), ci in rates.items() if i == init and a == alg)
       if not pts:
         continue
-      color, marker = _STYLE.get(alg, (None, "x"))
+      color, marker = style.color(alg), style.marker(alg)
       # Algorithms often tie (all solve, or none): a small sideways offset on the log axis
       # keeps every line's markers and error bars visible instead of drawn one over another.
       shift = math.exp(0.04 * (j - (len(algorithms) - 1) / 2))
       ys = [ci.rate for _, ci in pts]
       err = [[ci.rate - ci.low for _, ci in pts], [ci.high - ci.rate for _, ci in pts]]
       ax.errorbar([t * shift for t, _ in pts], ys, yerr=err, marker=marker, color=color,
-                  alpha=0.85, capsize=2.5, elinewidth=0.9, label=ALGORITHM_LABELS.get(alg, alg))
+                  alpha=0.85, capsize=2.5, elinewidth=0.9, label=style.label(alg))
     length_axis(ax, sorted({t for (_, _, t) in rates}))
     ax.set_title(init)
     ax.set_ylim(-0.05, 1.05)
@@ -150,7 +144,7 @@ def updates_to_solve_figure(
                     yerr=[[ci.rate - ci.low], [ci.high - ci.rate]], color=colour[t], capsize=2,
                     lw=0.9, marker="o", ms=3)
       ax.axvline(max_updates, color="0.4", ls=":", lw=1)
-      ax.set_title(f"{init}, {ALGORITHM_LABELS.get(alg, alg)}", fontsize=9)
+      ax.set_title(f"{init}, {style.label(alg)}", fontsize=9)
       ax.set_ylim(-0.05, 1.05)
       ax.grid(alpha=0.3)
       ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
@@ -237,10 +231,14 @@ def generalization_figure(
   return fig
 
 
-def save_figure(fig, stem: str | Path) -> None:
-  """PNG and SVG, each written atomically."""
-  for ext in ("png", "svg"):
+def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+  """Writes `fig` as `<stem>.png`, `<stem>.svg`, ... (each atomically, process 0 only, at
+  `style.DPI`), closes it and returns the paths."""
+  paths = []
+  for ext in formats:
     buf = io.BytesIO()
-    fig.savefig(buf, format=ext, dpi=130)
+    fig.savefig(buf, format=ext, dpi=style.DPI)
     results.atomic_write_bytes(f"{stem}.{ext}", buf.getvalue())
+    paths.append(Path(f"{stem}.{ext}"))
   plt.close(fig)
+  return paths

@@ -1,7 +1,9 @@
-"""Files a sweep leaves in its workdir, written atomically (temp file + `os.replace`).
+"""The one writer of every file an experiment leaves (tables, arrays, JSON, figures).
 
-A reader (a notebook, a second process, a resumed run) never sees a half-written file:
-every writer renders to a temporary file in the same folder and renames it into place.
+Written atomically (temp file + `os.replace`): a reader (a notebook, a second process, a
+resumed run) never sees a half-written file. With several JAX processes only process 0
+writes. `to_jsonable` is the one conversion of NumPy/JAX values to JSON (NaN/Inf → null).
+Figures go through `rnn_dynamics.plots.save_figure`, which writes with these.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared.
     os.replace(tmp, path)
   except BaseException:
     Path(tmp).unlink(missing_ok=True)
@@ -59,7 +62,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def to_jsonable(x: Any) -> Any:
-  """Numpy/JAX scalars and arrays to plain JSON values (NaN/Inf become None)."""
+  """Numpy/JAX scalars and arrays to plain JSON values (NaN/Inf become None, since JSON
+  has neither); mappings and sequences are converted element by element."""
   if isinstance(x, Mapping):
     return {str(k): to_jsonable(v) for k, v in x.items()}
   if isinstance(x, (list, tuple)):
@@ -71,13 +75,18 @@ def to_jsonable(x: Any) -> Any:
   return x
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-  atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = False) -> None:
+  """`obj` as indented JSON (`to_jsonable` first); `sort_keys` orders every object's keys."""
+  atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=sort_keys) + "\n")
 
 
-def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def write_npz(
+  path: str | os.PathLike, arrays: Mapping[str, np.ndarray], compressed: bool = True
+) -> None:
+  """`arrays` as an `.npz` (`np.savez_compressed`, or `np.savez` with `compressed=False`)."""
   buf = io.BytesIO()
-  np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+  save = np.savez_compressed if compressed else np.savez
+  save(buf, **{k: np.asarray(v) for k, v in arrays.items()})
   atomic_write_bytes(path, buf.getvalue())
 
 

@@ -186,21 +186,7 @@ def heatmap_figure(
   size = ((0.9 * len(clips) + 2.6) * len(inits), 0.55 * len(alphas) + 2.2)
   fig, axes = plt.subplots(1, len(inits), figsize=size, squeeze=False)
   for ax, init in zip(axes[0], inits):
-    grid = np.full((len(alphas), len(clips)), np.nan)
-    text = [["" for _ in clips] for _ in alphas]
-    for r in table:
-      if r["init"] != init:
-        continue
-      i, j = alphas.index(r["alpha"]), clips.index(r["clip"])
-      if value == "success":
-        grid[i, j] = r["success_rate"]
-        text[i][j] = f"{r['solved']}/{r['seeds']}\n{100 * r['success_low']:.0f}–" + (
-          f"{100 * r['success_high']:.0f}%"
-        )
-      else:
-        med = r["updates_to_solve_median"]
-        grid[i, j] = np.nan if med is None else med
-        text[i][j] = "–" if med is None else f"{med / 1000:.3g}k"
+    grid, text = _cells([r for r in table if r["init"] == init], value, alphas, clips)
     if value == "success":
       im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, origin="lower", aspect="auto")
       label = "success rate"
@@ -233,33 +219,53 @@ def heatmap_figure(
     ax.set_xlabel("clipping threshold (∞: none)")
     ax.set_ylabel("α (Ω weight)")
     ax.set_title(init)
-    pos = _axis_position(avg_norm, clips) if avg_norm is not None else None
-    if pos is not None:
-      ax.axvline(
-        pos,
-        color="tab:red",
-        lw=1.5,
-        ls="--",
-        label=f"avg ‖∂E/∂θ‖ = {avg_norm:.3g}" + (f" ({norm_source})" if norm_source else ""),
-      )
-      band = [_axis_position(f * avg_norm, clips) for f in (0.5, 10.0)]
-      lo = band[0] if band[0] is not None else -0.5
-      hi = band[1] if band[1] is not None else sum(math.isfinite(c) for c in clips) - 0.5
-      ax.axvspan(
-        lo,
-        hi,
-        ymin=0,
-        ymax=0.03,
-        color="tab:red",
-        alpha=0.8,
-        label="0.5–10 × avg (paper's heuristic)",
-      )
-      ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    _mark_average_norm(ax, avg_norm, norm_source, clips)
     fig.colorbar(im, ax=ax, label=label, shrink=0.85)
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   return fig
+
+
+def _cells(rows, value: str, alphas: list[float], clips: list[float]):
+  """One init's `[α, threshold]` grid of colour levels and the cells' texts."""
+  grid = np.full((len(alphas), len(clips)), np.nan)
+  text = [["" for _ in clips] for _ in alphas]
+  for r in rows:
+    i, j = alphas.index(r["alpha"]), clips.index(r["clip"])
+    if value == "success":
+      grid[i, j] = r["success_rate"]
+      text[i][j] = f"{r['solved']}/{r['seeds']}\n{100 * r['success_low']:.0f}–" + (
+        f"{100 * r['success_high']:.0f}%"
+      )
+    else:
+      med = r["updates_to_solve_median"]
+      grid[i, j] = np.nan if med is None else med
+      text[i][j] = "–" if med is None else f"{med / 1000:.3g}k"
+  return grid, text
+
+
+def _mark_average_norm(ax, avg_norm: float | None, norm_source: str, clips: list[float]):
+  """The measured average norm as a line on the threshold axis, the heuristic's range
+  (half to ten times it) shaded under it."""
+  pos = _axis_position(avg_norm, clips) if avg_norm is not None else None
+  if pos is None:
+    return
+  ax.axvline(
+    pos,
+    color="tab:red",
+    lw=1.5,
+    ls="--",
+    label=f"avg ‖∂E/∂θ‖ = {avg_norm:.3g}" + (f" ({norm_source})" if norm_source else ""),
+  )
+  band = [_axis_position(f * avg_norm, clips) for f in (0.5, 10.0)]
+  lo = band[0] if band[0] is not None else -0.5
+  hi = band[1] if band[1] is not None else sum(math.isfinite(c) for c in clips) - 0.5
+  ax.axvspan(
+    lo, hi, ymin=0, ymax=0.03, color="tab:red", alpha=0.8,
+    label="0.5–10 × avg (paper's heuristic)",
+  )
+  ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
 
 
 def summary(table: Sequence[dict[str, Any]], avg_norm: float, norm_source: str) -> str:

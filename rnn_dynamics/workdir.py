@@ -12,6 +12,11 @@ Layout (every file written atomically):
 
 A finished group is never recomputed; a group in progress resumes from its checkpoint.
 Deleting a group's folder makes the next run recompute that group (and only it).
+
+`Workdir(path, config)` is the writer's view: it records the config and refuses a
+different one. `Workdir.open(path)` is every reader's (notebooks, summaries, the analysis
+of a trained model): it never writes, reads the config that is there, and raises a
+`UserError` naming the file when the folder is not a workdir or a file is damaged.
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import ml_collections
 import numpy as np
 
 from rnn_dynamics import results
-from rnn_dynamics.errors import ConfigError, CorruptFileError
-from rnn_dynamics.sweep import GroupResult
+from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
 
-__all__ = ["Workdir", "WorkdirConfigMismatch", "make_folder"]
+if TYPE_CHECKING:  # a reader needs no sweep machinery (nor JAX devices) to open a workdir
+  from rnn_dynamics.sweep import GroupResult
+
+__all__ = ["ReadOnlyWorkdirError", "Workdir", "WorkdirConfigMismatch", "make_folder"]
 
 # Fields that may change between a run and its resumption without changing results.
 _VOLATILE = {"checkpoint_every_s", "progress_every_s"}
@@ -58,14 +65,20 @@ def make_folder(path: str | os.PathLike) -> Path:
   return path
 
 
+class ReadOnlyWorkdirError(UserError):
+  """A write was asked of a workdir opened with `Workdir.open` (a bug in the caller)."""
+
+
 class Workdir:
-  """Owns one experiment's folder."""
+  """Owns one experiment's folder (or, from `Workdir.open`, reads one)."""
 
   def __init__(self, path: str | Path, config: ml_collections.ConfigDict):
     """Opens or creates the workdir; call it only with a validated config, since it
     records the config in `config.json` and a later run is compared against that."""
     self.path = make_folder(path)
+    self.read_only = False
     resolved = json.loads(config.to_json())
+    self.config: dict[str, Any] = resolved
     saved_file = self.path / "config.json"
     if saved_file.exists():
       saved = results.read_json(
@@ -85,6 +98,82 @@ class Workdir:
           "or repeat the original flags to resume it."
         )
     results.write_json(saved_file, resolved)
+
+  @classmethod
+  def open(cls, path: str | os.PathLike, of: str = "") -> Workdir:
+    """The workdir at `path`, read-only: nothing is written, the config is what is there.
+
+    Missing pieces of a sweep still running read as absent (`groups()` lists finished
+    groups only; `table(..., default=[])`). `of` names the experiment the caller expects
+    (e.g. `"experiments.pathological"`), for the error messages.
+
+    Raises:
+      ConfigError: `path` is not a folder or holds no `config.json`.
+      CorruptFileError: `config.json` is damaged.
+    """
+    self = cls.__new__(cls)
+    self.path = Path(path)
+    self.read_only = True
+    what = f"a workdir of {of}" if of else "a workdir"
+    if not self.path.is_dir():
+      raise ConfigError(f"{self.path} is not {what}: no such folder")
+    file = self.path / "config.json"
+    if not file.is_file():
+      raise ConfigError(
+        f"{self.path} is not {what} (no config.json): pass a folder an experiment wrote"
+      )
+    self.config = results.read_json(file, _READ_REMEDY)
+    if not isinstance(self.config, dict):
+      raise CorruptFileError(file, "not a JSON object", _READ_REMEDY)
+    return self
+
+  def _writable(self) -> None:
+    if self.read_only:
+      raise ReadOnlyWorkdirError(f"{self.path} was opened read-only (Workdir.open)")
+
+  # --- reading ---------------------------------------------------------------------------
+
+  def exists(self, name: str) -> bool:
+    """Whether the workdir holds the file `name` (a path relative to it)."""
+    return (self.path / name).is_file()
+
+  def groups(self) -> list[str]:
+    """Names of the finished groups, sorted (a group being written is not listed)."""
+    folder = self.path / "groups"
+    if not folder.is_dir():
+      return []
+    return sorted(g.name for g in folder.iterdir() if (g / "results.json").is_file())
+
+  def read_json(self, name: str) -> Any:
+    """The JSON file `name` (relative to the workdir).
+
+    Raises:
+      UserError: the file is missing (`ConfigError`) or damaged (`CorruptFileError`).
+    """
+    return results.read_json(self._file(name), _READ_REMEDY)
+
+  def read_text(self, name: str) -> str:
+    return self._file(name).read_text(encoding="utf-8")
+
+  def read_npz(self, name: str) -> dict[str, np.ndarray]:
+    """The arrays of the `.npz` file `name` (relative to the workdir), loaded whole."""
+    return _load_npz(self._file(name), _READ_REMEDY)
+
+  def table(self, stem: str = "results", default: list | None = None) -> list[dict[str, Any]]:
+    """The rows of `<stem>.json` (`write_table`'s output); `default` if it is missing and
+    a default is given (a sweep that has not written it yet)."""
+    if default is not None and not self.exists(f"{stem}.json"):
+      return default
+    rows = self.read_json(f"{stem}.json")
+    if not isinstance(rows, list):
+      raise CorruptFileError(self.path / f"{stem}.json", "not a list of rows", _READ_REMEDY)
+    return rows
+
+  def _file(self, name: str) -> Path:
+    file = self.path / name
+    if not file.is_file():
+      raise ConfigError(f"{self.path} has no {name}: not written by this experiment (yet)")
+    return file
 
   def checkpoint_dir(self, group: str) -> Path:
     return self.path / "checkpoints" / group
@@ -111,12 +200,7 @@ class Workdir:
     return results.read_results(self._group(group) / "results", self._remedy(group))
 
   def _load_npz(self, group: str, name: str) -> dict[str, np.ndarray]:
-    file = self._group(group) / name
-    try:
-      with np.load(file) as z:
-        return dict(z)
-    except (zipfile.BadZipFile, EOFError, ValueError) as e:
-      raise CorruptFileError(file, f"{type(e).__name__}: {e}", self._remedy(group)) from e
+    return _load_npz(self._group(group) / name, self._remedy(group))
 
   def load_traces(self, group: str) -> dict[str, np.ndarray]:
     """Per-chunk traces of a finished group, `[runs, chunks]` per field."""
@@ -126,8 +210,15 @@ class Workdir:
     """Final parameters of a finished group, `[runs, ...]` per `rnn.Params` field."""
     return self._load_npz(group, "params.npz")
 
+  def load_group(self, group: str) -> dict[str, Any]:
+    """A finished group's `rows` (one per run) and `traces` (`[runs, chunks]` per field)."""
+    return dict(rows=self.load_rows(group), traces=self.load_traces(group))
+
+  # --- writing ---------------------------------------------------------------------------
+
   def save_group(self, group: str, result: GroupResult, extra: dict[str, Any] | None = None):
     """Stores a finished group; the results file goes last, so it marks completeness."""
+    self._writable()
     folder = self._group(group)
     results.write_npz(folder / "traces.npz", result.traces)
     n = len(result.rows)
@@ -138,4 +229,19 @@ class Workdir:
     shutil.rmtree(self.checkpoint_dir(group), ignore_errors=True)
 
   def write_table(self, rows: Iterable[dict[str, Any]], stem: str = "results") -> None:
+    self._writable()
     results.write_results(self.path / stem, list(rows))
+
+
+# A reader cannot recompute a file; the experiment that wrote the workdir can.
+_READ_REMEDY = "run the experiment that wrote this workdir on it again to recompute it"
+
+
+def _load_npz(file: Path, remedy: str) -> dict[str, np.ndarray]:
+  try:
+    with np.load(file) as z:
+      return dict(z)
+  except FileNotFoundError as e:
+    raise CorruptFileError(file, "missing", remedy) from e
+  except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+    raise CorruptFileError(file, f"{type(e).__name__}: {e}", remedy) from e

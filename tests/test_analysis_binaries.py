@@ -178,3 +178,43 @@ def test_attractors_test_preset_end_to_end(tmp_path):
   assert np.all(np.isnan(a2["lag_start"]))  # no untrained model to compare with
   for k in params:
     np.testing.assert_array_equal(a2[f"params/{k}"], a[f"params/{k}"])
+
+
+PUBLISHED_GROUP = REPO / "docs" / "results" / "generalization_long" / "groups" / "train"
+
+
+def test_attractors_reads_one_run_of_a_stacked_group(tmp_path):
+  # A workdir's params.npz holds the group's models stacked [runs, ...]; params_index
+  # picks one, and its init comes from that workdir's config.json.
+  from experiments import attractors
+  from rnn_dynamics.errors import ConfigError
+
+  with np.load(PUBLISHED_GROUP / "params.npz") as f:
+    stacked = {k: f[k] for k in f.files}
+  runs = stacked["w_hh"].shape[0]
+  params, _, init = attractors.load_params(str(PUBLISHED_GROUP / "params.npz"), runs - 1)
+  np.testing.assert_array_equal(np.asarray(params.w_hh), stacked["w_hh"][runs - 1])
+  assert init == json.loads((PUBLISHED_GROUP.parents[1] / "config.json").read_text())["init"]
+  for bad in (runs, runs + 3):
+    try:
+      attractors.load_params(str(PUBLISHED_GROUP / "params.npz"), bad)
+    except ConfigError as e:
+      assert f"holds {runs} models" in str(e)
+    else:
+      raise AssertionError(f"index {bad} of {runs} models was accepted")
+
+  _, s, a = _run_binary(
+    "attractors", tmp_path / "one", f"--config.params_file={PUBLISHED_GROUP / 'params.npz'}",
+    "--config.params_index=1",
+  )
+  np.testing.assert_array_equal(a["params/w_hh"], stacked["w_hh"][1])
+  assert s["init"] == init and "curvature" not in s
+  proc = subprocess.run(
+    [sys.executable, "-m", "experiments.attractors",
+     "--config=experiments/configs/attractors.py:test",
+     f"--workdir={tmp_path / 'bad'}", f"--config.params_file={PUBLISHED_GROUP / 'params.npz'}",
+     f"--config.params_index={runs}"],
+    cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+  )  # fmt: skip
+  assert proc.returncode == 2 and f"holds {runs} models" in proc.stderr, proc.stderr[-2000:]
+  assert not (tmp_path / "bad").exists()  # refused before anything is written

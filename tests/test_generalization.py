@@ -1,22 +1,60 @@
-"""experiments/generalization.py end to end on its `test` preset, and its resumption."""
+"""rnn_dynamics/generalization.py (the generalization test both experiments use) and
+experiments/generalization.py end to end on its `test` preset, and its resumption."""
 
 import math
 import subprocess
 import sys
 from pathlib import Path
 
-from experiments import generalization
+import jax
+import numpy as np
+import pytest
+
+from experiments import generalization as experiment
 from experiments.configs.generalization import get_config
-from rnn_dynamics import results
+from rnn_dynamics import generalization, results
+from rnn_dynamics.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_eval_block_divides_and_fits():
+  task = get_task("temporal_order")
   for length in (50, 250, 3000, 5000):
-    block = generalization.eval_block(length, 10_000, 1000, 200_000)
+    block = generalization.eval_block(task, length, 50, 10_000, 1000, block_steps=200_000)
     assert 10_000 % block == 0 and block <= 1000 and block * length <= 200_000
-  assert generalization.eval_block(10**6, 7, 1000, 10) == 1  # never below one sequence
+  # never below one sequence
+  assert generalization.eval_block(task, 10**6, 50, 7, 1000, block_steps=10) == 1
+
+
+def _old_blocks(task, length, n_hidden, n, max_block, memory_mb, block_steps):
+  # The two rules the binaries had before they shared this one (bit-identical results
+  # need the same blocks): by memory (pathological), by steps (generalization).
+  per_sequence = 4 * task.buffer_length(length) * (task.n_in + 3 * n_hidden + 2 * task.n_out)
+  fit = max(1, min(max_block, int(memory_mb * 2**20 // per_sequence)))
+  by_memory = max(d for d in range(1, fit + 1) if n % d == 0)
+  fit = max(1, min(max_block, n, block_steps // length))
+  by_steps = max(d for d in range(1, fit + 1) if n % d == 0)
+  return by_memory, by_steps
+
+
+@pytest.mark.parametrize("task_name", ["permutation", "temporal_order", "memorization_5bit"])
+def test_eval_block_is_each_binarys_old_rule(task_name):
+  task = get_task(task_name)
+  for length in (10, 50, 200, 1000, 5000):
+    for n in (7, 100, 10_000):
+      by_memory, by_steps = _old_blocks(task, length, 100, n, 1000, 64, 200_000)
+      assert generalization.eval_block(task, length, 100, n, 1000, memory_mb=64) == by_memory
+      by_steps_now = generalization.eval_block(task, length, 100, n, 1000, block_steps=200_000)
+      assert by_steps_now == by_steps
+
+
+def test_test_key_is_apart_from_the_training_keys():
+  key = generalization.test_key(3, 50)
+  expected = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(3), 1_000_003), 50)
+  np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(expected))
+  assert not np.array_equal(jax.random.key_data(key),
+                            jax.random.key_data(generalization.test_key(3, 51)))
 
 
 def test_test_preset_end_to_end(tmp_path):
@@ -46,6 +84,6 @@ def test_test_preset_end_to_end(tmp_path):
   assert len(results.read_results(workdir / "results")) == config.seeds  # training rows
 
   # Re-running on the finished workdir trains and evaluates nothing and changes nothing.
-  train_rows, again = generalization.run(config, str(workdir))
+  train_rows, again = experiment.run(config, str(workdir))
   assert len(train_rows) == config.seeds
   assert again == rows

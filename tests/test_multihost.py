@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,16 +111,10 @@ def test_two_processes_give_the_one_process_table(tmp_path):
 
 @pytest.fixture(scope="module")
 def experiments_package():
-  """`experiments`, imported without changing this process's devices: its import sets
-  `XLA_FLAGS` when unset, so the backend starts first and the variable is put back."""
-  jax.devices()
-  saved = os.environ.get("XLA_FLAGS")
+  """`experiments` (its import has no side effect: `experiments.runtime.setup` does the
+  set-up, e.g. `jax.distributed`, at a binary's start)."""
   import experiments
 
-  if saved is None:
-    os.environ.pop("XLA_FLAGS", None)
-  else:
-    os.environ["XLA_FLAGS"] = saved
   return experiments
 
 

@@ -13,7 +13,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import natural, rnn  # noqa: E402
+from rnn_dynamics import natural, paper, rnn  # noqa: E402
 from rnn_dynamics.train import HParams  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -309,7 +309,6 @@ def test_char_lm_command_line(tmp_path):
 
 
 def test_paper_numbers_only_for_the_paper_data_sets():
-  from experiments import char_lm, polyphonic
   from experiments.configs import char_lm as char_cfg
   from experiments.configs import polyphonic as music_cfg
 
@@ -318,12 +317,12 @@ def test_paper_numbers_only_for_the_paper_data_sets():
   m = music_cfg.get_config("paper")
   m.dataset = "musedata"
   assert (music_cfg.resolve(m).n_hidden, music_cfg.resolve(m).lr) == (400, 0.5)
-  assert polyphonic.PAPER_TABLE1["nottingham"]["test"]["sgd_cr"] == 3.46
+  assert paper.TABLE1["nottingham"]["test"]["sgd_cr"] == 3.46
   t = char_cfg.get_config("paper")
   t.target_offset = 5
   t = char_cfg.resolve(t)
   assert t.algorithms == ("sgd_c", "sgd_cr") and t.alpha_schedule == "inverse"
-  assert char_lm.PAPER_TABLE2[5]["test"]["sgd"] is None
+  assert paper.TABLE2[5]["test"]["sgd"] is None
   m.algorithms = ("sgd, sgd_cr",)  # what `--config.algorithms=sgd,sgd_cr` gives
   assert music_cfg.resolve(m).algorithms == ("sgd", "sgd_cr")
 

@@ -1,4 +1,5 @@
-"""Tests for experiments/pathological.py, its summary and notebook, and rnn_dynamics.pathological.
+"""Tests for experiments/pathological.py, its summary and notebook, rnn_dynamics.report.pathological
+and rnn_dynamics.paper.
 
 Every task's `test` preset runs end to end in-process (each in seconds: a tiny model, a
 hundred updates); the summary and the notebook then read what they wrote.
@@ -15,7 +16,8 @@ import pytest
 from experiments import pathological as experiment
 from experiments import pathological_summary
 from experiments.configs import pathological as configs
-from rnn_dynamics import pathological, stats, sweep
+from rnn_dynamics import generalization, paper, stats, sweep
+from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import WorkdirConfigMismatch
 
@@ -54,22 +56,22 @@ def _read(path: Path):
   return json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("task", pathological.TASKS)
+@pytest.mark.parametrize("task", paper.PATHOLOGICAL_TASKS)
 def test_task_runs_end_to_end_and_writes_its_tables(runs, task):
   workdir, out = runs(task)
   cfg = _read(workdir / "config.json")
-  paper = pathological.paper_setup(task)
+  published = paper.pathological_setup(task)
   # The resolved config keeps the published values for every field the preset left None.
   assert (cfg["init"], cfg["lr"], cfg["alpha"], cfg["clip"]) == (
-    paper.init,
-    paper.lr,
-    paper.alpha,
-    paper.clip,
+    published.init,
+    published.lr,
+    published.alpha,
+    published.clip,
   )
-  assert cfg["n_hidden"] == 8 and cfg["elementwise_clip"] == paper.clip
+  assert cfg["n_hidden"] == 8 and cfg["elementwise_clip"] == published.clip
   assert cfg["max_updates"] == 100
 
-  variants = pathological.variants(task)
+  variants = paper.variants(task)
   n_settings = len(variants) * (len(cfg["memorization_lengths"]) if task == "memorization" else 1)
   n_runs = n_settings * len(cfg["algorithms"]) * cfg["seeds"]
   rows = _read(workdir / "results.json")
@@ -82,7 +84,7 @@ def test_task_runs_end_to_end_and_writes_its_tables(runs, task):
   assert [t["algorithm"] for t in table[:3]] == list(cfg["algorithms"])
   assert all(t["seeds"] == cfg["seeds"] for t in table)
   md = (workdir / "table.md").read_text()
-  assert "SGD-CR" in md and paper.reported in md and (workdir / "table.csv").exists()
+  assert "SGD-CR" in md and published.reported in md and (workdir / "table.csv").exists()
 
   # The test preset evaluates every model (none solves in 100 updates) at each length.
   gen = _read(workdir / "generalization.json")
@@ -112,14 +114,14 @@ def test_a_finished_workdir_is_read_back_not_retrained(runs, monkeypatch):
 
 
 def test_summary_puts_every_task_beside_the_paper(runs, tmp_path):
-  workdirs = [runs(task)[0] for task in pathological.TASKS]
+  workdirs = [runs(task)[0] for task in paper.PATHOLOGICAL_TASKS]
   text = pathological_summary.summarize(workdirs, tmp_path)
   rows = _read(tmp_path / "summary.json")
   assert [r["task"] for r in rows] == [
-    v for t in pathological.TASKS for v in pathological.variants(t)
+    v for t in paper.PATHOLOGICAL_TASKS for v in paper.variants(t)
   ]
   for r in rows:
-    assert r["paper"] == pathological.paper_setup(r["task"]).reported
+    assert r["paper"] == paper.pathological_setup(r["task"]).reported
     # "k/2 (low–high %)": the count with its 95 % interval.
     for alg in ("sgd_c", "sgd_cr"):
       k = int(r[alg].split("/")[0])
@@ -131,7 +133,7 @@ def test_summary_puts_every_task_beside_the_paper(runs, tmp_path):
 def test_notebook_executes_on_the_test_output(runs, monkeypatch, tmp_path):
   jupytext = pytest.importorskip("jupytext")
   nbclient = pytest.importorskip("nbclient")
-  paths = [str(runs(task)[0]) for task in pathological.TASKS]
+  paths = [str(runs(task)[0]) for task in paper.PATHOLOGICAL_TASKS]
   monkeypatch.setenv("RNN_DYNAMICS_PATHOLOGICAL", ",".join(paths))
   nb = jupytext.read(REPO / "notebooks" / "pathological.py")
   nbclient.NotebookClient(
@@ -146,16 +148,16 @@ def test_notebook_executes_on_the_test_output(runs, monkeypatch, tmp_path):
 # --- pieces --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("task", pathological.TASKS)
+@pytest.mark.parametrize("task", paper.PATHOLOGICAL_TASKS)
 def test_resolve_takes_the_published_setup_and_keeps_overrides(task):
   cfg = experiment.resolve(_with_task(configs.get_config("paper"), task))
-  paper = pathological.paper_setup(task)
-  assert (cfg.n_hidden, cfg.init, cfg.lr, cfg.alpha, cfg.clip) == paper[:5]
+  published = paper.pathological_setup(task)
+  assert (cfg.n_hidden, cfg.init, cfg.lr, cfg.alpha, cfg.clip) == published[:5]
   assert cfg.max_updates == 5_000_000 and cfg.seeds == 5 and cfg.eval_size == 10_000
   config = _with_task(configs.get_config("cpu"), task)
   config.lr, config.elementwise_clip = 0.5, 0.1
   cfg = experiment.resolve(config)
-  assert (cfg.lr, cfg.elementwise_clip, cfg.clip) == (0.5, 0.1, paper.clip)
+  assert (cfg.lr, cfg.elementwise_clip, cfg.clip) == (0.5, 0.1, published.clip)
 
 
 def test_groups_memorization_one_model_per_gap_length():
@@ -173,10 +175,10 @@ def test_unknown_task_is_a_clear_error():
 
 def test_eval_block_divides_and_fits():
   task = get_task("permutation")
-  block = experiment.eval_block(task, 5000, 100, 10_000, 1000, memory_mb=512)
+  block = generalization.eval_block(task, 5000, 100, 10_000, 1000, memory_mb=512)
   assert 10_000 % block == 0
   assert block * 4 * 5000 * (100 + 300 + 200) <= 512 * 2**20
-  assert experiment.eval_block(task, 10, 100, 10_000, 1000, memory_mb=512) == 1000
+  assert generalization.eval_block(task, 10, 100, 10_000, 1000, memory_mb=512) == 1000
 
 
 def test_tables_from_rows():

@@ -23,20 +23,13 @@ _RUN_GROUP = sweep.run_group
 
 @pytest.fixture(scope="module")
 def binary():
-  """`experiments.success_rate` and its configs, imported without touching this process.
-
-  `experiments/__init__.py` sets `XLA_FLAGS` (one CPU device per core) when it is unset;
-  here the backend is already up, and the variable is put back for the tests that follow.
-  """
-  jax.devices()
+  """`experiments.success_rate` and its configs (importing a binary leaves this process's
+  devices alone: the binaries' set-up is `experiments.runtime.setup`, run by `cli.run`)."""
   saved = os.environ.get("XLA_FLAGS")
   from experiments import success_rate
   from experiments.configs import success_rate as configs
 
-  if saved is None:
-    os.environ.pop("XLA_FLAGS", None)
-  else:
-    os.environ["XLA_FLAGS"] = saved
+  assert os.environ.get("XLA_FLAGS") == saved
   return success_rate, configs
 
 

@@ -8,6 +8,9 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   # A model saved by an experiment: .npz with w_in, w_hh, b, w_out, b_out and an `init`
   # string (its unit type). Empty: train a small model here with plain SGD.
   c.params_file = ""
+  # Which model of a file holding a group's models stacked [runs, ...] (a workdir's
+  # groups/<group>/params.npz, e.g. docs/results/generalization_long/groups/train).
+  c.params_index = 0
   c.task = "temporal_order"  # task for training and for the analysis batches
   c.length = 20  # nominal sequence length T
   c.n_hidden = 50  # hidden units of the model trained here

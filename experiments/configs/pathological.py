@@ -8,7 +8,7 @@ one model per gap length in `memorization_lengths` (a group each).
 
 Presets, chosen with `--config=experiments/configs/pathological.py:<preset>`:
   paper: the supplementary set-up — the task's hidden size, initialisation, learning
-    rate, α and clipping threshold (`rnn_dynamics.pathological.PAPER`), lengths in
+    rate, α and clipping threshold (`rnn_dynamics.paper.PATHOLOGICAL`), lengths in
     [50, 200), memorization gaps 50/100/150/200, 5 seeds, up to 5M updates, the success
     test and the generalization test on 10,000 fresh sequences. Needs a GPU/TPU.
   cpu: the built-in default, each task's sweep sized to finish in under an hour on a

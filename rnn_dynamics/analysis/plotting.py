@@ -1,8 +1,9 @@
-"""Figures of the analysis (matplotlib, Agg) and atomic writers for their data.
+"""Figures of the analysis (matplotlib, Agg).
 
 Each `plot_*` takes the plain arrays an experiment saved (so notebooks can redraw from a
-workdir) and returns a `matplotlib.figure.Figure`; `save_figure` writes PNG and SVG.
-Writers go through a temporary file and `os.replace`, so a reader never sees half a file.
+workdir) and returns a `matplotlib.figure.Figure`; the binaries write it with
+`rnn_dynamics.plots.save_figure` and their data with `rnn_dynamics.results` (one writer
+for every experiment).
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
@@ -11,10 +12,7 @@ References:
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import matplotlib
 
@@ -28,65 +26,7 @@ __all__ = [
   "plot_cliff",
   "plot_mechanics",
   "plot_trained",
-  "save_figure",
-  "save_json",
-  "save_npz",
 ]
-
-
-def _atomic_write(path: str, write) -> str:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      write(f)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared.
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
-
-
-def save_npz(path: str, **arrays) -> str:
-  """Writes `arrays` to `path` (.npz) atomically."""
-  return _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
-
-
-def _jsonable(x):
-  if isinstance(x, Mapping):
-    return {str(k): _jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
-  if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
-    return _jsonable(np.asarray(x).tolist())
-  if isinstance(x, (np.floating, float)):
-    x = float(x)
-    return x if np.isfinite(x) else None  # JSON has no NaN/inf.
-  if isinstance(x, np.integer):
-    return int(x)
-  if isinstance(x, np.bool_):
-    return bool(x)
-  return x
-
-
-def save_json(path: str, obj) -> str:
-  """Writes `obj` (NumPy values allowed; NaN/inf become null) to `path` atomically."""
-  text = json.dumps(_jsonable(obj), indent=2, sort_keys=True).encode()
-  return _atomic_write(path, lambda f: f.write(text))
-
-
-def save_figure(fig, stem: str, formats: Sequence[str] = ("png", "svg"), dpi: int = 110):
-  """Saves `fig` as `stem.png`, `stem.svg`, ... atomically, closes it, returns paths."""
-  paths = []
-  for fmt in formats:
-    paths.append(
-      _atomic_write(f"{stem}.{fmt}", lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=dpi))
-    )
-  plt.close(fig)
-  return paths
 
 
 # --- Figure 3 --------------------------------------------------------------------------

@@ -1,13 +1,15 @@
-"""The pathological tasks of §4.1.2: published set-ups, result tables and figures.
+"""The report of `experiments/pathological.py` (§4.1.2): result tables and figures.
 
-Everything here reads what `experiments/pathological.py` leaves in a workdir (per-run
-result rows, generalization rows) and turns it into the tables and plots of the report:
+Everything here reads what that binary leaves in a workdir (per-run result rows,
+generalization rows) and turns it into the tables and plots of the report; the published
+set-ups and outcomes it compares against are `rnn_dynamics.paper.PATHOLOGICAL`:
 
-* `PAPER`: the set-up and the reported outcome per task, quoted from docs/reference.md §4;
+* `load_workdir`: a task's workdir, read through `Workdir.open`;
 * `task_table`: success rate, updates to solve, test error per (task, lengths, algorithm);
 * `generalization_table`, `generalization_figure`: error vs evaluation length;
 * `summary_table`: several tasks side by side with the paper's column;
-* `markdown`: any of these tables as GitHub Markdown.
+* `markdown`: any of these tables as GitHub Markdown;
+* `write_report`: all of them for one task, into its workdir.
 
 References:
   Pascanu, Mikolov & Bengio (2013), ICML, §4.1.2 and the supplementary material
@@ -22,17 +24,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from rnn_dynamics import plots, results, stats
+from rnn_dynamics import paper, plots, results, stats
 from rnn_dynamics.errors import ConfigError
+from rnn_dynamics.report import style
+from rnn_dynamics.workdir import Workdir
 
 __all__ = [
-  "PAPER",
-  "TASKS",
-  "PaperSetup",
   "generalization_figure",
   "generalization_reach",
   "generalization_table",
@@ -40,82 +41,8 @@ __all__ = [
   "markdown",
   "summary_table",
   "task_table",
-  "variants",
+  "write_report",
 ]
-
-
-class PaperSetup(NamedTuple):
-  """A task's published hyper-parameters and outcome (docs/reference.md §4, "Other pathological tasks").
-
-  Attributes:
-    n_hidden: hidden units.
-    init: initialisation (`rnn.INITS`); `basic_tanh` is tanh with N(0, 0.1²) weights.
-    lr: learning rate.
-    alpha: Ω weight of SGD-CR.
-    clip: norm-clipping threshold.
-    reported: the paper's result, quoted from docs/reference.md §4.
-    note: where a value is not the paper's own.
-  """
-
-  n_hidden: int
-  init: str
-  lr: float
-  alpha: float
-  clip: float
-  reported: str
-  note: str = ""
-
-
-_FROM_TEXT = (
-  "init not stated for this task; basic_tanh as in the paper's temporal-order "
-  "one-model-for-many-lengths set-up"
-)
-PAPER: dict[str, PaperSetup] = {
-  "addition": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%; generalizes to 400–500 steps"),
-  "multiplication": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%, similar"),
-  "temporal_order": PaperSetup(
-    50, "basic_tanh", 0.001, 2.0, 6.0, "100%, generalizes to 400", _FROM_TEXT
-  ),
-  "temporal_order_3bit": PaperSetup(100, "basic_tanh", 0.001, 2.0, 6.0, "100%", _FROM_TEXT),
-  "permutation": PaperSetup(
-    100, "basic_tanh", 0.001, 1.0, 6.0, "1 of 8 (ICML text: 2 of 5)", _FROM_TEXT
-  ),
-  "memorization": PaperSetup(
-    50,
-    "smart_tanh",
-    0.01,
-    2.0,
-    1.0,
-    "100% per length",
-    "not stated in the paper: the original code's defaults",
-  ),
-}
-"""Published set-ups by experiment task name (both memorization variants share one)."""
-
-TASKS: tuple[str, ...] = tuple(PAPER)
-"""Task names `experiments/pathological.py` accepts (plus the two memorization variants)."""
-
-_VARIANTS = {"memorization": ("memorization_5bit", "memorization_20bit")}
-
-
-def variants(task: str) -> tuple[str, ...]:
-  """Registry task names (`rnn_dynamics.tasks.TASKS`) an experiment task stands for.
-
-  `memorization` runs both published variants; `memorization_5bit` or
-  `memorization_20bit` runs one.
-  """
-  if task in _VARIANTS:
-    return _VARIANTS[task]
-  if task in PAPER or task in _VARIANTS["memorization"]:
-    return (task,)
-  valid = ", ".join(TASKS + _VARIANTS["memorization"])
-  raise ValueError(f"unknown pathological task {task!r}; choose one of {valid}")
-
-
-def paper_setup(task: str) -> PaperSetup:
-  """The published set-up of an experiment task or of one of its variants."""
-  variants(task)  # validates
-  return PAPER["memorization" if task.startswith("memorization") else task]
 
 
 # --- tables ------------------------------------------------------------------------------
@@ -283,7 +210,7 @@ def summary_table(
     reach = generalization_reach(gen, float(cfg.get("success_error", 0.01)))
     for variant, vrows in _group_rows(rows, ("task",)).items():
       variant = variant[0]
-      paper = paper_setup(variant)
+      published = paper.pathological_setup(variant)
       row = dict(
         task=variant,
         preset=cfg.get("preset", ""),
@@ -307,7 +234,7 @@ def summary_table(
       if short:
         text += f"{'; ' if text else ''}{short} of {len(cr)} at ≥ 1% already at the shortest"
       row["sgd_cr_generalizes_to"] = text
-      row["paper"] = paper.reported
+      row["paper"] = published.reported
       out.append(row)
   return out, algs
 
@@ -319,12 +246,8 @@ def _length_sort(label: str) -> int:
 # --- reading a workdir -------------------------------------------------------------------
 
 
-# A summary only reads; the experiment that wrote the workdir can recompute what is lost.
-_REMEDY = "run experiments.pathological on that workdir again to recompute it"
-
-
 def load_workdir(path: str | Path) -> dict[str, Any]:
-  """What a pathological workdir holds, read-only.
+  """What a pathological workdir holds, read through `Workdir.open` (never written).
 
   Returns:
     A dict with `path`, `config` (the resolved config), `rows` (one per run),
@@ -332,26 +255,19 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     name → `{"rows": [...], "traces": {field: [runs, chunks] array}}` (the per-chunk
     training traces of `rnn_dynamics.sweep.TRACE_FIELDS`). Missing pieces (a sweep
     still running) read as empty.
+
+  Raises:
+    UserError: `path` is not a workdir, or a file in it is damaged.
   """
-  path = Path(path)
-  if not (path / "config.json").is_file():
-    raise ConfigError(f"{path} is not a workdir of experiments.pathological (no config.json)")
-  config = results.read_json(path / "config.json", _REMEDY)
-
-  def rows(f: Path) -> list[dict[str, Any]]:
-    return results.read_json(f, _REMEDY) if f.exists() else []
-
-  groups = {}
-  for folder in sorted((path / "groups").glob("*")):
-    if (folder / "results.json").exists() and (folder / "traces.npz").exists():
-      with np.load(folder / "traces.npz") as z:
-        groups[folder.name] = dict(rows=rows(folder / "results.json"), traces=dict(z))
+  wd = Workdir.open(path, of="experiments.pathological")
+  if "task" not in wd.config:
+    raise ConfigError(f"{wd.path} is not a workdir of experiments.pathological (no task)")
   return dict(
-    path=path,
-    config=config,
-    rows=rows(path / "results.json"),
-    generalization=rows(path / "generalization.json"),
-    groups=groups,
+    path=wd.path,
+    config=wd.config,
+    rows=wd.table("results", default=[]),
+    generalization=wd.table("generalization", default=[]),
+    groups={g: wd.load_group(g) for g in wd.groups()},
   )
 
 
@@ -392,27 +308,86 @@ def markdown(
     if "success" in columns:
       columns = [c for c in columns if c not in _SUCCESS_NUMBERS]
   headers = headers or {}
-  head = [headers.get(c, plots.ALGORITHM_LABELS.get(c, c)) for c in columns]
+  head = [headers.get(c, style.label(c)) for c in columns]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(columns)]
   for r in rows:
     cells = [_cell(r.get(c)) for c in columns]
     if "algorithm" in r and "algorithm" in columns:
-      cells[list(columns).index("algorithm")] = plots.ALGORITHM_LABELS.get(
-        r["algorithm"], r["algorithm"]
-      )
+      cells[list(columns).index("algorithm")] = style.label(r["algorithm"])
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
-# --- figures -----------------------------------------------------------------------------
+# --- the report of one task ------------------------------------------------------------
 
-_STYLE = {
-  "sgd": ("tab:blue", "o"),
-  "sgd_c": ("tab:orange", "s"),
-  "sgd_elementwise": ("tab:purple", "v"),
-  "sgd_cr": ("tab:green", "^"),
+
+def write_report(
+  workdir: Workdir, cfg, rows: list[dict], gen_rows: list[dict], figure: bool = True
+) -> None:
+  """Writes a task's report into its workdir: the per-run rows (`results`), `table` and
+  `generalization_table` (`.csv`, `.json`, `.md`), the generalization rows and, with
+  `figure` and rows to draw, `generalization.{png,svg}`. `cfg` is the resolved config."""
+  algs = tuple(cfg.algorithms)
+  workdir.write_table(rows)
+  table = task_table(rows, algs)
+  workdir.write_table(table, stem="table")
+  results.atomic_write_text(workdir.path / "table.md", _table_markdown(cfg, table))
+  workdir.write_table(gen_rows, stem="generalization")
+  gen_table = generalization_table(gen_rows, algs)
+  workdir.write_table(gen_table, stem="generalization_table")
+  results.atomic_write_text(
+    workdir.path / "generalization_table.md",
+    _generalization_markdown(cfg, gen_table),
+  )
+  if figure and gen_rows:
+    fig = generalization_figure(
+      gen_rows,
+      algs,
+      float(cfg.success_error),
+      title=f"{cfg.task}: error on {cfg.generalization_size:,} fresh sequences per length",
+    )
+    plots.save_figure(fig, workdir.path / "generalization")
+
+
+def _table_markdown(cfg, table: list[dict]) -> str:
+  head = (
+    f"**{cfg.task}** ({cfg.preset} preset): {cfg.n_hidden} hidden, {cfg.init}, lr {cfg.lr:g}, "
+    f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
+    f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
+    f"{cfg.eval_size:,} fresh sequences.\n"
+    f"Paper (docs/reference.md §4): {paper.pathological_setup(cfg.task).reported}.\n\n"
+  )
+  return head + markdown(table, headers=_HEADERS)
+
+
+def _generalization_markdown(cfg, gen_table: list[dict]) -> str:
+  head = (
+    f"**{cfg.task}**: error on {cfg.generalization_size:,} fresh sequences per length, "
+    f"{cfg.generalization_runs} models"
+    + (" (for memorization the length is the gap T)" if cfg.task.startswith("mem") else "")
+    + ".\n\n"
+  )
+  if not gen_table:
+    return head + "No model evaluated: none solved (so far).\n"
+  return head + markdown(gen_table, headers=_HEADERS)
+
+
+_HEADERS = {
+  "lengths": "train lengths",
+  "success_rate": "success",
+  "updates_to_solve_median": "updates to solve (median)",
+  "updates_to_solve_min": "min",
+  "updates_to_solve_max": "max",
+  "test_error_median": "test error (median)",
+  "strict_solved": "0 errors",
+  "eval_length": "length",
+  "error_median": "error (median)",
+  "error_max": "error (worst)",
+  "under_1pct": "models < 1%",
 }
 
+
+# --- figures -----------------------------------------------------------------------------
 
 def generalization_figure(
   gen_rows: Sequence[dict[str, Any]],
@@ -442,8 +417,8 @@ def generalization_figure(
       pts = [r for r in table if r["lengths"] == lengths and r["algorithm"] == alg]
       xs = [r["eval_length"] for r in pts]
       med = [max(r["error_median"], floor) for r in pts]
-      color, marker = _STYLE.get(alg, (None, "x"))
-      label = plots.ALGORITHM_LABELS.get(alg, alg) + (f", T={lengths}" if many else "")
+      color, marker = style.color(alg), style.marker(alg)
+      label = style.label(alg) + (f", T={lengths}" if many else "")
       line = ax.plot(xs, med, marker=marker, color=None if many else color, label=label)[0]
       lo = [max(min(float(r["error"]) for r in trows if _match(r, p)), floor) for p in pts]
       hi = [max(r["error_max"], floor) for r in pts]

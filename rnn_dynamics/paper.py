@@ -1,0 +1,176 @@
+"""Every published set-up and number the suite compares against, quoted, never recomputed.
+
+All of it is in docs/reference.md §4 ("Published set-ups and results"), in the project's
+words, with where each number comes from (ICML text, arXiv v2, supplementary material):
+
+* `FIGURE7`: the set-up of Figure 7 (temporal order, success rate against length);
+* `ONE_MODEL`: the one-model-for-many-lengths experiment and the lengths it was tested at;
+* `PATHOLOGICAL`: per pathological task, the hyper-parameters and the reported outcome
+  (with `PATHOLOGICAL_TASKS`, `variants` and `pathological_setup` for the task names);
+* `TABLE1`, `TABLE2`: the natural tasks' scores (NLL per time step; bits per character).
+
+References:
+  Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
+  networks, ICML, §4 and the supplementary material; arXiv:1211.5063v2.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+  "FIGURE7",
+  "ONE_MODEL",
+  "PATHOLOGICAL",
+  "PATHOLOGICAL_TASKS",
+  "TABLE1",
+  "TABLE2",
+  "Figure7Setup",
+  "OneModelSetup",
+  "PaperSetup",
+  "pathological_setup",
+  "variants",
+]
+
+
+class Figure7Setup(NamedTuple):
+  """Figure 7's set-up (docs/reference.md §4, "Figure 7"); stated in the ICML text only."""
+
+  n_hidden: int = 50
+  lr: float = 0.01
+  batch_size: int = 20
+  clip: float = 1.0
+  alpha: float = 4.0  # the original code's example configuration has 2
+  max_updates: int = 5_000_000
+  seeds: int = 5
+  success_error: float = 0.01  # < 1 % of ...
+  eval_size: int = 10_000  # ... fresh sequences (docs/reference.md §3)
+
+
+FIGURE7 = Figure7Setup()
+
+
+class OneModelSetup(NamedTuple):
+  """One model for many lengths (docs/reference.md §4): SGD-CR on lengths drawn from
+  [50, 200], 5 seeds all solved with 0 errors, then 0 errors out of 10,000 sequences at
+  each of `eval_lengths` (ICML)."""
+
+  init: str = "basic_tanh"
+  min_length: int = 50
+  max_length: int = 200
+  seeds: int = 5
+  eval_sequences: int = 10_000
+  eval_lengths: tuple[int, ...] = (50, 100, 150, 200, 250, 500, 1000, 2000, 3000, 5000)
+  reported_errors: int = 0
+
+
+ONE_MODEL = OneModelSetup()
+
+
+class PaperSetup(NamedTuple):
+  """A pathological task's published hyper-parameters and outcome (docs/reference.md §4,
+  "The other pathological tasks").
+
+  Attributes:
+    n_hidden: hidden units.
+    init: initialisation (`rnn.INITS`); `basic_tanh` is tanh with N(0, 0.1²) weights.
+    lr: learning rate.
+    alpha: Ω weight of SGD-CR.
+    clip: norm-clipping threshold.
+    reported: the paper's result, quoted from docs/reference.md §4.
+    note: where a value is not the paper's own.
+  """
+
+  n_hidden: int
+  init: str
+  lr: float
+  alpha: float
+  clip: float
+  reported: str
+  note: str = ""
+
+
+_FROM_TEXT = (
+  "init not stated for this task; basic_tanh as in the paper's temporal-order "
+  "one-model-for-many-lengths set-up"
+)
+PATHOLOGICAL: dict[str, PaperSetup] = {
+  "addition": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%; generalizes to 400–500 steps"),
+  "multiplication": PaperSetup(50, "basic_tanh", 0.01, 0.5, 6.0, "100%, similar"),
+  "temporal_order": PaperSetup(
+    50, "basic_tanh", 0.001, 2.0, 6.0, "100%, generalizes to 400", _FROM_TEXT
+  ),
+  "temporal_order_3bit": PaperSetup(100, "basic_tanh", 0.001, 2.0, 6.0, "100%", _FROM_TEXT),
+  "permutation": PaperSetup(
+    100, "basic_tanh", 0.001, 1.0, 6.0, "1 of 8 (ICML text: 2 of 5)", _FROM_TEXT
+  ),
+  "memorization": PaperSetup(
+    50,
+    "smart_tanh",
+    0.01,
+    2.0,
+    1.0,
+    "100% per length",
+    "not stated in the paper: the original code's defaults",
+  ),
+}
+"""Published set-ups by experiment task name (both memorization variants share one)."""
+
+PATHOLOGICAL_TASKS: tuple[str, ...] = tuple(PATHOLOGICAL)
+"""Task names `experiments/pathological.py` accepts (plus the two memorization variants)."""
+
+_VARIANTS = {"memorization": ("memorization_5bit", "memorization_20bit")}
+
+
+def variants(task: str) -> tuple[str, ...]:
+  """Registry task names (`rnn_dynamics.tasks.TASKS`) a pathological task stands for.
+
+  `memorization` runs both published variants; `memorization_5bit` or
+  `memorization_20bit` runs one.
+
+  Raises:
+    ValueError: `task` is none of them.
+  """
+  if task in _VARIANTS:
+    return _VARIANTS[task]
+  if task in PATHOLOGICAL or task in _VARIANTS["memorization"]:
+    return (task,)
+  valid = ", ".join(PATHOLOGICAL_TASKS + _VARIANTS["memorization"])
+  raise ValueError(f"unknown pathological task {task!r}; choose one of {valid}")
+
+
+def pathological_setup(task: str) -> PaperSetup:
+  """The published set-up of a pathological task or of one of its variants."""
+  variants(task)  # validates
+  return PATHOLOGICAL["memorization" if task.startswith("memorization") else task]
+
+
+TABLE1: dict[str, dict[str, dict[str, float]]] = {
+  "piano-midi": {
+    "train": dict(sgd=6.87, sgd_c=6.81, sgd_cr=7.01),
+    "test": dict(sgd=7.56, sgd_c=7.53, sgd_cr=7.46),
+  },
+  "nottingham": {
+    "train": dict(sgd=3.67, sgd_c=3.21, sgd_cr=3.24),
+    "test": dict(sgd=3.80, sgd_c=3.48, sgd_cr=3.46),
+  },
+  "musedata": {
+    "train": dict(sgd=8.25, sgd_c=6.54, sgd_cr=6.51),
+    "test": dict(sgd=7.11, sgd_c=7.00, sgd_cr=6.99),
+  },
+}
+"""Table 1, polyphonic music, NLL per time step by data set, fold and column (arXiv v2;
+the ICML cells that differ are in docs/reference.md §4)."""
+
+TABLE2: dict[int, dict[str, dict[str, float | None]]] = {
+  1: {
+    "train": dict(sgd=1.46, sgd_c=1.34, sgd_cr=1.36),
+    "test": dict(sgd=1.50, sgd_c=1.42, sgd_cr=1.41),
+  },
+  5: {
+    "train": dict(sgd=None, sgd_c=3.76, sgd_cr=3.70),
+    "test": dict(sgd=None, sgd_c=3.89, sgd_cr=3.74),
+  },
+}
+"""Table 2, character-level Penn Treebank, bits per character by target offset (1: next
+character, 5: fifth ahead), fold and column; None is the paper's "N/A"."""

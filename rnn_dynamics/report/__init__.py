@@ -1,0 +1,6 @@
+"""Reporting: tables and figures of the experiments, drawn from saved results.
+
+* `style`: one look for every experiment (algorithm labels, colours, markers; figure
+  resolution);
+* `pathological`: the tables and figures of `experiments/pathological.py` (§4.1.2).
+"""

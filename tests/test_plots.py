@@ -1,0 +1,62 @@
+"""Tests for rnn_dynamics/plots.py and rnn_dynamics/report/style.py: figures from saved
+rows, one `save_figure`, and one style (labels as the paper writes them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnn_dynamics import plots
+from rnn_dynamics.report import style
+
+ROWS = [
+  dict(init=init, algorithm=alg, length=t, seed=s, solved=(s + t) % 3 == 0,
+       updates_to_solve=100 * (s + 1) if (s + t) % 3 == 0 else None)
+  for init in ("basic_tanh", "smart_tanh")
+  for alg in ("sgd", "sgd_c", "sgd_cr")
+  for t in (10, 20)
+  for s in range(3)
+]
+
+
+def test_labels_follow_the_paper_per_context():
+  assert [style.label(a) for a in ("sgd", "sgd_c", "sgd_cr")] == ["SGD", "SGD-C", "SGD-CR"]
+  assert [style.label(a, table=True) for a in ("sgd", "sgd_c", "sgd_cr")] == [
+    "SGD", "SGD+C", "SGD+CR"
+  ]
+  assert style.label("sgd_elementwise", table=True) == "SGD (element-wise clip)"
+  assert style.label("other") == "other" and style.marker("other") == "x"
+  assert style.color("other") is None
+  assert set(style.COLORS) == set(style.MARKERS) == set(style.ALGORITHM_LABELS)
+
+
+def test_success_table_counts_seeds():
+  table = plots.success_table(ROWS)
+  assert table[("basic_tanh", "sgd", 10)] == pytest.approx(1 / 3)
+
+
+def test_solved_curve_steps_up_at_each_solve():
+  x, frac = plots.solved_curve([30, None, 10], 100)
+  np.testing.assert_array_equal(x, [0, 10, 30, 100])
+  np.testing.assert_allclose(frac, [0, 1 / 3, 2 / 3, 2 / 3])
+  with pytest.raises(ValueError):
+    plots.solved_curve([], 10)
+
+
+def test_figures_are_saved_as_png_and_svg(tmp_path):
+  kw = dict(inits=["basic_tanh", "smart_tanh"], algorithms=["sgd", "sgd_c", "sgd_cr"])
+  fig = plots.success_rate_figure(ROWS, **kw)
+  assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == [
+    "SGD", "SGD-C", "SGD-CR"
+  ]
+  paths = plots.save_figure(fig, tmp_path / "rate")
+  assert [p.name for p in paths] == ["rate.png", "rate.svg"]
+  assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:500]
+  plots.save_figure(plots.updates_to_solve_figure(ROWS, max_updates=400, **kw), tmp_path / "u",
+                    formats=("png",))
+  gen = [dict(seed=s, eval_length=t, error=e, solved=True)
+         for s in range(2) for t, e in ((50, 0.0), (100, 0.02), (200, None))]
+  plots.save_figure(plots.generalization_figure(gen, train_range=(50, 100)), tmp_path / "g")
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+    "g.png", "g.svg", "rate.png", "rate.svg", "u.png"
+  ]

@@ -1,0 +1,118 @@
+"""Tests for rnn_dynamics/workdir.py: the writer's `Workdir(...)` and the readers'
+`Workdir.open` (read-only, clear errors), also on the results published in docs/results."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import pytest
+
+from rnn_dynamics import results
+from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
+from rnn_dynamics.workdir import ReadOnlyWorkdirError, Workdir, WorkdirConfigMismatch
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO / "docs" / "results"
+
+
+def _config(**kw) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(dict(seed=0, lr=0.01, progress_every_s=5.0), **kw))
+
+
+def _snapshot(path: Path) -> dict[str, str]:
+  return {
+    str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
+    for f in sorted(path.rglob("*"))
+    if f.is_file()
+  }
+
+
+def _finished_group(path: Path, name: str = "T10", runs: int = 2) -> None:
+  # What `Workdir.save_group` leaves: traces and params first, the results file last.
+  folder = path / "groups" / name
+  results.write_npz(folder / "traces.npz", {"step": np.arange(3.0)[None].repeat(runs, 0)})
+  results.write_npz(folder / "params.npz", {"w_hh": np.ones((runs, 2, 2))})
+  results.write_results(folder / "results", [dict(seed=s, solved=True) for s in range(runs)])
+
+
+def test_writer_records_the_config_and_refuses_another(tmp_path):
+  Workdir(tmp_path, _config())
+  Workdir(tmp_path, _config(progress_every_s=60.0))  # bookkeeping may change
+  with pytest.raises(WorkdirConfigMismatch, match="lr"):
+    Workdir(tmp_path, _config(lr=0.1))
+  assert results.read_json(tmp_path / "config.json")["lr"] == 0.01
+
+
+def test_open_reads_what_the_writer_wrote_and_writes_nothing(tmp_path):
+  wd = Workdir(tmp_path, _config())
+  _finished_group(tmp_path, "T10")
+  _finished_group(tmp_path, "T20", runs=3)
+  (tmp_path / "groups" / "T50").mkdir()  # a group being written: no results.json yet
+  wd.write_table([dict(seed=0, error=float("nan"))])
+  before = _snapshot(tmp_path)
+
+  ro = Workdir.open(tmp_path)
+  assert ro.read_only and ro.config == wd.config
+  assert ro.groups() == ["T10", "T20"]
+  assert [r["seed"] for r in ro.load_rows("T20")] == [0, 1, 2]
+  assert ro.load_traces("T20")["step"].shape == (3, 3)
+  assert ro.load_params("T10")["w_hh"].shape == (2, 2, 2)
+  group = ro.load_group("T10")
+  assert len(group["rows"]) == 2 and set(group["traces"]) == {"step"}
+  assert ro.table() == [dict(seed=0, error=None)]  # NaN is stored as null
+  assert ro.table("generalization", default=[]) == []
+  assert ro.exists("results.csv") and not ro.exists("nothing.json")
+  with pytest.raises(ReadOnlyWorkdirError):
+    ro.write_table([])
+  assert _snapshot(tmp_path) == before
+
+
+def test_open_refuses_what_is_not_a_workdir(tmp_path):
+  with pytest.raises(ConfigError, match="no such folder"):
+    Workdir.open(tmp_path / "missing")
+  with pytest.raises(ConfigError, match="no config.json"):
+    Workdir.open(tmp_path)
+  assert not (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize(
+  "damage, match",
+  [
+    ("config.json", "config.json is damaged"),
+    ("groups/T10/results.json", "results.json is damaged"),
+    ("groups/T10/traces.npz", "traces.npz is damaged"),
+  ],
+)
+def test_open_names_a_damaged_file(tmp_path, damage, match):
+  Workdir(tmp_path, _config())
+  _finished_group(tmp_path)
+  (tmp_path / damage).write_bytes(b'{"seed": 0, "solv')
+  with pytest.raises(CorruptFileError, match=match) as e:
+    Workdir.open(tmp_path).load_group("T10")
+  assert isinstance(e.value, UserError) and e.value.exit_code == 1
+
+
+def test_open_asks_for_a_file_that_is_not_there(tmp_path):
+  Workdir(tmp_path, _config())
+  wd = Workdir.open(tmp_path)
+  with pytest.raises(ConfigError, match="has no summary.json"):
+    wd.read_json("summary.json")
+  with pytest.raises(ConfigError, match="has no table.json"):
+    wd.table("table")
+
+
+@pytest.mark.parametrize("name", ["fig7_cpu", "generalization_long", "nottingham_sgd"])
+def test_published_results_open(name):
+  wd = Workdir.open(PUBLISHED / name)
+  assert wd.config["seed"] is not None
+  for group in wd.groups():
+    g = wd.load_group(group)
+    runs = len(g["rows"])
+    assert all(a.shape[0] == runs for a in g["traces"].values())
+    assert all(a.shape[0] == runs for a in wd.load_params(group).values())
+  if name == "nottingham_sgd":
+    assert wd.table("history") and wd.table("runs") and "|" in wd.read_text("table.md")
+    assert wd.read_npz("best_params.npz")
