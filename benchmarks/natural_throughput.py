@@ -49,6 +49,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks import throughput
+from experiments import runtime
 from experiments.configs import char_lm, polyphonic
 from rnn_dynamics import natural, rnn, sweep
 from rnn_dynamics.train import HParams
@@ -307,6 +308,7 @@ def format_table(results: dict[str, Any]) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  runtime.setup()  # the experiments' devices and compilation cache (experiments/runtime.py)
   plan = QUICK if _QUICK.value else FULL
   if _ROUNDS.value is not None:
     plan = dataclasses.replace(plan, rounds=_ROUNDS.value)
