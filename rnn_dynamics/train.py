@@ -3,13 +3,8 @@
 A run's whole state (parameters, optimizer state, PRNG key, counters, flags) is one
 pytree, so a sweep is `jax.vmap` over keys and hyper-parameter arrays, and whole chunks of
 updates run inside one compiled call (`lax.scan`). SGD, SGD-C, SGD-CR and element-wise
-clipping are hyper-parameter settings of the same program, not forks:
-
-| algorithm | clip threshold | α |
-|---|---|---|
-| SGD | ∞ | 0 |
-| SGD-C | c | 0 |
-| SGD-CR | c | α |
+clipping are hyper-parameter settings of the same program, not forks (the table is
+`rnn_dynamics.algorithms`).
 
 The original code's non-finite guard (`clipping.nonfinite_fallback`) follows
 `config.nonfinite_guard`: "original" (the default) guards norm-clipped runs only, as the
@@ -47,8 +42,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnn_dynamics import clipping, rnn
-from rnn_dynamics.regularizers import omega_and_total_w_hh_grad
+from rnn_dynamics import algorithms, clipping, rnn
+from rnn_dynamics.algorithms import ALGORITHMS, GUARD_MODES, HParams, guard_enabled, make_optimizer
+from rnn_dynamics.regularizers import add_omega_grad
 from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
 
 __all__ = [
@@ -65,69 +61,6 @@ __all__ = [
   "make_train",
   "success_limit",
 ]
-
-# Clip threshold and whether Ω is on, per named algorithm (docs/reference.md §2, §4).
-ALGORITHMS = ("sgd", "sgd_c", "sgd_cr", "sgd_elementwise")
-# Which runs the original code's non-finite guard protects (`config.nonfinite_guard`).
-GUARD_MODES = ("original", "always", "never")
-
-
-@flax.struct.dataclass
-class HParams:
-  """Per-run hyper-parameters, all arrays so they can be vmapped and swept.
-
-  Attributes:
-    lr: learning rate.
-    clip: clipping threshold (∞ disables clipping).
-    alpha: Ω weight (0 disables Ω's gradient; Ω is still measured).
-    init: initialisation id (`rnn.init_id`), which also fixes the unit type.
-    elementwise: None (the default): every run clips as `config.clipping` says. A
-      boolean array: the kind is chosen per run (True: each entry to `[-clip, clip]`,
-      False: the global norm to `clip`), so norm- and element-wise-clipped runs share
-      one vmapped program (`algorithm_hparams(..., elementwise_clip=c)`).
-  """
-
-  lr: jax.Array
-  clip: jax.Array
-  alpha: jax.Array
-  init: jax.Array
-  elementwise: jax.Array | None = None
-
-
-def algorithm_hparams(
-  algorithm: str,
-  *,
-  lr: float,
-  clip: float,
-  alpha: float,
-  init: str,
-  elementwise_clip: float | None = None,
-) -> HParams:
-  """The hyper-parameters that make an algorithm out of the shared program.
-
-  Args:
-    algorithm: one of `ALGORITHMS`.
-    lr: learning rate.
-    clip: norm-clipping threshold (SGD-C, SGD-CR; and `sgd_elementwise`'s bound when
-      `elementwise_clip` is None and `config.clipping == 'elementwise'`).
-    alpha: Ω weight (SGD-CR only).
-    init: initialisation name.
-    elementwise_clip: None (default): the clipping kind is the program's
-      (`config.clipping`). A number: the kind is chosen per run, so every algorithm can
-      share one program: `sgd_elementwise` clips each entry to this bound, the others
-      clip the norm as above (see `HParams.elementwise`).
-  """
-  if algorithm not in ALGORITHMS:
-    raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
-  per_entry = algorithm == "sgd_elementwise" and elementwise_clip is not None
-  return HParams(
-    lr=jnp.float32(lr),
-    clip=jnp.float32(math.inf if algorithm == "sgd" else elementwise_clip if per_entry else clip),
-    alpha=jnp.float32(alpha if algorithm == "sgd_cr" else 0.0),
-    init=jnp.int32(rnn.init_id(init)),
-    elementwise=None if elementwise_clip is None else jnp.bool_(per_entry),
-  )
-
 
 @flax.struct.dataclass
 class RunState:
@@ -184,51 +117,13 @@ class Trainer(NamedTuple):
       (mistakes, sequences)`, the same test as integer counts per nominal length
       (`[max_length - min_length]` for mixed lengths, else `[1]`), so the success test
       compares counts and can report the worst length.
-    train: `train(key, hparams) -> (RunState, screen_errors)`: the whole run, chunks
-      until solved, diverged or `max_updates` — the pure, single-call form.
   """
 
   task: Task
   init: Callable[..., RunState]
   chunk: Callable[..., tuple[RunState, ChunkMetrics]]
   evaluate: Callable[..., jax.Array]
-  train: Callable[..., tuple[RunState, jax.Array]]
   count_mistakes: Callable[..., tuple[jax.Array, jax.Array]]
-
-
-def guard_enabled(config: ml_collections.ConfigDict, hp: HParams) -> jax.Array:
-  """Whether the non-finite guard protects a run (a boolean, traced with `hp`).
-
-  `config.nonfinite_guard` "original" (default): only norm-clipped runs (finite
-  threshold, not element-wise), as in the original code, where the guard sits inside the
-  rescaling branch (docs/reference.md §2); plain SGD and Ω without clipping explode on
-  their own. The original code has no element-wise clipping, so nothing justifies a guard
-  there. "always": every run, the robust variant. "never": no run.
-  """
-  mode = config.get("nonfinite_guard", "original")
-  if mode == "always":
-    return jnp.bool_(True)
-  if mode == "never":
-    return jnp.bool_(False)
-  if mode != "original":
-    raise ValueError(f"config.nonfinite_guard must be one of {GUARD_MODES}, got {mode!r}")
-  elementwise = hp.elementwise if hp.elementwise is not None else config.clipping == "elementwise"
-  return jnp.isfinite(hp.clip) & ~jnp.asarray(elementwise, jnp.bool_)
-
-
-def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.GradientTransformation:
-  """Clipping inside the non-finite guard → SGD, with the run's (possibly traced) settings."""
-  if hp.elementwise is not None:
-    clip = clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise)
-  elif config.clipping == "norm":
-    clip = clipping.clip_by_global_norm_with_stats(hp.clip)
-  elif config.clipping == "elementwise":
-    clip = clipping.clip_elementwise(hp.clip)
-  else:
-    raise ValueError(f"config.clipping must be 'norm' or 'elementwise', got {config.clipping!r}")
-  # The guard decides on the pre-clip norm and its fallback step is not clipped.
-  guarded = clipping.nonfinite_fallback(clip, enabled=guard_enabled(config, hp))
-  return optax.chain(guarded, optax.sgd(hp.lr, momentum=config.get("momentum") or None))
 
 
 def _length_bounds(config) -> tuple[int, int]:
@@ -266,6 +161,10 @@ def success_limit(config: ml_collections.ConfigDict, n_sequences: int) -> int:
 
 def _where_tree(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+# The algorithm table's names, kept here for the callers that build runs from `train`.
+algorithm_hparams = algorithms.hparams
 
 
 def all_finite(tree) -> jax.Array:
@@ -312,15 +211,9 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     loss, grads, fwd = rnn.loss_and_grads(
       state.params, unit, batch, task.head, scan_unroll=scan_unroll
     )
-    if with_omega:
-      # Only W_rec gets Ω's immediate gradient (eq. 10), in the weight gradient's own
-      # product; clipping sees the sum.
-      om, w_hh_grad, _ = omega_and_total_w_hh_grad(
-        fwd, batch.mask, hp.alpha, form=omega_form, bound=omega_bound
-      )
-      grads = grads.replace(w_hh=w_hh_grad)
-    else:
-      om = jnp.float32(jnp.nan)
+    grads, om = add_omega_grad(
+      grads, fwd, batch.mask, hp.alpha, enabled=with_omega, form=omega_form, bound=omega_bound
+    )
     opt = make_optimizer(config, hp)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -412,33 +305,4 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)
     return jnp.sum(mistakes) / n_sequences
 
-  def train(key: jax.Array, hp: HParams) -> tuple[RunState, jax.Array]:
-    n_chunks = -(-int(config.max_updates) // chunk_size)
-    screen_limit = success_limit(config, int(config.screen_size))
-    full_limit = success_limit(config, int(config.eval_size))
-
-    def body(i, carry):
-      state, screens = carry
-      state, _ = chunk(state, hp, i)
-      k_screen, k_full = jax.random.split(jax.random.fold_in(state.key, 1))
-      screen, _ = count_mistakes(state.params, hp, k_screen, int(config.screen_size))
-      candidate = ~state.done & (jnp.sum(screen) <= screen_limit)
-      # Under vmap `cond` becomes a select: the sweep driver (`rnn_dynamics.sweep`)
-      # confirms candidates on the host instead, which is much cheaper.
-      full = jax.lax.cond(
-        candidate,
-        lambda: jnp.sum(count_mistakes(state.params, hp, k_full, int(config.eval_size))[0]),
-        lambda: jnp.int32(int(config.eval_size)),
-      )
-      solved = candidate & (full <= full_limit)
-      state = state.replace(
-        solved=state.solved | solved,
-        solved_at=jnp.where(solved, state.step, state.solved_at),
-        done=state.done | solved,
-      )
-      return state, screens.at[i].set(jnp.sum(screen) / int(config.screen_size))
-
-    state = init(key, hp)
-    return jax.lax.fori_loop(0, n_chunks, body, (state, jnp.full((n_chunks,), jnp.nan)))
-
-  return Trainer(task, init, chunk, evaluate, train, count_mistakes)
+  return Trainer(task, init, chunk, evaluate, count_mistakes)
