@@ -13,15 +13,12 @@ axis) go to --workdir; re-running with the same --workdir resumes an interrupted
 
 from __future__ import annotations
 
-import sys
 
 import jax
-import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, logging
 
-import experiments
-from rnn_dynamics import plots, results, sweep, threshold_grid, train
+from experiments import cli
+from rnn_dynamics import plots, results, runs, sweep, threshold_grid, train
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "grid"
@@ -37,15 +34,13 @@ def run(config, workdir_path: str) -> str:
     cfg = config.copy_and_resolve_references()
     labels, hps, seeds = threshold_grid.grid_runs(cfg)
     # Runs with the same seed share initial weights and data in every cell (paired).
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), s))(
-      np.asarray(seeds)
-    )
+    keys = runs.paired_keys(cfg.seed, seeds)
     logging.info("%s: %d runs on %d device(s)", GROUP, len(labels), jax.device_count())
     result = sweep.run_group(
       train.make_train(cfg),
       cfg,
       labels=labels,
-      hparams=sweep.stack(hps),
+      hparams=runs.stack(hps),
       keys=keys,
       checkpoint_dir=workdir.checkpoint_dir(GROUP),
       name=GROUP,
@@ -85,12 +80,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/threshold_grid")
-  experiments.stop_sweeps_gracefully()
-  try:
-    text = run(_CONFIG.value, _WORKDIR.value)
-  except KeyboardInterrupt:
-    logging.warning("interrupted; run the same command again to resume from the checkpoint")
-    sys.exit(130)
+  text = run(_CONFIG.value, _WORKDIR.value)
   print(text)
   print(
     f"table: {_WORKDIR.value}/table.csv, figures: {_WORKDIR.value}/success_heatmap.png, "
@@ -100,8 +90,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so tests can import several binaries.
-  _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/threshold_grid.py:cpu", "Experiment config (preset after ':')."
-  )
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results, checkpoints and figures.")
-  app.run(main)
+  _CONFIG = cli.define_config("experiments/configs/threshold_grid.py:cpu")
+  _WORKDIR = cli.define_workdir()
+  cli.run(main)
