@@ -62,6 +62,7 @@ __all__ = [
   "success_limit",
 ]
 
+
 @flax.struct.dataclass
 class RunState:
   """Everything one run carries from chunk to chunk (a checkpoint is exactly this).
@@ -172,6 +173,75 @@ def all_finite(tree) -> jax.Array:
   return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+def _make_count_mistakes(config: ml_collections.ConfigDict, task: Task, lo: int, hi: int):
+  """`Trainer.count_mistakes` for lengths in `[lo, hi)` (see `Trainer`)."""
+  buffer = task.buffer_length(hi)
+
+  def count_mistakes(params, hp: HParams, key, n_sequences: int, length=None):
+    unit = rnn.unit_for_init(hp.init)
+    block = min(int(config.eval_batch), n_sequences)
+    if n_sequences % block:
+      raise ValueError(f"n_sequences={n_sequences} must be a multiple of eval_batch={block}")
+    fixed = length is not None or lo == hi
+    eval_buffer = task.buffer_length(int(length)) if length is not None else buffer
+    n_bins = 1 if fixed else hi - lo
+
+    def one_block(k):
+      k_len, k_data = jax.random.split(k)
+      if fixed:
+        nominal = jnp.int32(length if length is not None else lo)
+        batch = task.sample(k_data, block, nominal, eval_buffer)
+        bins = jnp.zeros((block,), jnp.int32)
+      else:
+        # One length per sequence, drawn as in training: the test covers the whole range
+        # (one length per block would test only n_sequences / eval_batch lengths).
+        lengths = jax.random.randint(k_len, (block,), lo, hi, dtype=jnp.int32)
+        batch = sample_per_sequence_lengths(task, k_data, lengths, eval_buffer)
+        bins = lengths - lo
+      wrong = rnn.sequence_mistakes(params, unit, batch, task.head).astype(jnp.int32)
+      zeros = jnp.zeros((n_bins,), jnp.int32)
+      return zeros.at[bins].add(wrong), zeros.at[bins].add(1)
+
+    mistakes, counts = jax.lax.map(one_block, jax.random.split(key, n_sequences // block))
+    return jnp.sum(mistakes, axis=0), jnp.sum(counts, axis=0)
+
+  return count_mistakes
+
+
+def _apply_if_active(state: RunState, key, loss, params, opt_state, om, error, length):
+  """The update's new state and metrics: a decided run (done) keeps its state and reads
+  NaN; a non-finite loss or parameter marks the run diverged (and done) instead."""
+  active = ~state.done
+  finite = jnp.isfinite(loss) & all_finite(params)
+  moved = active & finite
+  stats = clipping.clipping_stats(opt_state)
+  nan = jnp.float32(jnp.nan)
+  as_rate = lambda flag: jnp.where(active, flag.astype(jnp.float32), nan)
+  metrics = ChunkMetrics(
+    loss=jnp.where(active, loss, nan),
+    grad_norm=jnp.where(active, stats["grads/norm_preclip"], nan),
+    clipped=as_rate(stats["grads/clipped"]),
+    fallback=as_rate(stats["grads/nonfinite"]),
+    omega=jnp.where(active, om, nan),
+    error=jnp.where(active, error, nan),
+    length=jnp.asarray(length, jnp.int32),
+  )
+  diverged = state.diverged | (active & ~finite)
+  new_state = RunState(
+    params=_where_tree(moved, params, state.params),
+    opt_state=_where_tree(moved, opt_state, state.opt_state),
+    # A decided run's key stops too: its final test then does not depend on how long
+    # the rest of its group ran (nor on compaction).
+    key=jnp.where(active, key, state.key),
+    step=state.step + active.astype(jnp.int32),
+    done=state.done | diverged,
+    solved=state.solved,
+    diverged=diverged,
+    solved_at=state.solved_at,
+  )
+  return new_state, metrics
+
+
 def make_train(config: ml_collections.ConfigDict) -> Trainer:
   """Builds the pure training functions for one task and model size.
 
@@ -185,7 +255,6 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   """
   task = get_task(config.task)
   lo, hi = _length_bounds(config)
-  buffer = task.buffer_length(hi)
   batch_size = int(config.batch_size)
   chunk_size = int(config.chunk_size)
   omega_form, omega_bound = config.omega_form, float(config.omega_bound)
@@ -217,36 +286,7 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     opt = make_optimizer(config, hp)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-
-    active = ~state.done
-    finite = jnp.isfinite(loss) & all_finite(params)
-    moved = active & finite
-    stats = clipping.clipping_stats(opt_state)
-    nan = jnp.float32(jnp.nan)
-    as_rate = lambda flag: jnp.where(active, flag.astype(jnp.float32), nan)
-    metrics = ChunkMetrics(
-      loss=jnp.where(active, loss, nan),
-      grad_norm=jnp.where(active, stats["grads/norm_preclip"], nan),
-      clipped=as_rate(stats["grads/clipped"]),
-      fallback=as_rate(stats["grads/nonfinite"]),
-      omega=jnp.where(active, om, nan),
-      error=jnp.where(active, fwd.error, nan),
-      length=jnp.asarray(length, jnp.int32),
-    )
-    diverged = state.diverged | (active & ~finite)
-    new_state = RunState(
-      params=_where_tree(moved, params, state.params),
-      opt_state=_where_tree(moved, opt_state, state.opt_state),
-      # A decided run's key stops too: its final test then does not depend on how long
-      # the rest of its group ran (nor on compaction).
-      key=jnp.where(active, key, state.key),
-      step=state.step + active.astype(jnp.int32),
-      done=state.done | diverged,
-      solved=state.solved,
-      diverged=diverged,
-      solved_at=state.solved_at,
-    )
-    return new_state, metrics
+    return _apply_if_active(state, key, loss, params, opt_state, om, fwd.error, length)
 
   branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in buckets]
 
@@ -268,38 +308,10 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
     if lo == hi:
       # Fixed length: the one bucket (the length traced, as the samplers expect).
-      return jax.lax.scan(
-        lambda s, _: update(s, hp, jnp.int32(lo)), state, None, length=chunk_size
-      )
+      return jax.lax.scan(lambda s, _: update(s, hp, jnp.int32(lo)), state, None, length=chunk_size)
     return jax.lax.scan(lambda s, n: update(s, hp, n), state, lengths_of_chunk(chunk_index))
 
-  def count_mistakes(params, hp: HParams, key, n_sequences: int, length=None):
-    unit = rnn.unit_for_init(hp.init)
-    block = min(int(config.eval_batch), n_sequences)
-    if n_sequences % block:
-      raise ValueError(f"n_sequences={n_sequences} must be a multiple of eval_batch={block}")
-    fixed = length is not None or lo == hi
-    eval_buffer = task.buffer_length(int(length)) if length is not None else buffer
-    n_bins = 1 if fixed else hi - lo
-
-    def one_block(k):
-      k_len, k_data = jax.random.split(k)
-      if fixed:
-        nominal = jnp.int32(length if length is not None else lo)
-        batch = task.sample(k_data, block, nominal, eval_buffer)
-        bins = jnp.zeros((block,), jnp.int32)
-      else:
-        # One length per sequence, drawn as in training: the test covers the whole range
-        # (one length per block would test only n_sequences / eval_batch lengths).
-        lengths = jax.random.randint(k_len, (block,), lo, hi, dtype=jnp.int32)
-        batch = sample_per_sequence_lengths(task, k_data, lengths, eval_buffer)
-        bins = lengths - lo
-      wrong = rnn.sequence_mistakes(params, unit, batch, task.head).astype(jnp.int32)
-      zeros = jnp.zeros((n_bins,), jnp.int32)
-      return zeros.at[bins].add(wrong), zeros.at[bins].add(1)
-
-    mistakes, counts = jax.lax.map(one_block, jax.random.split(key, n_sequences // block))
-    return jnp.sum(mistakes, axis=0), jnp.sum(counts, axis=0)
+  count_mistakes = _make_count_mistakes(config, task, lo, hi)
 
   def evaluate(params, hp: HParams, key, n_sequences: int, length=None) -> jax.Array:
     mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)

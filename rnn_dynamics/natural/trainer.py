@@ -104,6 +104,26 @@ def _nll_sum(task: NaturalTask, logits, targets, mask) -> jax.Array:
   return jnp.sum(jnp.where(mask, nll, 0.0))
 
 
+def _make_evaluate(task: NaturalTask, unit: rnn.Unit):
+  """`Trainer.evaluate`: the summed NLL of chained segments, the state carried."""
+
+  def evaluate(params: rnn.Params, h_BxH: jax.Array, hp: HParams, segments: Segments):
+    del hp  # evaluation does not depend on the training hyper-parameters
+
+    def body(h, seg):
+      inputs, targets, mask, reset = seg
+      batch = _to_batch(task, inputs, targets, mask)
+      h0 = jnp.where(reset[:, None], 0.0, h)
+      out = rnn.unroll(params, unit, batch.inputs, mask, h0_BxH=h0)
+      nll = _nll_sum(task, rnn.readout(params, out.h_TxBxH), batch.targets, mask)
+      return out.h_last_BxH, (nll, jnp.sum(mask))
+
+    h, (nll, n) = jax.lax.scan(body, h_BxH, tuple(segments))
+    return h, jnp.sum(nll), jnp.sum(n)
+
+  return evaluate
+
+
 def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Trainer:
   """Builds the pure per-run functions.
 
@@ -120,7 +140,7 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
   summed = config.cost == "sum"
   biases = bool(config.biases)
   with_omega = bool(config.get("omega_enabled", True))
-  omega_form, omega_bound = config.omega_form, float(config.omega_bound)
+  omega = dict(form=config.omega_form, bound=float(config.omega_bound))
   # Every run of a table shares the initialisation, so it is static here (no traced
   # selection between the three, hence no host callback for smart_tanh's radius).
   init_name = str(config.init)
@@ -146,14 +166,7 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
     if not biases:
       grads = grads.replace(b=jnp.zeros_like(grads.b), b_out=jnp.zeros_like(grads.b_out))
     grads, om = add_omega_grad(
-      grads,
-      fwd,
-      mask,
-      hp.alpha,
-      enabled=with_omega,
-      loss_scale=scale,
-      form=omega_form,
-      bound=omega_bound,
+      grads, fwd, mask, hp.alpha, enabled=with_omega, loss_scale=scale, **omega
     )
     updates, opt_state = make_optimizer(config, hp).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -182,21 +195,7 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
   def chunk(state: NaturalState, hp: HParams, segments: Segments):
     return jax.lax.scan(lambda s, seg: update(s, hp, seg), state, tuple(segments))
 
-  def evaluate(params: rnn.Params, h_BxH: jax.Array, hp: HParams, segments: Segments):
-    del hp  # evaluation does not depend on the training hyper-parameters
-
-    def body(h, seg):
-      inputs, targets, mask, reset = seg
-      batch = _to_batch(task, inputs, targets, mask)
-      h0 = jnp.where(reset[:, None], 0.0, h)
-      out = rnn.unroll(params, unit, batch.inputs, mask, h0_BxH=h0)
-      nll = _nll_sum(task, rnn.readout(params, out.h_TxBxH), batch.targets, mask)
-      return out.h_last_BxH, (nll, jnp.sum(mask))
-
-    h, (nll, n) = jax.lax.scan(body, h_BxH, tuple(segments))
-    return h, jnp.sum(nll), jnp.sum(n)
-
-  return Trainer(task, init, chunk, evaluate)
+  return Trainer(task, init, chunk, _make_evaluate(task, unit))
 
 
 def predict_roll(params: rnn.Params, init: str, roll: np.ndarray) -> np.ndarray:
