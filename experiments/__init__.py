@@ -10,7 +10,7 @@ explicit `--xla_force_host_platform_device_count` in `XLA_FLAGS` wins.
 import os
 from collections.abc import Mapping
 
-__all__ = ["distributed_args", "stop_sweeps_gracefully"]
+__all__ = ["distributed_args"]
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
@@ -29,14 +29,6 @@ os.environ.setdefault(
 import logging as _logging
 
 from absl import logging as _absl_logging
-
-
-def stop_sweeps_gracefully() -> None:
-  """The stop path's signal handlers (`rnn_dynamics.runs.stop.install_handlers`), which
-  `experiments.cli.run` installs for every binary; kept for callers of the old name."""
-  from rnn_dynamics.runs import stop
-
-  stop.install_handlers()
 
 
 def distributed_args(environ: Mapping[str, str] | None = None) -> dict[str, int]:

@@ -6,6 +6,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import json  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
@@ -374,3 +375,54 @@ def test_ptb_fifth_character_segments():
   assert seg.mask.sum() == corpus.valid.size - 5
   lane0 = seg.targets[:, :, 0].reshape(-1)[:100]
   np.testing.assert_array_equal(lane0, corpus.valid[5:105])
+
+
+def test_sigterm_finishes_the_segment_batch_checkpoints_exits_130_and_resumes_identically(
+  tmp_path, same_results
+):
+  """The stop path of the natural trainer, from the command line: SIGTERM once training
+  runs, then the same command again; the results equal an uninterrupted run's."""
+  import re
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  repo = Path(__file__).resolve().parents[1]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+
+  def cmd(workdir):
+    return [sys.executable, "-m", "experiments.polyphonic",
+            "--config=experiments/configs/polyphonic.py:test", f"--workdir={workdir}"]
+
+  whole = subprocess.Popen(cmd(tmp_path / "whole"), cwd=repo, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  err_path = tmp_path / "first.err"
+  with open(err_path, "w") as err:
+    proc = subprocess.Popen(cmd(tmp_path / "resumed"), cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=err)
+    try:
+      deadline = time.time() + 300
+      # A progress line per segment batch (`progress_every_s = 0`): the loop is running.
+      while "epoch 1/2 chunk 1/" not in err_path.read_text():
+        assert proc.poll() is None and time.time() < deadline, err_path.read_text()[-3000:]
+        time.sleep(0.05)
+      proc.send_signal(signal.SIGTERM)
+      proc.wait(timeout=300)
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+  first = err_path.read_text()
+  assert proc.returncode == 130, first[-3000:]
+  assert "signal 15: stopping after the current chunk" in first
+  assert re.search(r"interrupted — checkpoint at epoch \d, chunk \d+", first), first[-3000:]
+  assert "interrupted; run the same command again to resume from the checkpoint" in first
+  assert not (tmp_path / "resumed" / "predictions.npz").exists()  # written at the end
+
+  second = subprocess.run(cmd(tmp_path / "resumed"), cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=600)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert re.search(r"resumed at epoch \d, chunk \d+", second.stderr), second.stderr[-3000:]
+  _, whole_err = whole.communicate(timeout=600)
+  assert whole.returncode == 0, whole_err[-3000:]
+  same_results(tmp_path / "whole", tmp_path / "resumed")

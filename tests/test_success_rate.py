@@ -1,11 +1,14 @@
 """The Figure 7 binary end to end on its `test` preset: the files it leaves, resuming after
-Ctrl-C, independence from the device count, refusing a workdir of another config."""
+Ctrl-C (in process, and SIGINT to the command), independence from the device count,
+refusing a workdir of another config."""
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -253,3 +256,47 @@ def test_baselines_after_sgd_cr_get_its_budget(tmp_path, binary):
   assert {r["algorithm"] for r in others} == set(config.algorithms) - {"sgd_cr"}
   assert (tmp_path / "groups" / "T10_sgd_cr").is_dir()
   assert (tmp_path / "groups" / "T10_baselines").is_dir()
+
+
+def _wait_for(path: Path, pattern: str, proc, timeout: float = 300.0) -> None:
+  """Polls a process's stderr file until `pattern` shows (fails if it exits first)."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if re.search(pattern, path.read_text()):
+      return
+    assert proc.poll() is None, f"exited {proc.returncode} first:\n{path.read_text()[-3000:]}"
+    time.sleep(0.05)
+  raise AssertionError(f"no {pattern!r} in {timeout} s:\n{path.read_text()[-3000:]}")
+
+
+def test_sigint_finishes_the_chunk_checkpoints_exits_130_and_resumes_identically(
+  cli, tmp_path, same_results
+):
+  """The stop path of the synthetic trainer, from the command line: Ctrl-C once training
+  runs, then the same command again; the results equal an uninterrupted run's."""
+  workdir = tmp_path / "workdir"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  binary = [sys.executable, "-m", "experiments.success_rate"]
+  cmd = binary + [f"--config={PRESET}", f"--workdir={workdir}"]
+  err_path = tmp_path / "first.err"
+  with open(err_path, "w") as err:
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+      # A progress line per chunk (`progress_every_s = 0`): the group's loop is running.
+      _wait_for(err_path, r"T10 solved \d+/12", proc)
+      proc.send_signal(signal.SIGINT)
+      proc.wait(timeout=300)
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+  first = err_path.read_text()
+  assert proc.returncode == 130, first[-3000:]
+  assert "signal 2: stopping after the current chunk" in first
+  assert re.search(r"T1[02]: interrupted — saving a checkpoint at chunk \d", first), first[-3000:]
+  assert "interrupted; run the same command again to resume from the checkpoint" in first
+  assert not (workdir / "results.json").exists()
+
+  second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert re.search(r"T1[02]: resumed from chunk \d", second.stderr), second.stderr[-3000:]
+  same_results(workdir, cli(1)[0])
