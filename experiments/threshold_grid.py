@@ -18,7 +18,7 @@ import jax
 from absl import app, logging
 
 from experiments import cli
-from rnn_dynamics import plots, results, runs, sweep, threshold_grid, train
+from rnn_dynamics import plots, results, sweep, threshold_grid, train
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "grid"
@@ -32,16 +32,15 @@ def run(config, workdir_path: str) -> str:
     rows, traces = workdir.load_rows(GROUP), workdir.load_traces(GROUP)
   else:
     cfg = config.copy_and_resolve_references()
-    labels, hps, seeds = threshold_grid.grid_runs(cfg)
     # Runs with the same seed share initial weights and data in every cell (paired).
-    keys = runs.paired_keys(cfg.seed, seeds)
-    logging.info("%s: %d runs on %d device(s)", GROUP, len(labels), jax.device_count())
+    grid = threshold_grid.grid_runs(cfg)
+    logging.info("%s: %d runs on %d device(s)", GROUP, len(grid), jax.device_count())
     result = sweep.run_group(
       train.make_train(cfg),
       cfg,
-      labels=labels,
-      hparams=runs.stack(hps),
-      keys=keys,
+      labels=grid.labels,
+      hparams=grid.hparams,
+      keys=grid.keys,
       checkpoint_dir=workdir.checkpoint_dir(GROUP),
       name=GROUP,
     )

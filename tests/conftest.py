@@ -6,12 +6,18 @@ import io
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Compiled programs are reused across test processes (the subprocess tests in particular).
 os.environ.setdefault(
@@ -82,3 +88,40 @@ def same_results():
             assert np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"), f"{rel}:{k}"
 
   return check
+
+
+class Interrupted:
+  """What `interrupted_run` saw: the first process's exit code and stderr, the rerun."""
+
+  def __init__(self, code: int, first: str, second: subprocess.CompletedProcess):
+    self.code, self.first, self.second = code, first, second
+
+
+@pytest.fixture
+def interrupted_run(tmp_path):
+  """`interrupted_run(args, ready, sig)` runs `python -m <args>` from the repository on one
+  CPU device, sends `sig` once its stderr matches the regex `ready` (the trainer's loop is
+  running), waits for it to exit, then runs the same command again to completion.
+  Returns an `Interrupted`."""
+
+  def run(args, ready: str, sig: int = signal.SIGINT, timeout: float = 300.0) -> Interrupted:
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    cmd = [sys.executable, "-m", *args]
+    err_path = tmp_path / "interrupted.err"
+    with open(err_path, "w") as err:
+      proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+      try:
+        deadline = time.time() + timeout
+        while not re.search(ready, err_path.read_text()):
+          assert proc.poll() is None, f"exited {proc.returncode}:\n{err_path.read_text()[-3000:]}"
+          assert time.time() < deadline, f"no {ready!r}:\n{err_path.read_text()[-3000:]}"
+          time.sleep(0.05)
+        proc.send_signal(sig)
+        proc.wait(timeout=timeout)
+      finally:
+        if proc.poll() is None:
+          proc.kill()
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return Interrupted(proc.returncode, err_path.read_text(), second)
+
+  return run

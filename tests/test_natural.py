@@ -378,7 +378,7 @@ def test_ptb_fifth_character_segments():
 
 
 def test_sigterm_finishes_the_segment_batch_checkpoints_exits_130_and_resumes_identically(
-  tmp_path, same_results
+  tmp_path, interrupted_run, same_results
 ):
   """The stop path of the natural trainer, from the command line: SIGTERM once training
   runs, then the same command again; the results equal an uninterrupted run's."""
@@ -386,43 +386,22 @@ def test_sigterm_finishes_the_segment_batch_checkpoints_exits_130_and_resumes_id
   import signal
   import subprocess
   import sys
-  import time
 
-  repo = Path(__file__).resolve().parents[1]
+  preset = "--config=experiments/configs/polyphonic.py:test"
+  args = ["experiments.polyphonic", preset]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-
-  def cmd(workdir):
-    return [sys.executable, "-m", "experiments.polyphonic",
-            "--config=experiments/configs/polyphonic.py:test", f"--workdir={workdir}"]
-
-  whole = subprocess.Popen(cmd(tmp_path / "whole"), cwd=repo, env=env,
+  whole = subprocess.Popen([sys.executable, "-m", *args, f"--workdir={tmp_path / 'whole'}"],
+                           cwd=Path(__file__).resolve().parents[1], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  err_path = tmp_path / "first.err"
-  with open(err_path, "w") as err:
-    proc = subprocess.Popen(cmd(tmp_path / "resumed"), cwd=repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=err)
-    try:
-      deadline = time.time() + 300
-      # A progress line per segment batch (`progress_every_s = 0`): the loop is running.
-      while "epoch 1/2 chunk 1/" not in err_path.read_text():
-        assert proc.poll() is None and time.time() < deadline, err_path.read_text()[-3000:]
-        time.sleep(0.05)
-      proc.send_signal(signal.SIGTERM)
-      proc.wait(timeout=300)
-    finally:
-      if proc.poll() is None:
-        proc.kill()
-  first = err_path.read_text()
-  assert proc.returncode == 130, first[-3000:]
-  assert "signal 15: stopping after the current chunk" in first
-  assert re.search(r"interrupted — checkpoint at epoch \d, chunk \d+", first), first[-3000:]
-  assert "interrupted; run the same command again to resume from the checkpoint" in first
-  assert not (tmp_path / "resumed" / "predictions.npz").exists()  # written at the end
-
-  second = subprocess.run(cmd(tmp_path / "resumed"), cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=600)
-  assert second.returncode == 0, second.stderr[-3000:]
-  assert re.search(r"resumed at epoch \d, chunk \d+", second.stderr), second.stderr[-3000:]
+  # A progress line per segment batch (`progress_every_s = 0`): the loop is running.
+  run = interrupted_run(args + [f"--workdir={tmp_path / 'resumed'}"],
+                        ready="epoch 1/2 chunk 1/", sig=signal.SIGTERM)
+  assert run.code == 130, run.first[-3000:]
+  assert "signal 15: stopping after the current chunk" in run.first
+  assert re.search(r"interrupted — checkpoint at epoch \d, chunk \d+", run.first), run.first[-3000:]
+  assert "interrupted; run the same command again to resume from the checkpoint" in run.first
+  assert run.second.returncode == 0, run.second.stderr[-3000:]
+  assert re.search(r"resumed at epoch \d, chunk \d+", run.second.stderr), run.second.stderr[-3000:]
   _, whole_err = whole.communicate(timeout=600)
   assert whole.returncode == 0, whole_err[-3000:]
   same_results(tmp_path / "whole", tmp_path / "resumed")

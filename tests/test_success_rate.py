@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -258,45 +257,19 @@ def test_baselines_after_sgd_cr_get_its_budget(tmp_path, binary):
   assert (tmp_path / "groups" / "T10_baselines").is_dir()
 
 
-def _wait_for(path: Path, pattern: str, proc, timeout: float = 300.0) -> None:
-  """Polls a process's stderr file until `pattern` shows (fails if it exits first)."""
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    if re.search(pattern, path.read_text()):
-      return
-    assert proc.poll() is None, f"exited {proc.returncode} first:\n{path.read_text()[-3000:]}"
-    time.sleep(0.05)
-  raise AssertionError(f"no {pattern!r} in {timeout} s:\n{path.read_text()[-3000:]}")
-
-
 def test_sigint_finishes_the_chunk_checkpoints_exits_130_and_resumes_identically(
-  cli, tmp_path, same_results
+  cli, tmp_path, interrupted_run, same_results
 ):
   """The stop path of the synthetic trainer, from the command line: Ctrl-C once training
   runs, then the same command again; the results equal an uninterrupted run's."""
   workdir = tmp_path / "workdir"
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  binary = [sys.executable, "-m", "experiments.success_rate"]
-  cmd = binary + [f"--config={PRESET}", f"--workdir={workdir}"]
-  err_path = tmp_path / "first.err"
-  with open(err_path, "w") as err:
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-      # A progress line per chunk (`progress_every_s = 0`): the group's loop is running.
-      _wait_for(err_path, r"T10 solved \d+/12", proc)
-      proc.send_signal(signal.SIGINT)
-      proc.wait(timeout=300)
-    finally:
-      if proc.poll() is None:
-        proc.kill()
-  first = err_path.read_text()
-  assert proc.returncode == 130, first[-3000:]
-  assert "signal 2: stopping after the current chunk" in first
-  assert re.search(r"T1[02]: interrupted — saving a checkpoint at chunk \d", first), first[-3000:]
-  assert "interrupted; run the same command again to resume from the checkpoint" in first
-  assert not (workdir / "results.json").exists()
-
-  second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  assert second.returncode == 0, second.stderr[-3000:]
-  assert re.search(r"T1[02]: resumed from chunk \d", second.stderr), second.stderr[-3000:]
+  # A progress line per chunk (`progress_every_s = 0`): the group's loop is running.
+  args = ["experiments.success_rate", f"--config={PRESET}", f"--workdir={workdir}"]
+  run = interrupted_run(args, ready=r"T10 solved \d+/12", sig=signal.SIGINT)
+  assert run.code == 130, run.first[-3000:]
+  assert "signal 2: stopping after the current chunk" in run.first
+  assert re.search(r"T1[02]: interrupted — saving a checkpoint at chunk \d", run.first)
+  assert "interrupted; run the same command again to resume from the checkpoint" in run.first
+  assert run.second.returncode == 0, run.second.stderr[-3000:]
+  assert re.search(r"T1[02]: resumed from chunk \d", run.second.stderr), run.second.stderr[-3000:]
   same_results(workdir, cli(1)[0])
