@@ -51,7 +51,7 @@ from absl import app, flags, logging
 from benchmarks import throughput
 from experiments import runtime
 from experiments.configs import char_lm, polyphonic
-from rnn_dynamics import natural, rnn, sweep
+from rnn_dynamics import natural, rnn, runs
 from rnn_dynamics.train import HParams
 
 __all__ = ["FULL", "QUICK", "Plan", "Setup", "format_table", "run_benchmark", "summary_line"]
@@ -141,7 +141,7 @@ class _Training:
     self.k = max(1, plan.symbols_per_call // (SEGMENT_LENGTH * lanes))
     self.symbols_per_column = self.k * SEGMENT_LENGTH * lanes
     self.flops = self.columns * self.k * update_flops(setup, lanes)
-    sharding = sweep.runs_sharding()
+    sharding = runs.runs_sharding()
     n = self.n_padded
     # The three columns' hyper-parameters, as `natural.columns` sets them; the padded
     # runs repeat the last column.
@@ -172,7 +172,7 @@ class _StepProduct:
   def __init__(self, hidden: int, lanes: int, steps: int, columns: int):
     n = throughput._padded(columns)
     k1, k2 = jax.random.split(jax.random.PRNGKey(1))
-    put = lambda x: jax.device_put(x, sweep.runs_sharding())
+    put = lambda x: jax.device_put(x, runs.runs_sharding())
     self.w = put(jax.random.normal(k1, (n, hidden, hidden), jnp.float32) / math.sqrt(hidden))
     self.h = put(jax.random.normal(k2, (n, lanes, hidden), jnp.float32))
     self.steps = steps

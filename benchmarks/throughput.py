@@ -83,7 +83,7 @@ from absl import app, flags, logging
 
 from experiments import runtime
 from experiments.configs import success_rate
-from rnn_dynamics import rnn, sweep, train
+from rnn_dynamics import rnn, runs, sweep, train
 from rnn_dynamics.tasks import get_task
 
 try:
@@ -299,7 +299,7 @@ class _JaxTraining:
     keys = jax.random.split(jax.random.PRNGKey(0), self.n_padded)
     state = init(keys, hparams)
     state = state.replace(done=state.done | jnp.asarray(np.arange(self.n_padded) >= live))
-    self.state, self.hparams = jax.device_put((state, hparams), sweep.runs_sharding())
+    self.state, self.hparams = jax.device_put((state, hparams), runs.runs_sharding())
     self.chunk_index = 0  # the next chunk's lengths, the same sequence for every case
 
   def __call__(self) -> None:
@@ -419,7 +419,7 @@ class _AutodiffTraining:
     self.n_runs, self.n_padded = n_runs, _padded(n_runs)
     self.chunk = jax.jit(jax.vmap(chunk), donate_argnums=0)
     keys = jax.random.split(jax.random.PRNGKey(0), self.n_padded)
-    self.state = jax.device_put(jax.jit(jax.vmap(init))(keys), sweep.runs_sharding())
+    self.state = jax.device_put(jax.jit(jax.vmap(init))(keys), runs.runs_sharding())
 
   def __call__(self) -> None:
     self.state, _ = self.chunk(self.state)
@@ -546,7 +546,7 @@ class _Matmul:
     if sharded:
       d = jax.device_count()
       self.products = d
-      put = lambda x: jax.device_put(x, sweep.runs_sharding())
+      put = lambda x: jax.device_put(x, runs.runs_sharding())
       self.a = put(jax.random.normal(k1, (d, n, n), jnp.float32))
       self.b = put(jax.random.normal(k2, (d, n, n), jnp.float32))
       self.f = jax.jit(jnp.matmul)
@@ -579,7 +579,7 @@ class _StepProducts:
     self.steps = _chunk_size(plan, plan.ref_length) * plan.ref_length
     k1, k2 = jax.random.split(jax.random.PRNGKey(0))
     h, b = plan.hidden, plan.batch
-    put = lambda x: jax.device_put(x, sweep.runs_sharding())
+    put = lambda x: jax.device_put(x, runs.runs_sharding())
     self.w = put(jax.random.normal(k1, (self.n_padded, h, h), jnp.float32) / math.sqrt(h))
     self.h = put(jax.random.normal(k2, (self.n_padded, b, h), jnp.float32))
 

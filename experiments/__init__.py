@@ -7,31 +7,9 @@ before the binary's `main`.
 """
 
 import os
-import signal
 from collections.abc import Mapping
 
-from absl import logging as _absl_logging
-
-__all__ = ["distributed_args", "stop_sweeps_gracefully"]
-
-
-def stop_sweeps_gracefully() -> None:
-  """Ctrl-C and `kill` (SIGTERM, also what schedulers send before pre-empting a job) let a
-  running `sweep.run_group` finish its chunk, checkpoint it and exit, so a checkpoint
-  always holds whole chunks; a second signal stops at once (a restart then resumes from
-  the last periodic checkpoint). Called by the binaries whose work runs in sweeps."""
-
-  def handler(signum, frame):
-    del frame
-    from rnn_dynamics import sweep
-
-    if sweep.stop_requested():
-      raise KeyboardInterrupt(f"stopped by signal {signum}")
-    _absl_logging.warning("signal %d: stopping after the current chunk (again: now)", signum)
-    sweep.request_stop()
-
-  for sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(sig, handler)
+__all__ = ["distributed_args"]
 
 
 def distributed_args(environ: Mapping[str, str] | None = None) -> dict[str, int]:

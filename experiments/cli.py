@@ -6,6 +6,11 @@ failures (`rnn_dynamics.errors.UserError`, e.g. a damaged results file) with one
 exit code 1. Anything else is a bug and keeps its traceback. `RNN_DYNAMICS_TRACEBACK=1`
 in the environment shows the traceback of the anticipated errors too.
 
+Every binary stops the same way (`rnn_dynamics.runs.stop`): the first Ctrl-C or SIGTERM
+lets a running trainer finish its chunk (or segment batch) and checkpoint; the binary then
+warns "interrupted; run the same command again to resume from the checkpoint" and exits
+with code 130 (128 + SIGINT, the shell's convention). A second signal stops at once.
+
 Flag errors need catching in two places: absl parses `--config=...` when the flags are
 parsed, but `config_flags` loads the *default* config file, and applies the
 `--config.<field>` overrides to it, already when the flag is defined.
@@ -21,16 +26,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import runtime
 from rnn_dynamics.errors import UserError
+from rnn_dynamics.runs import stop
 
-__all__ = ["TRACEBACK_ENV", "define_config", "define_workdir", "run"]
+__all__ = ["INTERRUPTED", "TRACEBACK_ENV", "define_config", "define_workdir", "run"]
 
 TRACEBACK_ENV = "RNN_DYNAMICS_TRACEBACK"
 _USAGE = 2
+INTERRUPTED = 130  # the exit code of a binary stopped by a signal (128 + SIGINT)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -91,8 +98,12 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def _reporting(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   def wrapped(argv: list[str]) -> None:
+    stop.install_handlers()
     try:
       main(argv)
+    except KeyboardInterrupt:
+      logging.warning("interrupted; run the same command again to resume from the checkpoint")
+      sys.exit(INTERRUPTED)
     except (UserError, app.UsageError) as e:
       if _traceback_wanted():
         raise
@@ -102,6 +113,7 @@ def _reporting(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]
 
 
 def run(main: Callable[[list[str]], None]) -> NoReturn:
-  """`absl.app.run(main)`, with flag, config and workdir errors reported as above."""
+  """`absl.app.run(main)`, with flag, config and workdir errors reported as above, and
+  the stop path's signal handlers installed (an interrupt exits with `INTERRUPTED`)."""
   runtime.setup()  # devices, compilation cache, jax.distributed: before any computation
   app.run(_reporting(main), flags_parser=_parse_flags)

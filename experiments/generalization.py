@@ -30,7 +30,7 @@ import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import generalization, plots, results, rnn, sweep, train
+from rnn_dynamics import generalization, plots, results, rnn, runs, sweep, train
 from rnn_dynamics.report import style
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
@@ -52,22 +52,23 @@ def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[di
   if workdir.is_done(GROUP):
     logging.info("%s: already trained, loaded from %s", GROUP, workdir.path)
     return workdir.load_rows(GROUP)
-  n = int(config.seeds)
-  labels = [
-    dict(
+  grid = runs.grid(
+    [config.algorithm],
+    int(config.seeds),
+    seed=config.seed,
+    label=lambda alg, s: dict(
       init=config.init,
-      algorithm=config.algorithm,
+      algorithm=alg,
       seed=s,
       min_length=int(config.min_length),
       max_length=int(config.max_length),
-    )
-    for s in range(n)
-  ]
-  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(config.seed), s))(np.arange(n))
+    ),
+    hparams=lambda alg: _hparams(config),
+  )
   logging.info(
     "%s: %d runs on lengths [%d, %d) on %d device(s)",
     GROUP,
-    n,
+    len(grid),
     config.min_length,
     config.max_length,
     jax.device_count(),
@@ -75,9 +76,9 @@ def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[di
   result = sweep.run_group(
     train.make_train(config),
     config,
-    labels=labels,
-    hparams=sweep.stack([_hparams(config)] * n),
-    keys=keys,
+    labels=grid.labels,
+    hparams=grid.hparams,
+    keys=grid.keys,
     checkpoint_dir=workdir.checkpoint_dir(GROUP),
     name=f"train [{config.min_length}, {config.max_length})",
   )
@@ -98,7 +99,7 @@ def evaluate_lengths(
   rows = results.read_results(stem) if stem.with_suffix(".json").exists() else []
   finished = {int(r["eval_length"]) for r in rows}
   params = jax.tree.map(jnp.asarray, rnn.Params(**workdir.load_params(GROUP)))
-  hps = sweep.stack([_hparams(config)] * len(train_rows))
+  hps = runs.stack([_hparams(config)] * len(train_rows))
   task, n = get_task(config.task), int(config.eval_sequences)
   lo, hi = int(config.min_length), int(config.max_length)
   for length in map(int, config.eval_lengths):

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import jax
 import ml_collections
-import numpy as np
 from absl import app, logging
 
 from experiments import cli, validation
-from rnn_dynamics import generalization, paper, results, sweep, train
+from rnn_dynamics import generalization, paper, results, runs, sweep, train
 from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
@@ -101,29 +100,27 @@ def _hparams(cfg, algorithm: str) -> train.HParams:
 
 def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
   trainer = train.make_train(gcfg)
-  labels, hps, seeds = [], [], []
-  for alg in gcfg.algorithms:
-    for seed in range(gcfg.seeds):
-      labels.append(
-        dict(
-          task=gcfg.task,
-          algorithm=alg,
-          seed=seed,
-          min_length=gcfg.min_length,
-          max_length=gcfg.max_length,
-        )
-      )
-      hps.append(_hparams(gcfg, alg))
-      seeds.append(seed)
   # Runs with the same seed share initial weights and data across algorithms (paired).
-  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(gcfg.seed), s))(np.asarray(seeds))
-  logging.info("%s: %d runs on %d device(s)", name, len(labels), jax.device_count())
+  grid = runs.grid(
+    gcfg.algorithms,
+    gcfg.seeds,
+    seed=gcfg.seed,
+    label=lambda alg, seed: dict(
+      task=gcfg.task,
+      algorithm=alg,
+      seed=seed,
+      min_length=gcfg.min_length,
+      max_length=gcfg.max_length,
+    ),
+    hparams=lambda alg: _hparams(gcfg, alg),
+  )
+  logging.info("%s: %d runs on %d device(s)", name, len(grid), jax.device_count())
   result = sweep.run_group(
     trainer,
     gcfg,
-    labels=labels,
-    hparams=sweep.stack(hps),
-    keys=keys,
+    labels=grid.labels,
+    hparams=grid.hparams,
+    keys=grid.keys,
     checkpoint_dir=workdir.checkpoint_dir(group),
     name=name,
   )
@@ -141,7 +138,7 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
   out: list[dict] = []
   if picked:
     params = {k: v[picked] for k, v in workdir.load_params(group).items()}
-    hps = sweep.stack([_hparams(gcfg, group_rows[i]["algorithm"]) for i in picked])
+    hps = runs.stack([_hparams(gcfg, group_rows[i]["algorithm"]) for i in picked])
     task, n = get_task(gcfg.task), int(gcfg.generalization_size)
     t0 = time.time()
     for length in map(int, gcfg.generalization_lengths):

@@ -12,16 +12,14 @@ out of budget. Results, traces and the figure go to --workdir; re-running with t
 
 from __future__ import annotations
 
-import sys
 import time
 
 import jax
 import numpy as np
 from absl import app, logging
 
-import experiments
 from experiments import cli, validation
-from rnn_dynamics import plots, stats, sweep, train
+from rnn_dynamics import plots, runs, stats, sweep, train
 from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir
 
@@ -73,32 +71,31 @@ def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, bu
   if budget is not None:
     cfg.max_updates = int(budget)
   trainer = train.make_train(cfg)
-  labels, hps, seeds = [], [], []
-  for init in cfg.inits:
-    for alg in algorithms:
-      for seed in range(cfg.seeds):
-        labels.append(
-          dict(init=init, algorithm=alg, length=int(length), seed=seed, budget=cfg.max_updates)
-        )
-        hps.append(
-          train.algorithm_hparams(alg, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=init)
-        )
-        seeds.append(seed)
   # Runs with the same seed share initial weights and data across algorithms (paired).
-  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), s))(np.asarray(seeds))
+  grid = runs.grid(
+    [(init, alg) for init in cfg.inits for alg in algorithms],
+    cfg.seeds,
+    seed=cfg.seed,
+    label=lambda cell, seed: dict(
+      init=cell[0], algorithm=cell[1], length=int(length), seed=seed, budget=cfg.max_updates
+    ),
+    hparams=lambda cell: train.algorithm_hparams(
+      cell[1], lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=cell[0]
+    ),
+  )
   logging.info(
     "%s: %d runs on %d device(s), up to %d updates each",
     group,
-    len(labels),
+    len(grid),
     jax.device_count(),
     cfg.max_updates,
   )
   result = sweep.run_group(
     trainer,
     cfg,
-    labels=labels,
-    hparams=sweep.stack(hps),
-    keys=keys,
+    labels=grid.labels,
+    hparams=grid.hparams,
+    keys=grid.keys,
     checkpoint_dir=workdir.checkpoint_dir(group),
     name=group,
   )
@@ -142,12 +139,7 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/fig7")
   config = validation.validate(_CONFIG.value, "success_rate")
-  experiments.stop_sweeps_gracefully()
-  try:
-    rows = run(config, _WORKDIR.value)
-  except KeyboardInterrupt:
-    logging.warning("interrupted; run the same command again to resume from the checkpoint")
-    sys.exit(130)
+  rows = run(config, _WORKDIR.value)
   print(_summary(rows, config))
   print(
     f"results: {_WORKDIR.value}/results.csv, figures: {_WORKDIR.value}/success_rate.png, "

@@ -13,13 +13,9 @@ axis) go to --workdir; re-running with the same --workdir resumes an interrupted
 
 from __future__ import annotations
 
-import sys
-
 import jax
-import numpy as np
 from absl import app, logging
 
-import experiments
 from experiments import cli
 from rnn_dynamics import plots, results, sweep, threshold_grid, train
 from rnn_dynamics.workdir import Workdir
@@ -35,18 +31,15 @@ def run(config, workdir_path: str) -> str:
     rows, traces = workdir.load_rows(GROUP), workdir.load_traces(GROUP)
   else:
     cfg = config.copy_and_resolve_references()
-    labels, hps, seeds = threshold_grid.grid_runs(cfg)
     # Runs with the same seed share initial weights and data in every cell (paired).
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(cfg.seed), s))(
-      np.asarray(seeds)
-    )
-    logging.info("%s: %d runs on %d device(s)", GROUP, len(labels), jax.device_count())
+    grid = threshold_grid.grid_runs(cfg)
+    logging.info("%s: %d runs on %d device(s)", GROUP, len(grid), jax.device_count())
     result = sweep.run_group(
       train.make_train(cfg),
       cfg,
-      labels=labels,
-      hparams=sweep.stack(hps),
-      keys=keys,
+      labels=grid.labels,
+      hparams=grid.hparams,
+      keys=grid.keys,
       checkpoint_dir=workdir.checkpoint_dir(GROUP),
       name=GROUP,
     )
@@ -85,12 +78,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required, e.g. --workdir=runs/threshold_grid")
-  experiments.stop_sweeps_gracefully()
-  try:
-    text = run(_CONFIG.value, _WORKDIR.value)
-  except KeyboardInterrupt:
-    logging.warning("interrupted; run the same command again to resume from the checkpoint")
-    sys.exit(130)
+  text = run(_CONFIG.value, _WORKDIR.value)
   print(text)
   print(
     f"table: {_WORKDIR.value}/table.csv, figures: {_WORKDIR.value}/success_heatmap.png, "

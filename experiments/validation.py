@@ -306,7 +306,7 @@ def _pathological_budget(c) -> Iterable[str]:
 _PATHOLOGICAL_TASKS = tuple(
   dict.fromkeys(v for t in paper.PATHOLOGICAL_TASKS for v in (t, *paper.variants(t)))
 )
-_NATURAL_ALGORITHMS = ("sgd", "sgd_c", "sgd_cr")
+_NATURAL_ALGORITHMS = natural.ALGORITHMS  # the algorithms of §4.2's tables
 _COUNT = integer(0)  # how many (0: none, or all where the field says so)
 _SIZE = integer(1)
 _SECONDS = number(ge=0)

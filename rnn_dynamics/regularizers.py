@@ -31,7 +31,14 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-__all__ = ["OMEGA_FORMS", "OmegaForm", "omega", "omega_and_grad", "omega_and_total_w_hh_grad"]
+__all__ = [
+  "OMEGA_FORMS",
+  "OmegaForm",
+  "add_omega_grad",
+  "omega",
+  "omega_and_grad",
+  "omega_and_total_w_hh_grad",
+]
 
 OmegaForm = Literal["original", "paper"]
 OMEGA_FORMS = ("original", "paper")
@@ -202,3 +209,35 @@ def _is_one(x) -> bool:
   # A literal 1 leaves h_prev untouched (bit-identical error gradient); anything else,
   # traced or not, multiplies.
   return isinstance(x, (int, float)) and x == 1
+
+
+def add_omega_grad(
+  grads,
+  forward,
+  mask_TxB: jax.Array,
+  alpha: jax.typing.ArrayLike,
+  *,
+  enabled: bool,
+  loss_scale: jax.typing.ArrayLike = 1.0,
+  form: OmegaForm = "original",
+  bound: float = 1e-20,
+):
+  """`(grads + α ∂⁺Ω/∂W_hh, Ω)`: what both trainers do to the error gradient (eq. 10).
+
+  Only W_rec gets Ω's immediate gradient, inside the weight gradient's own product
+  (`omega_and_total_w_hh_grad`; its ratios do not depend on the cost's scale); clipping
+  then sees the sum (Algorithm 1 on the full gradient). With `enabled` False (a static
+  switch, for programs where every α is 0) Ω is skipped: the gradient is returned as is
+  and Ω reads NaN.
+
+  Args:
+    grads: `rnn.Params` of the error gradient from `rnn.loss_and_grads`, already scaled
+      by `loss_scale`.
+    forward, mask_TxB, alpha, loss_scale, form, bound: as in `omega_and_total_w_hh_grad`.
+  """
+  if not enabled:
+    return grads, jnp.float32(jnp.nan)
+  om, w_hh_grad, _ = omega_and_total_w_hh_grad(
+    forward, mask_TxB, alpha, loss_scale=loss_scale, form=form, bound=bound
+  )
+  return grads.replace(w_hh=w_hh_grad), om

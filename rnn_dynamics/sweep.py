@@ -18,9 +18,15 @@ and length range; any mix of seeds, learning rates, thresholds, α and initialis
   run's trajectory at round-off (a given config is deterministic, resumed or not);
 * the success test counts mistakes as integers (`train.success_limit`: exactly 1 % fails)
   and, for mixed lengths, per nominal length, so each row also names its worst length;
-* an Orbax checkpoint of the whole stacked state (plus the traces so far) is written
-  every `checkpoint_every_s` seconds and on Ctrl-C, so an interrupted group resumes
-  exactly where it stopped and ends with the same results as an uninterrupted one.
+* a checkpoint of the whole stacked state (plus the traces so far) is written every
+  `checkpoint_every_s` seconds and on a stop request (`runs.stop`: the first Ctrl-C or
+  SIGTERM), so an interrupted group resumes exactly where it stopped and ends with the
+  same results as an uninterrupted one.
+
+`run_group` is three named steps on `rnn_dynamics.runs` (devices, checkpoint, progress,
+stop), the machinery it shares with the natural tasks' trainer: `_Group.__init__` (init
+or resume), `_Group.advance` (one chunk, the screen, the full test of candidates,
+compaction) and `_Group.finish` (the final test of unsolved runs, the rows).
 
 References:
   Pascanu, Mikolov & Bengio (2013), ICML, §4.1.1 (success criterion).
@@ -30,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -39,24 +44,15 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import logging
-from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
 
+from rnn_dynamics import runs
 from rnn_dynamics import train as train_lib
+from rnn_dynamics.runs import checkpoint, stop
+from rnn_dynamics.runs.progress import format_duration
 from rnn_dynamics.train import HParams, RunState, Trainer
 
-__all__ = [
-  "GroupResult",
-  "TRACE_FIELDS",
-  "format_duration",
-  "request_stop",
-  "stop_requested",
-  "run_group",
-  "runs_sharding",
-  "stack",
-]
+__all__ = ["GroupResult", "TRACE_FIELDS", "run_group"]
 
 # Per-chunk summaries kept for every run (the "traces").
 TRACE_FIELDS = (
@@ -95,61 +91,10 @@ class GroupResult:
   wall_s: float
 
 
-def stack(trees: Sequence[Any]) -> Any:
-  """Stacks a list of pytrees along a new leading axis."""
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def runs_sharding() -> NamedSharding:
-  """Shards the leading (runs) axis over every device of the process group."""
-  # Auto axis: the runs are independent, so the compiler simply partitions the vmapped
-  # program along them; no collectives and no explicit-sharding annotations are needed.
-  mesh = jax.make_mesh((jax.device_count(),), ("runs",), axis_types=(jax.sharding.AxisType.Auto,))
-  return NamedSharding(mesh, PartitionSpec("runs"))
-
-
 def _spectral_radii(w_hh: np.ndarray) -> np.ndarray:
   # Host-side LAPACK: cheap at eval time, and XLA has no non-symmetric eig on GPU/TPU.
   w = np.asarray(w_hh, dtype=np.float64)
   return np.max(np.abs(np.linalg.eigvals(w)), axis=-1)
-
-
-_STOP = threading.Event()
-
-
-def request_stop() -> None:
-  """Asks a running `run_group` to checkpoint and raise `KeyboardInterrupt` after its
-  current chunk. Safe to call from a signal handler (the experiment binaries do, on the
-  first Ctrl-C or SIGTERM)."""
-  _STOP.set()
-
-
-def stop_requested() -> bool:
-  """Whether `request_stop` was called and no `run_group` has acted on it yet."""
-  return _STOP.is_set()
-
-
-def _host(x: jax.Array) -> np.ndarray:
-  """A run-sharded array as one numpy array, on every process (hosts gather the shards)."""
-  if jax.process_count() > 1:
-    x = multihost_utils.process_allgather(x, tiled=True)
-  return np.asarray(x)
-
-
-def _to_devices(tree: Any, sharding: NamedSharding) -> Any:
-  """Host values (the same on every process) as run-sharded global arrays.
-
-  `make_array_from_callback` lets each process fill only its own devices' shards, which
-  works on one host and on several alike (a plain `device_put` needs every shard local).
-  """
-  return jax.tree.map(
-    lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda i: np.asarray(x)[i]),
-    tree,
-  )
-
-
-def _pad_to(n: int, multiple: int) -> int:
-  return -(-n // multiple) * multiple
 
 
 def _chunk_summary(m) -> dict[str, jax.Array]:
@@ -196,27 +141,9 @@ class _Programs:
     self.chunk_and_screen = jax.jit(
       jax.vmap(chunk_and_screen, in_axes=(0, 0, None)),
       donate_argnums=0,
-      out_shardings=runs_sharding(),
+      out_shardings=runs.runs_sharding(),
     )
     self.full_eval = jax.jit(jax.vmap(full_eval))
-
-
-def _restore(manager: ocp.CheckpointManager, state: RunState, sharding: NamedSharding):
-  step = manager.latest_step()
-  if step is None:
-    return None
-  abstract = jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state
-  )
-  restored = manager.restore(
-    step,
-    args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract),
-      host=ocp.args.JsonRestore(),
-      traces=ocp.args.StandardRestore(),
-    ),
-  )
-  return restored["state"], restored["host"], restored["traces"]
 
 
 def _stack_traces(traces: dict[str, list[np.ndarray]], n_padded: int) -> dict[str, np.ndarray]:
@@ -225,10 +152,6 @@ def _stack_traces(traces: dict[str, list[np.ndarray]], n_padded: int) -> dict[st
     f: np.stack(v).astype(np.float32) if v else np.zeros((0, n_padded), np.float32)
     for f, v in traces.items()
   }
-
-
-def _json_floats(a: np.ndarray) -> list:
-  return [float(x) if np.isfinite(x) else None for x in a]
 
 
 def _compact_size(n_live: int, n_devices: int) -> int:
@@ -294,7 +217,7 @@ def run_group(
     labels: one dict per run, copied into its result row (e.g. init, algorithm, seed).
     hparams: stacked `HParams`, leading axis = runs.
     keys: `[runs]` PRNG keys (runs that share a key share initial weights and data:
-      paired comparisons across algorithms).
+      paired comparisons across algorithms; `runs.grid` builds all three).
     checkpoint_dir: where to keep the Orbax checkpoint of this group (None: no resume).
     name: shown in progress lines.
     on_progress: receives each progress line (default: `absl.logging.info`).
@@ -302,193 +225,250 @@ def run_group(
 
   Returns:
     A `GroupResult`.
+
+  Raises:
+    KeyboardInterrupt: on a stop request (`runs.stop`), after the chunk and a checkpoint.
   """
-  n_runs = len(labels)
-  if jax.tree.leaves(hparams)[0].shape[0] != n_runs or keys.shape[0] != n_runs:
-    raise ValueError("labels, hparams and keys must have the same number of runs")
-  max_updates, chunk_size = int(config.max_updates), int(config.chunk_size)
-  if max_updates % chunk_size:
-    raise ValueError(f"max_updates={max_updates} must be a multiple of chunk_size={chunk_size}")
-  eval_size = int(config.eval_size)
-  screen_limit = train_lib.success_limit(config, int(config.screen_size))
-  full_limit = train_lib.success_limit(config, eval_size)
-  compaction = bool(config.get("compaction", False))
-  lo = int(config.min_length)
-  say = on_progress or logging.info
-  programs = programs or _Programs(trainer, config)
-  sharding = runs_sharding()
-  n_devices = jax.device_count()
+  group = _Group(
+    trainer,
+    config,
+    labels,
+    hparams,
+    keys,
+    checkpoint_dir=checkpoint_dir,
+    name=name,
+    say=on_progress or logging.info,
+    programs=programs,
+  )
+  with stop.polling():
+    try:
+      while not group.decided():
+        stop.check()
+        group.advance()
+    except KeyboardInterrupt:
+      group.interrupted()
+      raise
+  return group.finish()
 
-  # Pad the runs axis to a multiple of the device count; padded runs start frozen.
-  n_padded = _pad_to(n_runs, n_devices)
-  pad = lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], n_padded - n_runs, axis=0)])
-  hparams_full = jax.device_get(jax.tree.map(pad, hparams))
-  is_pad = np.arange(n_padded) >= n_runs
-  state = programs.init(pad(keys), jax.tree.map(jnp.asarray, hparams_full))
-  full = jax.device_get(state.replace(done=state.done | jnp.asarray(is_pad)))
 
-  host = dict(chunk=0, final_mistakes=[None] * n_padded, worst=[None] * n_padded)
-  traces: dict[str, list[np.ndarray]] = {f: [] for f in TRACE_FIELDS}
-  manager = None
-  if checkpoint_dir is not None:
-    manager = ocp.CheckpointManager(
-      Path(checkpoint_dir).absolute(),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False),
+class _Group:
+  """One group in training: the fixed context, the program's rows and the host copy.
+
+  The program holds the rows `slots` of the group; `full` (host) is the whole group as of
+  the last sync, written back from the program before every save and compaction.
+  """
+
+  def __init__(
+    self, trainer, config, labels, hparams, keys, *, checkpoint_dir, name, say, programs
+  ):
+    n_runs = len(labels)
+    if jax.tree.leaves(hparams)[0].shape[0] != n_runs or keys.shape[0] != n_runs:
+      raise ValueError("labels, hparams and keys must have the same number of runs")
+    self.max_updates, self.chunk_size = int(config.max_updates), int(config.chunk_size)
+    if self.max_updates % self.chunk_size:
+      raise ValueError(
+        f"max_updates={self.max_updates} must be a multiple of chunk_size={self.chunk_size}"
+      )
+    self.config, self.labels, self.name, self.say = config, labels, name, say
+    self.eval_size, self.screen_size = int(config.eval_size), int(config.screen_size)
+    self.screen_limit = train_lib.success_limit(config, self.screen_size)
+    self.full_limit = train_lib.success_limit(config, self.eval_size)
+    self.compaction = bool(config.get("compaction", False))
+    self.lo = int(config.min_length)
+    self.programs = programs or _Programs(trainer, config)
+    self.sharding = runs.runs_sharding()
+    self.n_devices = jax.device_count()
+
+    # Pad the runs axis to a multiple of the device count; padded runs start frozen.
+    self.n_runs, self.n_padded = n_runs, runs.pad_to(n_runs, self.n_devices)
+    hparams = runs.pad_runs(hparams, self.n_padded)
+    self.hparams_full = jax.device_get(hparams)
+    self.is_pad = np.arange(self.n_padded) >= n_runs
+    state = self.programs.init(
+      runs.pad_runs(keys, self.n_padded), jax.tree.map(jnp.asarray, self.hparams_full)
     )
-    restored = _restore(manager, full, sharding)
-    if restored is not None:
-      restored_state, host, saved_traces = restored
-      full = jax.tree.map(_host, restored_state)
-      traces = {f: list(np.asarray(saved_traces[f])) for f in TRACE_FIELDS}
-      say(f"{name}: resumed from chunk {host['chunk']} ({checkpoint_dir})")
+    self.full = jax.device_get(state.replace(done=state.done | jnp.asarray(self.is_pad)))
+    self.host = dict(chunk=0, final_mistakes=[None] * self.n_padded, worst=[None] * self.n_padded)
+    self.traces: dict[str, list[np.ndarray]] = {f: [] for f in TRACE_FIELDS}
+    self.manager = None if checkpoint_dir is None else checkpoint.manager(checkpoint_dir)
+    if self.manager is not None:
+      self._resume(checkpoint_dir)
 
-  # The program holds the rows `slots` of the group; `full` (host) is the whole group as
-  # of the last sync, written back from the program before every save and compaction.
-  def load(slots: _Slots):
-    return _to_devices((_take(full, slots.index), _take(hparams_full, slots.index)), sharding)
+    self.slots = _Slots(np.arange(self.n_padded), np.ones(self.n_padded, bool))
+    self.state, self.hparams = self._load(self.slots)
+    self.progress = runs.Progress(float(config.progress_every_s), say)
+    self.checkpoints = runs.Every(float(config.checkpoint_every_s))
+    self.flags = self._read_flags()
+    self._maybe_compact()
+    # True while the state, traces and `host` disagree (mid-iteration; the old state's
+    # buffers are donated to the chunk): an interrupt then must not checkpoint.
+    self.in_flight = False
 
-  def sync() -> None:
-    nonlocal full
-    full = _put(full, slots.runs(), _take(jax.tree.map(_host, state), slots.rows))
+  # --- state on host and devices ---------------------------------------------------------
 
-  slots = _Slots(np.arange(n_padded), np.ones(n_padded, bool))
-  state, hparams = load(slots)
-
-  def maybe_compact() -> None:
-    nonlocal slots, state, hparams, flags
-    live = slots.real & ~flags["done"]
-    n_live = int(live.sum())
-    size = _compact_size(n_live, n_devices)
-    if not compaction or n_live == 0 or size > len(slots.index) // 2:
+  def _resume(self, checkpoint_dir) -> None:
+    restored = checkpoint.restore(self.manager, self.full, self.sharding, traces=True)
+    if restored is None:
       return
-    sync()
-    # Filler rows copy a decided run: frozen, so they cost a slot and nothing else.
-    filler = slots.index[np.flatnonzero(~live)[0]]
-    index = np.concatenate([slots.index[live], np.full(size - n_live, filler)])
-    real = np.arange(size) < n_live
-    slots = _Slots(index, real)
-    state, hparams = load(slots)
-    flags = read_flags()
-    say(f"{name}: {n_live} live runs, continuing with a {size}-run program")
+    self.full = jax.tree.map(runs.host, restored.state)
+    self.host = restored.host
+    self.traces = {f: list(np.asarray(restored.traces[f])) for f in TRACE_FIELDS}
+    self.say(f"{self.name}: resumed from chunk {self.host['chunk']} ({checkpoint_dir})")
 
-  def save():
-    if manager is not None and manager.latest_step() != host["chunk"]:
-      sync()
-      manager.save(
-        host["chunk"],
-        args=ocp.args.Composite(
-          state=ocp.args.StandardSave(_to_devices(full, sharding)),
-          host=ocp.args.JsonSave(host),
-          traces=ocp.args.StandardSave(_stack_traces(traces, n_padded)),
-        ),
-        force=True,
-      )
-      manager.wait_until_finished()
+  def _load(self, slots: _Slots):
+    rows = (_take(self.full, slots.index), _take(self.hparams_full, slots.index))
+    return runs.to_devices(rows, self.sharding)
 
-  def read_flags() -> dict[str, np.ndarray]:
-    return {k: _host(getattr(state, k)).copy() for k in _FLAGS}
+  def _sync(self) -> None:
+    program = _take(jax.tree.map(runs.host, self.state), self.slots.rows)
+    self.full = _put(self.full, self.slots.runs(), program)
 
-  start = last_save = last_report = time.time()
-  chunks_here = 0
-  flags = read_flags()
-  maybe_compact()
-  # True while the state, traces and `host` disagree (mid-iteration; the old state's
-  # buffers are donated to the chunk): an interrupt then must not checkpoint.
-  in_flight = False
-  try:
-    while True:
-      if (flags["done"] | ~slots.real).all():
-        break
-      if _STOP.is_set():
-        _STOP.clear()
-        raise KeyboardInterrupt("stop requested")
-      in_flight = True
-      state, summary, screen = programs.chunk_and_screen(state, hparams, np.int32(host["chunk"]))
-      chunks_here += 1
-      flags = read_flags()
-      screen = _host(screen)
-      summary = {k: _host(v) for k, v in summary.items()}
-      # Runs frozen before this chunk report NaN summaries; keep their traces NaN too.
-      active = np.isfinite(summary["loss"])
-      record = dict(
-        summary,
-        step=flags["step"].astype(np.float64),
-        screen_error=screen / int(config.screen_size),
-        spectral_radius=_spectral_radii(_host(state.params.w_hh)),
-      )
-      rows, runs = slots.rows, slots.runs()
-      for f in TRACE_FIELDS:
-        column = np.full(n_padded, np.nan, np.float32)
-        column[runs] = np.where(active, record[f], np.nan)[rows]
-        traces[f].append(column)
+  def _read_flags(self) -> dict[str, np.ndarray]:
+    return {k: runs.host(getattr(self.state, k)).copy() for k in _FLAGS}
 
-      # Confirm screen passes with the full test, on the host-selected runs only.
-      candidates = np.flatnonzero(slots.real & ~flags["done"] & (screen <= screen_limit))
-      if candidates.size:
-        on_host = jax.tree.map(_host, (state.params, hparams, state.key))
-        mistakes, counts = _full_eval(programs, *on_host, candidates)
-        for row, m, c in zip(candidates, mistakes, counts, strict=True):
-          host["final_mistakes"][slots.index[row]] = int(m.sum())
-          host["worst"][slots.index[row]] = _worst_length(m, c, lo)
-        passed = candidates[mistakes.sum(axis=1) <= full_limit]
-        flags["solved"][passed] = True
-        flags["solved_at"][passed] = flags["step"][passed]
-        flags["done"][passed] = True
-      flags["done"] |= flags["step"] >= max_updates
-      state = state.replace(
-        **_to_devices({k: flags[k] for k in ("done", "solved", "solved_at")}, sharding)
-      )
-      host["chunk"] += 1
-      in_flight = False
-      full = full.replace(**_put({k: getattr(full, k) for k in _FLAGS}, runs, _take(flags, rows)))
-      maybe_compact()
-
-      now = time.time()
-      group_done = bool(full.done.all())
-      if now - last_report >= float(config.progress_every_s) or group_done:
-        say(_progress_line(name, full, n_runs, chunks_here, now - start, max_updates, chunk_size))
-        last_report = now
-      if now - last_save >= float(config.checkpoint_every_s):
-        save()
-        last_save = now
-  except KeyboardInterrupt:
-    if in_flight:
-      last = manager.latest_step() if manager is not None else None
-      say(f"{name}: interrupted mid-chunk — a restart resumes from chunk {last or 0}")
-    else:
-      say(f"{name}: interrupted — saving a checkpoint at chunk {host['chunk']} before exiting")
-      save()
-    raise
-
-  sync()
-  # Unsolved runs get the full test once more at the end, for the table.
-  missing = np.flatnonzero(~is_pad & ~full.solved)
-  if missing.size:
-    mistakes, counts = _full_eval(programs, full.params, hparams_full, full.key, missing)
-    for run, m, c in zip(missing, mistakes, counts, strict=True):
-      host["final_mistakes"][run] = int(m.sum())
-      host["worst"][run] = _worst_length(m, c, lo)
-  save()
-
-  traces = {f: a.T[:n_runs] for f, a in _stack_traces(traces, n_padded).items()}
-  rows = []
-  for i, lab in enumerate(labels):
-    solved, mistakes, worst = bool(full.solved[i]), host["final_mistakes"][i], host["worst"][i]
-    rows.append(
-      dict(
-        lab,
-        solved=solved,
-        updates_to_solve=int(full.solved_at[i]) if solved else None,
-        final_error=mistakes / eval_size,
-        final_mistakes=mistakes,
-        strict_solved=bool(solved and mistakes == 0),
-        worst_length=None if worst is None else worst[0],
-        worst_length_error=None if worst is None else worst[1],
-        diverged=bool(full.diverged[i]),
-        updates_done=int(full.step[i]),
-      )
+  def save(self) -> None:
+    if self.manager is None or self.manager.latest_step() == self.host["chunk"]:
+      return
+    self._sync()
+    checkpoint.save(
+      self.manager,
+      self.host["chunk"],
+      state=runs.to_devices(self.full, self.sharding),
+      host=self.host,
+      traces=_stack_traces(self.traces, self.n_padded),
     )
-  return GroupResult(rows, traces, full, time.time() - start)
+
+  def _maybe_compact(self) -> None:
+    """Goes on with a smaller program once the live runs fit in half of this one."""
+    live = self.slots.real & ~self.flags["done"]
+    n_live = int(live.sum())
+    size = _compact_size(n_live, self.n_devices)
+    if not self.compaction or n_live == 0 or size > len(self.slots.index) // 2:
+      return
+    self._sync()
+    # Filler rows copy a decided run: frozen, so they cost a slot and nothing else.
+    filler = self.slots.index[np.flatnonzero(~live)[0]]
+    index = np.concatenate([self.slots.index[live], np.full(size - n_live, filler)])
+    self.slots = _Slots(index, np.arange(size) < n_live)
+    self.state, self.hparams = self._load(self.slots)
+    self.flags = self._read_flags()
+    self.say(f"{self.name}: {n_live} live runs, continuing with a {size}-run program")
+
+  # --- the steps -------------------------------------------------------------------------
+
+  def decided(self) -> bool:
+    return bool((self.flags["done"] | ~self.slots.real).all())
+
+  def advance(self) -> None:
+    """One chunk of updates for every run of the program, its screen and full tests."""
+    self.in_flight = True
+    chunk_index = np.int32(self.host["chunk"])
+    self.state, summary, screen = self.programs.chunk_and_screen(
+      self.state, self.hparams, chunk_index
+    )
+    flags = self.flags = self._read_flags()
+    screen = runs.host(screen)
+    self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
+    self._confirm(screen)
+    flags["done"] |= flags["step"] >= self.max_updates
+    decisions = {k: flags[k] for k in ("done", "solved", "solved_at")}
+    self.state = self.state.replace(**runs.to_devices(decisions, self.sharding))
+    self.host["chunk"] += 1
+    self.in_flight = False
+    rows, group_runs = self.slots.rows, self.slots.runs()
+    full_flags = {k: getattr(self.full, k) for k in _FLAGS}
+    self.full = self.full.replace(**_put(full_flags, group_runs, _take(flags, rows)))
+    self._maybe_compact()
+
+    self.progress.advance(self.chunk_size)
+    now = time.time()
+    line = lambda: _progress_line(
+      self.name, self.full, self.n_runs, self.progress, now, self.max_updates
+    )
+    self.progress.report(line, now, force=bool(self.full.done.all()))
+    if self.checkpoints.due(now):
+      self.save()
+
+  def _record_traces(self, summary: dict[str, np.ndarray], screen: np.ndarray) -> None:
+    # Runs frozen before this chunk report NaN summaries; keep their traces NaN too.
+    active = np.isfinite(summary["loss"])
+    record = dict(
+      summary,
+      step=self.flags["step"].astype(np.float64),
+      screen_error=screen / self.screen_size,
+      spectral_radius=_spectral_radii(runs.host(self.state.params.w_hh)),
+    )
+    rows, group_runs = self.slots.rows, self.slots.runs()
+    for f in TRACE_FIELDS:
+      column = np.full(self.n_padded, np.nan, np.float32)
+      column[group_runs] = np.where(active, record[f], np.nan)[rows]
+      self.traces[f].append(column)
+
+  def _confirm(self, screen: np.ndarray) -> None:
+    """Confirms screen passes with the full test, on the host-selected runs only."""
+    flags, slots = self.flags, self.slots
+    candidates = np.flatnonzero(slots.real & ~flags["done"] & (screen <= self.screen_limit))
+    if not candidates.size:
+      return
+    on_host = jax.tree.map(runs.host, (self.state.params, self.hparams, self.state.key))
+    mistakes, counts = _full_eval(self.programs, *on_host, candidates)
+    for row, m, c in zip(candidates, mistakes, counts, strict=True):
+      self.host["final_mistakes"][slots.index[row]] = int(m.sum())
+      self.host["worst"][slots.index[row]] = _worst_length(m, c, self.lo)
+    passed = candidates[mistakes.sum(axis=1) <= self.full_limit]
+    flags["solved"][passed] = True
+    flags["solved_at"][passed] = flags["step"][passed]
+    flags["done"][passed] = True
+
+  def interrupted(self) -> None:
+    if self.in_flight:
+      last = self.manager.latest_step() if self.manager is not None else None
+      self.say(f"{self.name}: interrupted mid-chunk — a restart resumes from chunk {last or 0}")
+    else:
+      self.say(
+        f"{self.name}: interrupted — saving a checkpoint at chunk {self.host['chunk']} "
+        "before exiting"
+      )
+      self.save()
+
+  def finish(self) -> GroupResult:
+    """The final test of the unsolved runs, a last checkpoint, and the rows."""
+    self._sync()
+    full, host = self.full, self.host
+    # Unsolved runs get the full test once more at the end, for the table.
+    missing = np.flatnonzero(~self.is_pad & ~full.solved)
+    if missing.size:
+      mistakes, counts = _full_eval(
+        self.programs, full.params, self.hparams_full, full.key, missing
+      )
+      for run, m, c in zip(missing, mistakes, counts, strict=True):
+        host["final_mistakes"][run] = int(m.sum())
+        host["worst"][run] = _worst_length(m, c, self.lo)
+    self.save()
+
+    traces = {f: a.T[: self.n_runs] for f, a in _stack_traces(self.traces, self.n_padded).items()}
+    rows = [self._row(i, lab) for i, lab in enumerate(self.labels)]
+    return GroupResult(rows, traces, full, time.time() - self.progress.start)
+
+  def _row(self, i: int, label: Mapping[str, Any]) -> dict[str, Any]:
+    full = self.full
+    solved, mistakes, worst = (
+      bool(full.solved[i]),
+      self.host["final_mistakes"][i],
+      self.host["worst"][i],
+    )
+    return dict(
+      label,
+      solved=solved,
+      updates_to_solve=int(full.solved_at[i]) if solved else None,
+      final_error=mistakes / self.eval_size,
+      final_mistakes=mistakes,
+      strict_solved=bool(solved and mistakes == 0),
+      worst_length=None if worst is None else worst[0],
+      worst_length_error=None if worst is None else worst[1],
+      diverged=bool(full.diverged[i]),
+      updates_done=int(full.step[i]),
+    )
 
 
 _FLAGS = ("step", "done", "solved", "solved_at", "diverged")
@@ -517,25 +497,17 @@ def _full_eval(programs: _Programs, params, hparams: HParams, keys, idx: np.ndar
   return np.asarray(mistakes)[: len(idx)], np.asarray(counts)[: len(idx)]
 
 
-def _progress_line(name, full, n_runs, chunks, elapsed, max_updates, chunk_size) -> str:
+def _progress_line(name, full, n_runs, progress: runs.Progress, now: float, max_updates) -> str:
   solved, diverged = np.asarray(full.solved)[:n_runs], np.asarray(full.diverged)[:n_runs]
   done, step = np.asarray(full.done)[:n_runs], np.asarray(full.step)[:n_runs]
   failed = done & ~solved
   pending = ~done
-  rate = chunks * chunk_size / max(elapsed, 1e-9)  # updates per run per second
+  rate = progress.rate(now)  # updates per run per second
   left = (max_updates - step[pending]).max() if pending.any() else 0
-  eta = left / rate if rate > 0 else math.inf
+  eta = progress.eta(left, now)
   return (
     f"{name} solved {solved.sum()}/{n_runs} failed {failed.sum()} "
     f"(diverged {diverged.sum()}) pending {pending.sum()} | "
     f"updates {int(step.max())}/{max_updates} | {rate * n_runs:,.0f} run-updates/s | "
     f"ETA ≤ {format_duration(eta)}"
   )
-
-
-def format_duration(s: float) -> str:
-  """`1h02m` or `3m04s` (`?` for an unknown, infinite time), for progress lines."""
-  if not math.isfinite(s):
-    return "?"
-  s = int(s)
-  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

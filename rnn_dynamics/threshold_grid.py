@@ -8,8 +8,8 @@ threshold_grid.py` trains a threshold × α × seed grid in one vmapped program;
 builds that grid and turns its rows and traces into the table, the two heatmaps and the
 summary:
 
-* `grid_runs`: labels and hyper-parameters of every run (all `sgd_cr`, which keeps α as
-  given, α = 0 included; the threshold ∞ is `math.inf`);
+* `grid_runs`: the runs (`runs.Grid`: labels, hyper-parameters, paired keys; all
+  `sgd_cr`, which keeps α as given, α = 0 included; the threshold ∞ is `math.inf`);
 * `average_grad_norm`: the measured average pre-clip gradient norm the heuristic refers to;
 * `cell_table`: per (init, threshold, α): success with its 95 % interval, median updates;
 * `heatmap_figure`: either quantity over the grid, the average norm marked on the axis;
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn_dynamics import stats, train
+from rnn_dynamics import runs, stats, train
 
 __all__ = [
   "average_grad_norm",
@@ -55,27 +55,25 @@ def threshold(row: dict[str, Any]) -> float:
   return math.inf if c is None else float(c)
 
 
-def grid_runs(config) -> tuple[list[dict[str, Any]], list[train.HParams], list[int]]:
-  """Every run of the grid: `(labels, hparams, seeds)`, in init × threshold × α × seed order.
+def grid_runs(config) -> runs.Grid:
+  """Every run of the grid, in init × threshold × α × seed order.
 
   Runs with the same seed share initial weights and training data in every cell, so the
   cells are paired comparisons.
   """
-  labels, hps, seeds = [], [], []
-  for init in config.inits:
-    for clip in thresholds(config):
-      for alpha in config.alphas:
-        for seed in range(int(config.seeds)):
-          labels.append(
-            dict(init=init, clip=clip, alpha=float(alpha), length=int(config.length), seed=seed)
-          )
-          hps.append(
-            train.algorithm_hparams(
-              ALGORITHM, lr=config.lr, clip=clip, alpha=float(alpha), init=init
-            )
-          )
-          seeds.append(seed)
-  return labels, hps, seeds
+  clips = thresholds(config)
+  cells = [(i, c, float(a)) for i in config.inits for c in clips for a in config.alphas]
+  return runs.grid(
+    cells,
+    int(config.seeds),
+    seed=config.seed,
+    label=lambda cell, seed: dict(
+      init=cell[0], clip=cell[1], alpha=cell[2], length=int(config.length), seed=seed
+    ),
+    hparams=lambda cell: train.algorithm_hparams(
+      ALGORITHM, lr=config.lr, clip=cell[1], alpha=cell[2], init=cell[0]
+    ),
+  )
 
 
 def average_grad_norm(rows: Sequence[dict], traces: dict[str, np.ndarray]) -> tuple[float, str]:

@@ -3,13 +3,8 @@
 A run's whole state (parameters, optimizer state, PRNG key, counters, flags) is one
 pytree, so a sweep is `jax.vmap` over keys and hyper-parameter arrays, and whole chunks of
 updates run inside one compiled call (`lax.scan`). SGD, SGD-C, SGD-CR and element-wise
-clipping are hyper-parameter settings of the same program, not forks:
-
-| algorithm | clip threshold | α |
-|---|---|---|
-| SGD | ∞ | 0 |
-| SGD-C | c | 0 |
-| SGD-CR | c | α |
+clipping are hyper-parameter settings of the same program, not forks (the table is
+`rnn_dynamics.algorithms`).
 
 The original code's non-finite guard (`clipping.nonfinite_fallback`) follows
 `config.nonfinite_guard`: "original" (the default) guards norm-clipped runs only, as the
@@ -47,8 +42,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnn_dynamics import clipping, rnn
-from rnn_dynamics.regularizers import omega_and_total_w_hh_grad
+from rnn_dynamics import algorithms, clipping, rnn
+from rnn_dynamics.algorithms import ALGORITHMS, GUARD_MODES, HParams, guard_enabled, make_optimizer
+from rnn_dynamics.regularizers import add_omega_grad
 from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
 
 __all__ = [
@@ -65,68 +61,6 @@ __all__ = [
   "make_train",
   "success_limit",
 ]
-
-# Clip threshold and whether Ω is on, per named algorithm (docs/reference.md §2, §4).
-ALGORITHMS = ("sgd", "sgd_c", "sgd_cr", "sgd_elementwise")
-# Which runs the original code's non-finite guard protects (`config.nonfinite_guard`).
-GUARD_MODES = ("original", "always", "never")
-
-
-@flax.struct.dataclass
-class HParams:
-  """Per-run hyper-parameters, all arrays so they can be vmapped and swept.
-
-  Attributes:
-    lr: learning rate.
-    clip: clipping threshold (∞ disables clipping).
-    alpha: Ω weight (0 disables Ω's gradient; Ω is still measured).
-    init: initialisation id (`rnn.init_id`), which also fixes the unit type.
-    elementwise: None (the default): every run clips as `config.clipping` says. A
-      boolean array: the kind is chosen per run (True: each entry to `[-clip, clip]`,
-      False: the global norm to `clip`), so norm- and element-wise-clipped runs share
-      one vmapped program (`algorithm_hparams(..., elementwise_clip=c)`).
-  """
-
-  lr: jax.Array
-  clip: jax.Array
-  alpha: jax.Array
-  init: jax.Array
-  elementwise: jax.Array | None = None
-
-
-def algorithm_hparams(
-  algorithm: str,
-  *,
-  lr: float,
-  clip: float,
-  alpha: float,
-  init: str,
-  elementwise_clip: float | None = None,
-) -> HParams:
-  """The hyper-parameters that make an algorithm out of the shared program.
-
-  Args:
-    algorithm: one of `ALGORITHMS`.
-    lr: learning rate.
-    clip: norm-clipping threshold (SGD-C, SGD-CR; and `sgd_elementwise`'s bound when
-      `elementwise_clip` is None and `config.clipping == 'elementwise'`).
-    alpha: Ω weight (SGD-CR only).
-    init: initialisation name.
-    elementwise_clip: None (default): the clipping kind is the program's
-      (`config.clipping`). A number: the kind is chosen per run, so every algorithm can
-      share one program: `sgd_elementwise` clips each entry to this bound, the others
-      clip the norm as above (see `HParams.elementwise`).
-  """
-  if algorithm not in ALGORITHMS:
-    raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
-  per_entry = algorithm == "sgd_elementwise" and elementwise_clip is not None
-  return HParams(
-    lr=jnp.float32(lr),
-    clip=jnp.float32(math.inf if algorithm == "sgd" else elementwise_clip if per_entry else clip),
-    alpha=jnp.float32(alpha if algorithm == "sgd_cr" else 0.0),
-    init=jnp.int32(rnn.init_id(init)),
-    elementwise=None if elementwise_clip is None else jnp.bool_(per_entry),
-  )
 
 
 @flax.struct.dataclass
@@ -184,51 +118,13 @@ class Trainer(NamedTuple):
       (mistakes, sequences)`, the same test as integer counts per nominal length
       (`[max_length - min_length]` for mixed lengths, else `[1]`), so the success test
       compares counts and can report the worst length.
-    train: `train(key, hparams) -> (RunState, screen_errors)`: the whole run, chunks
-      until solved, diverged or `max_updates` — the pure, single-call form.
   """
 
   task: Task
   init: Callable[..., RunState]
   chunk: Callable[..., tuple[RunState, ChunkMetrics]]
   evaluate: Callable[..., jax.Array]
-  train: Callable[..., tuple[RunState, jax.Array]]
   count_mistakes: Callable[..., tuple[jax.Array, jax.Array]]
-
-
-def guard_enabled(config: ml_collections.ConfigDict, hp: HParams) -> jax.Array:
-  """Whether the non-finite guard protects a run (a boolean, traced with `hp`).
-
-  `config.nonfinite_guard` "original" (default): only norm-clipped runs (finite
-  threshold, not element-wise), as in the original code, where the guard sits inside the
-  rescaling branch (docs/reference.md §2); plain SGD and Ω without clipping explode on
-  their own. The original code has no element-wise clipping, so nothing justifies a guard
-  there. "always": every run, the robust variant. "never": no run.
-  """
-  mode = config.get("nonfinite_guard", "original")
-  if mode == "always":
-    return jnp.bool_(True)
-  if mode == "never":
-    return jnp.bool_(False)
-  if mode != "original":
-    raise ValueError(f"config.nonfinite_guard must be one of {GUARD_MODES}, got {mode!r}")
-  elementwise = hp.elementwise if hp.elementwise is not None else config.clipping == "elementwise"
-  return jnp.isfinite(hp.clip) & ~jnp.asarray(elementwise, jnp.bool_)
-
-
-def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.GradientTransformation:
-  """Clipping inside the non-finite guard → SGD, with the run's (possibly traced) settings."""
-  if hp.elementwise is not None:
-    clip = clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise)
-  elif config.clipping == "norm":
-    clip = clipping.clip_by_global_norm_with_stats(hp.clip)
-  elif config.clipping == "elementwise":
-    clip = clipping.clip_elementwise(hp.clip)
-  else:
-    raise ValueError(f"config.clipping must be 'norm' or 'elementwise', got {config.clipping!r}")
-  # The guard decides on the pre-clip norm and its fallback step is not clipped.
-  guarded = clipping.nonfinite_fallback(clip, enabled=guard_enabled(config, hp))
-  return optax.chain(guarded, optax.sgd(hp.lr, momentum=config.get("momentum") or None))
 
 
 def _length_bounds(config) -> tuple[int, int]:
@@ -268,117 +164,18 @@ def _where_tree(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
+# The algorithm table's names, kept here for the callers that build runs from `train`.
+algorithm_hparams = algorithms.hparams
+
+
 def all_finite(tree) -> jax.Array:
   """Whether every entry of every leaf is finite (a boolean scalar, traceable)."""
   return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def make_train(config: ml_collections.ConfigDict) -> Trainer:
-  """Builds the pure training functions for one task and model size.
-
-  `config` fields used: `task`, `n_hidden`, `batch_size`, `min_length`, `max_length`,
-  `clipping` ('norm' | 'elementwise'), `nonfinite_guard` (`GUARD_MODES`), `omega_form`,
-  `omega_bound`, `chunk_size`, `screen_size`, `eval_size`, `eval_batch`, `success_error`,
-  `max_updates`; optional `momentum`, `omega_enabled` (default True: Ω is computed, and
-  logged, for every run; False skips it, for programs where every α is 0), `seed` (the
-  shared length schedule), `length_buckets` (default 8), `scan_unroll` (default 1),
-  `zero_mistake_stop` (default False).
-  """
-  task = get_task(config.task)
-  lo, hi = _length_bounds(config)
+def _make_count_mistakes(config: ml_collections.ConfigDict, task: Task, lo: int, hi: int):
+  """`Trainer.count_mistakes` for lengths in `[lo, hi)` (see `Trainer`)."""
   buffer = task.buffer_length(hi)
-  batch_size = int(config.batch_size)
-  chunk_size = int(config.chunk_size)
-  omega_form, omega_bound = config.omega_form, float(config.omega_bound)
-  # Static switch: programs where every run has α = 0 can skip Ω entirely.
-  with_omega = bool(config.get("omega_enabled", True))
-  scan_unroll = int(config.get("scan_unroll", 1))
-  buckets = length_buckets(lo, hi, int(config.get("length_buckets", 8)))
-  # One length schedule per experiment, the same for every run of a program.
-  schedule_key = jax.random.fold_in(jax.random.PRNGKey(int(config.get("seed", 0))), 0x1E)
-
-  def init(key: jax.Array, hp: HParams) -> RunState:
-    k_params, k_run = jax.random.split(key)
-    params = rnn.init_params(k_params, task.n_in, config.n_hidden, task.n_out, hp.init)
-    opt_state = make_optimizer(config, hp).init(params)
-    false = jnp.bool_(False)
-    return RunState(params, opt_state, k_run, jnp.int32(0), false, false, false, jnp.int32(-1))
-
-  def update_at(state: RunState, hp: HParams, length, buffer_len: int):
-    """One update whose batch has nominal length `length` in `buffer_len` steps."""
-    unit = rnn.unit_for_init(hp.init)
-    key, _, k_data = jax.random.split(state.key, 3)
-    batch = task.sample(k_data, batch_size, length, buffer_len)
-    loss, grads, fwd = rnn.loss_and_grads(
-      state.params, unit, batch, task.head, scan_unroll=scan_unroll
-    )
-    if with_omega:
-      # Only W_rec gets Ω's immediate gradient (eq. 10), in the weight gradient's own
-      # product; clipping sees the sum.
-      om, w_hh_grad, _ = omega_and_total_w_hh_grad(
-        fwd, batch.mask, hp.alpha, form=omega_form, bound=omega_bound
-      )
-      grads = grads.replace(w_hh=w_hh_grad)
-    else:
-      om = jnp.float32(jnp.nan)
-    opt = make_optimizer(config, hp)
-    updates, opt_state = opt.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-
-    active = ~state.done
-    finite = jnp.isfinite(loss) & all_finite(params)
-    moved = active & finite
-    stats = clipping.clipping_stats(opt_state)
-    nan = jnp.float32(jnp.nan)
-    as_rate = lambda flag: jnp.where(active, flag.astype(jnp.float32), nan)
-    metrics = ChunkMetrics(
-      loss=jnp.where(active, loss, nan),
-      grad_norm=jnp.where(active, stats["grads/norm_preclip"], nan),
-      clipped=as_rate(stats["grads/clipped"]),
-      fallback=as_rate(stats["grads/nonfinite"]),
-      omega=jnp.where(active, om, nan),
-      error=jnp.where(active, fwd.error, nan),
-      length=jnp.asarray(length, jnp.int32),
-    )
-    diverged = state.diverged | (active & ~finite)
-    new_state = RunState(
-      params=_where_tree(moved, params, state.params),
-      opt_state=_where_tree(moved, opt_state, state.opt_state),
-      # A decided run's key stops too: its final test then does not depend on how long
-      # the rest of its group ran (nor on compaction).
-      key=jnp.where(active, key, state.key),
-      step=state.step + active.astype(jnp.int32),
-      done=state.done | diverged,
-      solved=state.solved,
-      diverged=diverged,
-      solved_at=state.solved_at,
-    )
-    return new_state, metrics
-
-  branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in buckets]
-
-  def update(state: RunState, hp: HParams, length) -> tuple[RunState, ChunkMetrics]:
-    if len(branches) == 1:
-      return branches[0](state, hp, length)
-    # `length` is the same for every run, so under vmap the index stays unbatched and
-    # the switch runs one branch: the scans cost the bucket's length, not max_length.
-    index = jnp.searchsorted(jnp.asarray(buckets, jnp.int32), length)
-    return jax.lax.switch(index, branches, state, hp, length)
-
-  def lengths_of_chunk(chunk_index) -> jax.Array:
-    """`[chunk_size]` nominal lengths of the chunk's updates, shared by all runs."""
-    if lo == hi:
-      return jnp.full((chunk_size,), lo, jnp.int32)
-    k = jax.random.fold_in(schedule_key, chunk_index)
-    return jax.random.randint(k, (chunk_size,), lo, hi, dtype=jnp.int32)
-
-  def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
-    if lo == hi:
-      # Fixed length: the one bucket (the length traced, as the samplers expect).
-      return jax.lax.scan(
-        lambda s, _: update(s, hp, jnp.int32(lo)), state, None, length=chunk_size
-      )
-    return jax.lax.scan(lambda s, n: update(s, hp, n), state, lengths_of_chunk(chunk_index))
 
   def count_mistakes(params, hp: HParams, key, n_sequences: int, length=None):
     unit = rnn.unit_for_init(hp.init)
@@ -408,37 +205,116 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     mistakes, counts = jax.lax.map(one_block, jax.random.split(key, n_sequences // block))
     return jnp.sum(mistakes, axis=0), jnp.sum(counts, axis=0)
 
+  return count_mistakes
+
+
+def _apply_if_active(state: RunState, key, loss, params, opt_state, om, error, length):
+  """The update's new state and metrics: a decided run (done) keeps its state and reads
+  NaN; a non-finite loss or parameter marks the run diverged (and done) instead."""
+  active = ~state.done
+  finite = jnp.isfinite(loss) & all_finite(params)
+  moved = active & finite
+  stats = clipping.clipping_stats(opt_state)
+  nan = jnp.float32(jnp.nan)
+  as_rate = lambda flag: jnp.where(active, flag.astype(jnp.float32), nan)
+  metrics = ChunkMetrics(
+    loss=jnp.where(active, loss, nan),
+    grad_norm=jnp.where(active, stats["grads/norm_preclip"], nan),
+    clipped=as_rate(stats["grads/clipped"]),
+    fallback=as_rate(stats["grads/nonfinite"]),
+    omega=jnp.where(active, om, nan),
+    error=jnp.where(active, error, nan),
+    length=jnp.asarray(length, jnp.int32),
+  )
+  diverged = state.diverged | (active & ~finite)
+  new_state = RunState(
+    params=_where_tree(moved, params, state.params),
+    opt_state=_where_tree(moved, opt_state, state.opt_state),
+    # A decided run's key stops too: its final test then does not depend on how long
+    # the rest of its group ran (nor on compaction).
+    key=jnp.where(active, key, state.key),
+    step=state.step + active.astype(jnp.int32),
+    done=state.done | diverged,
+    solved=state.solved,
+    diverged=diverged,
+    solved_at=state.solved_at,
+  )
+  return new_state, metrics
+
+
+def make_train(config: ml_collections.ConfigDict) -> Trainer:
+  """Builds the pure training functions for one task and model size.
+
+  `config` fields used: `task`, `n_hidden`, `batch_size`, `min_length`, `max_length`,
+  `clipping` ('norm' | 'elementwise'), `nonfinite_guard` (`GUARD_MODES`), `omega_form`,
+  `omega_bound`, `chunk_size`, `screen_size`, `eval_size`, `eval_batch`, `success_error`,
+  `max_updates`; optional `momentum`, `omega_enabled` (default True: Ω is computed, and
+  logged, for every run; False skips it, for programs where every α is 0), `seed` (the
+  shared length schedule), `length_buckets` (default 8), `scan_unroll` (default 1),
+  `zero_mistake_stop` (default False).
+  """
+  task = get_task(config.task)
+  lo, hi = _length_bounds(config)
+  batch_size = int(config.batch_size)
+  chunk_size = int(config.chunk_size)
+  omega_form, omega_bound = config.omega_form, float(config.omega_bound)
+  # Static switch: programs where every run has α = 0 can skip Ω entirely.
+  with_omega = bool(config.get("omega_enabled", True))
+  scan_unroll = int(config.get("scan_unroll", 1))
+  buckets = length_buckets(lo, hi, int(config.get("length_buckets", 8)))
+  # One length schedule per experiment, the same for every run of a program.
+  schedule_key = jax.random.fold_in(jax.random.PRNGKey(int(config.get("seed", 0))), 0x1E)
+
+  def init(key: jax.Array, hp: HParams) -> RunState:
+    k_params, k_run = jax.random.split(key)
+    params = rnn.init_params(k_params, task.n_in, config.n_hidden, task.n_out, hp.init)
+    opt_state = make_optimizer(config, hp).init(params)
+    false = jnp.bool_(False)
+    return RunState(params, opt_state, k_run, jnp.int32(0), false, false, false, jnp.int32(-1))
+
+  def update_at(state: RunState, hp: HParams, length, buffer_len: int):
+    """One update whose batch has nominal length `length` in `buffer_len` steps."""
+    unit = rnn.unit_for_init(hp.init)
+    key, _, k_data = jax.random.split(state.key, 3)
+    batch = task.sample(k_data, batch_size, length, buffer_len)
+    loss, grads, fwd = rnn.loss_and_grads(
+      state.params, unit, batch, task.head, scan_unroll=scan_unroll
+    )
+    grads, om = add_omega_grad(
+      grads, fwd, batch.mask, hp.alpha, enabled=with_omega, form=omega_form, bound=omega_bound
+    )
+    opt = make_optimizer(config, hp)
+    updates, opt_state = opt.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return _apply_if_active(state, key, loss, params, opt_state, om, fwd.error, length)
+
+  branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in buckets]
+
+  def update(state: RunState, hp: HParams, length) -> tuple[RunState, ChunkMetrics]:
+    if len(branches) == 1:
+      return branches[0](state, hp, length)
+    # `length` is the same for every run, so under vmap the index stays unbatched and
+    # the switch runs one branch: the scans cost the bucket's length, not max_length.
+    index = jnp.searchsorted(jnp.asarray(buckets, jnp.int32), length)
+    return jax.lax.switch(index, branches, state, hp, length)
+
+  def lengths_of_chunk(chunk_index) -> jax.Array:
+    """`[chunk_size]` nominal lengths of the chunk's updates, shared by all runs."""
+    if lo == hi:
+      return jnp.full((chunk_size,), lo, jnp.int32)
+    k = jax.random.fold_in(schedule_key, chunk_index)
+    return jax.random.randint(k, (chunk_size,), lo, hi, dtype=jnp.int32)
+
+  def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
+    if lo == hi:
+      # Fixed length: the one bucket (the length traced, as the samplers expect).
+      return jax.lax.scan(lambda s, _: update(s, hp, jnp.int32(lo)), state, None, length=chunk_size)
+    return jax.lax.scan(lambda s, n: update(s, hp, n), state, lengths_of_chunk(chunk_index))
+
+  count_mistakes = _make_count_mistakes(config, task, lo, hi)
+
   def evaluate(params, hp: HParams, key, n_sequences: int, length=None) -> jax.Array:
     mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)
     return jnp.sum(mistakes) / n_sequences
 
-  def train(key: jax.Array, hp: HParams) -> tuple[RunState, jax.Array]:
-    n_chunks = -(-int(config.max_updates) // chunk_size)
-    screen_limit = success_limit(config, int(config.screen_size))
-    full_limit = success_limit(config, int(config.eval_size))
-
-    def body(i, carry):
-      state, screens = carry
-      state, _ = chunk(state, hp, i)
-      k_screen, k_full = jax.random.split(jax.random.fold_in(state.key, 1))
-      screen, _ = count_mistakes(state.params, hp, k_screen, int(config.screen_size))
-      candidate = ~state.done & (jnp.sum(screen) <= screen_limit)
-      # Under vmap `cond` becomes a select: the sweep driver (`rnn_dynamics.sweep`)
-      # confirms candidates on the host instead, which is much cheaper.
-      full = jax.lax.cond(
-        candidate,
-        lambda: jnp.sum(count_mistakes(state.params, hp, k_full, int(config.eval_size))[0]),
-        lambda: jnp.int32(int(config.eval_size)),
-      )
-      solved = candidate & (full <= full_limit)
-      state = state.replace(
-        solved=state.solved | solved,
-        solved_at=jnp.where(solved, state.step, state.solved_at),
-        done=state.done | solved,
-      )
-      return state, screens.at[i].set(jnp.sum(screen) / int(config.screen_size))
-
-    state = init(key, hp)
-    return jax.lax.fori_loop(0, n_chunks, body, (state, jnp.full((n_chunks,), jnp.nan)))
-
-  return Trainer(task, init, chunk, evaluate, train, count_mistakes)
+  return Trainer(task, init, chunk, evaluate, count_mistakes)

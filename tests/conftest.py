@@ -1,10 +1,23 @@
-"""Shared test set-up: float64 where asked, and a persistent compilation cache."""
+"""Shared test set-up: float64 where asked, a persistent compilation cache, and a
+comparison of two workdirs' results."""
 
+import csv
+import io
+import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Compiled programs are reused across test processes (the subprocess tests in particular).
 os.environ.setdefault(
@@ -24,3 +37,91 @@ def x64():
     yield
   finally:
     jax.config.update("jax_enable_x64", False)
+
+
+_TIMING = re.compile(r"(time|wall|elapsed|_s$)", re.I)
+
+
+def _strip_timing(x):
+  if isinstance(x, dict):
+    return {k: _strip_timing(v) for k, v in x.items() if not _TIMING.search(str(k))}
+  if isinstance(x, list):
+    return [_strip_timing(v) for v in x]
+  return x
+
+
+def _result_files(root: Path) -> list[str]:
+  return sorted(
+    str(p.relative_to(root))
+    for p in root.rglob("*")
+    if p.suffix in (".json", ".csv", ".npz")
+    and "checkpoints" not in p.relative_to(root).parts
+    and p.name != "config.json"
+  )
+
+
+@pytest.fixture
+def same_results():
+  """`same_results(a, b)` asserts that two workdirs hold the same results: every `.json`,
+  `.csv` and `.npz` file (checkpoints and `config.json` aside) equal, bit for bit, except
+  fields that are wall-clock measurements (names with time, wall, elapsed or ending `_s`)."""
+
+  def check(a, b):
+    a, b = Path(a), Path(b)
+    files = _result_files(a)
+    assert files and files == _result_files(b)
+    for rel in files:
+      pa, pb = a / rel, b / rel
+      if rel.endswith(".json"):
+        assert _strip_timing(json.loads(pa.read_text())) == _strip_timing(
+          json.loads(pb.read_text())
+        ), rel
+      elif rel.endswith(".csv"):
+        rows = lambda p: _strip_timing(list(csv.DictReader(io.StringIO(p.read_text()))))
+        assert rows(pa) == rows(pb), rel
+      else:
+        with np.load(pa) as za, np.load(pb) as zb:
+          assert za.files == zb.files, rel
+          for k in za.files:
+            x, y = za[k], zb[k]
+            assert x.dtype == y.dtype and x.shape == y.shape, f"{rel}:{k}"
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"), f"{rel}:{k}"
+
+  return check
+
+
+class Interrupted:
+  """What `interrupted_run` saw: the first process's exit code and stderr, the rerun."""
+
+  def __init__(self, code: int, first: str, second: subprocess.CompletedProcess):
+    self.code, self.first, self.second = code, first, second
+
+
+@pytest.fixture
+def interrupted_run(tmp_path):
+  """`interrupted_run(args, ready, sig)` runs `python -m <args>` from the repository on one
+  CPU device, sends `sig` once its stderr matches the regex `ready` (the trainer's loop is
+  running), waits for it to exit, then runs the same command again to completion.
+  Returns an `Interrupted`."""
+
+  def run(args, ready: str, sig: int = signal.SIGINT, timeout: float = 300.0) -> Interrupted:
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    cmd = [sys.executable, "-m", *args]
+    err_path = tmp_path / "interrupted.err"
+    with open(err_path, "w") as err:
+      proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+      try:
+        deadline = time.time() + timeout
+        while not re.search(ready, err_path.read_text()):
+          assert proc.poll() is None, f"exited {proc.returncode}:\n{err_path.read_text()[-3000:]}"
+          assert time.time() < deadline, f"no {ready!r}:\n{err_path.read_text()[-3000:]}"
+          time.sleep(0.05)
+        proc.send_signal(sig)
+        proc.wait(timeout=timeout)
+      finally:
+        if proc.poll() is None:
+          proc.kill()
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return Interrupted(proc.returncode, err_path.read_text(), second)
+
+  return run

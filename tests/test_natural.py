@@ -6,6 +6,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import json  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
@@ -373,3 +374,33 @@ def test_ptb_fifth_character_segments():
   assert seg.mask.sum() == corpus.valid.size - 5
   lane0 = seg.targets[:, :, 0].reshape(-1)[:100]
   np.testing.assert_array_equal(lane0, corpus.valid[5:105])
+
+
+def test_sigterm_finishes_the_segment_batch_checkpoints_exits_130_and_resumes_identically(
+  tmp_path, interrupted_run, same_results
+):
+  """The stop path of the natural trainer, from the command line: SIGTERM once training
+  runs, then the same command again; the results equal an uninterrupted run's."""
+  import re
+  import signal
+  import subprocess
+  import sys
+
+  preset = "--config=experiments/configs/polyphonic.py:test"
+  args = ["experiments.polyphonic", preset]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  whole = subprocess.Popen([sys.executable, "-m", *args, f"--workdir={tmp_path / 'whole'}"],
+                           cwd=Path(__file__).resolve().parents[1], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  # A progress line per segment batch (`progress_every_s = 0`): the loop is running.
+  run = interrupted_run(args + [f"--workdir={tmp_path / 'resumed'}"],
+                        ready="epoch 1/2 chunk 1/", sig=signal.SIGTERM)
+  assert run.code == 130, run.first[-3000:]
+  assert "signal 15: stopping after the current chunk" in run.first
+  assert re.search(r"interrupted — checkpoint at epoch \d, chunk \d+", run.first), run.first[-3000:]
+  assert "interrupted; run the same command again to resume from the checkpoint" in run.first
+  assert run.second.returncode == 0, run.second.stderr[-3000:]
+  assert re.search(r"resumed at epoch \d, chunk \d+", run.second.stderr), run.second.stderr[-3000:]
+  _, whole_err = whole.communicate(timeout=600)
+  assert whole.returncode == 0, whole_err[-3000:]
+  same_results(tmp_path / "whole", tmp_path / "resumed")

@@ -1,9 +1,11 @@
 """The Figure 7 binary end to end on its `test` preset: the files it leaves, resuming after
-Ctrl-C, independence from the device count, refusing a workdir of another config."""
+Ctrl-C (in process, and SIGINT to the command), independence from the device count,
+refusing a workdir of another config."""
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +248,21 @@ def test_baselines_after_sgd_cr_get_its_budget(tmp_path, binary):
   assert {r["algorithm"] for r in others} == set(config.algorithms) - {"sgd_cr"}
   assert (tmp_path / "groups" / "T10_sgd_cr").is_dir()
   assert (tmp_path / "groups" / "T10_baselines").is_dir()
+
+
+def test_sigint_finishes_the_chunk_checkpoints_exits_130_and_resumes_identically(
+  cli, tmp_path, interrupted_run, same_results
+):
+  """The stop path of the synthetic trainer, from the command line: Ctrl-C once training
+  runs, then the same command again; the results equal an uninterrupted run's."""
+  workdir = tmp_path / "workdir"
+  # A progress line per chunk (`progress_every_s = 0`): the group's loop is running.
+  args = ["experiments.success_rate", f"--config={PRESET}", f"--workdir={workdir}"]
+  run = interrupted_run(args, ready=r"T10 solved \d+/12", sig=signal.SIGINT)
+  assert run.code == 130, run.first[-3000:]
+  assert "signal 2: stopping after the current chunk" in run.first
+  assert re.search(r"T1[02]: interrupted — saving a checkpoint at chunk \d", run.first)
+  assert "interrupted; run the same command again to resume from the checkpoint" in run.first
+  assert run.second.returncode == 0, run.second.stderr[-3000:]
+  assert re.search(r"T1[02]: resumed from chunk \d", run.second.stderr), run.second.stderr[-3000:]
+  same_results(workdir, cli(1)[0])

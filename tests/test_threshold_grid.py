@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -17,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_grid_keeps_every_threshold_and_alpha_as_given():
   config = configs.get_config("test")
-  labels, hps, seeds = threshold_grid.grid_runs(config)
+  grid = threshold_grid.grid_runs(config)
+  labels, seeds = grid.labels, grid.seeds
+  hps = [jax.tree.map(lambda x, i=i: x[i], grid.hparams) for i in range(len(grid))]
   n_clips = len(config.thresholds) + 1
   assert len(labels) == len(hps) == len(seeds) == n_clips * len(config.alphas) * config.seeds
 

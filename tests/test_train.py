@@ -12,7 +12,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import sweep, train  # noqa: E402
+from rnn_dynamics import runs, sweep, train  # noqa: E402
 
 # Temporal order with lengths drawn in [10, 13): padded batches, one program for all.
 CONFIG = ml_collections.ConfigDict(
@@ -46,10 +46,10 @@ def _run(algorithm, init, seed, lr=0.01):
   return dict(algorithm=algorithm, init=init, seed=seed, lr=lr), hp
 
 
-def _group(runs):
-  labels, hps = zip(*runs, strict=True)
+def _group(specs):
+  labels, hps = zip(*specs, strict=True)
   keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(0), lab["seed"]) for lab in labels])
-  return list(labels), sweep.stack(hps), keys
+  return list(labels), runs.stack(hps), keys
 
 
 def _counting(trainer):
@@ -108,8 +108,8 @@ def vmapped(trainer, programs):
   """
   init, chunk = programs[0].init, jax.jit(jax.vmap(trainer.chunk))
   out = {}
-  for name, runs in [("group", GROUP), ("tamed", TAMED)]:
-    _, hp, keys = _group(runs)
+  for name, specs in [("group", GROUP), ("tamed", TAMED)]:
+    _, hp, keys = _group(specs)
     states, metrics = [init(keys, hp)], []
     for _ in range(N_CHUNKS):
       state, m = chunk(states[-1], hp)
@@ -243,7 +243,7 @@ def test_solved_runs_stop_changing(group):
   before = result.state  # host arrays, padded to the device count like the group
   n_padded = before.step.shape[0]
   hp = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], n_padded - len(x))]), hp)
-  state, hp = sweep._to_devices((before, jax.device_get(hp)), sweep.runs_sharding())
+  state, hp = runs.to_devices((before, jax.device_get(hp)), runs.runs_sharding())
   after, summary, _ = programs.chunk_and_screen(state, hp, np.int32(0))
   # The PRNG key stops too, so a decided run's final test does not depend on how long its
   # group went on (nor on compaction).

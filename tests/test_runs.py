@@ -1,0 +1,231 @@
+"""`rnn_dynamics.runs` (grid, devices, checkpoint, progress, stop) and the algorithm table."""
+
+import math
+import signal
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from rnn_dynamics import algorithms, natural, regularizers, rnn, runs, train
+from rnn_dynamics.runs import checkpoint, stop
+
+# --- grid --------------------------------------------------------------------------------
+
+
+def test_grid_puts_seeds_innermost_and_pairs_keys_by_seed():
+  g = runs.grid(
+    ["sgd", "sgd_cr"],
+    3,
+    seed=7,
+    label=lambda alg, s: dict(algorithm=alg, seed=s),
+    hparams=lambda alg: train.algorithm_hparams(alg, lr=0.1, clip=1.0, alpha=2.0, init="sigmoid"),
+  )
+  assert [(r["algorithm"], r["seed"]) for r in g.labels] == [
+    ("sgd", 0), ("sgd", 1), ("sgd", 2), ("sgd_cr", 0), ("sgd_cr", 1), ("sgd_cr", 2)
+  ]  # fmt: skip
+  assert len(g) == 6 and g.seeds == [0, 1, 2, 0, 1, 2]
+  np.testing.assert_array_equal(g.hparams.alpha, [0, 0, 0, 2, 2, 2])
+  keys = np.asarray(g.keys)
+  # The same seed, the same key in every cell (paired); the key is fold_in(seed) as before.
+  np.testing.assert_array_equal(keys[:3], keys[3:])
+  assert len({tuple(k) for k in keys[:3]}) == 3
+  np.testing.assert_array_equal(keys[1], jax.random.fold_in(jax.random.PRNGKey(7), 1))
+  np.testing.assert_array_equal(runs.paired_keys(7, [2, 0]), keys[[2, 0]])
+
+
+def test_grid_of_given_seeds_without_hparams():
+  g = runs.grid(["a"], [3, 5], seed=0, label=lambda c, s: dict(cell=c, seed=s))
+  assert g.hparams is None and g.seeds == [3, 5]
+
+
+# --- devices -----------------------------------------------------------------------------
+
+
+def test_pad_and_round_trip_through_the_devices():
+  assert [runs.pad_to(n, 4) for n in (1, 4, 5, 8)] == [4, 4, 8, 8]
+  assert runs.pad_to(3) == runs.pad_to(3, jax.device_count())
+  tree = dict(a=jnp.arange(3.0), b=jnp.arange(6).reshape(3, 2))
+  padded = runs.pad_runs(tree, 5)
+  np.testing.assert_array_equal(padded["a"], [0, 1, 2, 2, 2])
+  np.testing.assert_array_equal(padded["b"][3:], [[4, 5], [4, 5]])
+  n = jax.device_count()
+  host = dict(x=np.arange(2 * n, dtype=np.float32), y=np.ones((2 * n, 3), np.int32))
+  on_devices = runs.to_devices(host)
+  assert on_devices["x"].sharding.spec == jax.sharding.PartitionSpec("runs")
+  back = jax.tree.map(runs.host, on_devices)
+  for k in host:
+    np.testing.assert_array_equal(back[k], host[k])
+    assert back[k].dtype == host[k].dtype
+
+
+def test_stack_adds_a_leading_runs_axis():
+  s = runs.stack([dict(w=jnp.zeros(2)), dict(w=jnp.ones(2))])
+  assert s["w"].shape == (2, 2)
+
+
+# --- checkpoint --------------------------------------------------------------------------
+
+
+def test_checkpoint_composite_round_trip(tmp_path):
+  sharding = runs.runs_sharding()
+  n = jax.device_count()
+  state = runs.to_devices(dict(w=np.arange(n * 3, dtype=np.float32).reshape(n, 3)), sharding)
+  host = dict(chunk=4, final=[None, 1])
+  traces = dict(loss=np.full((2, n), np.nan, np.float32))
+  mgr = checkpoint.manager(tmp_path / "ck")
+  assert checkpoint.restore(mgr, state, sharding) is None
+  checkpoint.save(mgr, 4, state=state, host=host, traces=traces)
+  checkpoint.save(mgr, 5, state=state, host=dict(host, chunk=5), traces=traces)
+  assert mgr.all_steps() == [5]  # only the latest is kept
+  got = checkpoint.restore(checkpoint.manager(tmp_path / "ck"), state, sharding, traces=True)
+  assert got.host == dict(chunk=5, final=[None, 1])
+  np.testing.assert_array_equal(runs.host(got.state["w"]), runs.host(state["w"]))
+  np.testing.assert_array_equal(got.traces["loss"], traces["loss"])
+  # Without traces (the natural trainer's checkpoints have none).
+  mgr = checkpoint.manager(tmp_path / "plain")
+  checkpoint.save(mgr, 1, state=state, host=host)
+  got = checkpoint.restore(mgr, state, sharding)
+  assert got.traces is None and got.host == host
+
+
+# --- progress ----------------------------------------------------------------------------
+
+
+def test_format_duration():
+  assert runs.format_duration(59.9) == "0m59s"
+  assert runs.format_duration(184) == "3m04s"
+  assert runs.format_duration(3720) == "1h02m"
+  assert runs.format_duration(math.inf) == "?"
+
+
+def test_progress_throttles_lines_and_measures_the_rate():
+  lines = []
+  p = runs.Progress(10.0, lines.append)
+  t0 = p.start
+  assert p.eta(5, t0 + 1) == math.inf  # nothing done yet
+  p.advance(4)
+  assert p.rate(t0 + 2) == pytest.approx(2.0) and p.eta(6, t0 + 2) == pytest.approx(3.0)
+  p.report(lambda: "early", t0 + 1)
+  p.report(lambda: "forced", t0 + 1, force=True)
+  p.report(lambda: "due", t0 + 12)
+  p.report(lambda: "too soon", t0 + 13)
+  assert lines == ["forced", "due"]
+  p.restart(t0 + 20)
+  assert p.units == 0 and p.rate(t0 + 21) == 0.0
+
+
+def test_every_zero_is_due_every_time():
+  e = runs.Every(0.0, now=0.0)
+  assert e.due(0.0) and e.due(0.0)
+  e = runs.Every(5.0, now=0.0)
+  assert not e.due(4.9) and e.due(5.0) and not e.due(9.0)
+
+
+# --- stop --------------------------------------------------------------------------------
+
+
+def test_stop_request_is_acted_on_once():
+  stop.clear()
+  stop.check()  # nothing requested: no-op
+  stop.request()
+  assert stop.requested()
+  with pytest.raises(KeyboardInterrupt):
+    stop.check()
+  assert not stop.requested()
+  stop.check()
+
+
+def test_signal_requests_a_stop_while_a_loop_polls_and_interrupts_otherwise():
+  stop.clear()
+  # No trainer loop: the signal interrupts at once (compiling, writing figures, ...).
+  with pytest.raises(KeyboardInterrupt):
+    stop._handler(signal.SIGTERM, None)
+  assert not stop.requested()
+  with stop.polling():
+    stop._handler(signal.SIGINT, None)  # the first one only asks
+    assert stop.requested()
+    with pytest.raises(KeyboardInterrupt):  # the second one stops at once
+      stop._handler(signal.SIGINT, None)
+  stop.clear()
+
+
+def test_install_handlers_routes_both_signals():
+  saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    stop.install_handlers()
+    assert signal.getsignal(signal.SIGINT) is stop._handler
+    assert signal.getsignal(signal.SIGTERM) is stop._handler
+  finally:
+    for s, h in saved.items():
+      signal.signal(s, h)
+
+
+# --- the algorithm table -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+  "name, clip, alpha",
+  [
+    ("sgd", math.inf, 0.0),
+    ("sgd_c", 1.5, 0.0),
+    ("sgd_cr", 1.5, 4.0),
+    ("sgd_elementwise", 1.5, 0.0),
+  ],
+)
+def test_table_gives_the_published_settings(name, clip, alpha):
+  hp = algorithms.hparams(name, lr=0.01, clip=1.5, alpha=4.0, init="sigmoid")
+  assert float(hp.clip) == clip and float(hp.alpha) == alpha and hp.elementwise is None
+  assert algorithms.threshold_of(name, 1.5) == clip and algorithms.alpha_of(name, 4.0) == alpha
+  per_run = algorithms.hparams(
+    name, lr=0.01, clip=1.5, alpha=4.0, init="sigmoid", elementwise_clip=0.3
+  )
+  assert bool(per_run.elementwise) == (name == "sgd_elementwise")
+  assert float(per_run.clip) == (np.float32(0.3) if name == "sgd_elementwise" else clip)
+
+
+def test_natural_columns_read_the_same_table():
+  cols = natural.columns(["sgd", "sgd_c", "sgd_cr"], lambda a: 0.5, 2.0, 0.25)
+  assert [(c.clip, c.alpha0) for c in cols] == [(math.inf, 0.0), (2.0, 0.0), (2.0, 0.25)]
+  with pytest.raises(ValueError, match="unknown algorithm"):
+    natural.columns(["sgd_elementwise"], lambda a: 0.5, 2.0, 0.25)  # not in §4.2's tables
+  with pytest.raises(ValueError, match="unknown algorithm"):
+    algorithms.hparams("adam", lr=0.1, clip=1.0, alpha=0.0, init="sigmoid")
+
+
+def test_add_omega_grad_adds_to_w_hh_only_and_can_be_switched_off():
+  key = jax.random.PRNGKey(0)
+  params = rnn.init_params(key, 3, 5, 2, "sigmoid")
+  x = jax.random.normal(key, (6, 4, 3))
+  from rnn_dynamics.tasks.base import Batch
+
+  batch = Batch(x, jnp.zeros((6, 4, 2)), jnp.ones((6, 4), bool))
+  loss, grads, fwd = rnn.loss_and_grads(
+    params, rnn.unit_for_init("sigmoid"), batch, "all_bernoulli"
+  )
+  same, om = regularizers.add_omega_grad(grads, fwd, batch.mask, 2.0, enabled=False)
+  assert same is grads and np.isnan(om)
+  total, om = regularizers.add_omega_grad(grads, fwd, batch.mask, 2.0, enabled=True)
+  assert np.isfinite(om)
+  om2, w_hh, _ = regularizers.omega_and_total_w_hh_grad(fwd, batch.mask, 2.0)
+  np.testing.assert_array_equal(total.w_hh, w_hh)
+  np.testing.assert_array_equal(total.w_in, grads.w_in)
+
+
+def test_optimizer_clipping_kind_follows_config_or_the_run():
+  cfg = ml_collections.ConfigDict(dict(clipping="elementwise", nonfinite_guard="original"))
+  g = dict(w_hh=jnp.asarray([3.0, -4.0]))
+  params = dict(w_hh=jnp.zeros(2))
+  hp = algorithms.hparams("sgd_c", lr=1.0, clip=1.0, alpha=0.0, init="sigmoid")
+  tx = algorithms.make_optimizer(cfg, hp)
+  out, _ = tx.update(g, tx.init(params), params)
+  np.testing.assert_allclose(out["w_hh"], [-1.0, 1.0])  # each entry to [-1, 1], then -lr
+  cfg.clipping = "norm"
+  tx = algorithms.make_optimizer(cfg, hp)
+  out, _ = tx.update(g, tx.init(params), params)
+  np.testing.assert_allclose(out["w_hh"], [-0.6, 0.8], rtol=1e-6)  # the norm (5) to 1
+  cfg.clipping = "max"
+  with pytest.raises(ValueError, match="config.clipping"):
+    algorithms.make_optimizer(cfg, hp)
