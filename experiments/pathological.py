@@ -28,22 +28,36 @@ from absl import app, logging
 
 from experiments import cli, validation
 from rnn_dynamics import generalization, paper, results, runs, sweep, train
+from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The config with every field left None set to the task's published value."""
+  """The config with every field left None set to the task's published value.
+
+  A registered task the paper does not have (`paper.pathological_setup` is None) takes
+  its set-up from the config: every one of those fields must then be given.
+  """
   cfg = config.copy_and_resolve_references()
   published = paper.pathological_setup(cfg.task)
-  for field in ("n_hidden", "init", "lr", "alpha", "clip"):
+  fields = ("n_hidden", "init", "lr", "alpha", "clip")
+  if published is None and (missing := [f for f in fields if cfg[f] is None]):
+    flags = ", ".join(f"--config.{f}" for f in missing)
+    raise ConfigError(
+      f"--config.task={cfg.task} has no published set-up (rnn_dynamics.paper): pass {flags}"
+    )
+  for field in fields:
     if cfg[field] is None:
       cfg[field] = getattr(published, field)
   if cfg.elementwise_clip is None:
     cfg.elementwise_clip = cfg.clip
   if cfg.max_updates is None:
-    cfg.max_updates = cfg.budgets["memorization" if cfg.task.startswith("mem") else cfg.task]
+    key = paper.experiment_task(cfg.task)
+    if key not in cfg.budgets:
+      raise ConfigError(f"--config.task={cfg.task} has no budget: pass --config.max_updates")
+    cfg.max_updates = cfg.budgets[key]
   if cfg.generalization_runs not in ("solved", "all"):
     raise ValueError(
       f"generalization_runs must be 'solved' or 'all', not {cfg.generalization_runs!r}"

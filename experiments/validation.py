@@ -294,7 +294,7 @@ def _pathological_budget(c) -> Iterable[str]:
   # With max_updates left None the task's entry of `budgets` is the budget.
   if c.max_updates is not None or c.task not in _PATHOLOGICAL_TASKS:
     return
-  key = "memorization" if c.task.startswith("memorization") else c.task
+  key = paper.experiment_task(c.task)
   if key in c.budgets and c.budgets[key] % c.chunk_size:
     yield (
       f"--config.budgets.{key}={c.budgets[key]} must be a multiple of {_flag('chunk_size', c)}"
@@ -303,9 +303,14 @@ def _pathological_budget(c) -> Iterable[str]:
 
 # --- the tables -----------------------------------------------------------------------
 
+# Every registered task runs in experiments.pathological; the paper's come first, with
+# memorization standing for its two variants.
 _PATHOLOGICAL_TASKS = tuple(
-  dict.fromkeys(v for t in paper.PATHOLOGICAL_TASKS for v in (t, *paper.variants(t)))
+  dict.fromkeys(
+    v for t in (*paper.PATHOLOGICAL_TASKS, *tasks.TASKS) for v in (t, *paper.variants(t))
+  )
 )
+_BUDGET_KEYS = tuple(dict.fromkeys(map(paper.experiment_task, _PATHOLOGICAL_TASKS)))
 _NATURAL_ALGORITHMS = natural.ALGORITHMS  # the algorithms of §4.2's tables
 _COUNT = integer(0)  # how many (0: none, or all where the field says so)
 _SIZE = integer(1)
@@ -406,7 +411,7 @@ BINARIES: dict[str, Schema] = {
       "task": one_of(_PATHOLOGICAL_TASKS),
       "train_lengths": sequence(_SIZE, length=2),
       "memorization_lengths": sequence(_SIZE, unique=True),
-      "budgets": mapping(tuple(paper.PATHOLOGICAL_TASKS), _SIZE),
+      "budgets": mapping(_BUDGET_KEYS, _SIZE),
       "generalization_lengths": sequence(_SIZE, unique=True),
       "generalization_size": _SIZE,
       "generalization_runs": one_of(("solved", "all")),

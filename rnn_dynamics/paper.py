@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from rnn_dynamics import tasks
+
 __all__ = [
   "FIGURE7",
   "ONE_MODEL",
@@ -28,6 +30,7 @@ __all__ = [
   "Figure7Setup",
   "OneModelSetup",
   "PaperSetup",
+  "experiment_task",
   "pathological_setup",
   "variants",
 ]
@@ -117,7 +120,7 @@ PATHOLOGICAL: dict[str, PaperSetup] = {
 """Published set-ups by experiment task name (both memorization variants share one)."""
 
 PATHOLOGICAL_TASKS: tuple[str, ...] = tuple(PATHOLOGICAL)
-"""Task names `experiments/pathological.py` accepts (plus the two memorization variants)."""
+"""Task names with a published set-up (plus the two memorization variants)."""
 
 _VARIANTS = {"memorization": ("memorization_5bit", "memorization_20bit")}
 
@@ -126,23 +129,31 @@ def variants(task: str) -> tuple[str, ...]:
   """Registry task names (`rnn_dynamics.tasks.TASKS`) a pathological task stands for.
 
   `memorization` runs both published variants; `memorization_5bit` or
-  `memorization_20bit` runs one.
+  `memorization_20bit` runs one; any other registered task stands for itself, whether
+  the paper has it or not (`pathological_setup` tells).
 
   Raises:
     ValueError: `task` is none of them.
   """
   if task in _VARIANTS:
     return _VARIANTS[task]
-  if task in PATHOLOGICAL or task in _VARIANTS["memorization"]:
+  if task in PATHOLOGICAL or task in tasks.TASKS:
     return (task,)
-  valid = ", ".join(PATHOLOGICAL_TASKS + _VARIANTS["memorization"])
+  valid = ", ".join(dict.fromkeys(PATHOLOGICAL_TASKS + _VARIANTS["memorization"] + tasks.TASKS))
   raise ValueError(f"unknown pathological task {task!r}; choose one of {valid}")
 
 
-def pathological_setup(task: str) -> PaperSetup:
-  """The published set-up of a pathological task or of one of its variants."""
+def experiment_task(task: str) -> str:
+  """The experiment task name a task or variant belongs to (`memorization` for both
+  variants): its key in `PATHOLOGICAL` and in the pathological config's `budgets`."""
+  return "memorization" if task.startswith("memorization") else task
+
+
+def pathological_setup(task: str) -> PaperSetup | None:
+  """The published set-up of a pathological task or of one of its variants; None for a
+  registered task the paper does not have (its set-up then comes from the config)."""
   variants(task)  # validates
-  return PATHOLOGICAL["memorization" if task.startswith("memorization") else task]
+  return PATHOLOGICAL.get(experiment_task(task))
 
 
 TABLE1: dict[str, dict[str, dict[str, float]]] = {

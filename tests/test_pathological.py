@@ -14,9 +14,10 @@ import jax
 import pytest
 
 from experiments import pathological as experiment
-from experiments import pathological_summary
+from experiments import pathological_summary, validation
 from experiments.configs import pathological as configs
-from rnn_dynamics import generalization, paper, stats, sweep
+from rnn_dynamics import generalization, paper, stats, sweep, tasks
+from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import WorkdirConfigMismatch
@@ -166,6 +167,37 @@ def test_groups_memorization_one_model_per_gap_length():
   assert names == [f"memorization_{b}_T{t}" for b in ("5bit", "20bit") for t in (50, 100, 150, 200)]
   cfg = experiment.resolve(_with_task(configs.get_config("paper"), "addition"))
   assert experiment.groups(cfg) == [("addition", "addition", 50, 200)]
+
+
+def test_a_registered_task_the_paper_lacks_takes_its_setup_from_the_config(monkeypatch):
+  # A task added to the registry runs here with no entry in `paper`: the binary's task
+  # list and the budgets' keys come from `tasks.TASKS`, the set-up from the config.
+  name = "temporal_order_text"  # the paper text's windows: registered for this test only
+  monkeypatch.setitem(tasks._FACTORIES, name, lambda: tasks.temporal_order((1, 4), name=name))
+  monkeypatch.setattr(tasks, "TASKS", (*tasks.TASKS, name))
+  assert paper.variants(name) == (name,) and paper.pathological_setup(name) is None
+  config = _with_task(configs.get_config("test"), name)
+  flags = "--config.init, --config.lr, --config.alpha, --config.clip"
+  with pytest.raises(ConfigError, match=f"no published set-up .*: pass {flags}"):
+    experiment.resolve(config)
+  config.init, config.lr, config.alpha, config.clip = "basic_tanh", 0.01, 2.0, 6.0
+  cfg = experiment.resolve(config)
+  assert (cfg.n_hidden, cfg.lr, cfg.elementwise_clip, cfg.max_updates) == (8, 0.01, 6.0, 100)
+  assert "Paper (docs/reference.md §4): not one of the paper's tasks." in (
+    pathological._table_markdown(cfg, [])
+  )
+  config.max_updates = None
+  with pytest.raises(ConfigError, match="no budget: pass --config.max_updates"):
+    experiment.resolve(config)
+  config.budgets[name] = 200
+  assert experiment.resolve(config).max_updates == 200
+
+
+def test_validation_accepts_every_registered_task():
+  rules = validation.rules("pathological")
+  for name in tasks.TASKS:
+    assert rules["task"](name) is None
+    assert rules["budgets"]({paper.experiment_task(name): 100}) is None
 
 
 def test_unknown_task_is_a_clear_error():

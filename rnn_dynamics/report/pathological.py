@@ -234,7 +234,7 @@ def summary_table(
       if short:
         text += f"{'; ' if text else ''}{short} of {len(cr)} at ≥ 1% already at the shortest"
       row["sgd_cr_generalizes_to"] = text
-      row["paper"] = published.reported
+      row["paper"] = published.reported if published else _NOT_IN_PAPER
       out.append(row)
   return out, algs
 
@@ -349,13 +349,17 @@ def write_report(
     plots.save_figure(fig, workdir.path / "generalization")
 
 
+_NOT_IN_PAPER = "not one of the paper's tasks"
+
+
 def _table_markdown(cfg, table: list[dict]) -> str:
+  published = paper.pathological_setup(cfg.task)
   head = (
     f"**{cfg.task}** ({cfg.preset} preset): {cfg.n_hidden} hidden, {cfg.init}, lr {cfg.lr:g}, "
     f"α {cfg.alpha:g}, clip {cfg.clip:g} (element-wise {cfg.elementwise_clip:g}), "
     f"≤{cfg.max_updates:,} updates, success = error < {cfg.success_error:.0%} on "
     f"{cfg.eval_size:,} fresh sequences.\n"
-    f"Paper (docs/reference.md §4): {paper.pathological_setup(cfg.task).reported}.\n\n"
+    f"Paper (docs/reference.md §4): {published.reported if published else _NOT_IN_PAPER}.\n\n"
   )
   return head + markdown(table, headers=_HEADERS)
 
