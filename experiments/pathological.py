@@ -27,6 +27,7 @@ import ml_collections
 from absl import app, logging
 
 from experiments import cli, validation
+from experiments.configs import pathological as configs
 from rnn_dynamics import generalization, paper, results, runs, sweep, train
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import pathological
@@ -38,11 +39,12 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config with every field left None set to the task's published value.
 
   A registered task the paper does not have (`paper.pathological_setup` is None) takes
-  its set-up from the config: every one of those fields must then be given.
+  its entry in `configs.pathological.SETUPS`; without one, every field must be given.
   """
   cfg = config.copy_and_resolve_references()
-  published = paper.pathological_setup(cfg.task)
   fields = ("n_hidden", "init", "lr", "alpha", "clip")
+  published = paper.pathological_setup(cfg.task)
+  published = published._asdict() if published else configs.SETUPS.get(cfg.task)
   if published is None and (missing := [f for f in fields if cfg[f] is None]):
     flags = ", ".join(f"--config.{f}" for f in missing)
     raise ConfigError(
@@ -50,7 +52,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
   for field in fields:
     if cfg[field] is None:
-      cfg[field] = getattr(published, field)
+      cfg[field] = published[field]
   if cfg.elementwise_clip is None:
     cfg.elementwise_clip = cfg.clip
   if cfg.max_updates is None:

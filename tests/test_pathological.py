@@ -191,6 +191,13 @@ def test_a_registered_task_the_paper_lacks_takes_its_setup_from_the_config(monke
     experiment.resolve(config)
   config.budgets[name] = 200
   assert experiment.resolve(config).max_updates == 200
+  # An entry in the config module's SETUPS fills the fields left None, as the paper's do.
+  setup = dict(n_hidden=16, init="smart_tanh", lr=0.001, alpha=1.0, clip=3.0)
+  monkeypatch.setitem(configs.SETUPS, name, setup)
+  config = _with_task(configs.get_config("cpu"), name)
+  config.max_updates = 1000
+  cfg = experiment.resolve(config)
+  assert {f: cfg[f] for f in setup} == setup and cfg.elementwise_clip == 3.0
 
 
 def test_validation_accepts_every_registered_task():
