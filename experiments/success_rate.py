@@ -110,7 +110,7 @@ def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
     rows,
     inits=config.inits,
     algorithms=config.algorithms,
-    title=f"temporal order, {config.n_hidden} hidden, ≤{config.max_updates:,} updates, "
+    title=f"{config.task.replace('_', ' ')}, {config.n_hidden} hidden, ≤{config.max_updates:,} updates, "
     f"{config.seeds} seeds",
   )
   plots.save_figure(fig, workdir.path / "success_rate")

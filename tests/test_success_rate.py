@@ -266,3 +266,26 @@ def test_sigint_finishes_the_chunk_checkpoints_exits_130_and_resumes_identically
   assert run.second.returncode == 0, run.second.stderr[-3000:]
   assert re.search(r"T1[02]: resumed from chunk \d", run.second.stderr), run.second.stderr[-3000:]
   same_results(workdir, cli(1)[0])
+
+
+def test_figure_title_names_the_configured_task(binary, monkeypatch, tmp_path):
+  # `--config.task` takes any registered task; the figure says which one ran.
+  success_rate, configs = binary
+  from rnn_dynamics import plots
+
+  titles = []
+  monkeypatch.setattr(plots, "success_rate_figure", lambda rows, **kw: titles.append(kw["title"]))
+  monkeypatch.setattr(plots, "updates_to_solve_figure", lambda rows, **kw: None)
+  monkeypatch.setattr(plots, "save_figure", lambda fig, path: None)
+
+  class FakeWorkdir:
+    path = tmp_path
+
+    def write_table(self, rows):
+      pass
+
+  for task, says in (("temporal_order", "temporal order, "), ("addition", "addition, ")):
+    config = configs.get_config("test")
+    config.task = task
+    success_rate._write_outputs(FakeWorkdir(), config, [])
+    assert titles[-1].startswith(says)
