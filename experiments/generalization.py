@@ -65,26 +65,8 @@ def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[di
     ),
     hparams=lambda alg: _hparams(config),
   )
-  logging.info(
-    "%s: %d runs on lengths [%d, %d) on %d device(s)",
-    GROUP,
-    len(grid),
-    config.min_length,
-    config.max_length,
-    jax.device_count(),
-  )
-  result = sweep.run_group(
-    train.make_train(config),
-    config,
-    labels=grid.labels,
-    hparams=grid.hparams,
-    keys=grid.keys,
-    checkpoint_dir=workdir.checkpoint_dir(GROUP),
-    name=f"train [{config.min_length}, {config.max_length})",
-  )
-  workdir.save_group(GROUP, result)
-  logging.info("%s: trained in %.0f s", GROUP, result.wall_s)
-  return result.rows
+  name = f"train [{config.min_length}, {config.max_length})"
+  return sweep.run_in_workdir(workdir, GROUP, config, grid, name=name).rows
 
 
 def evaluate_lengths(

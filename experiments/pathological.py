@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import jax
 import ml_collections
 from absl import app, logging
 
@@ -99,7 +98,6 @@ def _hparams(cfg, algorithm: str) -> train.HParams:
 
 
 def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
-  trainer = train.make_train(gcfg)
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
     gcfg.algorithms,
@@ -114,19 +112,7 @@ def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
     ),
     hparams=lambda alg: _hparams(gcfg, alg),
   )
-  logging.info("%s: %d runs on %d device(s)", name, len(grid), jax.device_count())
-  result = sweep.run_group(
-    trainer,
-    gcfg,
-    labels=grid.labels,
-    hparams=grid.hparams,
-    keys=grid.keys,
-    checkpoint_dir=workdir.checkpoint_dir(group),
-    name=name,
-  )
-  workdir.save_group(group, result)
-  logging.info("%s: trained in %.0f s", name, result.wall_s)
-  return result.rows
+  return sweep.run_in_workdir(workdir, group, gcfg, grid, name=name).rows
 
 
 def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> list[dict]:
