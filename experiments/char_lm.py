@@ -158,15 +158,14 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   vocab_size = len(data["vocab"])
   baseline = natural.unigram_baseline(data["train"], data["test"], vocab_size)
   task = natural.text_task(config.dataset, vocab_size, int(config.target_offset))
-  res = natural.fit(
+  res, md = natural.fit_in_workdir(
+    workdir,
     config,
     task,
     data,
     columns(config),
-    checkpoint_dir=workdir.checkpoint_dir("train"),
-    on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
+    lambda r: write_outputs(workdir, config, r, baseline),
   )
-  md = write_outputs(workdir, config, res, baseline)
   write_samples(workdir, config, res, data)
   return res, md
 

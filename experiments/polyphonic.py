@@ -143,15 +143,14 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   )
   baseline = natural.frequency_baseline(data["train"], data["test"])
   task = natural.music_task(config.dataset)
-  res = natural.fit(
+  res, md = natural.fit_in_workdir(
+    workdir,
     config,
     task,
     data,
     columns(config),
-    checkpoint_dir=workdir.checkpoint_dir("train"),
-    on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
+    lambda r: write_outputs(workdir, config, r, baseline),
   )
-  md = write_outputs(workdir, config, res, baseline)
   write_predictions(workdir, config, res, data["test"])
   return res, md
 
