@@ -24,7 +24,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import char_lm as char_lm_config
@@ -171,13 +171,10 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/chars")
-  _, md = run(validation.validate(_CONFIG.value, "char_lm"), _WORKDIR.value)
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/chars")
+  _, md = run(validation.validate(_CONFIG.value, "char_lm"), workdir)
   print(md)
-  print(f"results: {_WORKDIR.value}/table.md, history: {_WORKDIR.value}/history.csv")
+  print(f"results: {workdir}/table.md, history: {workdir}/history.csv")
 
 
 if __name__ == "__main__":

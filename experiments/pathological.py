@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import ml_collections
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import generalization, paper, results, runs, sweep, train
@@ -147,12 +147,9 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/pathological/addition")
-  run(validation.validate(_CONFIG.value, "pathological"), _WORKDIR.value)
-  path = Path(_WORKDIR.value)
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/pathological/addition")
+  run(validation.validate(_CONFIG.value, "pathological"), workdir)
+  path = Path(workdir)
   print((path / "table.md").read_text())
   print(
     f"tables: {path}/table.md, {path}/generalization_table.md; figure: {path}/generalization.png"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import plots, runs, stats, sweep, train
@@ -114,16 +114,13 @@ def _summary(rows: list[dict], config) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/fig7")
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/fig7")
   config = validation.validate(_CONFIG.value, "success_rate")
-  rows = run(config, _WORKDIR.value)
+  rows = run(config, workdir)
   print(_summary(rows, config))
   print(
-    f"results: {_WORKDIR.value}/results.csv, figures: {_WORKDIR.value}/success_rate.png, "
-    f"{_WORKDIR.value}/updates_to_solve.png"
+    f"results: {workdir}/results.csv, figures: {workdir}/success_rate.png, "
+    f"{workdir}/updates_to_solve.png"
   )
 
 

@@ -13,7 +13,7 @@ axis) go to --workdir; re-running with the same --workdir resumes an interrupted
 
 from __future__ import annotations
 
-from absl import app, logging
+from absl import logging
 
 from experiments import cli
 from rnn_dynamics import plots, results, sweep, threshold_grid
@@ -61,15 +61,12 @@ def _write_outputs(workdir: Workdir, config, rows, traces) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/threshold_grid")
-  text = run(_CONFIG.value, _WORKDIR.value)
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/threshold_grid")
+  text = run(_CONFIG.value, workdir)
   print(text)
   print(
-    f"table: {_WORKDIR.value}/table.csv, figures: {_WORKDIR.value}/success_heatmap.png, "
-    f"{_WORKDIR.value}/updates_heatmap.png"
+    f"table: {workdir}/table.csv, figures: {workdir}/success_heatmap.png, "
+    f"{workdir}/updates_heatmap.png"
   )
 
 
