@@ -27,6 +27,7 @@ and length range; any mix of seeds, learning rates, thresholds, α and initialis
 stop), the machinery it shares with the natural tasks' trainer: `_Group.__init__` (init
 or resume), `_Group.advance` (one chunk, the screen, the full test of candidates,
 compaction) and `_Group.finish` (the final test of unsolved runs, the rows).
+`run_in_workdir` is how a binary trains one group of its workdir with it.
 
 References:
   Pascanu, Mikolov & Bengio (2013), ICML, §4.1.1 (success criterion).
