@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import plots, results, rnn
@@ -335,15 +335,12 @@ def _figure(config, history: dict, arrays: dict, picture):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/attractors")
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/attractors")
   start = time.time()
   config = validation.validate(_CONFIG.value, "attractors")
-  make_folder(_WORKDIR.value)
-  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
-  s = run(config, _WORKDIR.value)
+  make_folder(workdir)
+  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
+  s = run(config, workdir)
   logging.info("done in %.1f s", time.time() - start)
   print(f"eval error {s['eval_error']:.3f}, ρ = {s['spectral_radius']:.3f}")
   if "curvature" in s:
@@ -362,7 +359,7 @@ def main(argv):
       f"{f['first_symbol_centroid_acc_after_20_steps']:.3f} / "
       f"{f['first_symbol_centroid_acc_after_flow']:.3f}"
     )
-  print(f"figure: {_WORKDIR.value}/attractors.png")
+  print(f"figure: {workdir}/attractors.png")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import time
 
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import plots, results, rnn
@@ -96,21 +96,18 @@ def run(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/bifurcation")
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/bifurcation")
   start = time.time()
   config = validation.validate(_CONFIG.value, "bifurcation")
-  make_folder(_WORKDIR.value)
-  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
-  summary = run(config, _WORKDIR.value)
+  make_folder(workdir)
+  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
+  summary = run(config, workdir)
   logging.info("done in %.1f s", time.time() - start)
   print(
     f"b1 = {summary['b1']:.6f} (x = {summary['x1']:.6f}), "
     f"b2 = {summary['b2']:.6f} (x = {summary['x2']:.6f})"
   )
-  print(f"figure: {_WORKDIR.value}/bifurcation.png")
+  print(f"figure: {workdir}/bifurcation.png")
 
 
 if __name__ == "__main__":

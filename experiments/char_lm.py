@@ -24,7 +24,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import char_lm as char_lm_config
@@ -158,27 +158,23 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   vocab_size = len(data["vocab"])
   baseline = natural.unigram_baseline(data["train"], data["test"], vocab_size)
   task = natural.text_task(config.dataset, vocab_size, int(config.target_offset))
-  res = natural.fit(
+  res, md = natural.fit_in_workdir(
+    workdir,
     config,
     task,
     data,
     columns(config),
-    checkpoint_dir=workdir.checkpoint_dir("train"),
-    on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
+    lambda r: write_outputs(workdir, config, r, baseline),
   )
-  md = write_outputs(workdir, config, res, baseline)
   write_samples(workdir, config, res, data)
   return res, md
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/chars")
-  _, md = run(validation.validate(_CONFIG.value, "char_lm"), _WORKDIR.value)
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/chars")
+  _, md = run(validation.validate(_CONFIG.value, "char_lm"), workdir)
   print(md)
-  print(f"results: {_WORKDIR.value}/table.md, history: {_WORKDIR.value}/history.csv")
+  print(f"results: {workdir}/table.md, history: {workdir}/history.csv")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,14 @@ from experiments import runtime
 from rnn_dynamics.errors import UserError
 from rnn_dynamics.runs import stop
 
-__all__ = ["INTERRUPTED", "TRACEBACK_ENV", "define_config", "define_workdir", "run"]
+__all__ = [
+  "INTERRUPTED",
+  "TRACEBACK_ENV",
+  "define_config",
+  "define_workdir",
+  "require_workdir",
+  "run",
+]
 
 TRACEBACK_ENV = "RNN_DYNAMICS_TRACEBACK"
 _USAGE = 2
@@ -89,6 +96,16 @@ def define_config(default: str) -> flags.FlagHolder:
 def define_workdir(what: str = "results, checkpoints and figures") -> flags.FlagHolder:
   """The `--workdir` flag: the folder an experiment writes to (and resumes from)."""
   return flags.DEFINE_string("workdir", None, f"Folder for {what}.")
+
+
+def require_workdir(argv: list[str], workdir: flags.FlagHolder, example: str) -> str:
+  """The `--workdir` a binary's `main` was given; a usage error if there is none (the
+  message suggests `--workdir=<example>`) or if arguments other than flags are left."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not workdir.value:
+    raise app.UsageError(f"--workdir is required, e.g. --workdir={example}")
+  return workdir.value
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import plots, results
@@ -138,15 +138,12 @@ def _random_starts(config, setup) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/cliff")
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/cliff")
   start = time.time()
   config = validation.validate(_CONFIG.value, "cliff")
-  make_folder(_WORKDIR.value)
-  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
-  s = run(config, _WORKDIR.value)
+  make_folder(workdir)
+  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
+  s = run(config, workdir)
   logging.info("done in %.1f s", time.time() - start)
   c = s["curvature"]
   print(
@@ -165,7 +162,7 @@ def main(argv):
     f"{r['n']} random starts below the wall: solved (E < threshold) plain "
     f"{r['solved_plain']:.0%}, clipped {r['solved_clipped']:.0%}"
   )
-  print(f"figure: {_WORKDIR.value}/cliff.png")
+  print(f"figure: {workdir}/cliff.png")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import generalization, plots, results, rnn, runs, sweep, train
@@ -65,26 +65,8 @@ def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[di
     ),
     hparams=lambda alg: _hparams(config),
   )
-  logging.info(
-    "%s: %d runs on lengths [%d, %d) on %d device(s)",
-    GROUP,
-    len(grid),
-    config.min_length,
-    config.max_length,
-    jax.device_count(),
-  )
-  result = sweep.run_group(
-    train.make_train(config),
-    config,
-    labels=grid.labels,
-    hparams=grid.hparams,
-    keys=grid.keys,
-    checkpoint_dir=workdir.checkpoint_dir(GROUP),
-    name=f"train [{config.min_length}, {config.max_length})",
-  )
-  workdir.save_group(GROUP, result)
-  logging.info("%s: trained in %.0f s", GROUP, result.wall_s)
-  return result.rows
+  name = f"train [{config.min_length}, {config.max_length})"
+  return sweep.run_in_workdir(workdir, GROUP, config, grid, name=name).rows
 
 
 def evaluate_lengths(
@@ -185,15 +167,12 @@ def _summary(train_rows: list[dict], rows: list[dict]) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/generalization")
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/generalization")
   t0 = time.time()
-  train_rows, rows = run(validation.validate(_CONFIG.value, "generalization"), _WORKDIR.value)
+  train_rows, rows = run(validation.validate(_CONFIG.value, "generalization"), workdir)
   print(_summary(train_rows, rows))
   print(
-    f"table: {_WORKDIR.value}/{TABLE}.csv, figure: {_WORKDIR.value}/{TABLE}.png "
+    f"table: {workdir}/{TABLE}.csv, figure: {workdir}/{TABLE}.png "
     f"({time.time() - t0:.0f} s in this process)"
   )
 

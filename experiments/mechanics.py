@@ -19,7 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import plots, results, rnn
@@ -98,22 +98,19 @@ def run(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/mechanics")
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/mechanics")
   start = time.time()
   config = validation.validate(_CONFIG.value, "mechanics")
-  make_folder(_WORKDIR.value)
-  results.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict(), sort_keys=True)
-  summary = run(config, _WORKDIR.value)
+  make_folder(workdir)
+  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
+  summary = run(config, workdir)
   logging.info("done in %.1f s", time.time() - start)
   for kind, s in summary.items():
     print(
       f"{kind:8s} ρ < 1/γ = {s['threshold_rho']:g}: max per-step rate "
       f"{s['max_rate_below_threshold']:.3f}; above: {s['max_rate_above_threshold']:.3f}"
     )
-  print(f"figure: {_WORKDIR.value}/mechanics.png")
+  print(f"figure: {workdir}/mechanics.png")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import jax
 import ml_collections
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import pathological as configs
@@ -115,7 +114,6 @@ def _hparams(cfg, algorithm: str) -> train.HParams:
 
 
 def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
-  trainer = train.make_train(gcfg)
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
     gcfg.algorithms,
@@ -130,19 +128,7 @@ def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
     ),
     hparams=lambda alg: _hparams(gcfg, alg),
   )
-  logging.info("%s: %d runs on %d device(s)", name, len(grid), jax.device_count())
-  result = sweep.run_group(
-    trainer,
-    gcfg,
-    labels=grid.labels,
-    hparams=grid.hparams,
-    keys=grid.keys,
-    checkpoint_dir=workdir.checkpoint_dir(group),
-    name=name,
-  )
-  workdir.save_group(group, result)
-  logging.info("%s: trained in %.0f s", name, result.wall_s)
-  return result.rows
+  return sweep.run_in_workdir(workdir, group, gcfg, grid, name=name).rows
 
 
 def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> list[dict]:
@@ -177,12 +163,9 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/pathological/addition")
-  run(validation.validate(_CONFIG.value, "pathological"), _WORKDIR.value)
-  path = Path(_WORKDIR.value)
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/pathological/addition")
+  run(validation.validate(_CONFIG.value, "pathological"), workdir)
+  path = Path(workdir)
   print((path / "table.md").read_text())
   print(
     f"tables: {path}/table.md, {path}/generalization_table.md; figure: {path}/generalization.png"

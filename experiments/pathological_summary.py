@@ -33,23 +33,12 @@ _HEADERS = {
 def summarize(workdirs: Sequence[str | Path], out: str | Path) -> str:
   """Builds the summary of `workdirs`, writes it under `out`, returns its Markdown."""
   loaded = [pathological.load_workdir(w) for w in workdirs]
-  rows, algs = pathological.summary_table(loaded, ("sgd_c", "sgd_elementwise", "sgd_cr"))
-  columns = [
-    "task",
-    "preset",
-    "setup",
-    "lengths",
-    "max_updates",
-    *algs,
-    "sgd_cr_updates_median",
-    "sgd_cr_generalizes_to",
-    "paper",
-  ]
+  rows, algs = pathological.summary_table(loaded, pathological.ALGORITHMS)
   text = (
     "Seeds solved (error < 1% on fresh sequences) per algorithm, with the 95 % "
     "Clopper–Pearson interval of the success rate; one model per run for all training "
     "lengths (memorization: one per gap length, counted together).\n\n"
-    + pathological.markdown(rows, columns, _HEADERS)
+    + pathological.markdown(rows, pathological.summary_columns(algs), _HEADERS)
   )
   out = make_folder(out)
   results.write_results(out / "summary", rows)

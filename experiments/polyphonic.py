@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import polyphonic as polyphonic_config
@@ -143,27 +143,23 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   )
   baseline = natural.frequency_baseline(data["train"], data["test"])
   task = natural.music_task(config.dataset)
-  res = natural.fit(
+  res, md = natural.fit_in_workdir(
+    workdir,
     config,
     task,
     data,
     columns(config),
-    checkpoint_dir=workdir.checkpoint_dir("train"),
-    on_epoch=lambda r: write_outputs(workdir, config, r, baseline),
+    lambda r: write_outputs(workdir, config, r, baseline),
   )
-  md = write_outputs(workdir, config, res, baseline)
   write_predictions(workdir, config, res, data["test"])
   return res, md
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/music")
-  _, md = run(validation.validate(_CONFIG.value, "polyphonic"), _WORKDIR.value)
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/music")
+  _, md = run(validation.validate(_CONFIG.value, "polyphonic"), workdir)
   print(md)
-  print(f"results: {_WORKDIR.value}/table.md, history: {_WORKDIR.value}/history.csv")
+  print(f"results: {workdir}/table.md, history: {workdir}/history.csv")
 
 
 if __name__ == "__main__":

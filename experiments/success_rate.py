@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import time
 
-import jax
 import numpy as np
-from absl import app, logging
+from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import plots, runs, stats, sweep, train
@@ -70,7 +69,6 @@ def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, bu
   cfg.min_length = cfg.max_length = int(length)
   if budget is not None:
     cfg.max_updates = int(budget)
-  trainer = train.make_train(cfg)
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
     [(init, alg) for init in cfg.inits for alg in algorithms],
@@ -83,25 +81,7 @@ def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, bu
       cell[1], lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=cell[0]
     ),
   )
-  logging.info(
-    "%s: %d runs on %d device(s), up to %d updates each",
-    group,
-    len(grid),
-    jax.device_count(),
-    cfg.max_updates,
-  )
-  result = sweep.run_group(
-    trainer,
-    cfg,
-    labels=grid.labels,
-    hparams=grid.hparams,
-    keys=grid.keys,
-    checkpoint_dir=workdir.checkpoint_dir(group),
-    name=group,
-  )
-  workdir.save_group(group, result)
-  logging.info("%s: finished in %.0f s", group, result.wall_s)
-  return result.rows
+  return sweep.run_in_workdir(workdir, group, cfg, grid).rows
 
 
 def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
@@ -134,16 +114,13 @@ def _summary(rows: list[dict], config) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/fig7")
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/fig7")
   config = validation.validate(_CONFIG.value, "success_rate")
-  rows = run(config, _WORKDIR.value)
+  rows = run(config, workdir)
   print(_summary(rows, config))
   print(
-    f"results: {_WORKDIR.value}/results.csv, figures: {_WORKDIR.value}/success_rate.png, "
-    f"{_WORKDIR.value}/updates_to_solve.png"
+    f"results: {workdir}/results.csv, figures: {workdir}/success_rate.png, "
+    f"{workdir}/updates_to_solve.png"
   )
 
 

@@ -13,11 +13,10 @@ axis) go to --workdir; re-running with the same --workdir resumes an interrupted
 
 from __future__ import annotations
 
-import jax
-from absl import app, logging
+from absl import logging
 
 from experiments import cli
-from rnn_dynamics import plots, results, sweep, threshold_grid, train
+from rnn_dynamics import plots, results, sweep, threshold_grid
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "grid"
@@ -32,20 +31,8 @@ def run(config, workdir_path: str) -> str:
   else:
     cfg = config.copy_and_resolve_references()
     # Runs with the same seed share initial weights and data in every cell (paired).
-    grid = threshold_grid.grid_runs(cfg)
-    logging.info("%s: %d runs on %d device(s)", GROUP, len(grid), jax.device_count())
-    result = sweep.run_group(
-      train.make_train(cfg),
-      cfg,
-      labels=grid.labels,
-      hparams=grid.hparams,
-      keys=grid.keys,
-      checkpoint_dir=workdir.checkpoint_dir(GROUP),
-      name=GROUP,
-    )
-    workdir.save_group(GROUP, result)
+    result = sweep.run_in_workdir(workdir, GROUP, cfg, threshold_grid.grid_runs(cfg))
     rows, traces = result.rows, result.traces
-    logging.info("%s: finished in %.0f s", GROUP, result.wall_s)
   return _write_outputs(workdir, config, rows, traces)
 
 
@@ -74,15 +61,12 @@ def _write_outputs(workdir: Workdir, config, rows, traces) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required, e.g. --workdir=runs/threshold_grid")
-  text = run(_CONFIG.value, _WORKDIR.value)
+  workdir = cli.require_workdir(argv, _WORKDIR, "runs/threshold_grid")
+  text = run(_CONFIG.value, workdir)
   print(text)
   print(
-    f"table: {_WORKDIR.value}/table.csv, figures: {_WORKDIR.value}/success_heatmap.png, "
-    f"{_WORKDIR.value}/updates_heatmap.png"
+    f"table: {workdir}/table.csv, figures: {workdir}/success_heatmap.png, "
+    f"{workdir}/updates_heatmap.png"
   )
 
 

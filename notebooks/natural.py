@@ -132,6 +132,16 @@ def optimisation_traces(run: dict):
   return fig
 
 
+def show_table(workdir: Workdir) -> None:
+  """A table's Markdown, then its learning curves and optimisation traces."""
+  run = load(workdir)
+  display(Markdown(run["table"]))
+  learning_curves(run, f"{run['summary']['name']}: learning curves (vertical: best valid)")
+  plt.show()
+  optimisation_traces(run)
+  plt.show()
+
+
 # %% [markdown]
 # ## Table 1 — polyphonic music (NLL per time step, lower is better)
 #
@@ -142,12 +152,7 @@ def optimisation_traces(run: dict):
 
 # %%
 if MUSIC is not None:
-  music = load(MUSIC)
-  display(Markdown(music["table"]))
-  learning_curves(music, f"{music['summary']['name']}: learning curves (vertical: best valid)")
-  plt.show()
-  optimisation_traces(music)
-  plt.show()
+  show_table(MUSIC)
 else:
   print("no music workdir: run `python -m experiments.polyphonic --workdir=runs/music`")
 
@@ -194,12 +199,7 @@ if MUSIC is not None and MUSIC.exists("predictions.npz"):
 
 # %%
 if TEXT is not None:
-  text = load(TEXT)
-  display(Markdown(text["table"]))
-  learning_curves(text, f"{text['summary']['name']}: learning curves (vertical: best valid)")
-  plt.show()
-  optimisation_traces(text)
-  plt.show()
+  show_table(TEXT)
   if TEXT.exists("samples.json"):
     samples = TEXT.read_json("samples.json")
     print("prime:", samples.pop("prime")[-100:].replace("\n", " / "))

@@ -65,27 +65,10 @@ if not workdirs:
 # number for number.
 
 # %%
-ALGS = ("sgd_c", "sgd_elementwise", "sgd_cr")
+ALGS = pathological.ALGORITHMS
 summary, algs = pathological.summary_table(workdirs, ALGS)
 if summary:
-  display(
-    Markdown(
-      pathological.markdown(
-        summary,
-        [
-          "task",
-          "preset",
-          "setup",
-          "lengths",
-          "max_updates",
-          *algs,
-          "sgd_cr_updates_median",
-          "sgd_cr_generalizes_to",
-          "paper",
-        ],
-      )
-    )
-  )
+  display(Markdown(pathological.markdown(summary, pathological.summary_columns(algs))))
 
 # %% [markdown]
 # ## 2. Per task: success rate, updates to solve, test error

@@ -27,6 +27,7 @@ and length range; any mix of seeds, learning rates, thresholds, α and initialis
 stop), the machinery it shares with the natural tasks' trainer: `_Group.__init__` (init
 or resume), `_Group.advance` (one chunk, the screen, the full test of candidates,
 compaction) and `_Group.finish` (the final test of unsolved runs, the rows).
+`run_in_workdir` is how a binary trains one group of its workdir with it.
 
 References:
   Pascanu, Mikolov & Bengio (2013), ICML, §4.1.1 (success criterion).
@@ -38,7 +39,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +53,10 @@ from rnn_dynamics.runs import checkpoint, stop
 from rnn_dynamics.runs.progress import format_duration
 from rnn_dynamics.train import HParams, RunState, Trainer
 
-__all__ = ["GroupResult", "TRACE_FIELDS", "run_group"]
+if TYPE_CHECKING:
+  from rnn_dynamics.workdir import Workdir
+
+__all__ = ["GroupResult", "TRACE_FIELDS", "run_group", "run_in_workdir"]
 
 # Per-chunk summaries kept for every run (the "traces").
 TRACE_FIELDS = (
@@ -249,6 +253,47 @@ def run_group(
       group.interrupted()
       raise
   return group.finish()
+
+
+def run_in_workdir(
+  workdir: Workdir,
+  group: str,
+  config: ml_collections.ConfigDict,
+  grid: runs.Grid,
+  *,
+  name: str | None = None,
+) -> GroupResult:
+  """`run_group` for `grid`'s runs as the workdir's `group`, as every sweep binary trains
+  one: checkpointed there while it trains (a rerun resumes) and saved there once every
+  run is decided.
+
+  Args:
+    workdir: the experiment's workdir (`Workdir(path, config)`).
+    group: the group's name in the workdir.
+    config: the group's config (`make_train`'s and `run_group`'s fields).
+    grid: the runs (`runs.grid`: labels, stacked hparams, paired keys).
+    name: shown in log and progress lines (default: `group`).
+  """
+  name = name or group
+  logging.info(
+    "%s: %d runs on %d device(s), up to %d updates each",
+    name,
+    len(grid),
+    jax.device_count(),
+    config.max_updates,
+  )
+  result = run_group(
+    train_lib.make_train(config),
+    config,
+    labels=grid.labels,
+    hparams=grid.hparams,
+    keys=grid.keys,
+    checkpoint_dir=workdir.checkpoint_dir(group),
+    name=name,
+  )
+  workdir.save_group(group, result)
+  logging.info("%s: finished in %.0f s", name, result.wall_s)
+  return result
 
 
 class _Group:

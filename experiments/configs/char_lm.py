@@ -18,6 +18,8 @@ value for the task unless given on the command line.
 import ml_collections
 from ml_collections import config_dict
 
+from experiments.configs import fields
+
 # Learning rates per column and the α schedule (docs/reference.md §4, supplementary "Language
 # modelling"). The paper runs no SGD column for the fifth-character task ("N/A"); its
 # lr here is our choice (the next-character task's unclipped lr), used only if asked for.
@@ -72,10 +74,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.cost = "sum"  # clip the gradient of the cost summed over the segment (paper's note)
   c.clip = 45.0
   c.clipping = "norm"
-  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
-  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
-  # than the paper's plain SGD); "never".
-  c.nonfinite_guard = "original"
+  fields.nonfinite_guard(c)
   c.alpha0 = config_dict.placeholder(float)  # paper 0.01 (fifth ahead 0.05)
   c.alpha_schedule = config_dict.placeholder(str)  # paper: constant (fifth ahead: 1/t)
   c.omega_form = "original"
@@ -126,12 +125,6 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy with every unset field filled from the paper's set-up for the task."""
   if config.dataset not in DATASETS:
     raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {DATASETS}")
-  c = config.copy_and_resolve_references()
   # Offsets other than 1 take the fifth-character task's set-up (the paper has no other).
-  setup = PAPER_SETUPS.get(int(c.target_offset), PAPER_SETUPS[5])
-  for field, value in setup.items():
-    if c[field] is None:
-      c[field] = value
-  # `--config.algorithms=sgd_c,sgd_cr` arrives as one comma-joined string.
-  c.algorithms = tuple(a.strip() for item in c.algorithms for a in item.split(",") if a.strip())
-  return c
+  setup = PAPER_SETUPS.get(int(config.target_offset), PAPER_SETUPS[5])
+  return fields.fill_placeholders(config, setup)

@@ -23,6 +23,8 @@ Every field can be overridden on the command line, e.g. `--config.seeds=3`.
 
 import ml_collections
 
+from experiments.configs import fields
+
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -38,16 +40,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.batch_size = 20
   c.clip = 1.0  # norm-clipping threshold
   c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
-  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
-  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
-  # than the paper's plain SGD); "never".
-  c.nonfinite_guard = "original"
-  # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
-  # (cost follows the drawn length); decided runs leave the program (compaction:
-  # the same experiment, less work on CPUs; BUILD.md); scan steps per loop iteration.
-  c.length_buckets = 8
-  c.compaction = True
-  c.scan_unroll = 1
+  fields.nonfinite_guard(c)
+  fields.engine(c)
   # Success = no mistake at all on the test (the original code's stop and the ICML
   # text's "0 misclassified sequences"), not only < 1 %.
   c.zero_mistake_stop = True
@@ -66,10 +60,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.chunk_size = 1000  # updates per compiled call (and between screens)
   # --- success test in training (paper: error < 1% on 10,000 fresh sequences, each at
   # its own length drawn from the training range) ---
-  c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
-  c.eval_size = 10_000
-  c.eval_batch = 1000  # sequences evaluated at once
-  c.success_error = 0.01
+  fields.success_test(c)
   # --- generalization: every trained model on fresh sequences of each fixed length ---
   c.eval_lengths = (50, 100, 150, 200, 250, 500, 1000, 2000, 3000, 5000)
   c.eval_sequences = 10_000  # per length (the same sequences for every model)

@@ -34,6 +34,8 @@ have: its entry in `SETUPS`); the resolved config is what `<workdir>/config.json
 import ml_collections
 from ml_collections.config_dict import placeholder
 
+from experiments.configs import fields
+
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
 # addition, multiplication and memorization, 0.001 for the others).
 _CPU_BUDGETS = {
@@ -70,16 +72,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # Bound on every gradient entry for 'sgd_elementwise'. The paper gives none; None
   # uses the norm threshold `clip`.
   c.elementwise_clip = placeholder(float)
-  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
-  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
-  # than the paper's plain SGD); "never".
-  c.nonfinite_guard = "original"
-  # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
-  # (cost follows the drawn length); decided runs leave the program (compaction:
-  # the same experiment, less work on CPUs; BUILD.md); scan steps per loop iteration.
-  c.length_buckets = 8
-  c.compaction = True
-  c.scan_unroll = 1
+  fields.nonfinite_guard(c)
+  fields.engine(c)
   # True: success needs 0 mistakes on the test (the original code's stop); False: the
   # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
   c.zero_mistake_stop = False
@@ -95,10 +89,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.budgets = ml_collections.ConfigDict({t: 5_000_000 for t in _CPU_BUDGETS})  # per task
   c.chunk_size = 1000  # updates per compiled call (and between screens)
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
-  c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
-  c.eval_size = 10_000
-  c.eval_batch = 1000  # sequences evaluated at once
-  c.success_error = 0.01
+  fields.success_test(c)
   # --- generalization: fresh sequences at fixed lengths, training lengths and beyond ---
   # (for memorization these are gap lengths T, shorter and longer than the trained one)
   c.generalization_lengths = (50, 100, 150, 200, 250, 400, 500, 1000, 2000, 5000)

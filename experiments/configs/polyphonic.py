@@ -20,6 +20,8 @@ line, e.g. `--config.n_hidden=200`.
 import ml_collections
 from ml_collections import config_dict
 
+from experiments.configs import fields
+
 # The paper's set-ups (docs/reference.md §4, supplementary "Natural tasks"): hidden units, initial
 # learning rate, α_0 of the 1/t schedule. JSB and the built-in sets use Nottingham's.
 PAPER_SETUPS = {
@@ -56,10 +58,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.cost = "mean"  # clip the gradient of the per-step mean cost (paper's note)
   c.clip = 8.0  # norm-clipping threshold (SGD+C, SGD+CR)
   c.clipping = "norm"
-  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
-  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
-  # than the paper's plain SGD); "never".
-  c.nonfinite_guard = "original"
+  fields.nonfinite_guard(c)
   c.alpha0 = config_dict.placeholder(float)  # Ω weight α_0 (paper 0.5; MuseData 0.1)
   c.alpha_schedule = "inverse"  # α_t = α_0 / t, t the epoch (1-based); or 'constant'
   c.omega_form = "original"  # the form the published α were tuned with (docs/reference.md §2)
@@ -104,11 +103,5 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy with every unset field filled from the data set's paper set-up."""
   if config.dataset not in DATASETS:
     raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {DATASETS}")
-  c = config.copy_and_resolve_references()
-  setup = PAPER_SETUPS.get(c.dataset, PAPER_SETUPS["nottingham"])
-  for field, value in setup.items():
-    if c[field] is None:
-      c[field] = value
-  # `--config.algorithms=sgd_c,sgd_cr` arrives as one comma-joined string.
-  c.algorithms = tuple(a.strip() for item in c.algorithms for a in item.split(",") if a.strip())
-  return c
+  setup = PAPER_SETUPS.get(config.dataset, PAPER_SETUPS["nottingham"])
+  return fields.fill_placeholders(config, setup)

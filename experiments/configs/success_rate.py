@@ -11,6 +11,8 @@ Every field can be overridden on the command line, e.g. `--config.lengths=10,20,
 
 import ml_collections
 
+from experiments.configs import fields
+
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -26,16 +28,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.batch_size = 20
   c.clip = 1.0  # norm-clipping threshold (SGD-C, SGD-CR)
   c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
-  # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
-  # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
-  # than the paper's plain SGD); "never".
-  c.nonfinite_guard = "original"
-  # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
-  # (cost follows the drawn length); decided runs leave the program (compaction:
-  # the same experiment, less work on CPUs; BUILD.md); scan steps per loop iteration.
-  c.length_buckets = 8
-  c.compaction = True
-  c.scan_unroll = 1
+  fields.nonfinite_guard(c)
+  fields.engine(c)
   # True: success needs 0 mistakes on the test (the original code's stop); False: the
   # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
   c.zero_mistake_stop = False
@@ -54,10 +48,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.baselines_after_sgd_cr = False
   c.baseline_min_updates = 0
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
-  c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
-  c.eval_size = 10_000
-  c.eval_batch = 1000  # sequences evaluated at once
-  c.success_error = 0.01
+  fields.success_test(c)
   # --- bookkeeping ---
   c.checkpoint_every_s = 60.0
   c.progress_every_s = 15.0

@@ -20,6 +20,8 @@ Every field can be overridden on the command line, e.g. `--config.alphas=0,2,4`.
 
 import ml_collections
 
+from experiments.configs import fields
+
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -48,10 +50,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.max_updates = 5_000_000
   c.chunk_size = 1000
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
-  c.screen_size = 1000
-  c.eval_size = 10_000
-  c.eval_batch = 1000
-  c.success_error = 0.01
+  fields.success_test(c)
   # --- bookkeeping ---
   c.checkpoint_every_s = 60.0
   c.progress_every_s = 15.0

@@ -30,7 +30,7 @@ The package, one concern a module:
 * `schedules`: α's schedule and the learning-rate halving rule;
 * `trainer`: the compiled programs (`make_trainer`), `predict_roll`, `sample_text`;
 * `fit`: the host loop (epochs, evaluation, best parameters, checkpoints, stop), on
-  `rnn_dynamics.runs` as the synthetic sweep;
+  `rnn_dynamics.runs` as the synthetic sweep; `fit_in_workdir`, as a table's binary runs it;
 * `report`: a table's files (`write_fit_outputs`, `comparison_table`, `wall_note`).
 
 References:
@@ -40,7 +40,15 @@ References:
   Mikolov et al. (2012), Subword language modeling with neural networks (character PTB).
 """
 
-from rnn_dynamics.natural.fit import ALGORITHMS, Column, FitResult, FitState, columns, fit
+from rnn_dynamics.natural.fit import (
+  ALGORITHMS,
+  Column,
+  FitResult,
+  FitState,
+  columns,
+  fit,
+  fit_in_workdir,
+)
 from rnn_dynamics.natural.report import comparison_table, wall_note, write_fit_outputs
 from rnn_dynamics.natural.schedules import ALPHA_SCHEDULES, alpha_at, halve_lr
 from rnn_dynamics.natural.segments import (
@@ -86,6 +94,7 @@ __all__ = [
   "columns",
   "comparison_table",
   "fit",
+  "fit_in_workdir",
   "frequency_baseline",
   "halve_lr",
   "make_trainer",

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +32,10 @@ from rnn_dynamics.natural.trainer import SegmentMetrics, Trainer, make_trainer
 from rnn_dynamics.runs import checkpoint, stop
 from rnn_dynamics.runs.progress import format_duration
 
-__all__ = ["ALGORITHMS", "Column", "FitResult", "FitState", "columns", "fit"]
+if TYPE_CHECKING:
+  from rnn_dynamics.workdir import Workdir
+
+__all__ = ["ALGORITHMS", "Column", "FitResult", "FitState", "columns", "fit", "fit_in_workdir"]
 
 # The algorithms of the natural-task tables (no element-wise clipping there, §4.2).
 ALGORITHMS = ("sgd", "sgd_c", "sgd_cr")
@@ -186,6 +189,32 @@ def fit(
   """
   loop = _Fit(config, task, data, columns, checkpoint_dir, on_progress or logging.info)
   return loop.run(on_epoch)
+
+
+def fit_in_workdir(
+  workdir: Workdir,
+  config: ml_collections.ConfigDict,
+  task: NaturalTask,
+  data: Mapping[str, Any],
+  columns: Sequence[Column],
+  write_outputs: Callable[[FitResult], str],
+) -> tuple[FitResult, str]:
+  """`fit` as a table's binary runs it: checkpointed in the workdir's `train` group (a
+  rerun resumes), the table's files written by `write_outputs` after every epoch and once
+  more when it returns.
+
+  Returns:
+    The `FitResult` and what the last `write_outputs` returned (the table's Markdown).
+  """
+  res = fit(
+    config,
+    task,
+    data,
+    columns,
+    checkpoint_dir=workdir.checkpoint_dir("train"),
+    on_epoch=write_outputs,
+  )
+  return res, write_outputs(res)
 
 
 class _Fit:

@@ -7,7 +7,7 @@ set-ups and outcomes it compares against are `rnn_dynamics.paper.PATHOLOGICAL`:
 * `load_workdir`: a task's workdir, read through `Workdir.open`;
 * `task_table`: success rate, updates to solve, test error per (task, lengths, algorithm);
 * `generalization_table`, `generalization_figure`: error vs evaluation length;
-* `summary_table`: several tasks side by side with the paper's column;
+* `summary_table`, `summary_columns`: several tasks side by side with the paper's column;
 * `markdown`: any of these tables as GitHub Markdown;
 * `write_report`: all of them for one task, into its workdir.
 
@@ -34,15 +34,21 @@ from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir
 
 __all__ = [
+  "ALGORITHMS",
   "generalization_figure",
   "generalization_reach",
   "generalization_table",
   "load_workdir",
   "markdown",
+  "summary_columns",
   "summary_table",
   "task_table",
   "write_report",
 ]
+
+# The tables' column order: SGD-CR after its two ablations (norm and element-wise
+# clipping without Ω), as in `experiments/configs/pathological.py`.
+ALGORITHMS = ("sgd_c", "sgd_elementwise", "sgd_cr")
 
 
 # --- tables ------------------------------------------------------------------------------
@@ -237,6 +243,22 @@ def summary_table(
       row["paper"] = published.reported if published else _NOT_IN_PAPER
       out.append(row)
   return out, algs
+
+
+def summary_columns(algorithms: Sequence[str]) -> list[str]:
+  """The columns of `summary_table` in the order they are shown, for `algorithms` (the
+  algorithm columns it returned)."""
+  return [
+    "task",
+    "preset",
+    "setup",
+    "lengths",
+    "max_updates",
+    *algorithms,
+    "sgd_cr_updates_median",
+    "sgd_cr_generalizes_to",
+    "paper",
+  ]
 
 
 def _length_sort(label: str) -> int:
