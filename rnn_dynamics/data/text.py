@@ -58,7 +58,7 @@ __all__ = [
 EOL = "\n"  # The end-of-line symbol.
 WORD_SEP = "_"  # Stands for the space between words.
 
-# sha256 of the standard PTB word files (shared/data/README.md): another digest still
+# sha256 of the standard PTB word files (Mikolov's split): another digest still
 # loads, with a warning, because numbers on it are then not comparable with Table 2.
 KNOWN_SHA256 = {
   "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
