@@ -267,14 +267,14 @@ def test_natural_benchmark_tiny_run_counts_symbols_and_flops(tmp_path):
     assert 0 < r["matmul_fraction"] and 0 < r["step_product_fraction"]
   s = results["summary"]
   assert s["natural_symbols_per_s"] == rows[(music.name, 1)]["symbols_per_s"]
-  assert s["lanes_speedup"] == pytest.approx(
-    rows[(music.name, 2)]["symbols_per_s"] / rows[(music.name, 1)]["symbols_per_s"]
-  )
+  rate = {b: rows[(music.name, b)]["symbols_per_s"] for b in (1, 2)}
+  assert s["best_lanes"] == max(rate, key=rate.get)
+  assert s["lanes_speedup"] == pytest.approx(rate[s["best_lanes"]] / rate[1])
   path = tmp_path / "natural.json"
   throughput.write_json(results, str(path))
   assert json.loads(path.read_text(), parse_constant=_reject)["rows"]
   assert re.fullmatch(
-    r"natural_symbols_per_s=\d+ natural_matmul_fraction=[\d.]+ lanes_speedup=[\d.]+",
+    r"natural_symbols_per_s=\d+ natural_matmul_fraction=[\d.]+ lanes_speedup=[\d.]+ best_lanes=\d+",
     nt.summary_line(results),
   )
   assert "tiny text" in nt.format_table(results)
