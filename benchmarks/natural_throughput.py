@@ -36,7 +36,6 @@ over the matmul ceiling, and symbols/s at the fastest lane count `b` over one la
 from __future__ import annotations
 
 import dataclasses
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -136,26 +135,23 @@ class _Training:
     else:
       task = natural.text_task(setup.name, setup.n_symbols)
     trainer = natural.make_trainer(config, task)
-    self.columns = 3  # SGD, SGD+C, SGD+CR
+    # A table's three columns, as the algorithm table sets their threshold and α.
+    cols = natural.columns(("sgd", "sgd_c", "sgd_cr"), lambda _: 0.01, config.clip, config.alpha0)
+    self.columns = len(cols)
     self.n_padded = throughput._padded(self.columns)
     self.k = max(1, plan.symbols_per_call // (SEGMENT_LENGTH * lanes))
     self.symbols_per_column = self.k * SEGMENT_LENGTH * lanes
     self.flops = self.columns * self.k * update_flops(setup, lanes)
     sharding = runs.runs_sharding()
     n = self.n_padded
-    # The three columns' hyper-parameters, as `natural.columns` sets them; the padded
-    # runs repeat the last column.
-    clip = np.asarray([math.inf, config.clip, config.clip] + [config.clip] * (n - 3), np.float32)
-    alpha = np.asarray([0.0, 0.0, config.alpha0] + [config.alpha0] * (n - 3), np.float32)
-    self.hp = jax.device_put(
-      HParams(
-        lr=jnp.full((n,), 0.01, jnp.float32),
-        clip=jnp.asarray(clip),
-        alpha=jnp.asarray(alpha),
-        init=jnp.full((n,), rnn.init_id(config.init), jnp.int32),
-      ),
-      sharding,
+    hp = HParams(
+      lr=jnp.asarray([c.lr for c in cols], jnp.float32),
+      clip=jnp.asarray([c.clip for c in cols], jnp.float32),
+      alpha=jnp.asarray([c.alpha0 for c in cols], jnp.float32),
+      init=jnp.full((self.columns,), rnn.init_id(config.init), jnp.int32),
     )
+    # The padded runs repeat the last column, as the trainers pad them.
+    self.hp = jax.device_put(runs.pad_runs(hp, n), sharding)
     keys = jax.random.split(jax.random.PRNGKey(0), n)
     self.state = jax.device_put(jax.jit(jax.vmap(trainer.init))(keys, self.hp), sharding)
     self.segments = _segments(setup, self.k, lanes)
@@ -164,28 +160,6 @@ class _Training:
   def __call__(self) -> None:
     self.state, metrics = self.chunk(self.state, self.hp, self.segments)
     jax.block_until_ready(metrics)
-
-
-class _StepProduct:
-  """`h ← σ(h @ w)` alone, `[B, H]·[H, H]`, for the padded runs, as many steps as a call."""
-
-  def __init__(self, hidden: int, lanes: int, steps: int, columns: int):
-    n = throughput._padded(columns)
-    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
-    put = lambda x: jax.device_put(x, runs.runs_sharding())
-    self.w = put(jax.random.normal(k1, (n, hidden, hidden), jnp.float32) / math.sqrt(hidden))
-    self.h = put(jax.random.normal(k2, (n, lanes, hidden), jnp.float32))
-    self.steps = steps
-
-    def run(w, h0):
-      step = lambda h, _: (jax.nn.sigmoid(h @ w), None)
-      return jax.lax.scan(step, h0, None, length=steps)[0]
-
-    self.f = jax.jit(jax.vmap(run))
-    self.flops = columns * steps * 2.0 * lanes * hidden * hidden
-
-  def __call__(self) -> None:
-    jax.block_until_ready(self.f(self.w, self.h))
 
 
 @dataclasses.dataclass
@@ -208,7 +182,10 @@ def _build(plan: Plan) -> list[_Case]:
       t = _Training(setup, lanes, plan)
       key = dict(kind="train", setup=setup.name, lanes=lanes, hidden=setup.n_hidden)
       cases.append(_Case(key, t, t.flops, t.symbols_per_column))
-      p = _StepProduct(setup.n_hidden, lanes, t.k * SEGMENT_LENGTH, t.columns)
+      # The bare recurrence of this size: sigmoid units, as the natural tasks use.
+      p = throughput._StepProducts(
+        setup.n_hidden, lanes, t.k * SEGMENT_LENGTH, t.columns, activation=jax.nn.sigmoid
+      )
       cases.append(_Case(dict(key, kind="step_product"), p, p.flops))
   return cases
 

@@ -574,21 +574,23 @@ class _StepProducts:
   this size on this machine, where the 2048² matmul is the ceiling for large ones.
   """
 
-  def __init__(self, plan: Plan, n_runs: int):
+  def __init__(
+    self, hidden: int, batch: int, steps: int, n_runs: int, activation: Callable = jnp.tanh
+  ):
     self.n_padded = _padded(n_runs)
-    self.steps = _chunk_size(plan, plan.ref_length) * plan.ref_length
+    self.steps = steps
     k1, k2 = jax.random.split(jax.random.PRNGKey(0))
-    h, b = plan.hidden, plan.batch
+    h, b = hidden, batch
     put = lambda x: jax.device_put(x, runs.runs_sharding())
     self.w = put(jax.random.normal(k1, (self.n_padded, h, h), jnp.float32) / math.sqrt(h))
     self.h = put(jax.random.normal(k2, (self.n_padded, b, h), jnp.float32))
 
     def run(w, h0):
-      step = lambda h, _: (jnp.tanh(h @ w), None)
-      return jax.lax.scan(step, h0, None, length=self.steps)[0]
+      step = lambda h, _: (activation(h @ w), None)
+      return jax.lax.scan(step, h0, None, length=steps)[0]
 
     self.f = jax.jit(jax.vmap(run))
-    self.flops = n_runs * self.steps * 2.0 * b * h * h
+    self.flops = n_runs * steps * 2.0 * b * h * h
 
   def __call__(self) -> None:
     jax.block_until_ready(self.f(self.w, self.h))
@@ -612,7 +614,9 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
         dict(products_per_call=mm.products, calls_per_block=mm.reps),
       )
     )
-  step = _StepProducts(plan, plan.ref_runs)
+  step = _StepProducts(
+    plan.hidden, plan.batch, _chunk_size(plan, plan.ref_length) * plan.ref_length, plan.ref_runs
+  )
   cases.append(
     _Case(
       dict(side="step_product", runs=plan.ref_runs, batch=plan.batch, hidden=plan.hidden),
