@@ -218,6 +218,20 @@ def test_fit_resumes_mid_epoch_to_the_same_result(tmp_path):
   assert [r["best_epoch"] for r in whole.runs] == [r["best_epoch"] for r in resumed.runs]
 
 
+def test_score_reproduces_the_epoch_evaluation_of_the_best_parameters(tmp_path):
+  # `score` on the split fit evaluated gives the table's number for each run's best epoch.
+  res = _fit(tmp_path / "a", on_progress=lambda line: None)
+  data = natural.synthetic_music(0, n_songs=(8, 3, 3))
+  cfg = _config(segment_length=10, batch_size=2, chunk_size=2)
+  scores, steps = natural.score(cfg, natural.music_task("toy"), res.best_params, data["test"])
+  assert steps == sum(len(song) for song in data["test"])
+  np.testing.assert_allclose(scores, [r["test"] for r in res.runs], rtol=1e-6)
+  # On another split the number is another one (the scorer reads what it is given).
+  other, _ = natural.score(cfg, natural.music_task("toy"), res.best_params, data["valid"])
+  np.testing.assert_allclose(other, [r["valid"] for r in res.runs], rtol=1e-6)
+  assert not np.allclose(other, scores)
+
+
 def test_predict_roll_matches_the_evaluated_likelihood():
   task = natural.music_task("toy", n_keys=6)
   params = _trained_params(task)
@@ -273,6 +287,40 @@ def test_char_lm_test_preset_end_to_end(text_run):
   assert "bits per character" in md and (workdir / "table.csv").exists()
   samples = json.loads((workdir / "samples.json").read_text())
   assert set(samples) == {"prime", "sgd", "sgd_c", "sgd_cr"}
+
+
+def test_rescore_scores_a_truncated_text_table_on_the_whole_split(tmp_path):
+  # char_lm scored valid/test on their first 600 symbols; rescore reads the whole split.
+  from experiments import char_lm, rescore
+  from experiments.configs import char_lm as cfg
+
+  config = cfg.get_config("test")
+  config.max_epochs, config.seeds, config.max_eval_symbols = 1, 1, 600
+  res, _ = char_lm.run(config, str(tmp_path))
+  before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+  rows = rescore.rescore(tmp_path, "test")
+  assert [r["algorithm"] for r in rows] == ["sgd", "sgd_c", "sgd_cr"]
+  n_test = natural.synthetic_text(int(config.seed))["test"].size
+  assert n_test > 600
+  assert all(r["scored_steps"] == n_test - 1 for r in rows)  # the last symbol has no target
+  assert [r["as_trained"] for r in rows] == [r["test"] for r in res.runs]
+  # The whole split is another sample than its first half, so every score moves.
+  assert all(abs(r["whole_split"] - r["as_trained"]) > 1e-4 for r in rows)
+  rescore.write(tmp_path, rows, "bits per character")
+  after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+  assert {k: v for k, v in after.items() if not k.startswith("rescored_")} == before
+  assert "| sgd_c | 0 |" in (tmp_path / "rescored_test.md").read_text()
+
+
+def test_rescore_refuses_a_folder_without_trained_parameters(tmp_path):
+  from experiments import rescore
+  from rnn_dynamics.errors import ConfigError
+
+  (tmp_path / "config.json").write_text("{}")
+  with pytest.raises(ConfigError, match="no best_params.npz"):
+    rescore.rescore(tmp_path, "test")
+  with pytest.raises(ConfigError, match="--split='dev'"):
+    rescore.rescore(tmp_path, "dev")
 
 
 def test_notebook_runs_on_both_workdirs(music_run, text_run, monkeypatch):

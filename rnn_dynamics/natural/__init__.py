@@ -31,6 +31,7 @@ The package, one concern a module:
 * `trainer`: the compiled programs (`make_trainer`), `predict_roll`, `sample_text`;
 * `fit`: the host loop (epochs, evaluation, best parameters, checkpoints, stop), on
   `rnn_dynamics.runs` as the synthetic sweep; `fit_in_workdir`, as a table's binary runs it;
+  `score`, trained parameters on a whole split;
 * `report`: a table's files (`write_fit_outputs`, `comparison_table`, `wall_note`).
 
 References:
@@ -48,6 +49,7 @@ from rnn_dynamics.natural.fit import (
   columns,
   fit,
   fit_in_workdir,
+  score,
 )
 from rnn_dynamics.natural.report import comparison_table, wall_note, write_fit_outputs
 from rnn_dynamics.natural.schedules import ALPHA_SCHEDULES, alpha_at, halve_lr
@@ -103,6 +105,7 @@ __all__ = [
   "pad_segments",
   "predict_roll",
   "sample_text",
+  "score",
   "shift_targets",
   "split_chunks",
   "synthetic_music",

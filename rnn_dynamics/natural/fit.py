@@ -35,7 +35,16 @@ from rnn_dynamics.runs.progress import format_duration
 if TYPE_CHECKING:
   from rnn_dynamics.workdir import Workdir
 
-__all__ = ["ALGORITHMS", "Column", "FitResult", "FitState", "columns", "fit", "fit_in_workdir"]
+__all__ = [
+  "ALGORITHMS",
+  "Column",
+  "FitResult",
+  "FitState",
+  "columns",
+  "fit",
+  "fit_in_workdir",
+  "score",
+]
 
 # The algorithms of the natural-task tables (no element-wise clipping there, §4.2).
 ALGORITHMS = ("sgd", "sgd_c", "sgd_cr")
@@ -215,6 +224,49 @@ def fit_in_workdir(
     on_epoch=write_outputs,
   )
   return res, write_outputs(res)
+
+
+def score(
+  config: ml_collections.ConfigDict,
+  task: NaturalTask,
+  params: Mapping[str, np.ndarray],
+  split: Any,
+) -> tuple[np.ndarray, int]:
+  """`[runs]` score of stacked parameters on one whole split, as `fit` scores an epoch,
+  and the number of scored steps (frames, or symbols with a target).
+
+  The split is laid out in `config.eval_batch_size` lanes of `segment_length` steps, each
+  lane from the zero state, and scored by the trainer's own `evaluate` program; `params`
+  are `FitResult.best_params` (or a workdir's `best_params.npz`). This is how a table
+  trained with a truncated evaluation split (`max_eval_symbols`) is scored in full.
+  """
+  n_real = len(next(iter(params.values())))
+  n_runs, sharding = runs.pad_to(n_real), runs.runs_sharding()
+  stacked = rnn.Params(**{k: jnp.asarray(v) for k, v in params.items()})
+  stacked = runs.to_devices(runs.pad_runs(stacked, n_runs), sharding)
+  evaluate = _Programs(make_trainer(config, task)).evaluate
+  k = int(config.chunk_size)
+  segs = pad_segments(
+    task.segments(split, int(config.eval_batch_size), int(config.segment_length)), k
+  )
+  hp = runs.to_devices(np.zeros(n_runs, np.float32), sharding)  # evaluate ignores it
+  scores, steps = _score_segments(
+    evaluate, stacked, hp, segs, k, task, int(config.n_hidden), sharding
+  )
+  return scores[:n_real], steps
+
+
+def _score_segments(evaluate, params, hp, segments: Segments, k, task, n_hidden, sharding):
+  """`[runs]` score of the chained segments, chunk by chunk (the metric's unit), and the
+  scored steps."""
+  n_runs, lanes = len(jax.tree.leaves(params)[0]), segments.mask.shape[2]
+  h = runs.to_devices(np.zeros((n_runs, lanes, n_hidden), np.float32), sharding)
+  total, count = np.zeros(n_runs), np.zeros(n_runs)
+  for seg in split_chunks(segments, k):
+    h, nll, n = evaluate(params, h, hp, seg)
+    total += runs.host(nll).astype(np.float64)
+    count += runs.host(n).astype(np.float64)
+  return total / np.maximum(count, 1) * task.score_scale, int(count[0])
 
 
 class _Fit:
@@ -406,14 +458,17 @@ class _Fit:
 
   def _evaluate(self, params, split: str, hp: HParams) -> np.ndarray:
     """`[runs]` score of the chained segments of a split (the metric's unit)."""
-    shape = (self.n_runs, int(self.config.eval_batch_size), int(self.config.n_hidden))
-    h = runs.to_devices(np.zeros(shape, np.float32), self.sharding)
-    total, count = np.zeros(self.n_runs), np.zeros(self.n_runs)
-    for seg in split_chunks(self.eval_segs[split], self.k):
-      h, nll, n = self.programs.evaluate(params, h, hp, seg)
-      total += runs.host(nll).astype(np.float64)
-      count += runs.host(n).astype(np.float64)
-    return total / np.maximum(count, 1) * self.task.score_scale
+    scores, _ = _score_segments(
+      self.programs.evaluate,
+      params,
+      hp,
+      self.eval_segs[split],
+      self.k,
+      self.task,
+      int(self.config.n_hidden),
+      self.sharding,
+    )
+    return scores
 
   def _end_epoch(self, hp: HParams, lr: np.ndarray, t_epoch: float) -> None:
     """Evaluates every split with the epoch's final parameters, keeps the best ones,
