@@ -37,10 +37,25 @@ from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
 if TYPE_CHECKING:  # a reader needs no sweep machinery (nor JAX devices) to open a workdir
   from rnn_dynamics.sweep import GroupResult
 
-__all__ = ["ReadOnlyWorkdirError", "Workdir", "WorkdirConfigMismatch", "make_folder"]
+__all__ = [
+  "ADDED_FIELDS",
+  "ReadOnlyWorkdirError",
+  "Workdir",
+  "WorkdirConfigMismatch",
+  "make_folder",
+]
 
 # Fields that may change between a run and its resumption without changing results.
 _VOLATILE = {"checkpoint_every_s", "progress_every_s"}
+
+# Config fields added after workdirs had been written, each with the value that does what
+# the code did before the field existed. A saved config without such a field resumes
+# under a config that holds this value (and records the field from then on), so adding a
+# field never strands a long run; any other value is a different experiment. Add a field
+# here when you add it to a config whose older workdirs should stay resumable.
+ADDED_FIELDS: dict[str, Any] = {
+  "params_index": 0,  # attractors: the first model of a stacked parameters file
+}
 
 
 class WorkdirConfigMismatch(ConfigError):
@@ -63,6 +78,11 @@ def make_folder(path: str | os.PathLike) -> Path:
   except OSError as e:
     raise ConfigError(f"--workdir={path}: cannot create the folder ({e.strerror})") from e
   return path
+
+
+def _added(key: str, saved: dict[str, Any], resolved: dict[str, Any]) -> bool:
+  """`key` is an `ADDED_FIELDS` field the saved config predates, at its former behaviour."""
+  return key not in saved and key in ADDED_FIELDS and resolved.get(key) == ADDED_FIELDS[key]
 
 
 class ReadOnlyWorkdirError(UserError):
@@ -89,7 +109,7 @@ class Workdir:
       changed = sorted(
         k
         for k in set(saved) | set(resolved)
-        if k not in _VOLATILE and saved.get(k) != resolved.get(k)
+        if k not in _VOLATILE and saved.get(k) != resolved.get(k) and not _added(k, saved, resolved)
       )
       if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {resolved.get(k)!r}" for k in changed)

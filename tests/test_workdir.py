@@ -46,6 +46,23 @@ def test_writer_records_the_config_and_refuses_another(tmp_path):
   assert results.read_json(tmp_path / "config.json")["lr"] == 0.01
 
 
+def test_a_field_added_since_resumes_only_at_its_former_behaviour(tmp_path, monkeypatch):
+  # A workdir written before `params_index` existed resumes under the new config that
+  # holds the value meaning "as before", and records the field; another value is refused.
+  from rnn_dynamics import workdir as workdir_module
+
+  monkeypatch.setattr(workdir_module, "ADDED_FIELDS", {"new_field": 0})
+  results.write_json(tmp_path / "config.json", _config().to_dict())
+  with pytest.raises(WorkdirConfigMismatch, match="new_field: None -> 3"):
+    Workdir(tmp_path, _config(new_field=3))
+  with pytest.raises(WorkdirConfigMismatch, match="other_field"):
+    Workdir(tmp_path, _config(other_field=0))  # not a declared addition
+  Workdir(tmp_path, _config(new_field=0))
+  assert results.read_json(tmp_path / "config.json")["new_field"] == 0
+  with pytest.raises(WorkdirConfigMismatch, match="new_field: 0 -> None"):
+    Workdir(tmp_path, _config())  # once recorded, the field is part of the experiment
+
+
 def test_open_reads_what_the_writer_wrote_and_writes_nothing(tmp_path):
   wd = Workdir(tmp_path, _config())
   _finished_group(tmp_path, "T10")
