@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from absl import logging
 
-from experiments import cli
+from experiments import cli, validation
 from rnn_dynamics import plots, results, sweep, threshold_grid
 from rnn_dynamics.workdir import Workdir
 
@@ -62,7 +62,7 @@ def _write_outputs(workdir: Workdir, config, rows, traces) -> str:
 
 def main(argv):
   workdir = cli.require_workdir(argv, _WORKDIR, "runs/threshold_grid")
-  text = run(_CONFIG.value, workdir)
+  text = run(validation.validate(_CONFIG.value, "threshold_grid"), workdir)
   print(text)
   print(
     f"table: {workdir}/table.csv, figures: {workdir}/success_heatmap.png, "

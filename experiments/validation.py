@@ -419,6 +419,16 @@ BINARIES: dict[str, Schema] = {
     },
     relations=(*_SWEEP_RELATIONS, _pathological_lengths, _pathological_budget),
   ),
+  "threshold_grid": Schema(
+    fields={
+      "length": _SIZE,
+      # Finite thresholds only: the unclipped column is `include_unclipped`.
+      "thresholds": sequence(_POSITIVE, unique=True),
+      "include_unclipped": boolean(),
+      "alphas": sequence(number(ge=0), unique=True),
+    },
+    relations=(*_SWEEP_RELATIONS, task_lengths("length")),
+  ),
   "char_lm": Schema(
     fields={
       **_NATURAL_FIELDS,
@@ -531,10 +541,26 @@ BINARIES: dict[str, Schema] = {
 # --- checking ---------------------------------------------------------------------------
 
 
+def _number(text: str) -> int | float | None:
+  """`text` as an int or a float (`inf` included), or None if it is not a number."""
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return None
+
+
 def _split_names(config: ml_collections.ConfigDict) -> None:
+  """Comma lists from the command line as tuples: names split, and a list that is all
+  numbers as numbers (`--config.thresholds=0.1,inf` arrives as strings, since `inf` is not
+  a Python literal)."""
   for field, value in config.items():
     if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
       split = tuple(p.strip() for v in value for p in v.split(",") if p.strip())
+      numbers = tuple(map(_number, split))
+      if split and all(n is not None for n in numbers):
+        split = numbers
       if split != value:
         config[field] = split
 

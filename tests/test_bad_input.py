@@ -115,6 +115,12 @@ CASES = {
   "attractors_length_below_task_minimum": Case(
     "attractors", ("--config.length=5",), 2, "temporal_order needs lengths ≥ 10"
   ),
+  "threshold_grid_infinite_threshold": Case(
+    "threshold_grid", ("--config.thresholds=0.1,inf",), 2, "entry inf must be a finite number"
+  ),
+  "threshold_grid_short_length": Case(
+    "threshold_grid", ("--config.length=5",), 2, "temporal_order needs lengths ≥ 10"
+  ),
   "bifurcation_unknown_unit": Case("bifurcation", ("--config.unit=relu",), 2, "--config.unit"),
   "cliff_empty_range": Case("cliff", ("--config.w_min=9",), 2, "must be < --config.w_max=8.0"),
   "mechanics_zero_trajectories": Case(

@@ -17,6 +17,7 @@ PRESETS = {
   "pathological": ("paper", "long", "cpu", "test"),
   "char_lm": ("paper", "cpu", "test"),
   "polyphonic": ("paper", "cpu", "test"),
+  "threshold_grid": ("paper", "cpu", "test"),
   "attractors": ("default", "test"),
   "bifurcation": ("default", "test"),
   "cliff": ("default", "test"),
@@ -43,6 +44,17 @@ def test_every_preset_passes_and_every_field_has_a_rule(binary, preset):
     config.data_path = "."
   validation.validate(config, binary)
   assert set(config) <= set(validation.rules(binary)), "add the new fields' rules"
+
+
+def test_comma_lists_of_numbers_become_numbers():
+  # `--config.thresholds=0.1,inf` arrives as strings (`inf` is no Python literal): read
+  # as numbers, the infinite entry is named by the finite-threshold rule.
+  config = _config("threshold_grid")
+  config.thresholds = ("0.1", "inf")
+  with pytest.raises(ConfigError, match="entry inf must be a finite number"):
+    validation.validate(config, "threshold_grid")
+  config.thresholds = ("0.1,2",)
+  assert validation.validate(config, "threshold_grid").thresholds == (0.1, 2)
 
 
 def test_comma_lists_of_names_are_split():
