@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import zipfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -28,53 +26,9 @@ from absl import logging
 from experiments import cli, validation
 from rnn_dynamics import plots, results, rnn
 from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
-from rnn_dynamics.errors import ConfigError, CorruptFileError
+from rnn_dynamics.analysis.saved_model import load_params
 from rnn_dynamics.tasks import get_task
-from rnn_dynamics.workdir import Workdir, make_folder
-
-
-def load_params(path: str, index: int = 0) -> tuple[rnn.Params, rnn.Unit, str]:
-  """Reads a saved model: arrays w_in, w_hh, b, w_out, b_out and an `init` string.
-
-  The file may also hold a group's models stacked `[runs, ...]` (a workdir's
-  `groups/<group>/params.npz`): `index` picks one, and the init, which such a file does
-  not hold, comes from the workdir's `config.json` when there is one.
-
-  Raises:
-    UserError: the file is damaged, or `index` is not one of its models.
-  """
-  arrays = _load_npz(Path(path).expanduser())
-  params = {k: arrays[k] for k in ("w_in", "w_hh", "b", "w_out", "b_out")}
-  if params["w_hh"].ndim == 3:  # stacked [runs, H, H]
-    runs = params["w_hh"].shape[0]
-    if not 0 <= index < runs:
-      raise ConfigError(
-        f"--config.params_index={index}: {path} holds {runs} models, so use 0 to {runs - 1}"
-      )
-    params = {k: v[index] for k, v in params.items()}
-  elif index != 0:
-    raise ConfigError(f"--config.params_index={index}: {path} holds a single model (use 0)")
-  params = rnn.Params(**{k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
-  init = str(arrays["init"]) if "init" in arrays else _workdir_init(Path(path))
-  return params, rnn.unit_for_init(init), init
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-  try:
-    with np.load(path) as f:
-      return dict(f)
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise CorruptFileError(path, f"{type(e).__name__}: {e}", "pass a model saved whole") from e
-
-
-def _workdir_init(path: Path) -> str:
-  """The init of the experiment whose workdir holds `path` (`<workdir>/groups/<g>/...`);
-  `basic_tanh` (docs/reference.md §1) for a file outside a workdir, or one without it."""
-  parents = path.expanduser().resolve().parents
-  root = parents[2] if len(parents) > 2 else None
-  if root is not None and (root / "config.json").is_file():
-    return str(Workdir.open(root).config.get("init") or "basic_tanh")
-  return "basic_tanh"
+from rnn_dynamics.workdir import make_folder
 
 
 def _loss(params, unit, batch, head):

@@ -186,18 +186,18 @@ PUBLISHED_GROUP = REPO / "docs" / "results" / "generalization_long" / "groups" /
 def test_attractors_reads_one_run_of_a_stacked_group(tmp_path):
   # A workdir's params.npz holds the group's models stacked [runs, ...]; params_index
   # picks one, and its init comes from that workdir's config.json.
-  from experiments import attractors
+  from rnn_dynamics.analysis import saved_model
   from rnn_dynamics.errors import ConfigError
 
   with np.load(PUBLISHED_GROUP / "params.npz") as f:
     stacked = {k: f[k] for k in f.files}
   runs = stacked["w_hh"].shape[0]
-  params, _, init = attractors.load_params(str(PUBLISHED_GROUP / "params.npz"), runs - 1)
+  params, _, init = saved_model.load_params(str(PUBLISHED_GROUP / "params.npz"), runs - 1)
   np.testing.assert_array_equal(np.asarray(params.w_hh), stacked["w_hh"][runs - 1])
   assert init == json.loads((PUBLISHED_GROUP.parents[1] / "config.json").read_text())["init"]
   for bad in (runs, runs + 3):
     try:
-      attractors.load_params(str(PUBLISHED_GROUP / "params.npz"), bad)
+      saved_model.load_params(str(PUBLISHED_GROUP / "params.npz"), bad)
     except ConfigError as e:
       assert f"holds {runs} models" in str(e)
     else:

@@ -7,6 +7,7 @@
 * `curvature`: Hessian-vector products, Lanczos, gradient/eigenvector alignment (§2.3).
 * `mechanics`: `‖∂x_t/∂x_k‖` by lag, adjoint norms and Ω terms (§2.1, eq. 9).
 * `attractors`: fixed points of a trained network's autonomous map (§2.2, §4.1.1).
+* `saved_model`: a trained model read back from a saved file or a workdir's stacked group.
 * `plotting`: the figures and atomic writers.
 
 References:
@@ -56,6 +57,7 @@ from rnn_dynamics.analysis.mechanics import (
   scaled_orthogonal,
   trajectory_jacobians,
 )
+from rnn_dynamics.analysis.saved_model import load_params
 from rnn_dynamics.analysis.surface import (
   CliffSetup,
   Trajectory,
@@ -94,6 +96,7 @@ __all__ = [
   "lanczos",
   "linear_stability",
   "linear_step",
+  "load_params",
   "loss_surface",
   "map_for",
   "omega_terms",
