@@ -8,6 +8,8 @@
 * `mechanics`: `‖∂x_t/∂x_k‖` by lag, adjoint norms and Ω terms (§2.1, eq. 9).
 * `attractors`: fixed points of a trained network's autonomous map (§2.2, §4.1.1).
 * `saved_model`: a trained model read back from a saved file or a workdir's stacked group.
+* `training_history`: a short SGD run kept step by step, with ‖g‖, λ₁, alignment, ρ and Ω
+  measured along it (§2.3).
 * `plotting`: the figures and atomic writers.
 
 References:
@@ -66,6 +68,7 @@ from rnn_dynamics.analysis.surface import (
   loss_surface,
   wall_bias,
 )
+from rnn_dynamics.analysis.training_history import measure_training, train_inline
 
 __all__ = [
   "GAMMA",
@@ -99,6 +102,7 @@ __all__ = [
   "load_params",
   "loss_surface",
   "map_for",
+  "measure_training",
   "omega_terms",
   "one_unit_params",
   "scaled_gaussian",
@@ -106,6 +110,7 @@ __all__ = [
   "spike_mask",
   "spike_statistics",
   "top_eigenpair",
+  "train_inline",
   "trajectory_jacobians",
   "unique_points",
   "wall_bias",
