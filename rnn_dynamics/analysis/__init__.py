@@ -10,7 +10,12 @@
 * `saved_model`: a trained model read back from a saved file or a workdir's stacked group.
 * `training_history`: a short SGD run kept step by step, with ‖g‖, λ₁, alignment, ρ and Ω
   measured along it (§2.3).
+* `trained_attractors`: what a trained temporal-order network's attractors hold, end to
+  end, as `experiments/attractors.py` runs it (§4.1.1).
 * `plotting`: the figures and atomic writers.
+
+`plotting` and `trained_attractors` (which draws) are imported as modules, so importing
+this package does not load matplotlib.
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
