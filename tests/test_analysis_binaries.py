@@ -204,7 +204,9 @@ def test_attractors_reads_one_run_of_a_stacked_group(tmp_path):
       raise AssertionError(f"index {bad} of {runs} models was accepted")
 
   _, s, a = _run_binary(
-    "attractors", tmp_path / "one", f"--config.params_file={PUBLISHED_GROUP / 'params.npz'}",
+    "attractors",
+    tmp_path / "one",
+    f"--config.params_file={PUBLISHED_GROUP / 'params.npz'}",
     "--config.params_index=1",
   )
   np.testing.assert_array_equal(a["params/w_hh"], stacked["w_hh"][1])
