@@ -6,7 +6,7 @@ import ml_collections
 def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # A model saved by an experiment: .npz with w_in, w_hh, b, w_out, b_out and an `init`
-  # string (its unit type). Empty: train a small model here with plain SGD.
+  # string (its unit type). Empty: train a small model here with SGD (clipped: see clip_threshold).
   c.params_file = ""
   # Which model of a file holding a group's models stacked [runs, ...] (a workdir's
   # groups/<group>/params.npz, e.g. docs/results/generalization_long/groups/train).
@@ -15,7 +15,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   c.length = 20  # nominal sequence length T
   c.n_hidden = 50  # hidden units of the model trained here
   c.init = "basic_tanh"  # initialisation of the model trained here (docs/reference.md §1)
-  c.learning_rate = 0.1  # plain SGD step size of the inline training
+  c.learning_rate = 0.1  # SGD step size of the inline training
   c.updates = 2000  # SGD updates of the inline training
   c.batch_size = 20  # training minibatch (the paper's 20)
   c.clip_threshold = 1.0  # > 0: norm clipping (SGD-C) in the inline training; 0: plain SGD,
