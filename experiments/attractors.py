@@ -3,9 +3,9 @@ spikes, and the attractors that hold (or do not hold) the first symbol (§2, §4
 
 With --config.params_file pointing at a saved model (.npz with w_in, w_hh, b, w_out,
 b_out and `init`, or a group's stacked `params.npz`, one run of it picked by
---config.params_index) it analyses that model; otherwise it first trains a small temporal-order
-model with a few hundred SGD steps (norm-clipped unless --config.clip_threshold=0). Writes `attractors.{npz,json,png,svg}` to
---workdir. The work is `rnn_dynamics.analysis.trained_attractors.run`.
+--config.params_index) it analyses that model; otherwise it first trains a small
+temporal-order model with a few hundred SGD steps (norm-clipped unless
+--config.clip_threshold=0). Writes `attractors.{npz,json,png,svg}` to --workdir. The work is `rnn_dynamics.analysis.trained_attractors.run`.
 
   python -m experiments.attractors --workdir=runs/attractors
   python -m experiments.attractors --workdir=runs/attr --config.params_index=2 \

@@ -32,7 +32,8 @@ def _loss(params, unit, batch, head):
 
 
 def train_inline(config, task, key):
-  """A few hundred SGD steps (norm-clipped at `clip_threshold`, 0: none); returns every step's params, loss, gradient norm, key.
+  """A few hundred SGD steps (norm-clipped at `clip_threshold`; 0: none); returns every
+  step's params, loss, gradient norm, key.
 
   Not `train.make_train`: the curvature history needs every step's parameters and the
   minibatch each step saw, which the sweep trainer (chunks, a length schedule, the
