@@ -118,8 +118,11 @@ def updates_to_solve_figure(
   line per length (colour).
 
   A curve still rising at the budget (dotted line) says a larger budget would solve more
-  of those runs; a flat one says it would not change the point of Figure 7. The error
-  bar at the budget is the final rate's 95 % interval.
+  of those runs; a flat one says it would not change the point of Figure 7. Each curve
+  ends at its own runs' budget (the rows' `budget`, e.g. the baselines' smaller one of
+  `baselines_after_sgd_cr`; `max_updates` where rows have none), so a flat stretch never
+  claims updates that were not run. The error bar at the budget is the final rate's
+  95 % interval.
   """
   lengths = sorted({int(r["length"]) for r in rows})
   cmap = plt.get_cmap("viridis")
@@ -136,7 +139,8 @@ def updates_to_solve_figure(
         group = runs.get((init, alg, t))
         if not group:
           continue
-        x, frac = solved_curve([r["updates_to_solve"] for r in group], max_updates)
+        budget = max(int(r.get("budget") or max_updates) for r in group)
+        x, frac = solved_curve([r["updates_to_solve"] for r in group], budget)
         ax.step(x, frac, where="post", color=colour[t], lw=1.4, label=f"T={t}")
         ci = stats.success_interval([r["solved"] for r in group])
         # Side by side past the budget line, so the lengths' intervals do not hide each other.

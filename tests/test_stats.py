@@ -94,3 +94,11 @@ def test_figures_carry_the_intervals():
   cr_axis = fig.axes[1]
   ys = [line.get_ydata() for line in cr_axis.get_lines() if len(line.get_ydata()) > 2]
   assert any(math.isclose(y[-1], 0.8) for y in ys)  # 4 of 5 solved by the budget
+  # A group run with a smaller budget (the baselines after SGD-CR) ends at its own.
+  small = [dict(r, budget=1000) if r["algorithm"] == "sgd" else r for r in rows]
+  fig = plots.updates_to_solve_figure(
+    small, inits=["smart_tanh"], algorithms=["sgd", "sgd_cr"], max_updates=3000
+  )
+  curves = [line for line in fig.axes[0].get_lines() if line.get_linestyle() != ":"]
+  ends = [max(line.get_xdata()) for line in curves if len(line.get_xdata()) > 1]
+  assert 1000 in ends and 3000 not in ends
