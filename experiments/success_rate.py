@@ -37,6 +37,8 @@ def run(config, workdir_path: str) -> list[dict]:
     # length (its median), so "fails" reads "fails within what SGD-CR took to solve".
     cr = _run_group(config, workdir, f"T{length}_sgd_cr", length, ("sgd_cr",))
     rows += cr
+    # Written now too: the baselines may take hours, and SGD-CR's column is a result.
+    _write_outputs(workdir, config, rows)
     others = tuple(a for a in config.algorithms if a != "sgd_cr")
     if others:
       budget = baseline_budget(cr, config)

@@ -250,6 +250,27 @@ def test_baselines_after_sgd_cr_get_its_budget(tmp_path, binary):
   assert (tmp_path / "groups" / "T10_baselines").is_dir()
 
 
+def test_sgd_cr_column_is_written_before_the_baselines_run(tmp_path, binary, monkeypatch):
+  # The baselines at a long length can take hours: SGD-CR's results are on disk already.
+  module, configs = binary
+  config = configs.get_config("test")
+  config.lengths = (10,)
+  config.baselines_after_sgd_cr = True
+  run_group = module._run_group
+
+  def stop_at_baselines(config, workdir, group, *args, **kwargs):
+    if group.endswith("_baselines"):
+      raise KeyboardInterrupt
+    return run_group(config, workdir, group, *args, **kwargs)
+
+  monkeypatch.setattr(module, "_run_group", stop_at_baselines)
+  with pytest.raises(KeyboardInterrupt):
+    module.run(config, str(tmp_path))
+  rows = Workdir.open(tmp_path).table()
+  assert rows and {r["algorithm"] for r in rows} == {"sgd_cr"}
+  assert (tmp_path / "success_rate.png").exists()
+
+
 def test_sigint_finishes_the_chunk_checkpoints_exits_130_and_resumes_identically(
   cli, tmp_path, interrupted_run, same_results
 ):
