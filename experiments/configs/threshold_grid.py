@@ -9,11 +9,9 @@ the footnote's "just the regularization term, without clipping".
 Presets, chosen with `--config=experiments/configs/threshold_grid.py:<preset>`:
   paper: both tanh initialisations, 5 seeds, the paper's 5M-update budget. Needs a GPU.
   cpu: the built-in default for a 2-core CPU: basic_tanh, 7 thresholds + ∞ × 6 α × 3 seeds
-    = 144 runs, up to 24,000 updates each. Sized to about an hour; an estimate, not a
-    measured full run: 300 updates of the 162-run version of this grid took 47 s after
-    compilation on this project's 2-core CPU while other jobs shared it (load ≈ 5), about
-    1,030 run-updates/s, so 144 runs × 24,000 updates ≈ 56 min if no run stops early, plus
-    ≈ 1 min to compile and the success tests. An idle CPU should be 2–3× faster.
+    = 144 runs, up to 24,000 updates each. Sized to about an hour (300 updates of a
+    162-run version took 47 s on this project's 2-core CPU under load, ≈ 56 min if no run
+    stopped early); measured: 38 min (2026-12-01, beside other jobs; solved runs stop).
   test: seconds; for the end-to-end test.
 Every field can be overridden on the command line, e.g. `--config.alphas=0,2,4`.
 """
