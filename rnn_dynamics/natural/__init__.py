@@ -25,6 +25,7 @@ it never recompiles.
 
 The package, one concern a module:
 
+* `datasets`: the data sets a table's config names, loaded (`music_splits`, `text_splits`);
 * `segments`: a split laid out as lanes of segments (music, text);
 * `task`: `NaturalTask`, the sanity baselines, small generated data sets for tests;
 * `schedules`: α's schedule and the learning-rate halving rule;
@@ -41,6 +42,13 @@ References:
   Mikolov et al. (2012), Subword language modeling with neural networks (character PTB).
 """
 
+from rnn_dynamics.natural.datasets import (
+  MUSIC_FILE_NAMES,
+  MUSIC_NAMES,
+  TEXT_NAMES,
+  music_splits,
+  text_splits,
+)
 from rnn_dynamics.natural.fit import (
   ALGORITHMS,
   Column,
@@ -82,6 +90,9 @@ from rnn_dynamics.natural.trainer import (
 
 __all__ = [
   "ALGORITHMS",
+  "MUSIC_FILE_NAMES",
+  "MUSIC_NAMES",
+  "TEXT_NAMES",
   "ALPHA_SCHEDULES",
   "Column",
   "FitResult",
@@ -101,6 +112,7 @@ __all__ = [
   "halve_lr",
   "make_trainer",
   "music_segments",
+  "music_splits",
   "music_task",
   "pad_segments",
   "predict_roll",
@@ -111,6 +123,7 @@ __all__ = [
   "synthetic_music",
   "synthetic_text",
   "text_segments",
+  "text_splits",
   "text_task",
   "unigram_baseline",
   "wall_note",
