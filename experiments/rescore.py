@@ -25,8 +25,6 @@ from rnn_dynamics import natural, results
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
 
-SPLITS = ("train", "valid", "test")
-
 
 def task_and_split(config: ml_collections.ConfigDict, split: str):
   """The workdir's task and the whole `split`, loaded as the binary that trained it did.
@@ -45,8 +43,8 @@ def task_and_split(config: ml_collections.ConfigDict, split: str):
 
 def rescore(path: str | Path, split: str = "test", data_path: str = "") -> list[dict]:
   """One row per run: its score on the whole split beside the one its table reports."""
-  if split not in SPLITS:
-    raise ConfigError(f"--split={split!r}: choose one of {', '.join(SPLITS)}")
+  if split not in natural.SPLITS:
+    raise ConfigError(f"--split={split!r}: choose one of {', '.join(natural.SPLITS)}")
   workdir = Workdir.open(path, of="experiments.char_lm or experiments.polyphonic")
   if not workdir.exists("best_params.npz"):
     raise ConfigError(

@@ -51,6 +51,7 @@ from rnn_dynamics.natural.datasets import (
 )
 from rnn_dynamics.natural.fit import (
   ALGORITHMS,
+  SPLITS,
   Column,
   FitResult,
   FitState,
@@ -100,6 +101,7 @@ __all__ = [
   "LN2",
   "NaturalState",
   "NaturalTask",
+  "SPLITS",
   "SegmentMetrics",
   "Segments",
   "Trainer",

@@ -42,6 +42,7 @@ __all__ = [
   "FitState",
   "columns",
   "fit",
+  "SPLITS",
   "fit_in_workdir",
   "score",
 ]
@@ -245,15 +246,18 @@ def score(
   stacked = rnn.Params(**{k: jnp.asarray(v) for k, v in params.items()})
   stacked = runs.to_devices(runs.pad_runs(stacked, n_runs), sharding)
   evaluate = _Programs(make_trainer(config, task)).evaluate
-  k = int(config.chunk_size)
-  segs = pad_segments(
-    task.segments(split, int(config.eval_batch_size), int(config.segment_length)), k
-  )
   hp = runs.to_devices(np.zeros(n_runs, np.float32), sharding)  # evaluate ignores it
+  segs, k = _eval_layout(config, task, split), int(config.chunk_size)
   scores, steps = _score_segments(
     evaluate, stacked, hp, segs, k, task, int(config.n_hidden), sharding
   )
   return scores[:n_real], steps
+
+
+def _eval_layout(config, task: NaturalTask, split: Any) -> Segments:
+  """A split as it is scored: `eval_batch_size` lanes, padded to whole chunks."""
+  lanes, seg_len = int(config.eval_batch_size), int(config.segment_length)
+  return pad_segments(task.segments(split, lanes, seg_len), int(config.chunk_size))
 
 
 def _score_segments(evaluate, params, hp, segments: Segments, k, task, n_hidden, sharding):
@@ -322,13 +326,13 @@ class _Fit:
 
   def _eval_segments(self) -> dict[str, Segments]:
     """The evaluation layouts, fixed: built once."""
-    data, lanes = self.data, int(self.config.eval_batch_size)
+    data = self.data
     train_eval = data["train"]
     limit = int(self.config.get("train_eval_limit", 0) or 0)
     if limit:
       train_eval = train_eval[:limit]
     splits = (("train", train_eval), ("valid", data["valid"]), ("test", data["test"]))
-    return {s: pad_segments(self.task.segments(d, lanes, self.seg_len), self.k) for s, d in splits}
+    return {s: _eval_layout(self.config, self.task, d) for s, d in splits}
 
   def _epoch_segments(self, epoch: int) -> Segments:
     """The training layout of an epoch: songs shuffled by (seed, epoch); text as it is."""
