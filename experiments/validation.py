@@ -551,7 +551,7 @@ def _number(text: str) -> int | float | None:
   return None
 
 
-def _split_names(config: ml_collections.ConfigDict) -> None:
+def _split_lists(config: ml_collections.ConfigDict) -> None:
   """Comma lists from the command line as tuples: names split, and a list that is all
   numbers as numbers (`--config.thresholds=0.1,inf` arrives as strings, since `inf` is not
   a Python literal)."""
@@ -586,7 +586,7 @@ def validate(config: ml_collections.ConfigDict, binary: str) -> ml_collections.C
     reason = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
     raise ConfigError(f"--config: cannot load the config file ({reason})") from e
   with config.unlocked():
-    _split_names(config)
+    _split_lists(config)
   field_rules = rules(binary)
   problems = []
   for field, value in config.items():
