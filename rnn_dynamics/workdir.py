@@ -52,10 +52,10 @@ _VOLATILE = {"checkpoint_every_s", "progress_every_s"}
 # the code did before the field existed. A saved config without such a field resumes
 # under a config that holds this value (and records the field from then on), so adding a
 # field never strands a long run; any other value is a different experiment. Add a field
-# here when you add it to a config whose older workdirs should stay resumable.
-ADDED_FIELDS: dict[str, Any] = {
-  "params_index": 0,  # attractors: the first model of a stacked parameters file
-}
+# here when you add it to a config whose older workdirs should stay resumable. None so
+# far: every field added since the first long runs belongs to a binary that does not
+# resume (attractors' `params_index`).
+ADDED_FIELDS: dict[str, Any] = {}
 
 
 class WorkdirConfigMismatch(ConfigError):
