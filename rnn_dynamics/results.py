@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -26,6 +27,7 @@ __all__ = [
   "atomic_write_bytes",
   "atomic_write_text",
   "read_json",
+  "read_npz",
   "read_results",
   "to_jsonable",
   "write_json",
@@ -122,6 +124,21 @@ def read_json(path: str | os.PathLike, remedy: str | None = None) -> Any:
     raise CorruptFileError(
       path, f"not valid JSON: {e}", remedy or "delete it and run again to recompute it"
     ) from e
+
+
+def read_npz(path: str | os.PathLike, remedy: str) -> dict[str, np.ndarray]:
+  """Reads back an `.npz` (every array, loaded).
+
+  Raises:
+    CorruptFileError: the file is missing or damaged; the message names it and `remedy`.
+  """
+  try:
+    with np.load(path) as z:
+      return dict(z)
+  except FileNotFoundError as e:
+    raise CorruptFileError(path, "missing", remedy) from e
+  except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+    raise CorruptFileError(path, f"{type(e).__name__}: {e}", remedy) from e
 
 
 def read_results(stem: str | os.PathLike, remedy: str | None = None) -> list[dict[str, Any]]:

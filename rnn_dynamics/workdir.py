@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -177,7 +176,7 @@ class Workdir:
 
   def read_npz(self, name: str) -> dict[str, np.ndarray]:
     """The arrays of the `.npz` file `name` (relative to the workdir), loaded whole."""
-    return _load_npz(self._file(name), _READ_REMEDY)
+    return results.read_npz(self._file(name), _READ_REMEDY)
 
   def table(self, stem: str = "results", default: list | None = None) -> list[dict[str, Any]]:
     """The rows of `<stem>.json` (`write_table`'s output); `default` if it is missing and
@@ -220,7 +219,7 @@ class Workdir:
     return results.read_results(self._group(group) / "results", self._remedy(group))
 
   def _load_npz(self, group: str, name: str) -> dict[str, np.ndarray]:
-    return _load_npz(self._group(group) / name, self._remedy(group))
+    return results.read_npz(self._group(group) / name, self._remedy(group))
 
   def load_traces(self, group: str) -> dict[str, np.ndarray]:
     """Per-chunk traces of a finished group, `[runs, chunks]` per field."""
@@ -255,13 +254,3 @@ class Workdir:
 
 # A reader cannot recompute a file; the experiment that wrote the workdir can.
 _READ_REMEDY = "run the experiment that wrote this workdir on it again to recompute it"
-
-
-def _load_npz(file: Path, remedy: str) -> dict[str, np.ndarray]:
-  try:
-    with np.load(file) as z:
-      return dict(z)
-  except FileNotFoundError as e:
-    raise CorruptFileError(file, "missing", remedy) from e
-  except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
-    raise CorruptFileError(file, f"{type(e).__name__}: {e}", remedy) from e

@@ -12,14 +12,12 @@ References:
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import jax.numpy as jnp
-import numpy as np
 
-from rnn_dynamics import rnn
-from rnn_dynamics.errors import ConfigError, CorruptFileError
+from rnn_dynamics import results, rnn
+from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.workdir import Workdir
 
 __all__ = ["load_params"]
@@ -35,7 +33,7 @@ def load_params(path: str, index: int = 0) -> tuple[rnn.Params, rnn.Unit, str]:
   Raises:
     UserError: the file is damaged, or `index` is not one of its models.
   """
-  arrays = _load_npz(Path(path).expanduser())
+  arrays = results.read_npz(Path(path).expanduser(), "pass a model saved whole")
   params = {k: arrays[k] for k in ("w_in", "w_hh", "b", "w_out", "b_out")}
   if params["w_hh"].ndim == 3:  # stacked [runs, H, H]
     runs = params["w_hh"].shape[0]
@@ -49,14 +47,6 @@ def load_params(path: str, index: int = 0) -> tuple[rnn.Params, rnn.Unit, str]:
   params = rnn.Params(**{k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
   init = str(arrays["init"]) if "init" in arrays else _workdir_init(Path(path))
   return params, rnn.unit_for_init(init), init
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-  try:
-    with np.load(path) as f:
-      return dict(f)
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise CorruptFileError(path, f"{type(e).__name__}: {e}", "pass a model saved whole") from e
 
 
 def _workdir_init(path: Path) -> str:
