@@ -209,6 +209,7 @@ def run_group(
   checkpoint_dir: str | Path | None = None,
   name: str = "",
   on_progress: Callable[[str], None] | None = None,
+  on_checkpoint: Callable[[list[dict[str, Any]]], None] | None = None,
   programs: _Programs | None = None,
 ) -> GroupResult:
   """Trains every run of a group to a decision (solved, diverged or out of budget).
@@ -225,6 +226,8 @@ def run_group(
     checkpoint_dir: where to keep the Orbax checkpoint of this group (None: no resume).
     name: shown in progress lines.
     on_progress: receives each progress line (default: `absl.logging.info`).
+    on_checkpoint: receives one row per run (`_Group.snapshot`) after every checkpoint,
+      so a group still training can be read (default: nothing).
     programs: reuse compiled functions across groups of identical shapes.
 
   Returns:
@@ -242,6 +245,7 @@ def run_group(
     checkpoint_dir=checkpoint_dir,
     name=name,
     say=on_progress or logging.info,
+    on_checkpoint=on_checkpoint,
     programs=programs,
   )
   with stop.polling():
@@ -264,8 +268,8 @@ def run_in_workdir(
   name: str | None = None,
 ) -> GroupResult:
   """`run_group` for `grid`'s runs as the workdir's `group`, as every sweep binary trains
-  one: checkpointed there while it trains (a rerun resumes) and saved there once every
-  run is decided.
+  one: checkpointed there while it trains (a rerun resumes; `Workdir.in_progress` reads
+  its runs as of the last checkpoint) and saved there once every run is decided.
 
   Args:
     workdir: the experiment's workdir (`Workdir(path, config)`).
@@ -290,6 +294,7 @@ def run_in_workdir(
     keys=grid.keys,
     checkpoint_dir=workdir.checkpoint_dir(group),
     name=name,
+    on_checkpoint=lambda rows: workdir.write_progress(group, rows),
   )
   workdir.save_group(group, result)
   logging.info("%s: finished in %.0f s", name, result.wall_s)
@@ -304,7 +309,18 @@ class _Group:
   """
 
   def __init__(
-    self, trainer, config, labels, hparams, keys, *, checkpoint_dir, name, say, programs
+    self,
+    trainer,
+    config,
+    labels,
+    hparams,
+    keys,
+    *,
+    checkpoint_dir,
+    name,
+    say,
+    programs,
+    on_checkpoint=None,
   ):
     n_runs = len(labels)
     if jax.tree.leaves(hparams)[0].shape[0] != n_runs or keys.shape[0] != n_runs:
@@ -315,6 +331,7 @@ class _Group:
         f"max_updates={self.max_updates} must be a multiple of chunk_size={self.chunk_size}"
       )
     self.config, self.labels, self.name, self.say = config, labels, name, say
+    self.on_checkpoint = on_checkpoint
     self.eval_size, self.screen_size = int(config.eval_size), int(config.screen_size)
     self.screen_limit = train_lib.success_limit(config, self.screen_size)
     self.full_limit = train_lib.success_limit(config, self.eval_size)
@@ -382,6 +399,34 @@ class _Group:
       host=self.host,
       traces=_stack_traces(self.traces, self.n_padded),
     )
+    if self.on_checkpoint is not None:
+      self.on_checkpoint(self.snapshot())
+
+  def snapshot(self) -> list[dict[str, Any]]:
+    """One row per run as of now (synced): its labels, `updates_done`, `solved`,
+    `updates_to_solve`, `diverged`, the latest and best screen error, and the error of
+    its last full test (None before its first)."""
+    full, eval_size = self.full, self.eval_size
+    screen = np.asarray(self.traces["screen_error"], np.float64).reshape(-1, self.n_padded)
+    seen = np.isfinite(screen)
+    out = []
+    for i, label in enumerate(self.labels):
+      errors = screen[seen[:, i], i]
+      mistakes = self.host["final_mistakes"][i]
+      solved = bool(full.solved[i])
+      out.append(
+        dict(
+          label,
+          updates_done=int(full.step[i]),
+          solved=solved,
+          updates_to_solve=int(full.solved_at[i]) if solved else None,
+          diverged=bool(full.diverged[i]),
+          screen_error=float(errors[-1]) if errors.size else None,
+          best_screen_error=float(errors.min()) if errors.size else None,
+          full_test_error=None if mistakes is None else mistakes / eval_size,
+        )
+      )
+    return out
 
   def _maybe_compact(self) -> None:
     """Goes on with a smaller program once the live runs fit in half of this one."""

@@ -4,6 +4,7 @@ Layout (every file written atomically):
 
     <workdir>/config.json                    the resolved config (checked on resume)
     <workdir>/checkpoints/<group>/           Orbax checkpoints of groups in progress
+    <workdir>/progress/<group>.json          their runs as of the last checkpoint
     <workdir>/groups/<group>/results.json    one row per run; its presence marks the group done
     <workdir>/groups/<group>/traces.npz      per-chunk metrics, `[runs, chunks]` each
     <workdir>/groups/<group>/params.npz      final parameters, `[runs, ...]` each
@@ -178,6 +179,13 @@ class Workdir:
     """The arrays of the `.npz` file `name` (relative to the workdir), loaded whole."""
     return results.read_npz(self._file(name), _READ_REMEDY)
 
+  def in_progress(self) -> dict[str, list[dict[str, Any]]]:
+    """Group → its runs as of the last checkpoint, for every group still training
+    (`sweep.run_in_workdir`; a finished group is in `groups()` instead)."""
+    folder = self.path / "progress"
+    stems = sorted(p.with_suffix("") for p in folder.glob("*.json")) if folder.is_dir() else []
+    return {s.name: results.read_results(s, _READ_REMEDY) for s in stems}
+
   def table(self, stem: str = "results", default: list | None = None) -> list[dict[str, Any]]:
     """The rows of `<stem>.json` (`write_table`'s output); `default` if it is missing and
     a default is given (a sweep that has not written it yet)."""
@@ -246,6 +254,13 @@ class Workdir:
     rows = [dict(r, **(extra or {})) for r in result.rows]
     results.write_results(folder / "results", rows)
     shutil.rmtree(self.checkpoint_dir(group), ignore_errors=True)
+    for suffix in (".json", ".csv"):
+      (self.path / "progress" / f"{group}{suffix}").unlink(missing_ok=True)
+
+  def write_progress(self, group: str, rows: Iterable[dict[str, Any]]) -> None:
+    """The rows of a group still training, as of its last checkpoint (`in_progress`)."""
+    self._writable()
+    results.write_results(self.path / "progress" / group, list(rows))
 
   def write_table(self, rows: Iterable[dict[str, Any]], stem: str = "results") -> None:
     self._writable()

@@ -154,6 +154,7 @@ def resumed(binary, cli, tmp_path_factory):
       t10_done=(workdir / "groups" / "T10" / "results.json").exists(),
       t12_done=(workdir / "groups" / "T12" / "results.json").exists(),
       t12_checkpoint=any((workdir / "checkpoints" / "T12").glob("*")),
+      in_progress=Workdir.open(workdir).in_progress(),
     )
     second = _Interrupt(monkeypatch)
     rows = module.run(config, str(workdir))
@@ -164,12 +165,23 @@ def test_interrupted_sweep_resumes_to_identical_results(resumed, cli):
   workdir, config, first, after_first, second, rows = resumed
   # Ctrl-C after the first chunk of T12: T10 finished and stored, T12 checkpointed.
   assert first.called == ["T10", "T12"]
+  in_progress = after_first.pop("in_progress")
   assert after_first == dict(t10_done=True, t12_done=False, t12_checkpoint=True)
+  # The checkpointed group can be read while it trains: each run after its first chunk.
+  assert list(in_progress) == ["T12"]
+  partial = in_progress["T12"]
+  assert len(partial) == len(config.inits) * len(config.algorithms) * config.seeds
+  assert {r["updates_done"] for r in partial} == {config.chunk_size}
+  assert all(0 <= r["best_screen_error"] <= r["screen_error"] <= 1 for r in partial)
+  assert {(r["init"], r["algorithm"], r["seed"]) for r in partial} == {
+    (r["init"], r["algorithm"], r["seed"]) for r in rows if r["length"] == 12
+  }
   assert any("T12: interrupted" in line for line in first.lines)
   # Again: the finished group is loaded, not rerun; T12 goes on from its checkpoint.
   assert second.called == ["T12"]
   assert any("T12: resumed from chunk 1" in line for line in second.lines)
   assert rows == _rows(workdir)
+  assert Workdir.open(workdir).in_progress() == {}  # finished: its rows are the results
   # The same results as the uninterrupted command-line run, bit for bit on as many
   # devices.
   assert _rows(workdir) == _rows(cli(1)[0])
