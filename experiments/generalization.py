@@ -30,15 +30,12 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import generalization, plots, results, rnn, runs, sweep, train
-from rnn_dynamics.report import style
-from rnn_dynamics.tasks import get_task
+from rnn_dynamics import generalization, results, rnn, runs, sweep, train
+from rnn_dynamics.report import generalization as report
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "train"  # the workdir group holding the trained models
 TABLE = "generalization"  # <workdir>/generalization.{csv,json}: one row per (seed, length)
-# Temporal order has 4 classes; a model that has learnt nothing errs on 3 in 4.
-_CHANCE_ERROR = {"temporal_order": 0.75}
 
 
 def _hparams(config: ml_collections.ConfigDict) -> train.HParams:
@@ -82,17 +79,19 @@ def evaluate_lengths(
   finished = {int(r["eval_length"]) for r in rows}
   params = jax.tree.map(jnp.asarray, rnn.Params(**workdir.load_params(GROUP)))
   hps = runs.stack([_hparams(config)] * len(train_rows))
-  task, n = get_task(config.task), int(config.eval_sequences)
-  lo, hi = int(config.min_length), int(config.max_length)
-  for length in map(int, config.eval_lengths):
-    if length in finished:
-      continue
-    t0 = time.time()
-    block = generalization.eval_block(
-      task, length, config.n_hidden, n, int(config.eval_batch),
-      block_steps=int(config.eval_block_steps),
-    )
-    errors = generalization.model_errors(config, params, hps, length, n, block, vmapped=True)
+  n, lo, hi = int(config.eval_sequences), int(config.min_length), int(config.max_length)
+  todo = [length for length in map(int, config.eval_lengths) if length not in finished]
+  t0 = time.time()
+  for length, errors, block in generalization.errors_at_lengths(
+    config,
+    params,
+    hps,
+    todo,
+    n,
+    config.eval_batch,
+    vmapped=True,
+    block_steps=int(config.eval_block_steps),
+  ):
     for r, e in zip(train_rows, errors):
       rows.append(
         dict(
@@ -120,20 +119,8 @@ def evaluate_lengths(
       block,
       time.time() - t0,
     )
+    t0 = time.time()
   return rows
-
-
-def write_figure(config: ml_collections.ConfigDict, workdir: Workdir, rows: list[dict]) -> None:
-  fig = plots.generalization_figure(
-    rows,
-    train_range=(int(config.min_length), int(config.max_length)),
-    success_error=float(config.success_error),
-    chance_error=_CHANCE_ERROR.get(config.task),
-    title=f"{config.task}: one {config.n_hidden}-unit {config.init} model per seed, "
-    f"{style.label(config.algorithm)}, "
-    f"≤{config.max_updates:,} updates\n{config.eval_sequences:,} fresh sequences per length",
-  )
-  plots.save_figure(fig, workdir.path / TABLE)
 
 
 def run(config: ml_collections.ConfigDict, workdir_path: str) -> tuple[list[dict], list[dict]]:
@@ -146,31 +133,15 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> tuple[list[dict
   train_rows = train_models(config, workdir)
   workdir.write_table(train_rows)
   rows = evaluate_lengths(config, workdir, train_rows)
-  write_figure(config, workdir, rows)
+  report.write_figure(config, workdir.path / TABLE, rows)
   return train_rows, rows
-
-
-def _summary(train_rows: list[dict], rows: list[dict]) -> str:
-  seeds = [r["seed"] for r in train_rows]
-  n = rows[0]["n_sequences"] if rows else 0
-  lines = ["seed:            " + " ".join(f"{s:<9}" for s in seeds)]
-  lines.append(
-    "solved in train: " + " ".join(f"{'yes' if r['solved'] else 'no':<9}" for r in train_rows)
-  )
-  for length in sorted({r["eval_length"] for r in rows}):
-    at = {r["seed"]: r for r in rows if r["eval_length"] == length}
-    lines.append(
-      f"errors at {length:<6} "
-      + " ".join(f"{str(at[s]['errors']) if s in at else '-':<9}" for s in seeds)
-    )
-  return "\n".join(lines) + f"\n(errors out of {n:,} fresh sequences per length)"
 
 
 def main(argv):
   workdir = cli.require_workdir(argv, _WORKDIR, "runs/generalization")
   t0 = time.time()
   train_rows, rows = run(validation.validate(_CONFIG.value, "generalization"), workdir)
-  print(_summary(train_rows, rows))
+  print(report.summary(train_rows, rows))
   print(
     f"table: {workdir}/{TABLE}.csv, figure: {workdir}/{TABLE}.png "
     f"({time.time() - t0:.0f} s in this process)"

@@ -27,65 +27,19 @@ from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import pathological as configs
-from rnn_dynamics import generalization, paper, results, runs, sweep, train
-from rnn_dynamics.errors import ConfigError
+from rnn_dynamics import generalization, results, runs, sweep, train
 from rnn_dynamics.report import pathological
-from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import Workdir
-
-
-def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The config with every field left None set to the task's published value.
-
-  A registered task the paper does not have (`paper.pathological_setup` is None) takes
-  its entry in `configs.pathological.SETUPS`; without one, every field must be given.
-  """
-  cfg = config.copy_and_resolve_references()
-  fields = ("n_hidden", "init", "lr", "alpha", "clip")
-  published = paper.pathological_setup(cfg.task)
-  published = published._asdict() if published else configs.SETUPS.get(cfg.task)
-  if published is None and (missing := [f for f in fields if cfg[f] is None]):
-    flags = ", ".join(f"--config.{f}" for f in missing)
-    raise ConfigError(
-      f"--config.task={cfg.task} has no published set-up (rnn_dynamics.paper): pass {flags}"
-    )
-  for field in fields:
-    if cfg[field] is None:
-      cfg[field] = published[field]
-  if cfg.elementwise_clip is None:
-    cfg.elementwise_clip = cfg.clip
-  if cfg.max_updates is None:
-    key = paper.experiment_task(cfg.task)
-    if key not in cfg.budgets:
-      raise ConfigError(f"--config.task={cfg.task} has no budget: pass --config.max_updates")
-    cfg.max_updates = cfg.budgets[key]
-  if cfg.generalization_runs not in ("solved", "all"):
-    raise ValueError(
-      f"generalization_runs must be 'solved' or 'all', not {cfg.generalization_runs!r}"
-    )
-  return cfg
-
-
-def groups(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, int, int]]:
-  """`(group, task variant, min_length, max_length)`: one compiled program each."""
-  out = []
-  for variant in paper.variants(cfg.task):
-    if variant.startswith("memorization"):
-      out += [(f"{variant}_T{t}", variant, int(t), int(t)) for t in cfg.memorization_lengths]
-    else:
-      lo, hi = (int(x) for x in cfg.train_lengths)
-      out.append((variant, variant, lo, hi))
-  return out
 
 
 def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[dict]]:
   """Runs (or resumes) the task's sweep and generalization tests; returns their rows."""
-  cfg = resolve(config)
+  cfg = configs.resolve(config)
   workdir = Workdir(workdir_path, cfg)
   rows: list[dict] = []
   gen_rows: list[dict] = []
   t_start = time.time()
-  todo = groups(cfg)
+  todo = configs.groups(cfg)
   for i, (group, variant, lo, hi) in enumerate(todo):
     gcfg = cfg.copy_and_resolve_references()
     gcfg.task, gcfg.min_length, gcfg.max_length = variant, lo, hi
@@ -141,14 +95,18 @@ def _generalize(workdir: Workdir, group: str, gcfg, group_rows: list[dict]) -> l
   if picked:
     params = {k: v[picked] for k, v in workdir.load_params(group).items()}
     hps = runs.stack([_hparams(gcfg, group_rows[i]["algorithm"]) for i in picked])
-    task, n = get_task(gcfg.task), int(gcfg.generalization_size)
-    t0 = time.time()
-    for length in map(int, gcfg.generalization_lengths):
-      block = generalization.eval_block(
-        task, length, gcfg.n_hidden, n, gcfg.eval_batch, memory_mb=gcfg.generalization_memory_mb
-      )
-      # One model at a time, as the published results were made (`model_errors`).
-      errors = generalization.model_errors(gcfg, params, hps, length, n, block, vmapped=False)
+    n, t0 = int(gcfg.generalization_size), time.time()
+    # One model at a time, as the published results were made (`model_errors`).
+    for length, errors, _ in generalization.errors_at_lengths(
+      gcfg,
+      params,
+      hps,
+      gcfg.generalization_lengths,
+      n,
+      gcfg.eval_batch,
+      vmapped=False,
+      memory_mb=gcfg.generalization_memory_mb,
+    ):
       for i, error in zip(picked, errors):
         out.append(dict(group_rows[i], eval_length=length, error=float(error), n_sequences=n))
       logging.info(

@@ -10,15 +10,16 @@ training key, so all models of a config see the same sequences (a paired compari
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import jax
 import ml_collections
 import numpy as np
 
 from rnn_dynamics import rnn, train
+from rnn_dynamics.tasks import get_task
 
-__all__ = ["STREAM", "eval_block", "model_errors", "test_key"]
+__all__ = ["STREAM", "errors_at_lengths", "eval_block", "model_errors", "test_key"]
 
 STREAM = 1_000_003
 """Tag folded into the config's base key for the test sequences; the training keys fold in
@@ -92,7 +93,39 @@ def model_errors(
   models = len(jax.tree.leaves(params)[0])
   at = lambda tree, i: jax.tree.map(lambda v: v[i], tree)
   return np.asarray(
-    [float(one(at(params, i), at(hparams, i), key, n_sequences, length=length))
-     for i in range(models)],
+    [
+      float(one(at(params, i), at(hparams, i), key, n_sequences, length=length))
+      for i in range(models)
+    ],
     dtype=np.float64,
   )
+
+
+def errors_at_lengths(
+  config: ml_collections.ConfigDict,
+  params: rnn.Params | Mapping[str, np.ndarray],
+  hparams: train.HParams,
+  lengths: Iterable[int],
+  n_sequences: int,
+  max_block: int,
+  *,
+  vmapped: bool,
+  memory_mb: float | None = None,
+  block_steps: int | None = None,
+) -> Iterator[tuple[int, np.ndarray, int]]:
+  """`(length, errors, block)` for each length in turn: `model_errors` of every model on
+  `n_sequences` fresh sequences, evaluated `block` sequences at a time (`eval_block`), so
+  a caller can store each length's rows before the next, longer one starts."""
+  task = get_task(config.task)
+  for length in map(int, lengths):
+    block = eval_block(
+      task,
+      length,
+      int(config.n_hidden),
+      n_sequences,
+      int(max_block),
+      memory_mb=memory_mb,
+      block_steps=block_steps,
+    )
+    errors = model_errors(config, params, hparams, length, n_sequences, block, vmapped=vmapped)
+    yield length, errors, block

@@ -151,22 +151,22 @@ def test_notebook_executes_on_the_test_output(runs, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("task", paper.PATHOLOGICAL_TASKS)
 def test_resolve_takes_the_published_setup_and_keeps_overrides(task):
-  cfg = experiment.resolve(_with_task(configs.get_config("paper"), task))
+  cfg = configs.resolve(_with_task(configs.get_config("paper"), task))
   published = paper.pathological_setup(task)
   assert (cfg.n_hidden, cfg.init, cfg.lr, cfg.alpha, cfg.clip) == published[:5]
   assert cfg.max_updates == 5_000_000 and cfg.seeds == 5 and cfg.eval_size == 10_000
   config = _with_task(configs.get_config("cpu"), task)
   config.lr, config.elementwise_clip = 0.5, 0.1
-  cfg = experiment.resolve(config)
+  cfg = configs.resolve(config)
   assert (cfg.lr, cfg.elementwise_clip, cfg.clip) == (0.5, 0.1, published.clip)
 
 
 def test_groups_memorization_one_model_per_gap_length():
-  cfg = experiment.resolve(_with_task(configs.get_config("paper"), "memorization"))
-  names = [g[0] for g in experiment.groups(cfg)]
+  cfg = configs.resolve(_with_task(configs.get_config("paper"), "memorization"))
+  names = [g[0] for g in configs.groups(cfg)]
   assert names == [f"memorization_{b}_T{t}" for b in ("5bit", "20bit") for t in (50, 100, 150, 200)]
-  cfg = experiment.resolve(_with_task(configs.get_config("paper"), "addition"))
-  assert experiment.groups(cfg) == [("addition", "addition", 50, 200)]
+  cfg = configs.resolve(_with_task(configs.get_config("paper"), "addition"))
+  assert configs.groups(cfg) == [("addition", "addition", 50, 200)]
 
 
 def test_a_registered_task_the_paper_lacks_takes_its_setup_from_the_config(monkeypatch):
@@ -179,24 +179,24 @@ def test_a_registered_task_the_paper_lacks_takes_its_setup_from_the_config(monke
   config = _with_task(configs.get_config("test"), name)
   flags = "--config.init, --config.lr, --config.alpha, --config.clip"
   with pytest.raises(ConfigError, match=f"no published set-up .*: pass {flags}"):
-    experiment.resolve(config)
+    configs.resolve(config)
   config.init, config.lr, config.alpha, config.clip = "basic_tanh", 0.01, 2.0, 6.0
-  cfg = experiment.resolve(config)
+  cfg = configs.resolve(config)
   assert (cfg.n_hidden, cfg.lr, cfg.elementwise_clip, cfg.max_updates) == (8, 0.01, 6.0, 100)
   assert "Paper (docs/reference.md §4): not one of the paper's tasks." in (
     pathological._table_markdown(cfg, [])
   )
   config.max_updates = None
   with pytest.raises(ConfigError, match="no budget: pass --config.max_updates"):
-    experiment.resolve(config)
+    configs.resolve(config)
   config.budgets[name] = 200
-  assert experiment.resolve(config).max_updates == 200
+  assert configs.resolve(config).max_updates == 200
   # An entry in the config module's SETUPS fills the fields left None, as the paper's do.
   setup = dict(n_hidden=16, init="smart_tanh", lr=0.001, alpha=1.0, clip=3.0)
   monkeypatch.setitem(configs.SETUPS, name, setup)
   config = _with_task(configs.get_config("cpu"), name)
   config.max_updates = 1000
-  cfg = experiment.resolve(config)
+  cfg = configs.resolve(config)
   assert {f: cfg[f] for f in setup} == setup and cfg.elementwise_clip == 3.0
 
 
@@ -209,7 +209,7 @@ def test_validation_accepts_every_registered_task():
 
 def test_unknown_task_is_a_clear_error():
   with pytest.raises(ValueError, match="temporal_order_3bit"):
-    experiment.resolve(_with_task(configs.get_config("test"), "adding"))
+    configs.resolve(_with_task(configs.get_config("test"), "adding"))
 
 
 def test_eval_block_divides_and_fits():
@@ -271,8 +271,17 @@ def test_summary_says_when_solved_models_fail_at_the_shortest_length():
   gen = [dict(rows[0], eval_length=n, error=e) for n, e in ((50, 0.0), (400, 0.0), (500, 0.3))]
   gen += [dict(rows[1], eval_length=n, error=e) for n, e in ((50, 0.2), (400, 0.0))]
   config = dict(
-    task="addition", preset="test", n_hidden=8, init="basic_tanh", lr=0.01, alpha=0.5,
-    clip=6.0, max_updates=100, success_error=0.01,
+    task="addition",
+    preset="test",
+    n_hidden=8,
+    init="basic_tanh",
+    lr=0.01,
+    alpha=0.5,
+    clip=6.0,
+    max_updates=100,
+    success_error=0.01,
   )
   table, _ = pathological.summary_table([dict(config=config, rows=rows, generalization=gen)])
-  assert table[0]["sgd_cr_generalizes_to"] == "400 (400–400); 1 of 2 at ≥ 1% already at the shortest"
+  assert (
+    table[0]["sgd_cr_generalizes_to"] == "400 (400–400); 1 of 2 at ≥ 1% already at the shortest"
+  )

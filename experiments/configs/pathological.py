@@ -35,6 +35,8 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 from experiments.configs import fields
+from rnn_dynamics import paper
+from rnn_dynamics.errors import ConfigError
 
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
 # addition, multiplication and memorization, 0.001 for the others).
@@ -142,3 +144,47 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.min_length = c.train_lengths[0]
   c.max_length = c.train_lengths[1]
   return c
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config with every field left None set to the task's published value.
+
+  A registered task the paper does not have (`paper.pathological_setup` is None) takes
+  its entry in `SETUPS`; without one, every field must be given.
+  """
+  cfg = config.copy_and_resolve_references()
+  published_fields = ("n_hidden", "init", "lr", "alpha", "clip")
+  published = paper.pathological_setup(cfg.task)
+  published = published._asdict() if published else SETUPS.get(cfg.task)
+  if published is None and (missing := [f for f in published_fields if cfg[f] is None]):
+    flags = ", ".join(f"--config.{f}" for f in missing)
+    raise ConfigError(
+      f"--config.task={cfg.task} has no published set-up (rnn_dynamics.paper): pass {flags}"
+    )
+  for field in published_fields:
+    if cfg[field] is None:
+      cfg[field] = published[field]
+  if cfg.elementwise_clip is None:
+    cfg.elementwise_clip = cfg.clip
+  if cfg.max_updates is None:
+    key = paper.experiment_task(cfg.task)
+    if key not in cfg.budgets:
+      raise ConfigError(f"--config.task={cfg.task} has no budget: pass --config.max_updates")
+    cfg.max_updates = cfg.budgets[key]
+  if cfg.generalization_runs not in ("solved", "all"):
+    raise ValueError(
+      f"generalization_runs must be 'solved' or 'all', not {cfg.generalization_runs!r}"
+    )
+  return cfg
+
+
+def groups(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, int, int]]:
+  """`(group, task variant, min_length, max_length)`: one compiled program each."""
+  out = []
+  for variant in paper.variants(cfg.task):
+    if variant.startswith("memorization"):
+      out += [(f"{variant}_T{t}", variant, int(t), int(t)) for t in cfg.memorization_lengths]
+    else:
+      lo, hi = (int(x) for x in cfg.train_lengths)
+      out.append((variant, variant, lo, hi))
+  return out
