@@ -4,6 +4,7 @@
   map (Figure 3).
 * `surface`: the error surface with a cliff and gradient descent with and without norm
   clipping (Figure 6).
+* `cliff_figure`: Figure 6 end to end, as `experiments/cliff.py` runs it.
 * `curvature`: Hessian-vector products, Lanczos, gradient/eigenvector alignment (§2.3).
 * `mechanics`: `‖∂x_t/∂x_k‖` by lag, adjoint norms and Ω terms (§2.1, eq. 9).
 * `attractors`: fixed points of a trained network's autonomous map (§2.2, §4.1.1).
