@@ -28,7 +28,7 @@ from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import char_lm as char_lm_config
-from rnn_dynamics import natural, paper, results, rnn
+from rnn_dynamics import natural, paper, results
 from rnn_dynamics.workdir import Workdir
 
 
@@ -43,26 +43,26 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
   published = paper.TABLE2.get(offset) if config.dataset == "ptb" else None
   task = "next character" if offset == 1 else f"{offset} steps ahead"
   lrs = ", ".join(f"{a} {config[f'lr_{a}']}" for a in config.algorithms)
-  notes = [
-    f"Bits per character at each run's best-validation epoch; ours: mean ± std over "
-    f"{config.seeds} seed(s).",
-    f"Unigram baseline (training symbol frequencies), test: {baseline:.2f}.",
-    f"{config.n_hidden} sigmoid units{'' if config.biases else ' without biases'}, lr {lrs} "
-    f"halved on rising {config.lr_halving} error, clip {config.clip} on the summed cost, "
-    f"α {config.alpha0} ({config.alpha_schedule}), segments of {config.segment_length} "
-    f"steps, {config.batch_size} lane(s).",
-    natural.wall_note(res),
-  ]
+  truncated = []
   if config.max_train_symbols or config.max_eval_symbols or config.train_eval_limit:
-    notes.append(
+    truncated.append(
       f"Truncated: train on {config.max_train_symbols or 'all'} symbols, valid/test scored "
       f"on {config.max_eval_symbols or 'all'}, train scored on "
       f"{config.train_eval_limit or 'all'}."
     )
-  if published is None:
-    notes.append("The paper reports no numbers for this data set / task.")
-  elif config.preset != "paper":
-    notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
+  notes = natural.table_notes(
+    config,
+    res,
+    published,
+    score="Bits per character",
+    baseline=f"Unigram baseline (training symbol frequencies), test: {baseline:.2f}.",
+    setup=f"{config.n_hidden} sigmoid units{'' if config.biases else ' without biases'}, "
+    f"lr {lrs} halved on rising {config.lr_halving} error, clip {config.clip} on the summed "
+    f"cost, α {config.alpha0} ({config.alpha_schedule}), segments of "
+    f"{config.segment_length} steps, {config.batch_size} lane(s).",
+    extra=truncated,
+    missing="The paper reports no numbers for this data set / task.",
+  )
   return natural.write_fit_outputs(
     workdir.path,
     res,
@@ -88,19 +88,11 @@ def write_samples(workdir: Workdir, config, res: natural.FitResult, data) -> Non
   vocab = data["vocab"]
   decode = lambda ids: "".join(" " if vocab[i] == "_" else vocab[i] for i in ids)
   prime = np.asarray(data["test"][:100])
+  key = jax.random.PRNGKey(int(config.seed))
   out = {"prime": decode(prime)}
-  for i, run in enumerate(res.runs):
-    if run["seed"] == 0:
-      params = rnn.Params(**{k: v[i] for k, v in res.best_params.items()})
-      ids = natural.sample_text(
-        params,
-        config.init,
-        prime,
-        int(config.n_samples),
-        jax.random.PRNGKey(int(config.seed)),
-        len(vocab),
-      )
-      out[run["algorithm"]] = decode(ids)
+  for algorithm, params in res.seed_models(0).items():
+    ids = natural.sample_text(params, config.init, prime, int(config.n_samples), key, len(vocab))
+    out[algorithm] = decode(ids)
   results.write_json(workdir.path / "samples.json", out)
 
 

@@ -25,7 +25,7 @@ from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import polyphonic as polyphonic_config
-from rnn_dynamics import natural, paper, results, rnn
+from rnn_dynamics import natural, paper, results
 from rnn_dynamics.workdir import Workdir
 
 
@@ -37,19 +37,18 @@ def columns(config) -> list[natural.Column]:
 def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: float) -> str:
   """Tables, history and best parameters; returns the Markdown table."""
   published = paper.TABLE1.get(config.dataset)
-  notes = [
-    f"NLL per time step (nats, summed over 88 keys, pooled over all frames), at each run's "
-    f"best-validation epoch; ours: mean ± std over {config.seeds} seed(s).",
-    f"Frequency baseline (independent keys at their training frequencies), test: {baseline:.2f}.",
-    f"{config.n_hidden} sigmoid units, lr {config.lr} halved on rising {config.lr_halving} "
-    f"error, clip {config.clip} on the mean cost, α_0 {config.alpha0} ({config.alpha_schedule}), "
-    f"segments of {config.segment_length} steps, {config.batch_size} lane(s).",
-    natural.wall_note(res),
-  ]
-  if published is None:
-    notes.append("The paper reports no numbers for this data set.")
-  elif config.preset != "paper":
-    notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
+  notes = natural.table_notes(
+    config,
+    res,
+    published,
+    score="NLL per time step (nats, summed over 88 keys, pooled over all frames)",
+    baseline="Frequency baseline (independent keys at their training frequencies), test: "
+    f"{baseline:.2f}.",
+    setup=f"{config.n_hidden} sigmoid units, lr {config.lr} halved on rising "
+    f"{config.lr_halving} error, clip {config.clip} on the mean cost, α_0 {config.alpha0} "
+    f"({config.alpha_schedule}), segments of {config.segment_length} steps, "
+    f"{config.batch_size} lane(s).",
+  )
   return natural.write_fit_outputs(
     workdir.path,
     res,
@@ -69,15 +68,12 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
 
 def write_predictions(workdir: Workdir, config, res: natural.FitResult, test) -> None:
   """Predicted piano rolls (seed 0 of every column, best-validation parameters)."""
+  models = res.seed_models(0)
   out = {}
   for j, roll in enumerate(test[: int(config.n_predictions)]):
     out[f"real/{j}"] = roll
-    for i, run in enumerate(res.runs):
-      if run["seed"] == 0:
-        params = {k: v[i] for k, v in res.best_params.items()}
-        out[f"{run['algorithm']}/{j}"] = natural.predict_roll(
-          rnn.Params(**params), config.init, roll
-        )
+    for algorithm, params in models.items():
+      out[f"{algorithm}/{j}"] = natural.predict_roll(params, config.init, roll)
   results.write_npz(workdir.path / "predictions.npz", out)
 
 

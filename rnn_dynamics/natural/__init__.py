@@ -33,7 +33,8 @@ The package, one concern a module:
 * `fit`: the host loop (epochs, evaluation, best parameters, checkpoints, stop), on
   `rnn_dynamics.runs` as the synthetic sweep; `fit_in_workdir`, as a table's binary runs it;
   `score`, trained parameters on a whole split;
-* `report`: a table's files (`write_fit_outputs`, `comparison_table`, `wall_note`).
+* `report`: a table's files (`write_fit_outputs`, `comparison_table`, `table_notes`,
+  `wall_note`).
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
@@ -60,7 +61,12 @@ from rnn_dynamics.natural.fit import (
   fit_in_workdir,
   score,
 )
-from rnn_dynamics.natural.report import comparison_table, wall_note, write_fit_outputs
+from rnn_dynamics.natural.report import (
+  comparison_table,
+  table_notes,
+  wall_note,
+  write_fit_outputs,
+)
 from rnn_dynamics.natural.schedules import ALPHA_SCHEDULES, alpha_at, halve_lr
 from rnn_dynamics.natural.segments import (
   Segments,
@@ -128,6 +134,7 @@ __all__ = [
   "text_splits",
   "text_task",
   "unigram_baseline",
+  "table_notes",
   "wall_note",
   "write_fit_outputs",
 ]

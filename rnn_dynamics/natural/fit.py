@@ -105,6 +105,14 @@ class FitResult:
   wall_s: float
   stopped: str
 
+  def seed_models(self, seed: int = 0) -> dict[str, rnn.Params]:
+    """Column (algorithm) → the best-validation parameters of its run with `seed`."""
+    return {
+      run["algorithm"]: rnn.Params(**{k: v[i] for k, v in self.best_params.items()})
+      for i, run in enumerate(self.runs)
+      if run["seed"] == seed
+    }
+
 
 _SUMS = ("nll", "steps", "grad_norm", "updates", "clipped", "omega", "fallback")
 

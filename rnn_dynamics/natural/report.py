@@ -12,7 +12,7 @@ from rnn_dynamics import results
 if TYPE_CHECKING:
   from rnn_dynamics.natural.fit import FitResult
 
-__all__ = ["comparison_table", "wall_note", "write_fit_outputs"]
+__all__ = ["comparison_table", "table_notes", "wall_note", "write_fit_outputs"]
 
 
 def write_fit_outputs(
@@ -45,6 +45,35 @@ def write_fit_outputs(
     path / "summary.json", dict(summary, paper=paper, wall_s=res.wall_s, stopped=res.stopped)
   )
   return md
+
+
+def table_notes(
+  config: Any,
+  res: FitResult,
+  published: Any,
+  *,
+  score: str,
+  baseline: str,
+  setup: str,
+  extra: Sequence[str] = (),
+  missing: str = "The paper reports no numbers for this data set.",
+) -> list[str]:
+  """A table's notes, in the order both tables give them: what the score is (at each
+  run's best-validation epoch, mean ± std over seeds), the baseline, the set-up, the
+  wall time, `extra`, and how the set-up compares with the paper's (`missing` when the paper has
+  no number; the preset when it is not `paper`)."""
+  notes = [
+    f"{score}, at each run's best-validation epoch; ours: mean ± std over {config.seeds} seed(s).",
+    baseline,
+    setup,
+    wall_note(res),
+    *extra,
+  ]
+  if published is None:
+    notes.append(missing)
+  elif config.preset != "paper":
+    notes.append(f"Preset '{config.preset}' is smaller/shorter than the paper's set-up.")
+  return notes
 
 
 def wall_note(res: FitResult) -> str:
