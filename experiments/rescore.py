@@ -1,11 +1,8 @@
 r"""Scores a finished Table 1 / Table 2 workdir's best parameters on a whole split.
 
-The `cpu` presets of `experiments.char_lm` score valid and test on their first 100,000
-symbols each epoch (`max_eval_symbols`), which keeps an epoch's evaluation cheap; the
-published number is the whole split's. This reads the workdir's `config.json` and
-`best_params.npz` (each run's best-validation parameters), loads the data as the binary
-did but untruncated, and scores every run with the trainer's own evaluation program.
-Nothing in the workdir is changed; the scores go to `rescored_<split>.{json,md}` beside.
+The `cpu` presets score valid and test on their first 100,000 symbols each epoch; the
+published number is the whole split's (`rnn_dynamics.natural.rescore`). Nothing in the
+workdir is changed; the scores go to `rescored_<split>.{json,csv,md}` beside its files.
 
   python -m experiments.rescore --workdir=runs/ptb --split=test
   python -m experiments.rescore --workdir=docs/results/ptb1_cpu \
@@ -14,92 +11,18 @@ Nothing in the workdir is changed; the scores go to `rescored_<split>.{json,md}`
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import ml_collections
-from absl import flags, logging
+from absl import flags
 
 from experiments import cli
-from rnn_dynamics import natural, results
-from rnn_dynamics.errors import ConfigError
+from rnn_dynamics.natural import rescore
 from rnn_dynamics.workdir import Workdir
-
-
-def task_and_split(config: ml_collections.ConfigDict, split: str):
-  """The workdir's task and the whole `split`, loaded as the binary that trained it did.
-
-  A char_lm config is the one with `target_offset` (every text config has it; no music
-  config does)."""
-  if "target_offset" in config:
-    config.max_train_symbols = config.max_eval_symbols = 0
-    data = natural.text_splits(config)
-    task = natural.text_task(config.dataset, len(data["vocab"]), int(config.target_offset))
-  else:
-    data = natural.music_splits(config)
-    task = natural.music_task(config.dataset)
-  return task, data[split]
-
-
-def rescore(path: str | Path, split: str = "test", data_path: str = "") -> list[dict]:
-  """One row per run: its score on the whole split beside the one its table reports."""
-  if split not in natural.SPLITS:
-    raise ConfigError(f"--split={split!r}: choose one of {', '.join(natural.SPLITS)}")
-  workdir = Workdir.open(path, of="experiments.char_lm or experiments.polyphonic")
-  if not workdir.exists("best_params.npz"):
-    raise ConfigError(
-      f"{workdir.path} has no best_params.npz: pass the workdir of a Table 1 or Table 2 "
-      "run that finished at least one epoch"
-    )
-  config = ml_collections.ConfigDict(workdir.config)
-  if data_path:
-    config.data_path = data_path
-  task, data = task_and_split(config, split)
-  params = workdir.read_npz("best_params.npz")
-  t0 = time.time()
-  scores, steps = natural.score(config, task, params, data)
-  logging.info("scored %d runs on %s in %.0f s", len(scores), split, time.time() - t0)
-  table = workdir.table("runs")
-  return [
-    {
-      "algorithm": run["algorithm"],
-      "seed": run["seed"],
-      "best_epoch": run["best_epoch"],
-      "split": split,
-      "scored_steps": steps,
-      "whole_split": float(s),
-      "as_trained": run[split],
-    }
-    for run, s in zip(table, scores, strict=True)
-  ]
-
-
-def write(path: str | Path, rows: list[dict], score_name: str) -> str:
-  """`rescored_<split>.{json,csv,md}` in the workdir; returns the Markdown."""
-  split = rows[0]["split"]
-  md = [
-    f"{split} {score_name} at each run's best-validation epoch, on the whole split "
-    f"({rows[0]['scored_steps']:,} steps) and as the table scored it during training:",
-    "",
-    "| algorithm | seed | best epoch | whole split | as trained |",
-    "|---|---|---|---|---|",
-  ]
-  md += [
-    f"| {r['algorithm']} | {r['seed']} | {r['best_epoch']} | {r['whole_split']:.3f} | "
-    f"{r['as_trained']:.3f} |"
-    for r in rows
-  ]
-  text = "\n".join(md) + "\n"
-  results.write_results(Path(path) / f"rescored_{split}", rows)
-  results.atomic_write_text(Path(path) / f"rescored_{split}.md", text)
-  return text
 
 
 def main(argv):
   path = cli.require_workdir(argv, _WORKDIR, "runs/ptb")
-  rows = rescore(path, _SPLIT.value, _DATA_PATH.value)
+  rows = rescore.rescore(path, _SPLIT.value, _DATA_PATH.value)
   summary = Workdir.open(path).read_json("summary.json")
-  text = write(path, rows, summary.get("score", "score"))
+  text = rescore.write(path, rows, summary.get("score", "score"))
   print(text)
   print(f"results: {path}/rescored_{_SPLIT.value}.md")
 

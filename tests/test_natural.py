@@ -291,7 +291,8 @@ def test_char_lm_test_preset_end_to_end(text_run):
 
 def test_rescore_scores_a_truncated_text_table_on_the_whole_split(tmp_path):
   # char_lm scored valid/test on their first 600 symbols; rescore reads the whole split.
-  from experiments import char_lm, rescore
+  from experiments import char_lm
+  from rnn_dynamics.natural import rescore
   from experiments.configs import char_lm as cfg
 
   config = cfg.get_config("test")
@@ -313,7 +314,7 @@ def test_rescore_scores_a_truncated_text_table_on_the_whole_split(tmp_path):
 
 
 def test_rescore_refuses_a_folder_without_trained_parameters(tmp_path):
-  from experiments import rescore
+  from rnn_dynamics.natural import rescore
   from rnn_dynamics.errors import ConfigError
 
   (tmp_path / "config.json").write_text("{}")

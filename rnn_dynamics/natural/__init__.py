@@ -34,7 +34,9 @@ The package, one concern a module:
   `rnn_dynamics.runs` as the synthetic sweep; `fit_in_workdir`, as a table's binary runs it;
   `score`, trained parameters on a whole split;
 * `report`: a table's files (`write_fit_outputs`, `comparison_table`, `table_notes`,
-  `wall_note`).
+  `wall_note`);
+* `rescore`: a finished table's best models scored on a whole split (imported as a
+  module: `from rnn_dynamics.natural import rescore`).
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
