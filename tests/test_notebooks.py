@@ -106,3 +106,31 @@ def test_success_rate_notebook_opens_the_long_run(kernel, monkeypatch):
   text = outputs_text(nb)
   assert "SGD-CR" in text and "200" in text
   assert re.search(r"5/5 \(48–100 %\)", text) and re.search(r"0/5 \(0–52 %\)", text)
+
+
+def test_generalization_notebook_opens_the_long_run(kernel, monkeypatch):
+  """The committed single-model run: 5/5 solved at zero mistakes, its attractors."""
+  published = REPO / "docs" / "results" / "generalization_long"
+  monkeypatch.setenv("RNN_DYNAMICS_GENERALIZATION_WORKDIR", str(published))
+  nb = execute(REPO / "notebooks" / "generalization.py", kernel)
+  text = outputs_text(nb)
+  assert "solved 5/5 (48–100 %)" in text
+  assert "| 0 | yes | 254,000 | 0 of 10,000 |" in text  # seed 0's row, as committed
+  assert "errors at 5000" in text  # the generalization table reaches the paper's 5000
+  assert "| seed0_T100 | u_mean | 9 | 4 | 1.00 |" in text  # its attractor analysis
+  n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+  assert n_images == 2  # training traces, error against length
+
+
+def test_threshold_grid_notebook_opens_the_published_grid(kernel, monkeypatch):
+  published = REPO / "docs" / "results" / "threshold_grid_cpu"
+  monkeypatch.setenv("RNN_DYNAMICS_THRESHOLD_WORKDIR", str(published))
+  nb = execute(REPO / "notebooks" / "threshold_grid.py", kernel)
+  text = outputs_text(nb)
+  assert "average pre-clip gradient norm: 0.397" in text
+  assert "α=2: thresholds 0.5–10× avg" in text  # the summary, as the binary writes it
+  # The Ω-without-clipping runs: 5 values of α > 0 × 3 seeds, none diverged.
+  omega_only = re.findall(r"^\d\S*\s+\d\s+\S+\s+(solved at [\d,]+|diverged|not solved)$", text, re.M)
+  assert len(omega_only) == 15 and "diverged" not in omega_only
+  n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+  assert n_images == 3  # two heatmaps, the clipping rate
