@@ -256,6 +256,9 @@ class Workdir:
     shutil.rmtree(self.checkpoint_dir(group), ignore_errors=True)
     for suffix in (".json", ".csv"):
       (self.path / "progress" / f"{group}{suffix}").unlink(missing_ok=True)
+    for folder in (self.path / "progress", self.path / "checkpoints"):
+      if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # nothing in progress any more
 
   def write_progress(self, group: str, rows: Iterable[dict[str, Any]]) -> None:
     """The rows of a group still training, as of its last checkpoint (`in_progress`)."""

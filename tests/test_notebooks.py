@@ -134,3 +134,26 @@ def test_threshold_grid_notebook_opens_the_published_grid(kernel, monkeypatch):
   assert len(omega_only) == 15 and "diverged" not in omega_only
   n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
   assert n_images == 3  # two heatmaps, the clipping rate
+
+
+@pytest.mark.parametrize(
+  "experiment, env",
+  [("generalization", "RNN_DYNAMICS_GENERALIZATION_WORKDIR"),
+   ("threshold_grid", "RNN_DYNAMICS_THRESHOLD_WORKDIR")],
+)
+def test_long_memory_notebooks_open_a_fresh_test_run(experiment, env, tmp_path, kernel, monkeypatch):
+  workdir = tmp_path / experiment
+  subprocess.run(
+    [sys.executable, "-m", f"experiments.{experiment}",
+     f"--config=experiments/configs/{experiment}.py:test", f"--workdir={workdir}"],
+    cwd=REPO, check=True, capture_output=True, timeout=300,
+  )
+  # A finished run leaves nothing "in progress" behind.
+  assert not (workdir / "progress").exists() and not (workdir / "checkpoints").exists()
+  monkeypatch.setenv(env, str(workdir))
+  nb = execute(REPO / "notebooks" / f"{experiment}.py", kernel)
+  text = outputs_text(nb)
+  assert str(workdir) in text and "still training" not in text
+  assert re.search(r"\d+/\d+ \(\d+–\d+ %\)", text)  # rates carry their 95 % interval
+  n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+  assert n_images >= 2
