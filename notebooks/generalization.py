@@ -33,8 +33,6 @@
 
 # %%
 import json
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,29 +40,14 @@ from IPython.display import Markdown, display
 
 from rnn_dynamics import plots, stats
 from rnn_dynamics.report import generalization as report
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, locate
 
 # rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
 
-# Relative paths are tried from the working directory, then from the repository root
-# (Jupyter starts kernels in notebooks/).
-def _find(path: str) -> Path:
-  p = Path(path)
-  if not p.is_absolute() and not p.exists() and (Path("..") / p).exists():
-    p = Path("..") / p
-  return p
-
-
-if "RNN_DYNAMICS_GENERALIZATION_WORKDIR" in os.environ:
-  WORKDIR = _find(os.environ["RNN_DYNAMICS_GENERALIZATION_WORKDIR"])
-else:
-  WORKDIR = next(
-    (p for p in map(_find, ("runs/generalization", "docs/results/generalization_long"))
-     if p.exists()),
-    Path("runs/generalization"),
-  )
+# RNN_DYNAMICS_GENERALIZATION_WORKDIR names the workdir; without it, the first of these that exists opens.
+WORKDIR = locate("RNN_DYNAMICS_GENERALIZATION_WORKDIR", "runs/generalization", "docs/results/generalization_long")
 # Read-only: a notebook never writes into a workdir (a run may be going on in it).
 workdir = Workdir.open(WORKDIR, of="experiments.generalization")
 config = workdir.config

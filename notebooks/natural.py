@@ -30,15 +30,13 @@
 # or `samples.json` (text: samples from each column's best model).
 
 # %%
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
 from rnn_dynamics.report import style
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, locate
 
 # %matplotlib inline
 
@@ -47,11 +45,9 @@ LABELS = style.TABLE_LABELS  # Tables 1–2 write SGD+C, SGD+CR (docs/reference.
 
 
 def find_workdir(env: str, default: str) -> Workdir | None:
-  """The workdir named by `env` (or `default`), tried from here and from the repo root,
-  opened read-only; None if there is none, or it has no finished epoch yet."""
-  path = Path(os.environ.get(env, default))
-  if not path.is_absolute() and not path.exists() and (Path("..") / path).exists():
-    path = Path("..") / path
+  """The workdir named by `env` (or `default`), opened read-only; None if there is none,
+  or it has no finished epoch yet."""
+  path = locate(env, default)
   if not (path / "config.json").exists():
     return None
   workdir = Workdir.open(path)

@@ -28,10 +28,8 @@
 # run is frozen) and `params.npz` (final weights, `[runs, ...]`).
 
 # %%
-import os
 import warnings
 from collections import defaultdict
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,28 +38,13 @@ from IPython.display import Markdown, display
 from rnn_dynamics import paper, plots, stats
 from rnn_dynamics.report import style
 from rnn_dynamics.sweep import TRACE_FIELDS
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, locate
 
 # rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
-# Relative paths are tried from the working directory, then from the repository root
-# (Jupyter starts kernels in notebooks/).
-# Without either, the results published with the repository (docs/results/fig7_cpu) open.
-def _find(path: str) -> Path:
-  p = Path(path)
-  if not p.is_absolute() and not p.exists() and (Path("..") / p).exists():
-    p = Path("..") / p
-  return p
-
-
-if "RNN_DYNAMICS_WORKDIR" in os.environ:
-  WORKDIR = _find(os.environ["RNN_DYNAMICS_WORKDIR"])
-else:
-  WORKDIR = next(
-    (p for p in map(_find, ("runs/fig7", "docs/results/fig7_cpu")) if p.exists()),
-    Path("runs/fig7"),
-  )
+# RNN_DYNAMICS_WORKDIR names the workdir; without it, the first of these that exists opens.
+WORKDIR = locate("RNN_DYNAMICS_WORKDIR", "runs/fig7", "docs/results/fig7_cpu")
 # Read-only: a notebook never writes into a workdir (a sweep may be running in it).
 workdir = Workdir.open(WORKDIR)
 config = workdir.config

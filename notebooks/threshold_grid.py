@@ -33,37 +33,20 @@
 
 # %%
 import math
-import os
 from collections import defaultdict
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from rnn_dynamics import threshold_grid
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, locate
 
 # rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
 
-# Relative paths are tried from the working directory, then from the repository root
-# (Jupyter starts kernels in notebooks/).
-def _find(path: str) -> Path:
-  p = Path(path)
-  if not p.is_absolute() and not p.exists() and (Path("..") / p).exists():
-    p = Path("..") / p
-  return p
-
-
-if "RNN_DYNAMICS_THRESHOLD_WORKDIR" in os.environ:
-  WORKDIR = _find(os.environ["RNN_DYNAMICS_THRESHOLD_WORKDIR"])
-else:
-  WORKDIR = next(
-    (p for p in map(_find, ("runs/threshold_grid", "docs/results/threshold_grid_cpu"))
-     if p.exists()),
-    Path("runs/threshold_grid"),
-  )
+# RNN_DYNAMICS_THRESHOLD_WORKDIR names the workdir; without it, the first of these that exists opens.
+WORKDIR = locate("RNN_DYNAMICS_THRESHOLD_WORKDIR", "runs/threshold_grid", "docs/results/threshold_grid_cpu")
 # Read-only: a notebook never writes into a workdir (a grid may be training in it).
 workdir = Workdir.open(WORKDIR, of="experiments.threshold_grid")
 config = workdir.config

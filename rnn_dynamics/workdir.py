@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # a reader needs no sweep machinery (nor JAX devices) to open
 
 __all__ = [
   "ADDED_FIELDS",
+  "locate",
   "ReadOnlyWorkdirError",
   "Workdir",
   "WorkdirConfigMismatch",
@@ -78,6 +79,25 @@ def make_folder(path: str | os.PathLike) -> Path:
   except OSError as e:
     raise ConfigError(f"--workdir={path}: cannot create the folder ({e.strerror})") from e
   return path
+
+
+def locate(env: str, *candidates: str) -> Path:
+  """The workdir a notebook opens: the path in the environment variable `env` if it is
+  set, else the first of `candidates` that exists, else the first one (for its error).
+
+  Relative paths are tried from the working directory, then from its parent: Jupyter
+  starts kernels in `notebooks/`, and the paths are the repository root's.
+  """
+
+  def find(path: str) -> Path:
+    p = Path(path)
+    if not p.is_absolute() and not p.exists() and (Path("..") / p).exists():
+      p = Path("..") / p
+    return p
+
+  if os.environ.get(env):
+    return find(os.environ[env])
+  return next((p for p in map(find, candidates) if p.exists()), Path(candidates[0]))
 
 
 def _added(key: str, saved: dict[str, Any], resolved: dict[str, Any]) -> bool:

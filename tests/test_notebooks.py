@@ -54,6 +54,10 @@ def outputs_text(nb) -> str:
   return "\n".join(parts)
 
 
+def count_images(nb) -> int:
+  return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
 def test_success_rate_notebook_opens_the_published_results(kernel, monkeypatch):
   """With no workdir given (and no runs/fig7), the committed docs/results/fig7_cpu opens."""
   if (REPO / "runs" / "fig7").exists():
@@ -80,7 +84,7 @@ def test_success_rate_notebook(tmp_path, kernel, monkeypatch):
   text = outputs_text(nb)
   assert "the paper says" in text  # the claims table was rendered
   assert "SGD-CR" in text
-  n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+  n_images = count_images(nb)
   # success curves, updates-to-solve curves, at least one traces figure, the ρ scatter
   assert n_images >= 4
   # Rates in the tables carry their 95 % interval, "k/n (low–high %)".
@@ -118,7 +122,7 @@ def test_generalization_notebook_opens_the_long_run(kernel, monkeypatch):
   assert "| 0 | yes | 254,000 | 0 of 10,000 |" in text  # seed 0's row, as committed
   assert "errors at 5000" in text  # the generalization table reaches the paper's 5000
   assert "| seed0_T100 | u_mean | 9 | 4 | 1.00 |" in text  # its attractor analysis
-  n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+  n_images = count_images(nb)
   assert n_images == 2  # training traces, error against length
 
 
@@ -132,7 +136,7 @@ def test_threshold_grid_notebook_opens_the_published_grid(kernel, monkeypatch):
   # The Ω-without-clipping runs: 5 values of α > 0 × 3 seeds, none diverged.
   omega_only = re.findall(r"^\d\S*\s+\d\s+\S+\s+(solved at [\d,]+|diverged|not solved)$", text, re.M)
   assert len(omega_only) == 15 and "diverged" not in omega_only
-  n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+  n_images = count_images(nb)
   assert n_images == 3  # two heatmaps, the clipping rate
 
 
@@ -155,5 +159,5 @@ def test_long_memory_notebooks_open_a_fresh_test_run(experiment, env, tmp_path, 
   text = outputs_text(nb)
   assert str(workdir) in text and "still training" not in text
   assert re.search(r"\d+/\d+ \(\d+–\d+ %\)", text)  # rates carry their 95 % interval
-  n_images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+  n_images = count_images(nb)
   assert n_images >= 2

@@ -141,3 +141,20 @@ def test_published_results_open(name):
   if wd.exists("table.md"):  # a natural task's fit
     assert wd.table("history") and wd.table("runs") and "|" in wd.read_text("table.md")
     assert wd.read_npz("best_params.npz")
+
+
+def test_locate_takes_the_environment_then_the_first_existing_candidate(tmp_path, monkeypatch):
+  from rnn_dynamics.workdir import locate
+
+  (tmp_path / "notebooks").mkdir()
+  (tmp_path / "docs" / "published").mkdir(parents=True)
+  monkeypatch.chdir(tmp_path / "notebooks")  # where Jupyter starts kernels
+  monkeypatch.delenv("RNN_DYNAMICS_X", raising=False)
+  # runs/x does not exist: the published folder opens, found from the repository root.
+  assert locate("RNN_DYNAMICS_X", "runs/x", "docs/published") == Path("../docs/published")
+  (tmp_path / "runs" / "x").mkdir(parents=True)
+  assert locate("RNN_DYNAMICS_X", "runs/x", "docs/published") == Path("../runs/x")
+  monkeypatch.setenv("RNN_DYNAMICS_X", "/elsewhere")
+  assert locate("RNN_DYNAMICS_X", "runs/x") == Path("/elsewhere")
+  monkeypatch.setenv("RNN_DYNAMICS_X", "")
+  assert locate("RNN_DYNAMICS_X", "runs/none") == Path("runs/none")  # nothing exists: the first
