@@ -46,8 +46,11 @@ from rnn_dynamics.workdir import Workdir, locate
 # %matplotlib inline
 
 
-# RNN_DYNAMICS_GENERALIZATION_WORKDIR names the workdir; without it, the first of these that exists opens.
-WORKDIR = locate("RNN_DYNAMICS_GENERALIZATION_WORKDIR", "runs/generalization", "docs/results/generalization_long")
+# RNN_DYNAMICS_GENERALIZATION_WORKDIR names the workdir; without it, the first of these
+# that exists opens.
+WORKDIR = locate(
+  "RNN_DYNAMICS_GENERALIZATION_WORKDIR", "runs/generalization", "docs/results/generalization_long"
+)
 # Read-only: a notebook never writes into a workdir (a run may be going on in it).
 workdir = Workdir.open(WORKDIR, of="experiments.generalization")
 config = workdir.config

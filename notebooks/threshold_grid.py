@@ -45,8 +45,11 @@ from rnn_dynamics.workdir import Workdir, locate
 # %matplotlib inline
 
 
-# RNN_DYNAMICS_THRESHOLD_WORKDIR names the workdir; without it, the first of these that exists opens.
-WORKDIR = locate("RNN_DYNAMICS_THRESHOLD_WORKDIR", "runs/threshold_grid", "docs/results/threshold_grid_cpu")
+# RNN_DYNAMICS_THRESHOLD_WORKDIR names the workdir; without it, the first of these
+# that exists opens.
+WORKDIR = locate(
+  "RNN_DYNAMICS_THRESHOLD_WORKDIR", "runs/threshold_grid", "docs/results/threshold_grid_cpu"
+)
 # Read-only: a notebook never writes into a workdir (a grid may be training in it).
 workdir = Workdir.open(WORKDIR, of="experiments.threshold_grid")
 config = workdir.config
