@@ -30,11 +30,13 @@
 # or `samples.json` (text: samples from each column's best model).
 
 # %%
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
+from rnn_dynamics import plots
 from rnn_dynamics.report import style
 from rnn_dynamics.workdir import Workdir, locate
 
@@ -203,6 +205,43 @@ if TEXT is not None:
       print(f"\n{LABELS.get(alg, alg)}:", s[:300].replace("\n", " / "))
 else:
   print("no text workdir: run `python -m experiments.char_lm --workdir=runs/chars`")
+
+# %% [markdown]
+# ### Two text runs side by side: model size, epochs, the scored subset
+#
+# Set `RNN_DYNAMICS_TEXT_COMPARE` to more text workdirs (comma-separated) to draw every
+# column of each beside the one above, per epoch, with the paper's test number. Where a
+# workdir was rescored on whole splits (`python -m experiments.rescore`), the table below
+# gives each run's best-validation model on the whole split beside its score during
+# training (the `cpu` preset scores the first 100,000 symbols of each split).
+
+# %%
+others = [p for p in os.environ.get("RNN_DYNAMICS_TEXT_COMPARE", "").split(",") if p]
+compare = [w for w in [TEXT] + [Workdir.open(locate(None, p)) for p in others] if w is not None]
+if len(compare) > 1:
+  curves, reference = [], {}
+  for w in compare:
+    hist, cfg = w.table("history"), w.config
+    for i, r0 in enumerate(w.table("runs")):
+      label = f"{w.path.name}: {cfg['n_hidden']} units, {LABELS.get(r0['algorithm'])}"
+      curves.append((label, [r for r in hist if r["run"] == i]))
+    for alg, value in ((w.read_json("summary.json").get("paper") or {}).get("test") or {}).items():
+      if value is not None:
+        reference[f"paper test, {LABELS.get(alg, alg)}: {value:.2f}"] = value
+  plots.epoch_curves_figure(curves, ylabel=compare[0].read_json("summary.json")["score"],
+                            reference=reference, title="per epoch, as scored during training")
+  plt.show()
+lines = []
+for w in compare:
+  for split in ("train", "valid", "test"):
+    if w.exists(f"rescored_{split}.json"):
+      for r in w.read_json(f"rescored_{split}.json"):
+        lines.append(f"| {w.path.name} | {w.config['n_hidden']} | {LABELS.get(r['algorithm'])} "
+                     f"| {split} | {r['best_epoch']} | {r['as_trained']:.3f} | "
+                     f"{r['whole_split']:.3f} |")
+if lines:
+  display(Markdown("| workdir | units | column | split | best epoch | as trained | whole split |\n"
+                   "|---|---|---|---|---|---|---|\n" + "\n".join(lines)))
 
 # %% [markdown]
 # ## Reading the results

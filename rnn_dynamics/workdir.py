@@ -81,9 +81,10 @@ def make_folder(path: str | os.PathLike) -> Path:
   return path
 
 
-def locate(env: str, *candidates: str) -> Path:
+def locate(env: str | None, *candidates: str) -> Path:
   """The workdir a notebook opens: the path in the environment variable `env` if it is
-  set, else the first of `candidates` that exists, else the first one (for its error).
+  set (None: no variable), else the first of `candidates` that exists, else the first
+  one (for its error).
 
   Relative paths are tried from the working directory, then from its parent: Jupyter
   starts kernels in `notebooks/`, and the paths are the repository root's.
@@ -95,7 +96,7 @@ def locate(env: str, *candidates: str) -> Path:
       p = Path("..") / p
     return p
 
-  if os.environ.get(env):
+  if env and os.environ.get(env):
     return find(os.environ[env])
   return next((p for p in map(find, candidates) if p.exists()), Path(candidates[0]))
 
