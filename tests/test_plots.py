@@ -60,3 +60,17 @@ def test_figures_are_saved_as_png_and_svg(tmp_path):
   assert sorted(p.name for p in tmp_path.iterdir()) == [
     "g.png", "g.svg", "rate.png", "rate.svg", "u.png"
   ]
+
+
+def test_epoch_curves_draw_each_run_per_split_with_unscored_epochs_as_gaps():
+  history = [dict(epoch=e, valid=2.0 / e, test=None if e == 2 else 2.1 / e) for e in (3, 1, 2)]
+  fig = plots.epoch_curves_figure(
+    [("256 units", history), ("500 units", history[:2])], reference={"paper": 1.42}
+  )
+  valid, test = fig.axes
+  assert [ax.get_title() for ax in fig.axes] == ["valid", "test"]
+  runs = [line for line in test.get_lines() if line.get_label() != "paper"]
+  np.testing.assert_array_equal(runs[0].get_xdata(), [1, 2, 3])  # sorted by epoch
+  np.testing.assert_allclose(runs[0].get_ydata(), [2.1, np.nan, 0.7])
+  assert [line.get_label() for line in valid.get_lines()] == ["256 units", "500 units", "paper"]
+  assert valid.get_lines()[-1].get_ydata()[0] == 1.42
