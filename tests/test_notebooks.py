@@ -161,3 +161,16 @@ def test_long_memory_notebooks_open_a_fresh_test_run(experiment, env, tmp_path, 
   assert re.search(r"\d+/\d+ \(\d+–\d+ %\)", text)  # rates carry their 95 % interval
   n_images = count_images(nb)
   assert n_images >= 2
+
+
+def test_natural_notebook_compares_the_two_published_ptb_runs(kernel, monkeypatch):
+  """256 units (three columns) beside 500 units (SGD+C), with their whole-split scores."""
+  published = REPO / "docs" / "results"
+  monkeypatch.setenv("RNN_DYNAMICS_MUSIC_WORKDIR", str(published / "nottingham_cpu"))
+  monkeypatch.setenv("RNN_DYNAMICS_TEXT_WORKDIR", str(published / "ptb1_cpu"))
+  monkeypatch.setenv("RNN_DYNAMICS_TEXT_COMPARE", str(published / "ptb1_500_sgdc"))
+  nb = execute(REPO / "notebooks" / "natural.py", kernel)
+  text = outputs_text(nb)
+  assert "| ptb1_cpu | 256 | SGD+C | test | 30 | 1.634 | 1.670 |" in text
+  assert "| ptb1_500_sgdc | 500 | SGD+C | test | 20 | 1.660 | 1.689 |" in text
+  assert "| test | paper | 1.50 | 1.42 | 1.41 |" in text  # the table beside the paper
