@@ -54,6 +54,16 @@ print(
 )
 if not workdirs:
   print("Nothing to show yet: run experiments/pathological.py first (see above).")
+# Groups still training: each run as of its last checkpoint (screen error on fresh
+# sequences of training lengths; the success test comes when a screen passes).
+for w in workdirs:
+  for group, runs in w["in_progress"].items():
+    print(f"\n{w['path']}: {group} still training")
+    for r in runs:
+      state = f"solved at {r['updates_to_solve']:,}" if r["solved"] else (
+        f"screen error {r['screen_error']:.1%} (best {r['best_screen_error']:.1%})"
+        if r["screen_error"] is not None else "no screen yet")
+      print(f"  {r['algorithm']} seed {r['seed']}: {r['updates_done']:,} updates, {state}")
 
 # %% [markdown]
 # ## 1. The tasks side by side

@@ -8,6 +8,7 @@ hundred updates); the summary and the notebook then read what they wrote.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import jax
@@ -16,7 +17,7 @@ import pytest
 from experiments import pathological as experiment
 from experiments import pathological_summary, validation
 from experiments.configs import pathological as configs
-from rnn_dynamics import generalization, paper, stats, sweep, tasks
+from rnn_dynamics import generalization, paper, results, stats, sweep, tasks
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task
@@ -135,6 +136,15 @@ def test_notebook_executes_on_the_test_output(runs, monkeypatch, tmp_path):
   jupytext = pytest.importorskip("jupytext")
   nbclient = pytest.importorskip("nbclient")
   paths = [str(runs(task)[0]) for task in paper.PATHOLOGICAL_TASKS]
+  # A sweep still training: its config and the runs' state at the last checkpoint only.
+  running = tmp_path / "running"
+  (running / "progress").mkdir(parents=True)
+  shutil.copy(Path(paths[0]) / "config.json", running / "config.json")
+  row = dict(task="addition", algorithm="sgd_cr", seed=0, min_length=10, max_length=30,
+             updates_done=1000, solved=False, updates_to_solve=None, diverged=False,
+             screen_error=0.4, best_screen_error=0.3, full_test_error=None)
+  results.write_results(running / "progress" / "addition", [row])
+  paths.append(str(running))
   monkeypatch.setenv("RNN_DYNAMICS_PATHOLOGICAL", ",".join(paths))
   nb = jupytext.read(REPO / "notebooks" / "pathological.py")
   nbclient.NotebookClient(
@@ -144,6 +154,8 @@ def test_notebook_executes_on_the_test_output(runs, monkeypatch, tmp_path):
     o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
   )
   assert f"{len(paths)} workdir(s)" in printed
+  assert f"{running}: addition still training" in printed
+  assert "sgd_cr seed 0: 1,000 updates, screen error 40.0% (best 30.0%)" in printed
 
 
 # --- pieces --------------------------------------------------------------------------

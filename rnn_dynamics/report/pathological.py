@@ -273,10 +273,11 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
 
   Returns:
     A dict with `path`, `config` (the resolved config), `rows` (one per run),
-    `generalization` (one per run and evaluation length) and `groups`: finished group
+    `generalization` (one per run and evaluation length), `groups`: finished group
     name → `{"rows": [...], "traces": {field: [runs, chunks] array}}` (the per-chunk
-    training traces of `rnn_dynamics.sweep.TRACE_FIELDS`). Missing pieces (a sweep
-    still running) read as empty.
+    training traces of `rnn_dynamics.sweep.TRACE_FIELDS`), and `in_progress`: group still
+    training → its runs as of the last checkpoint (`Workdir.in_progress`). Missing
+    pieces (a sweep still running) read as empty.
 
   Raises:
     UserError: `path` is not a workdir, or a file in it is damaged.
@@ -290,6 +291,7 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     rows=wd.table("results", default=[]),
     generalization=wd.table("generalization", default=[]),
     groups={g: wd.load_group(g) for g in wd.groups()},
+    in_progress=wd.in_progress(),
   )
 
 
