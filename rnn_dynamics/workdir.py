@@ -15,16 +15,20 @@ A finished group is never recomputed; a group in progress resumes from its check
 Deleting a group's folder makes the next run recompute that group (and only it).
 
 `Workdir(path, config)` is the writer's view: it records the config and refuses a
-different one. `Workdir.open(path)` is every reader's (notebooks, summaries, the analysis
+different one, and it makes its process the workdir's only writer (a lock on
+`<workdir>/.lock`, held until the process exits), so a second run launched on the same
+folder by mistake is refused instead of writing over the first one's checkpoints. `Workdir.open(path)` is every reader's (notebooks, summaries, the analysis
 of a trained model): it never writes, reads the config that is there, and raises a
 `UserError` naming the file when the folder is not a workdir or a file is damaged.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -42,6 +46,7 @@ __all__ = [
   "locate",
   "ReadOnlyWorkdirError",
   "Workdir",
+  "WorkdirBusyError",
   "WorkdirConfigMismatch",
   "make_folder",
 ]
@@ -106,6 +111,50 @@ def _added(key: str, saved: dict[str, Any], resolved: dict[str, Any]) -> bool:
   return key not in saved and key in ADDED_FIELDS and resolved.get(key) == ADDED_FIELDS[key]
 
 
+class WorkdirBusyError(ConfigError):
+  """Another process is writing to the workdir (a second run on the same folder)."""
+
+
+# Workdir → the locked file this process holds, until it exits (a process may open its
+# workdir more than once; an flock taken twice by one process would refuse the second).
+_HELD: dict[Path, int] = {}
+
+
+def _hold(path: Path) -> None:
+  """Makes this process the writer of the workdir at `path`, or raises `WorkdirBusyError`
+  naming the process that is. In a multi-host job only process 0 holds it (it is the one
+  that writes); on a file system without locks nothing is held."""
+  import jax  # the writer's side only: a reader opens workdirs without JAX
+
+  key = path.resolve()
+  if jax.process_index() != 0 or key in _HELD:
+    return
+  fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+    os.close(fd)
+    raise WorkdirBusyError(
+      f"{path} is in use by another run ({holder}): wait for it to finish, stop it "
+      "(Ctrl-C or kill; it checkpoints first) and run again to resume, or pass another "
+      "--workdir"
+    ) from None
+  except OSError:  # no locks here (some network file systems): go on unguarded
+    os.close(fd)
+    return
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+  _HELD[key] = fd
+
+
+def _release(path: Path) -> None:
+  fd = _HELD.pop(path.resolve(), None)
+  if fd is not None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
 class ReadOnlyWorkdirError(UserError):
   """A write was asked of a workdir opened with `Workdir.open` (a bug in the caller)."""
 
@@ -117,6 +166,7 @@ class Workdir:
     """Opens or creates the workdir; call it only with a validated config, since it
     records the config in `config.json` and a later run is compared against that."""
     self.path = make_folder(path)
+    _hold(self.path)
     self.read_only = False
     resolved = json.loads(config.to_json())
     self.config: dict[str, Any] = resolved
@@ -139,6 +189,13 @@ class Workdir:
           "or repeat the original flags to resume it."
         )
     results.write_json(saved_file, resolved)
+
+  def close(self) -> None:
+    """Lets another process write to this workdir (the lock is otherwise held until this
+    process exits); this object must not write after it."""
+    if not self.read_only:
+      _release(self.path)
+      self.read_only = True
 
   @classmethod
   def open(cls, path: str | os.PathLike, of: str = "") -> Workdir:

@@ -141,12 +141,13 @@ def _snapshot(path: Path) -> dict[str, str] | str | None:
   return {
     str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else ""
     for f in sorted(path.rglob("*"))
+    if f.name != ".lock"  # which process last held the workdir, not a result
   }
 
 
 def _made_workdir(path: Path) -> Path:
   # A workdir as success_rate's test preset leaves it when it starts: config.json only.
-  Workdir(path, validation.validate(success_rate_config.get_config("test"), SR))
+  Workdir(path, validation.validate(success_rate_config.get_config("test"), SR)).close()
   return path
 
 

@@ -158,3 +158,53 @@ def test_locate_takes_the_environment_then_the_first_existing_candidate(tmp_path
   assert locate("RNN_DYNAMICS_X", "runs/x") == Path("/elsewhere")
   monkeypatch.setenv("RNN_DYNAMICS_X", "")
   assert locate("RNN_DYNAMICS_X", "runs/none") == Path("runs/none")  # nothing exists: the first
+
+
+_HOLD_SCRIPT = """
+import sys, time, ml_collections
+from rnn_dynamics.workdir import Workdir
+Workdir(sys.argv[1], ml_collections.ConfigDict(dict(a=1)))
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
+  import subprocess
+  import sys
+
+  from rnn_dynamics.workdir import WorkdirBusyError
+
+  config = ml_collections.ConfigDict(dict(a=1))
+  holder = subprocess.Popen(
+    [sys.executable, "-c", _HOLD_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+  )
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(WorkdirBusyError, match=rf"in use by another run \(pid {holder.pid}, since"):
+      Workdir(tmp_path, config)
+    assert Workdir.open(tmp_path).config == {"a": 1}  # readers are never refused
+    # The same failure from a binary: one line, a usage error's exit code, nothing written.
+    before = sorted(p.name for p in tmp_path.iterdir())
+    run = subprocess.run(
+      [sys.executable, "-m", "experiments.threshold_grid",
+       "--config=experiments/configs/threshold_grid.py:test", f"--workdir={tmp_path}"],
+      cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].endswith("or pass another --workdir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+  finally:
+    holder.kill()
+    holder.wait()
+  mine = Workdir(tmp_path, config)  # the lock went with its process
+  Workdir(tmp_path, config)  # and one process may open its own workdir again
+  mine.close()  # lets another process in
+  other = subprocess.Popen(
+    [sys.executable, "-c", _HOLD_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+  )
+  try:
+    assert other.stdout.readline().strip() == "held"
+  finally:
+    other.kill()
+    other.wait()
