@@ -127,7 +127,9 @@ def _hold(path: Path) -> None:
   import jax  # the writer's side only: a reader opens workdirs without JAX
 
   key = path.resolve()
-  if jax.process_index() != 0 or key in _HELD:
+  # Asked only of a multi-host job: process_index() would start a backend (and log)
+  # before a binary has said what is wrong with its command line.
+  if key in _HELD or (jax.distributed.is_initialized() and jax.process_index() != 0):
     return
   fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
   try:
