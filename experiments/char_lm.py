@@ -69,7 +69,8 @@ def write_outputs(workdir: Workdir, config, res: natural.FitResult, baseline: fl
     algorithms=config.algorithms,
     paper=published,
     notes=notes,
-    title=f"Table 2 — {natural.TEXT_NAMES[config.dataset]}, {task}, bits per character (lower is better)",
+    title=f"Table 2 — {natural.TEXT_NAMES[config.dataset]}, {task}, bits per character "
+    "(lower is better)",
     summary=dict(
       dataset=config.dataset,
       name=natural.TEXT_NAMES[config.dataset],

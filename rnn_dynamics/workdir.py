@@ -17,9 +17,10 @@ Deleting a group's folder makes the next run recompute that group (and only it).
 `Workdir(path, config)` is the writer's view: it records the config and refuses a
 different one, and it makes its process the workdir's only writer (a lock on
 `<workdir>/.lock`, held until the process exits), so a second run launched on the same
-folder by mistake is refused instead of writing over the first one's checkpoints. `Workdir.open(path)` is every reader's (notebooks, summaries, the analysis
-of a trained model): it never writes, reads the config that is there, and raises a
-`UserError` naming the file when the folder is not a workdir or a file is damaged.
+folder by mistake is refused instead of writing over the first one's checkpoints.
+`Workdir.open(path)` is every reader's (notebooks, summaries, the analysis of a trained
+model): it never writes, reads the config that is there, and raises a `UserError` naming
+the file when the folder is not a workdir or a file is damaged.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -124,8 +126,6 @@ def _hold(path: Path) -> None:
   """Makes this process the writer of the workdir at `path`, or raises `WorkdirBusyError`
   naming the process that is. In a multi-host job only process 0 holds it (it is the one
   that writes); on a file system without locks nothing is held."""
-  import jax  # the writer's side only: a reader opens workdirs without JAX
-
   key = path.resolve()
   # Asked only of a multi-host job: process_index() would start a backend (and log)
   # before a binary has said what is wrong with its command line.
@@ -335,7 +335,7 @@ class Workdir:
     results.write_results(folder / "results", rows)
     shutil.rmtree(self.checkpoint_dir(group), ignore_errors=True)
     for suffix in (".json", ".csv"):
-      (self.path / "progress" / f"{group}{suffix}").unlink(missing_ok=True)
+      Path(f"{self._progress(group)}{suffix}").unlink(missing_ok=True)
     for folder in (self.path / "progress", self.path / "checkpoints"):
       if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()  # nothing in progress any more
@@ -343,7 +343,11 @@ class Workdir:
   def write_progress(self, group: str, rows: Iterable[dict[str, Any]]) -> None:
     """The rows of a group still training, as of its last checkpoint (`in_progress`)."""
     self._writable()
-    results.write_results(self.path / "progress" / group, list(rows))
+    results.write_results(self._progress(group), list(rows))
+
+  def _progress(self, group: str) -> Path:
+    """The stem of a group's progress files (`.json`, `.csv`)."""
+    return self.path / "progress" / group
 
   def write_table(self, rows: Iterable[dict[str, Any]], stem: str = "results") -> None:
     self._writable()

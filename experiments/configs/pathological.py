@@ -23,7 +23,7 @@ Presets, chosen with `--config=experiments/configs/pathological.py:<preset>`:
     CPU every task's sweep takes 1–7 min (addition ~4,400 run-updates/s for its 9 runs)
     and memorization's four groups ~10 min.
   long: the paper's lengths and test sizes, SGD-CR alone, 5 seeds, up to 1M updates per
-    run: up to 8 h per task on a 2-core CPU if no run solves early (BUILD.md says what it
+    run: 3.5-10 h per task on a shared 2-core CPU if no run solves early (BUILD.md says what it
     trades away).
   test: seconds; for CI and the end-to-end tests (tiny model, a few hundred updates).
 Every field can be overridden on the command line, e.g. `--config.seeds=2`. The fields
@@ -119,8 +119,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   elif preset == "long":
     # The paper's lengths on a 2-core CPU: one SGD-CR model per seed for [50, 200), 5
     # seeds, the paper's test sizes; a budget of 1M updates per run (5M in the paper).
-    # Up to 8 h per task here when no run solves early (addition: 140-170 run-updates/s,
-    # measured on 2 shared cores; BUILD.md), so it is spread over sessions (it resumes). The baselines are left out (add them with
+    # 3.5-10 h per task here when no run solves early (addition: 140-390 run-updates/s,
+    # measured on 2 shared cores; BUILD.md), so it is spread over sessions (it resumes).
+    # The baselines are left out (add them with
     # --config.algorithms=sgd_c,sgd_elementwise,sgd_cr at 3x the cost).
     c.algorithms = ("sgd_cr",)
     c.budgets = ml_collections.ConfigDict({t: 1_000_000 for t in _CPU_BUDGETS})

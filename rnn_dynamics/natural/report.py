@@ -60,10 +60,11 @@ def table_notes(
 ) -> list[str]:
   """A table's notes, in the order both tables give them: what the score is (at each
   run's best-validation epoch, mean ± std over seeds), the baseline, the set-up, the
-  wall time, `extra`, and how the set-up compares with the paper's (`missing` when the paper has
-  no number; the preset when it is not `paper`)."""
+  wall time, `extra`, and how the set-up compares with the paper's (`missing` when the
+  paper has no number; the preset when it is not `paper`)."""
   notes = [
-    f"{score}, at each run's best-validation epoch; ours: mean ± std over {config.seeds} seed(s).",
+    f"{score}, at each run's best-validation epoch; ours: mean ± std over "
+    f"{config.seeds} seed(s).",
     baseline,
     setup,
     wall_note(res),
