@@ -241,8 +241,12 @@ def test_baseline_budget_is_sgd_cr_median_in_whole_chunks(binary):
   config.baseline_min_updates = 250
   assert module.baseline_budget(rows, config) == 300  # the floor, rounded up to a chunk
   config.baseline_min_updates = 0
-  unsolved = [dict(solved=False, updates_to_solve=None)] * 3 + rows[:1]
-  assert module.baseline_budget(unsolved, config) == 300  # SGD-CR mostly failed: its budget
+  # Few solved: the median of those that did (100), not SGD-CR's own budget.
+  few = [dict(solved=False, updates_to_solve=None)] * 3
+  few += [rows[1], dict(solved=True, updates_to_solve=0)]
+  assert module.baseline_budget(few, config) == 100
+  unsolved = [dict(solved=False, updates_to_solve=None)] * 3
+  assert module.baseline_budget(unsolved, config) == 300  # SGD-CR solved nothing: its budget
 
 
 def test_baselines_after_sgd_cr_get_its_budget(tmp_path, binary):
