@@ -21,6 +21,10 @@ folder by mistake is refused instead of writing over the first one's checkpoints
 `Workdir.open(path)` is every reader's (notebooks, summaries, the analysis of a trained
 model): it never writes, reads the config that is there, and raises a `UserError` naming
 the file when the folder is not a workdir or a file is damaged.
+
+`Workdir.open(path).publish(dest)` copies a finished workdir's result files (no
+checkpoints, progress files, lock or SVG copies of figures) to `dest`, e.g. under
+`docs/results/`, where every reader above opens it as it opens the workdir.
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ __all__ = [
   "WorkdirConfigMismatch",
   "make_folder",
 ]
+
+# What a published copy leaves out: the state of groups still training and the writer's
+# lock (meaningless on another machine), and SVG copies of the PNG figures (they are
+# regenerated from the results and would double the folder's size).
+_UNPUBLISHED_FOLDERS = ("checkpoints", "progress")
+_UNPUBLISHED_FILES = (".lock", "*.svg")
 
 # Fields that may change between a run and its resumption without changing results.
 _VOLATILE = {"checkpoint_every_s", "progress_every_s"}
@@ -155,6 +165,23 @@ def _release(path: Path) -> None:
   if fd is not None:
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
+
+
+def _writer(path: Path) -> str | None:
+  """The process writing to the workdir at `path` ("pid N, since ..."), or None."""
+  lock = path / ".lock"
+  if not lock.is_file() or path.resolve() in _HELD:
+    return None
+  fd = os.open(lock, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+  except BlockingIOError:
+    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+  except OSError:  # no locks on this file system: nobody can be seen writing
+    return None
+  finally:
+    os.close(fd)
+  return None
 
 
 class ReadOnlyWorkdirError(UserError):
@@ -320,6 +347,46 @@ class Workdir:
   def load_group(self, group: str) -> dict[str, Any]:
     """A finished group's `rows` (one per run) and `traces` (`[runs, chunks]` per field)."""
     return dict(rows=self.load_rows(group), traces=self.load_traces(group))
+
+  def publish(self, dest: str | os.PathLike, overwrite: bool = False) -> int:
+    """Copies this finished workdir's result files to `dest`; returns their bytes.
+
+    The copy is written beside `dest` and renamed into place, so an interrupted publish
+    leaves `dest` as it was.
+
+    Raises:
+      ConfigError: a run is still writing the workdir, a group is still training (its
+        progress files say how far it got), or `dest` exists and `overwrite` is False.
+    """
+    dest = Path(dest)
+    writer = _writer(self.path)
+    if writer:
+      raise ConfigError(
+        f"{self.path} is still being written by a run ({writer}): publish it when the run "
+        "has finished"
+      )
+    training = sorted(self.in_progress())
+    if training or any((self.path / "checkpoints").glob("*")):
+      names = ", ".join(training) or "see checkpoints/"
+      raise ConfigError(
+        f"{self.path} has groups still training ({names}): finish them (run the same "
+        "command again) before publishing"
+      )
+    if dest.exists() and not overwrite:
+      raise ConfigError(f"{dest} exists: pass --overwrite to replace it, or another --out")
+    staging = dest.with_name(f".{dest.name}.publishing")
+    shutil.rmtree(staging, ignore_errors=True)
+    files = shutil.ignore_patterns(*_UNPUBLISHED_FILES)
+
+    def left_out(folder: str, names: list[str]) -> set[str]:
+      top = set(names) & set(_UNPUBLISHED_FOLDERS) if Path(folder) == self.path else set()
+      return set(files(folder, names)) | top
+
+    shutil.copytree(self.path, staging, ignore=left_out)
+    if dest.exists():
+      shutil.rmtree(dest)
+    staging.rename(dest)
+    return sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
 
   # --- writing ---------------------------------------------------------------------------
 

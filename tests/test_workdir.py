@@ -208,3 +208,71 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
   finally:
     other.kill()
     other.wait()
+
+
+def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
+  source, dest = tmp_path / "run", tmp_path / "docs" / "fig7"
+  wd = Workdir(source, _config())
+  _finished_group(source, "T10")
+  wd.write_table([dict(seed=0, solved=True)])
+  (source / "success_rate.png").write_bytes(b"png")
+  (source / "success_rate.svg").write_text("<svg/>")
+  wd.write_progress("T20", [dict(seed=0, updates_done=5)])
+  (source / "checkpoints" / "T20").mkdir(parents=True)
+  with pytest.raises(ConfigError, match=r"groups still training \(T20\)"):
+    Workdir.open(source).publish(dest)
+  assert not dest.exists()
+  (source / "progress" / "T20.json").unlink()
+  (source / "progress" / "T20.csv").unlink()
+  with pytest.raises(ConfigError, match="see checkpoints/"):  # progress lost, state not
+    Workdir.open(source).publish(dest)
+  (source / "checkpoints" / "T20").rmdir()
+  wd.close()
+
+  size = Workdir.open(source).publish(dest)
+  files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
+  assert files == [
+    "config.json", "groups/T10/params.npz", "groups/T10/results.csv",
+    "groups/T10/results.json", "groups/T10/traces.npz", "results.csv", "results.json",
+    "success_rate.png",
+  ]  # no .lock, no svg, no empty progress/ or checkpoints/
+  assert size == sum((dest / f).stat().st_size for f in files)
+  assert Workdir.open(dest).load_rows("T10") == Workdir.open(source).load_rows("T10")
+  with pytest.raises(ConfigError, match="exists: pass --overwrite"):
+    Workdir.open(source).publish(dest)
+  (dest / "stale.txt").write_text("from an earlier publish")
+  Workdir.open(source).publish(dest, overwrite=True)
+  assert not (dest / "stale.txt").exists()
+  assert not list(dest.parent.glob(".*publishing"))
+
+
+def test_publish_refuses_a_workdir_a_run_is_writing(tmp_path):
+  import subprocess
+  import sys
+
+  holder = subprocess.Popen(
+    [sys.executable, "-c", _HOLD_SCRIPT, str(tmp_path / "run")], stdout=subprocess.PIPE,
+    text=True,
+  )
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    # The binary: one line naming the writer, a usage error's exit code, nothing written.
+    run = subprocess.run(
+      [sys.executable, "-m", "experiments.publish", f"--workdir={tmp_path / 'run'}",
+       f"--out={tmp_path / 'out'}"],
+      cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert f"still being written by a run (pid {holder.pid}, since" in last
+    assert not (tmp_path / "out").exists()
+  finally:
+    holder.kill()
+    holder.wait()
+  run = subprocess.run(
+    [sys.executable, "-m", "experiments.publish", f"--workdir={tmp_path / 'run'}",
+     f"--out={tmp_path / 'out'}"],
+    cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+  )
+  assert run.returncode == 0, run.stderr
+  assert run.stdout.startswith("published ") and (tmp_path / "out" / "config.json").is_file()

@@ -120,7 +120,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     # The paper's lengths on a 2-core CPU: one SGD-CR model per seed for [50, 200), 5
     # seeds, the paper's test sizes; a budget of 1M updates per run (5M in the paper).
     # 3.5-10 h per task here when no run solves early (addition: 140-390 run-updates/s,
-    # measured on 2 shared cores; BUILD.md), so it is spread over sessions (it resumes).
+    # measured on 2 shared cores; BUILD.md): it resumes after an interruption, but needs
+    # a machine that keeps its workdir for that long.
     # The baselines are left out (add them with
     # --config.algorithms=sgd_c,sgd_elementwise,sgd_cr at 3x the cost).
     c.algorithms = ("sgd_cr",)
