@@ -104,12 +104,14 @@ def test_natural_notebook_opens_the_published_tables(kernel, monkeypatch):
 
 
 def test_success_rate_notebook_opens_the_long_run(kernel, monkeypatch):
-  """The committed Figure 7 run at the paper's lengths, T = 200 without its baselines yet."""
+  """The committed Figure 7 run at the paper's lengths, with T = 200's baselines."""
   monkeypatch.setenv("RNN_DYNAMICS_WORKDIR", str(REPO / "docs" / "results" / "fig7_long"))
   nb = execute(REPO / "notebooks" / "success_rate.py", kernel)
   text = outputs_text(nb)
   assert "SGD-CR" in text and "200" in text
   assert re.search(r"5/5 \(48–100 %\)", text) and re.search(r"0/5 \(0–52 %\)", text)
+  # 3 lengths × 3 inits × 5 seeds × (SGD-CR + the two baselines): every group published.
+  assert "135 finished runs" in text
 
 
 def test_generalization_notebook_opens_the_long_run(kernel, monkeypatch):
