@@ -132,6 +132,11 @@ class WorkdirBusyError(ConfigError):
 _HELD: dict[Path, int] = {}
 
 
+def _holder(fd: int) -> str:
+  """What the writer recorded in the open lock file `fd` ("pid N, since ...")."""
+  return os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+
+
 def _hold(path: Path) -> None:
   """Makes this process the writer of the workdir at `path`, or raises `WorkdirBusyError`
   naming the process that is. In a multi-host job only process 0 holds it (it is the one
@@ -145,7 +150,7 @@ def _hold(path: Path) -> None:
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except BlockingIOError:
-    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+    holder = _holder(fd)
     os.close(fd)
     raise WorkdirBusyError(
       f"{path} is in use by another run ({holder}): wait for it to finish, stop it "
@@ -176,7 +181,7 @@ def _writer(path: Path) -> str | None:
   try:
     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
   except BlockingIOError:
-    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+    return _holder(fd)
   except OSError:  # no locks on this file system: nobody can be seen writing
     return None
   finally:
