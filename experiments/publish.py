@@ -1,10 +1,15 @@
-r"""Copies a finished workdir's result files into the repository, e.g. `docs/results/`.
+r"""Copies a workdir's result files into the repository, e.g. `docs/results/`.
 
 Checkpoints, progress files, the lock and SVG copies of figures stay behind
 (`Workdir.publish`); the notebooks open the copy as they open the workdir. A workdir that
-a run is still writing, or whose groups are still training, is refused.
+a run is still writing is refused (stop the run: it checkpoints first), and so is one
+whose groups are still training, unless `--partial`: then each group's latest checkpoint
+and progress rows go along, with `partial.json` saying how far they got, and the copy
+resumes on any machine once copied back to a workdir (BUILD.md, "Carrying a long run").
 
-  python -m experiments.publish --workdir=/work/runs/fig7_long --out=docs/results/fig7_long
+  python -m experiments.publish --workdir=runs/fig7_long --out=docs/results/fig7_long
+  python -m experiments.publish --partial --overwrite --workdir=runs/addition_long \
+      --out=docs/results/addition_long
 """
 
 from __future__ import annotations
@@ -22,8 +27,16 @@ def main(argv):
   path = cli.require_workdir(argv, _WORKDIR, "runs/fig7")
   if not _OUT.value:
     raise app.UsageError("--out is required, e.g. --out=docs/results/fig7")
-  size_mb = Workdir.open(path).publish(_OUT.value, overwrite=_OVERWRITE.value) / 2**20
-  print(f"published {path} -> {_OUT.value} ({size_mb:.1f} MB)")
+  workdir = Workdir.open(path)
+  size_mb = workdir.publish(_OUT.value, overwrite=_OVERWRITE.value, partial=_PARTIAL.value)
+  size_mb /= 2**20
+  print(f"published {path} -> {_OUT.value} ({size_mb:.2f} MB)")
+  for group, got in workdir.partial_status()["groups"].items() if _PARTIAL.value else ():
+    lo, hi = got["updates_done"]
+    print(
+      f"  {group}: in progress, {got['solved']}/{got['runs']} solved, {lo}-{hi} of "
+      f"{got['budget']} updates"
+    )
   if size_mb > _LARGE_MB:
     print(f"warning: over {_LARGE_MB:.0f} MB; leave out what a reader does not need")
 
@@ -32,4 +45,7 @@ if __name__ == "__main__":
   _WORKDIR = cli.define_workdir("a finished experiment's workdir")
   _OUT = flags.DEFINE_string("out", None, "Folder to publish to (e.g. docs/results/NAME).")
   _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace --out if it exists.")
+  _PARTIAL = flags.DEFINE_bool(
+    "partial", False, "Publish groups still training with what resuming them needs."
+  )
   cli.run(main)

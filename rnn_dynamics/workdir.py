@@ -10,6 +10,7 @@ Layout (every file written atomically):
     <workdir>/groups/<group>/params.npz      final parameters, `[runs, ...]` each
     <workdir>/groups/<group>/...             anything else an experiment keeps per group
     <workdir>/results.{csv,json}             all finished rows, rewritten after each group
+    <workdir>/provenance.json                the code and layout of each writing process
 
 A finished group is never recomputed; a group in progress resumes from its checkpoint.
 Deleting a group's folder makes the next run recompute that group (and only it).
@@ -24,7 +25,9 @@ the file when the folder is not a workdir or a file is damaged.
 
 `Workdir.open(path).publish(dest)` copies a finished workdir's result files (no
 checkpoints, progress files, lock or SVG copies of figures) to `dest`, e.g. under
-`docs/results/`, where every reader above opens it as it opens the workdir.
+`docs/results/`, where every reader above opens it as it opens the workdir. With
+`partial=True` it copies a workdir still training with its groups' latest checkpoints, so
+that the copy, put back as a workdir anywhere, resumes where the run stopped.
 """
 
 from __future__ import annotations
@@ -41,14 +44,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from rnn_dynamics import results
+from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
 
 if TYPE_CHECKING:  # a reader needs no sweep machinery (nor JAX devices) to open a workdir
   from rnn_dynamics.sweep import GroupResult
 
 __all__ = [
-  "ADDED_FIELDS",
+  "FORMER_VALUES",
+  "PARTIAL_FILE",
   "locate",
   "ReadOnlyWorkdirError",
   "Workdir",
@@ -57,23 +61,25 @@ __all__ = [
   "make_folder",
 ]
 
-# What a published copy leaves out: the state of groups still training and the writer's
-# lock (meaningless on another machine), and SVG copies of the PNG figures (they are
-# regenerated from the results and would double the folder's size).
-_UNPUBLISHED_FOLDERS = ("checkpoints", "progress")
+# What a published copy leaves out: the state of groups still training (unless the copy is
+# a partial one, made to resume elsewhere) and the writer's lock (meaningless on another
+# machine), and SVG copies of the PNG figures (they are regenerated from the results and
+# would double the folder's size).
+_RUN_STATE_FOLDERS = ("checkpoints", "progress")
 _UNPUBLISHED_FILES = (".lock", "*.svg")
 
-# Fields that may change between a run and its resumption without changing results.
-_VOLATILE = {"checkpoint_every_s", "progress_every_s"}
+# A partial copy's record of how far its groups got (`Workdir.publish(partial=True)`).
+PARTIAL_FILE = "partial.json"
 
-# Config fields added after workdirs had been written, each with the value that does what
-# the code did before the field existed. A saved config without such a field resumes
-# under a config that holds this value (and records the field from then on), so adding a
-# field never strands a long run; any other value is a different experiment. Add a field
-# here when you add it to a config whose older workdirs should stay resumable. None so
-# far: every field added since the first long runs belongs to a binary that does not
-# resume (attractors' `params_index`).
-ADDED_FIELDS: dict[str, Any] = {}
+# A config may declare, next to a field added after workdirs had been written, the value
+# that does what the code did before the field existed (`experiments.configs.fields.added`,
+# which keeps them in this entry of the config). A saved config without such a field
+# resumes under a config that holds that value (and records the field from then on), so
+# adding a field never strands a long run; any other value is a different experiment.
+FORMER_VALUES = "former_values"
+
+# Fields that may change between a run and its resumption without changing results.
+_VOLATILE = {"checkpoint_every_s", "progress_every_s", FORMER_VALUES}
 
 
 class WorkdirConfigMismatch(ConfigError):
@@ -119,8 +125,9 @@ def locate(env: str | None, *candidates: str) -> Path:
 
 
 def _added(key: str, saved: dict[str, Any], resolved: dict[str, Any]) -> bool:
-  """`key` is an `ADDED_FIELDS` field the saved config predates, at its former behaviour."""
-  return key not in saved and key in ADDED_FIELDS and resolved.get(key) == ADDED_FIELDS[key]
+  """`key` is a field added since the saved config was written, at its former value."""
+  former = resolved.get(FORMER_VALUES) or {}
+  return key not in saved and key in former and resolved.get(key) == former[key]
 
 
 class WorkdirBusyError(ConfigError):
@@ -222,7 +229,12 @@ class Workdir:
           f"{self.path} holds results of a different config ({diffs}). Use a new --workdir, "
           "or repeat the original flags to resume it."
         )
+    if any((self.path / "checkpoints").glob("*")):
+      provenance.check_layout(self.path)  # the checkpoints' runs are padded for it
     results.write_json(saved_file, resolved)
+    # A partial copy's note (how far it got when published) is stale once it resumes.
+    (self.path / PARTIAL_FILE).unlink(missing_ok=True)
+    provenance.record(self.path)
 
   def close(self) -> None:
     """Lets another process write to this workdir (the lock is otherwise held until this
@@ -353,45 +365,81 @@ class Workdir:
     """A finished group's `rows` (one per run) and `traces` (`[runs, chunks]` per field)."""
     return dict(rows=self.load_rows(group), traces=self.load_traces(group))
 
-  def publish(self, dest: str | os.PathLike, overwrite: bool = False) -> int:
-    """Copies this finished workdir's result files to `dest`; returns their bytes.
+  def publish(self, dest: str | os.PathLike, overwrite: bool = False, partial: bool = False) -> int:
+    """Copies this workdir's result files to `dest`; returns their bytes.
 
-    The copy is written beside `dest` and renamed into place, so an interrupted publish
-    leaves `dest` as it was.
+    A finished workdir is copied without run state. With `partial`, a workdir whose groups
+    are still training is copied with what resuming them needs and nothing more: each
+    group's latest checkpoint (every run's parameters, optimizer state, RNG keys and
+    counters, the chunk index that places it in the length schedule, its traces so far)
+    and progress rows, beside `partial.json`, which says how far each group got and which
+    commits ran it (`partial_status`). Copied to a workdir, the copy resumes where it
+    stopped, on another machine too (BUILD.md, "Carrying a long run"). The copy is
+    written beside `dest` and renamed into place, so an interrupted publish leaves `dest`
+    as it was.
 
     Raises:
-      ConfigError: a run is still writing the workdir, a group is still training (its
-        progress files say how far it got), or `dest` exists and `overwrite` is False.
+      ConfigError: a run is still writing the workdir, a group is still training and
+        `partial` is False, or `dest` exists and `overwrite` is False.
     """
     dest = Path(dest)
     writer = _writer(self.path)
     if writer:
       raise ConfigError(
-        f"{self.path} is still being written by a run ({writer}): publish it when the run "
-        "has finished"
+        f"{self.path} is still being written by a run ({writer}): stop it (Ctrl-C or kill; "
+        "it checkpoints first) or let it finish, then publish"
       )
     training = sorted(self.in_progress())
-    if training or any((self.path / "checkpoints").glob("*")):
+    if not partial and (training or any((self.path / "checkpoints").glob("*"))):
       names = ", ".join(training) or "see checkpoints/"
       raise ConfigError(
         f"{self.path} has groups still training ({names}): finish them (run the same "
-        "command again) before publishing"
+        "command again) before publishing, or pass --partial to publish a state that "
+        "resumes elsewhere"
       )
     if dest.exists() and not overwrite:
       raise ConfigError(f"{dest} exists: pass --overwrite to replace it, or another --out")
     staging = dest.with_name(f".{dest.name}.publishing")
     shutil.rmtree(staging, ignore_errors=True)
-    files = shutil.ignore_patterns(*_UNPUBLISHED_FILES)
+    # An interrupted Orbax save leaves a temporary folder that no resume reads.
+    files = shutil.ignore_patterns(*_UNPUBLISHED_FILES, PARTIAL_FILE, "*.orbax-checkpoint-tmp*")
+    run_state = set() if partial else set(_RUN_STATE_FOLDERS)
 
     def left_out(folder: str, names: list[str]) -> set[str]:
-      top = set(names) & set(_UNPUBLISHED_FOLDERS) if Path(folder) == self.path else set()
+      top = set(names) & run_state if Path(folder) == self.path else set()
       return set(files(folder, names)) | top
 
     shutil.copytree(self.path, staging, ignore=left_out)
+    if partial and training:
+      results.write_json(staging / PARTIAL_FILE, self.partial_status())
     if dest.exists():
       shutil.rmtree(dest)
     staging.rename(dest)
     return sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+
+  def partial_status(self) -> dict[str, Any]:
+    """How far the groups still training got, as a partial copy records it: per group
+    its runs, how many are solved or diverged, the updates done (least and most over its
+    runs), the budget and the best screen error; and the commits that ran the workdir."""
+    groups = {}
+    for group, rows in self.in_progress().items():
+      done = [int(r["updates_done"]) for r in rows]
+      screens = [r["best_screen_error"] for r in rows if r.get("best_screen_error") is not None]
+      groups[group] = dict(
+        runs=len(rows),
+        solved=sum(bool(r["solved"]) for r in rows),
+        diverged=sum(bool(r["diverged"]) for r in rows),
+        updates_done=[min(done, default=0), max(done, default=0)],
+        budget=self.config.get("max_updates"),
+        best_screen_error=min(screens, default=None),
+      )
+    return dict(
+      status="in progress",
+      published=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      finished_groups=self.groups(),
+      groups=groups,
+      code=provenance.summary(self.path),
+    )
 
   # --- writing ---------------------------------------------------------------------------
 

@@ -56,14 +56,14 @@ def _result_files(root: Path) -> list[str]:
     for p in root.rglob("*")
     if p.suffix in (".json", ".csv", ".npz")
     and "checkpoints" not in p.relative_to(root).parts
-    and p.name != "config.json"
+    and p.name not in ("config.json", "provenance.json")
   )
 
 
 @pytest.fixture
 def same_results():
   """`same_results(a, b)` asserts that two workdirs hold the same results: every `.json`,
-  `.csv` and `.npz` file (checkpoints and `config.json` aside) equal, bit for bit, except
+  `.csv` and `.npz` file (checkpoints, `config.json` and `provenance.json` aside) equal, bit for bit, except
   fields that are wall-clock measurements (names with time, wall, elapsed or ending `_s`)."""
 
   def check(a, b):

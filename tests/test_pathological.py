@@ -297,3 +297,44 @@ def test_summary_says_when_solved_models_fail_at_the_shortest_length():
   assert (
     table[0]["sgd_cr_generalizes_to"] == "400 (400–400); 1 of 2 at ≥ 1% already at the shortest"
   )
+
+
+def test_a_partial_copy_resumes_elsewhere_bit_for_bit(runs, tmp_path, monkeypatch, same_results):
+  # A long run's journey: stopped after its first chunk, published with --partial, only
+  # the published files copied to a fresh folder (as a clone on another machine has
+  # them), resumed there; it must end exactly as the uninterrupted run did.
+  from rnn_dynamics.runs import stop
+  from rnn_dynamics.workdir import Workdir
+
+  config = configs.get_config("test")
+  config.task = "addition"
+  reference, _ = runs("addition")
+  advances = []
+  real_advance = sweep._Group.advance
+
+  def advance(self):
+    real_advance(self)
+    advances.append(self.host["chunk"])
+    if len(advances) == 1 and stopping:
+      stop.request()  # what Ctrl-C or SIGTERM does
+
+  monkeypatch.setattr(sweep._Group, "advance", advance)
+  stopping = True
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(config, str(tmp_path / "first"))
+  stop.clear()
+  published = tmp_path / "repo" / "docs" / "results" / "addition"
+  Workdir.open(tmp_path / "first").publish(published, partial=True)
+  status = json.loads((published / "partial.json").read_text())
+  assert status["groups"]["addition"]["updates_done"] == [50, 50]
+
+  fresh = tmp_path / "machine2" / "addition"
+  for f in published.rglob("*"):  # files only: git keeps no empty folders
+    if f.is_file():
+      (fresh / f.relative_to(published)).parent.mkdir(parents=True, exist_ok=True)
+      shutil.copy2(f, fresh / f.relative_to(published))
+  stopping, advances[:] = False, []
+  experiment.run(config, str(fresh))
+  assert advances == [2]  # resumed after chunk 1: one chunk left, not two
+  same_results(fresh, reference)
+  assert not (fresh / "checkpoints").exists() and not (fresh / "partial.json").exists()

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import json
 from pathlib import Path
 
 import ml_collections
 import numpy as np
 import pytest
 
-from rnn_dynamics import results
+from experiments.configs import fields
+from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
 from rnn_dynamics.workdir import ReadOnlyWorkdirError, Workdir, WorkdirConfigMismatch
 
@@ -46,21 +49,50 @@ def test_writer_records_the_config_and_refuses_another(tmp_path):
   assert results.read_json(tmp_path / "config.json")["lr"] == 0.01
 
 
-def test_a_field_added_since_resumes_only_at_its_former_behaviour(tmp_path, monkeypatch):
-  # A workdir written before `params_index` existed resumes under the new config that
-  # holds the value meaning "as before", and records the field; another value is refused.
-  from rnn_dynamics import workdir as workdir_module
+def _with_added(field: str, value, former) -> ml_collections.ConfigDict:
+  c = _config()
+  fields.added(c, field, value, former=former)
+  return c
 
-  monkeypatch.setattr(workdir_module, "ADDED_FIELDS", {"new_field": 0})
-  results.write_json(tmp_path / "config.json", _config().to_dict())
+
+def test_a_field_added_since_resumes_only_at_its_former_value(tmp_path):
+  # A workdir written before `new_field` existed resumes under a config that declares the
+  # field with its former value (`fields.added`) and holds that value, and records it.
+  results.write_json(tmp_path / "config.json", _config().to_dict())  # the old config
   with pytest.raises(WorkdirConfigMismatch, match="new_field: None -> 3"):
-    Workdir(tmp_path, _config(new_field=3))
+    Workdir(tmp_path, _with_added("new_field", 3, former=0))
   with pytest.raises(WorkdirConfigMismatch, match="other_field"):
-    Workdir(tmp_path, _config(other_field=0))  # not a declared addition
-  Workdir(tmp_path, _config(new_field=0))
-  assert results.read_json(tmp_path / "config.json")["new_field"] == 0
-  with pytest.raises(WorkdirConfigMismatch, match="new_field: 0 -> None"):
-    Workdir(tmp_path, _config())  # once recorded, the field is part of the experiment
+    Workdir(tmp_path, _config(other_field=0))  # not declared as added
+  Workdir(tmp_path, _with_added("new_field", 0, former=0))
+  saved = results.read_json(tmp_path / "config.json")
+  assert saved["new_field"] == 0 and saved["former_values"] == {"new_field": 0}
+  with pytest.raises(WorkdirConfigMismatch, match="new_field: 0 -> 3"):
+    Workdir(tmp_path, _with_added("new_field", 3, former=0))  # recorded: now it is fixed
+
+
+def test_an_old_config_json_resumes_after_a_field_is_added(tmp_path, monkeypatch):
+  # The config.json the pathological binary's long preset wrote before a field existed
+  # (today's, without a field the config is then made to declare as added).
+  from experiments import validation
+  from experiments.configs import pathological
+
+  def config(value):
+    c = pathological.get_config("long")
+    c.task = "addition"
+    fields.added(c, "warmup_updates", value, former=0)
+    return pathological.resolve(validation.validate(c, "pathological"))
+
+  old = json.loads(json.dumps(config(0).to_dict()))
+  del old["warmup_updates"], old["former_values"]
+  results.write_json(tmp_path / "config.json", old)
+  with pytest.raises(WorkdirConfigMismatch, match="warmup_updates: None -> 500"):
+    Workdir(tmp_path, config(500))
+  old_lr = dict(old, lr=0.5)  # and a change to an existing field is still refused
+  results.write_json(tmp_path / "config.json", old_lr)
+  with pytest.raises(WorkdirConfigMismatch, match="lr: 0.5 -> 0.01"):
+    Workdir(tmp_path, config(0))
+  results.write_json(tmp_path / "config.json", old)
+  Workdir(tmp_path, config(0))
 
 
 def test_open_reads_what_the_writer_wrote_and_writes_nothing(tmp_path):
@@ -219,7 +251,7 @@ def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
   (source / "success_rate.svg").write_text("<svg/>")
   wd.write_progress("T20", [dict(seed=0, updates_done=5)])
   (source / "checkpoints" / "T20").mkdir(parents=True)
-  with pytest.raises(ConfigError, match=r"groups still training \(T20\)"):
+  with pytest.raises(ConfigError, match=r"groups still training \(T20\).*--partial"):
     Workdir.open(source).publish(dest)
   assert not dest.exists()
   (source / "progress" / "T20.json").unlink()
@@ -233,8 +265,8 @@ def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
   files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
   assert files == [
     "config.json", "groups/T10/params.npz", "groups/T10/results.csv",
-    "groups/T10/results.json", "groups/T10/traces.npz", "results.csv", "results.json",
-    "success_rate.png",
+    "groups/T10/results.json", "groups/T10/traces.npz", "provenance.json", "results.csv",
+    "results.json", "success_rate.png",
   ]  # no .lock, no svg, no empty progress/ or checkpoints/
   assert size == sum((dest / f).stat().st_size for f in files)
   assert Workdir.open(dest).load_rows("T10") == Workdir.open(source).load_rows("T10")
@@ -276,3 +308,59 @@ def test_publish_refuses_a_workdir_a_run_is_writing(tmp_path):
   )
   assert run.returncode == 0, run.stderr
   assert run.stdout.startswith("published ") and (tmp_path / "out" / "config.json").is_file()
+
+
+def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path):
+  source, dest = tmp_path / "run", tmp_path / "docs" / "addition_long"
+  wd = Workdir(source, _config(max_updates=1000))
+  _finished_group(source, "T10")
+  wd.write_progress(
+    "T20",
+    [
+      dict(seed=0, updates_done=300, solved=False, diverged=False, best_screen_error=0.3),
+      dict(seed=1, updates_done=200, solved=True, diverged=False, best_screen_error=0.0),
+    ],
+  )
+  step = source / "checkpoints" / "T20" / "6"
+  (step / "state").mkdir(parents=True)
+  (step / "state" / "data").write_bytes(b"orbax")
+  (source / "checkpoints" / "T20" / "7.orbax-checkpoint-tmp-1").mkdir()  # a save cut short
+  (source / "partial.json").write_text("{}")  # a stale note from an earlier copy
+  wd.close()
+
+  Workdir.open(source).publish(dest, partial=True)
+  files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
+  assert "checkpoints/T20/6/state/data" in files and "progress/T20.json" in files
+  assert not any("tmp" in f for f in files) and ".lock" not in files
+  status = json.loads((dest / "partial.json").read_text())
+  assert status["status"] == "in progress" and status["finished_groups"] == ["T10"]
+  assert status["groups"]["T20"] == dict(
+    runs=2, solved=1, diverged=0, updates_done=[200, 300], budget=1000, best_screen_error=0.0
+  )
+  assert status["code"] == provenance.summary(source) != "not recorded"
+  assert Workdir.open(dest).in_progress() == Workdir.open(source).in_progress()
+
+  # Resuming the copy makes the note stale: the writer removes it and records itself.
+  Workdir(dest, _config(max_updates=1000)).close()
+  assert not (dest / "partial.json").exists()
+  assert len(provenance.entries(dest)) == 2
+  # A finished publish of a workdir that was once a partial copy carries no note.
+  for f in (dest / "progress").iterdir():
+    f.unlink()
+  shutil.rmtree(dest / "checkpoints")
+  (dest / "partial.json").write_text("{}")
+  Workdir.open(dest).publish(tmp_path / "final")
+  assert not (tmp_path / "final" / "partial.json").exists()
+
+
+def test_a_checkpointed_workdir_resumes_only_on_its_device_layout(tmp_path, monkeypatch):
+  wd = Workdir(tmp_path, _config())
+  (tmp_path / "checkpoints" / "T20" / "3").mkdir(parents=True)
+  wd.close()
+  entry = provenance.entries(tmp_path)[-1]
+  assert entry["devices"] == provenance.layout()["devices"] and "commit" in entry
+  monkeypatch.setattr(provenance, "layout", lambda: dict(backend="cpu", devices=7, processes=1))
+  with pytest.raises(ConfigError, match=r"device_count=" + str(entry["devices"])):
+    Workdir(tmp_path, _config())
+  shutil.rmtree(tmp_path / "checkpoints")  # nothing to resume: any layout will do
+  Workdir(tmp_path, _config()).close()

@@ -10,6 +10,22 @@ from typing import Any
 
 import ml_collections
 
+from rnn_dynamics.workdir import FORMER_VALUES
+
+
+def added(c: ml_collections.ConfigDict, name: str, value: Any, *, former: Any) -> None:
+  """Adds field `name` (= `value`) to `c`, a field that configs saved before it lack.
+
+  `former` is the value that does what the code did before the field existed: a saved
+  config without the field resumes its workdir only where the field holds `former`
+  (`rnn_dynamics.workdir.FORMER_VALUES`), so adding a field never strands a long run.
+  Call it where the field is defined, e.g. `fields.added(c, "warmup", 0, former=0)`.
+  """
+  c[name] = value
+  if FORMER_VALUES not in c:
+    c[FORMER_VALUES] = ml_collections.ConfigDict()
+  c[FORMER_VALUES][name] = former
+
 
 def nonfinite_guard(c: ml_collections.ConfigDict) -> None:
   """`nonfinite_guard`, as in the authors' code (every preset)."""
