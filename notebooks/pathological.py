@@ -20,9 +20,10 @@
 #     python -m experiments.pathological --config.task=addition --workdir=runs/pathological/addition
 #
 # This notebook only reads those workdirs. By default it opens every
-# `runs/pathological/*`; set `RNN_DYNAMICS_PATHOLOGICAL` to a comma-separated list of
-# workdirs (or glob patterns) to open others — the tests point it at the `test` preset's
-# output.
+# `runs/pathological/*` and the runs published under `docs/results/pathological_*` (the
+# long ones at the paper's lengths, partial while they still train); set
+# `RNN_DYNAMICS_PATHOLOGICAL` to a comma-separated list of workdirs (or glob patterns) to
+# open others — the tests point it at the `test` preset's output.
 
 # %%
 import glob
@@ -34,12 +35,15 @@ from IPython.display import Markdown, display
 
 from rnn_dynamics.report import pathological, style
 
-patterns = os.environ.get("RNN_DYNAMICS_PATHOLOGICAL", "runs/pathological/*").split(",")
+patterns = os.environ.get(
+  "RNN_DYNAMICS_PATHOLOGICAL", "runs/pathological/*,docs/results/pathological_*"
+).split(",")
+# Paths are the repository root's; Jupyter starts kernels in notebooks/.
 paths = sorted(
   {
     p
     for pat in patterns
-    for p in glob.glob(pat.strip())
+    for p in glob.glob(pat.strip()) or glob.glob(os.path.join("..", pat.strip()))
     if os.path.exists(os.path.join(p, "config.json"))
   }
 )
@@ -59,6 +63,10 @@ if not workdirs:
 for w in workdirs:
   for group, runs in w["in_progress"].items():
     print(f"\n{w['path']}: {group} still training")
+    if w["partial"] and group in w["partial"]["groups"]:
+      note = w["partial"]
+      print(f"  a partial state published {note['published']}, budget "
+            f"{note['groups'][group]['budget']:,} updates per run; code: {note['code']}")
     for r in runs:
       state = f"solved at {r['updates_to_solve']:,}" if r["solved"] else (
         f"screen error {r['screen_error']:.1%} (best {r['best_screen_error']:.1%})"

@@ -31,7 +31,7 @@ import numpy as np
 from rnn_dynamics import paper, plots, results, stats
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import style
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import PARTIAL_FILE, Workdir
 
 __all__ = [
   "ALGORITHMS",
@@ -276,7 +276,8 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     `generalization` (one per run and evaluation length), `groups`: finished group
     name → `{"rows": [...], "traces": {field: [runs, chunks] array}}` (the per-chunk
     training traces of `rnn_dynamics.sweep.TRACE_FIELDS`), and `in_progress`: group still
-    training → its runs as of the last checkpoint (`Workdir.in_progress`). Missing
+    training → its runs as of the last checkpoint (`Workdir.in_progress`), and `partial`:
+    a partial copy's `partial.json` (`Workdir.publish`), None elsewhere. Missing
     pieces (a sweep still running) read as empty.
 
   Raises:
@@ -292,6 +293,8 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     generalization=wd.table("generalization", default=[]),
     groups={g: wd.load_group(g) for g in wd.groups()},
     in_progress=wd.in_progress(),
+    # A partial copy's note: how far its groups got when published, and which code ran it.
+    partial=wd.read_json(PARTIAL_FILE) if wd.exists(PARTIAL_FILE) else None,
   )
 
 
