@@ -7,6 +7,8 @@ words, with where each number comes from (ICML text, arXiv v2, supplementary mat
 * `ONE_MODEL`: the one-model-for-many-lengths experiment and the lengths it was tested at;
 * `PATHOLOGICAL`: per pathological task, the hyper-parameters and the reported outcome
   (with `PATHOLOGICAL_TASKS`, `variants` and `pathological_setup` for the task names);
+* `TABLE1_SETUPS`, `TABLE2_SETUPS`: the natural tasks' set-ups, per data set and per
+  target offset;
 * `TABLE1`, `TABLE2`: the natural tasks' scores (NLL per time step; bits per character).
 
 References:
@@ -26,10 +28,14 @@ __all__ = [
   "PATHOLOGICAL",
   "PATHOLOGICAL_TASKS",
   "TABLE1",
+  "TABLE1_SETUPS",
   "TABLE2",
+  "TABLE2_SETUPS",
   "Figure7Setup",
+  "MusicSetup",
   "OneModelSetup",
   "PaperSetup",
+  "TextSetup",
   "experiment_task",
   "pathological_setup",
   "variants",
@@ -154,6 +160,99 @@ def pathological_setup(task: str) -> PaperSetup | None:
   registered task the paper does not have (its set-up then comes from the config)."""
   variants(task)  # validates
   return PATHOLOGICAL.get(experiment_task(task))
+
+
+class MusicSetup(NamedTuple):
+  """Table 1's set-up for one data set (docs/reference.md §4, "Table 1"; supplementary
+  "Natural tasks"; chosen by the authors' grid search on the validation set).
+
+  Only α and the clipping threshold change between the columns (SGD has neither).
+
+  Attributes:
+    n_hidden: hidden units.
+    lr: initial learning rate, every column.
+    alpha0: α_0 of SGD-CR's schedule.
+    note: where a value is our reading of the paper's words.
+    init: sigmoid units (`rnn.INITS`; weights N(0, 0.01²), docs/reference.md §1).
+    segment_length: steps per training sequence.
+    clip, cost: norm-clipping threshold on the gradient of the cost averaged over the
+      sequence (the same threshold for every data set).
+    lr_halving: the lr is halved every time an epoch's (training) error rises.
+    alpha_schedule: `inverse`, α_t = α_0 / t with t the epoch.
+    algorithms: the table's columns.
+  """
+
+  n_hidden: int
+  lr: float
+  alpha0: float
+  note: str = ""
+  init: str = "sigmoid"
+  segment_length: int = 200
+  clip: float = 8.0
+  cost: str = "mean"
+  lr_halving: str = "train"
+  alpha_schedule: str = "inverse"
+  algorithms: tuple[str, ...] = ("sgd", "sgd_c", "sgd_cr")
+
+
+TABLE1_SETUPS: dict[str, MusicSetup] = {
+  "piano-midi": MusicSetup(300, 1.0, 0.5),  # "α_t = 1/(2t)"
+  "nottingham": MusicSetup(300, 1.0, 0.5),  # "the exact same setup"
+  "musedata": MusicSetup(
+    400, 0.5, 0.1, "the paper writes α_0 = 0.1 and α_t = 1/t; read as α_t = α_0 / t"
+  ),
+}
+"""Table 1's set-ups by data set (the keys of `TABLE1`)."""
+
+
+class TextSetup(NamedTuple):
+  """Table 2's set-up for one target offset (docs/reference.md §4, "Table 2";
+  supplementary "Language modelling").
+
+  Attributes:
+    lr_sgd, lr_sgd_c, lr_sgd_cr: learning rate per column (SGD, SGD+C, SGD+CR).
+    alpha0: α of SGD+CR (α_0 of the schedule).
+    alpha_schedule: `constant`, or `inverse` (α_t = α_0 / t, t the epoch).
+    algorithms: the table's columns (the fifth-character task has no SGD column, "N/A").
+    note: where a value is not the paper's own.
+    dataset: Mikolov's character-level Penn Treebank.
+    n_hidden, init, biases: 500 sigmoid units without biases (after Mikolov et al. 2012).
+    segment_length: truncated BPTT over segments of this many steps, the state carried.
+    clip, cost: norm-clipping threshold on the gradient of the cost summed over the
+      segment.
+  """
+
+  lr_sgd: float
+  lr_sgd_c: float
+  lr_sgd_cr: float
+  alpha0: float
+  alpha_schedule: str
+  algorithms: tuple[str, ...]
+  note: str = ""
+  dataset: str = "ptb"
+  n_hidden: int = 500
+  init: str = "sigmoid"
+  biases: bool = False
+  segment_length: int = 200
+  clip: float = 45.0
+  cost: str = "sum"
+
+
+TABLE2_SETUPS: dict[int, TextSetup] = {
+  1: TextSetup(0.001, 0.01, 0.05, 0.01, "constant", ("sgd", "sgd_c", "sgd_cr")),
+  5: TextSetup(
+    0.001,
+    0.1,
+    0.05,
+    0.05,
+    "inverse",
+    ("sgd_c", "sgd_cr"),
+    "lr_sgd is not in the paper (no SGD column): the next-character task's, used only "
+    "if SGD is asked for",
+  ),
+}
+"""Table 2's set-ups by target offset (1: next character, 5: fifth ahead; the keys of
+`TABLE2`)."""
 
 
 TABLE1: dict[str, dict[str, dict[str, float]]] = {
