@@ -6,7 +6,8 @@ words, with where each number comes from (ICML text, arXiv v2, supplementary mat
 * `FIGURE7`: the set-up of Figure 7 (temporal order, success rate against length);
 * `ONE_MODEL`: the one-model-for-many-lengths experiment and the lengths it was tested at;
 * `PATHOLOGICAL`: per pathological task, the hyper-parameters and the reported outcome
-  (with `PATHOLOGICAL_TASKS`, `variants` and `pathological_setup` for the task names);
+  (with `PATHOLOGICAL_TASKS`, `variants` and `pathological_setup` for the task names),
+  and `PATHOLOGICAL_RUNS`, what their runs share;
 * `TABLE1_SETUPS`, `TABLE2_SETUPS`: the natural tasks' set-ups, per data set and per
   target offset;
 * `TABLE1`, `TABLE2`: the natural tasks' scores (NLL per time step; bits per character).
@@ -26,6 +27,7 @@ __all__ = [
   "FIGURE7",
   "ONE_MODEL",
   "PATHOLOGICAL",
+  "PATHOLOGICAL_RUNS",
   "PATHOLOGICAL_TASKS",
   "TABLE1",
   "TABLE1_SETUPS",
@@ -35,6 +37,7 @@ __all__ = [
   "MusicSetup",
   "OneModelSetup",
   "PaperSetup",
+  "PathologicalRuns",
   "TextSetup",
   "experiment_task",
   "pathological_setup",
@@ -43,7 +46,11 @@ __all__ = [
 
 
 class Figure7Setup(NamedTuple):
-  """Figure 7's set-up (docs/reference.md §4, "Figure 7"); stated in the ICML text only."""
+  """Figure 7's set-up (docs/reference.md §4, "Figure 7"); stated in the ICML text only.
+
+  The sequence lengths are not listed (the figure plots them on a log axis): the config
+  picks them.
+  """
 
   n_hidden: int = 50
   lr: float = 0.01
@@ -54,6 +61,9 @@ class Figure7Setup(NamedTuple):
   seeds: int = 5
   success_error: float = 0.01  # < 1 % of ...
   eval_size: int = 10_000  # ... fresh sequences (docs/reference.md §3)
+  inits: tuple[str, ...] = ("sigmoid", "basic_tanh", "smart_tanh")  # docs/reference.md §1
+  algorithms: tuple[str, ...] = ("sgd", "sgd_c", "sgd_cr")
+  momentum: float = 0.0  # "constant learning rate ... without momentum"
 
 
 FIGURE7 = Figure7Setup()
@@ -64,7 +74,9 @@ class OneModelSetup(NamedTuple):
   [50, 200], 5 seeds all solved with 0 errors, then 0 errors out of 10,000 sequences at
   each of `eval_lengths` (ICML)."""
 
+  n_hidden: int = 50
   init: str = "basic_tanh"
+  algorithm: str = "sgd_cr"
   min_length: int = 50
   max_length: int = 200
   seeds: int = 5
@@ -74,6 +86,8 @@ class OneModelSetup(NamedTuple):
 
 
 ONE_MODEL = OneModelSetup()
+"""The paper states no learning rate, threshold, α or budget for it:
+experiments/configs/generalization.py takes Figure 7's (`FIGURE7`)."""
 
 
 class PaperSetup(NamedTuple):
@@ -127,6 +141,20 @@ PATHOLOGICAL: dict[str, PaperSetup] = {
 
 PATHOLOGICAL_TASKS: tuple[str, ...] = tuple(PATHOLOGICAL)
 """Task names with a published set-up (plus the two memorization variants)."""
+
+
+class PathologicalRuns(NamedTuple):
+  """What every pathological task's runs share (docs/reference.md §4, "The other
+  pathological tasks"; ICML §4.1.2): SGD-CR, 5 seeds, one model trained on lengths
+  50–200 for every task but memorization, one model per gap length for memorization."""
+
+  algorithm: str = "sgd_cr"
+  seeds: int = 5
+  train_lengths: tuple[int, int] = (50, 200)
+  memorization_lengths: tuple[int, ...] = (50, 100, 150, 200)
+
+
+PATHOLOGICAL_RUNS = PathologicalRuns()
 
 _VARIANTS = {"memorization": ("memorization_5bit", "memorization_20bit")}
 
