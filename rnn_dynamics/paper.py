@@ -12,6 +12,9 @@ words, with where each number comes from (ICML text, arXiv v2, supplementary mat
   target offset;
 * `TABLE1`, `TABLE2`: the natural tasks' scores (NLL per time step; bits per character).
 
+Every config with a preset named `paper` matches these records (tests/test_paper.py).
+Records name their fields as the configs do.
+
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
   networks, ICML, §4 and the supplementary material; arXiv:1211.5063v2.
