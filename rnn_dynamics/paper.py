@@ -6,8 +6,14 @@ words, with where each number comes from (ICML text, arXiv v2, supplementary mat
 * `FIGURE7`: the set-up of Figure 7 (temporal order, success rate against length);
 * `ONE_MODEL`: the one-model-for-many-lengths experiment and the lengths it was tested at;
 * `PATHOLOGICAL`: per pathological task, the hyper-parameters and the reported outcome
-  (with `PATHOLOGICAL_TASKS`, `variants` and `pathological_setup` for the task names);
+  (with `PATHOLOGICAL_TASKS`, `variants` and `pathological_setup` for the task names),
+  and `PATHOLOGICAL_RUNS`, what their runs share;
+* `TABLE1_SETUPS`, `TABLE2_SETUPS`: the natural tasks' set-ups, per data set and per
+  target offset;
 * `TABLE1`, `TABLE2`: the natural tasks' scores (NLL per time step; bits per character).
+
+Every config with a preset named `paper` matches these records (tests/test_paper.py).
+Records name their fields as the configs do.
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
@@ -24,12 +30,18 @@ __all__ = [
   "FIGURE7",
   "ONE_MODEL",
   "PATHOLOGICAL",
+  "PATHOLOGICAL_RUNS",
   "PATHOLOGICAL_TASKS",
   "TABLE1",
+  "TABLE1_SETUPS",
   "TABLE2",
+  "TABLE2_SETUPS",
   "Figure7Setup",
+  "MusicSetup",
   "OneModelSetup",
   "PaperSetup",
+  "PathologicalRuns",
+  "TextSetup",
   "experiment_task",
   "pathological_setup",
   "variants",
@@ -37,7 +49,11 @@ __all__ = [
 
 
 class Figure7Setup(NamedTuple):
-  """Figure 7's set-up (docs/reference.md §4, "Figure 7"); stated in the ICML text only."""
+  """Figure 7's set-up (docs/reference.md §4, "Figure 7"); stated in the ICML text only.
+
+  The sequence lengths are not listed (the figure plots them on a log axis): the config
+  picks them.
+  """
 
   n_hidden: int = 50
   lr: float = 0.01
@@ -48,6 +64,9 @@ class Figure7Setup(NamedTuple):
   seeds: int = 5
   success_error: float = 0.01  # < 1 % of ...
   eval_size: int = 10_000  # ... fresh sequences (docs/reference.md §3)
+  inits: tuple[str, ...] = ("sigmoid", "basic_tanh", "smart_tanh")  # docs/reference.md §1
+  algorithms: tuple[str, ...] = ("sgd", "sgd_c", "sgd_cr")
+  momentum: float = 0.0  # "constant learning rate ... without momentum"
 
 
 FIGURE7 = Figure7Setup()
@@ -58,7 +77,9 @@ class OneModelSetup(NamedTuple):
   [50, 200], 5 seeds all solved with 0 errors, then 0 errors out of 10,000 sequences at
   each of `eval_lengths` (ICML)."""
 
+  n_hidden: int = 50
   init: str = "basic_tanh"
+  algorithm: str = "sgd_cr"
   min_length: int = 50
   max_length: int = 200
   seeds: int = 5
@@ -68,6 +89,8 @@ class OneModelSetup(NamedTuple):
 
 
 ONE_MODEL = OneModelSetup()
+"""The paper states no learning rate, threshold, α or budget for it:
+experiments/configs/generalization.py takes Figure 7's (`FIGURE7`)."""
 
 
 class PaperSetup(NamedTuple):
@@ -122,6 +145,20 @@ PATHOLOGICAL: dict[str, PaperSetup] = {
 PATHOLOGICAL_TASKS: tuple[str, ...] = tuple(PATHOLOGICAL)
 """Task names with a published set-up (plus the two memorization variants)."""
 
+
+class PathologicalRuns(NamedTuple):
+  """What every pathological task's runs share (docs/reference.md §4, "The other
+  pathological tasks"; ICML §4.1.2): SGD-CR, 5 seeds, one model trained on lengths
+  50–200 for every task but memorization, one model per gap length for memorization."""
+
+  algorithm: str = "sgd_cr"
+  seeds: int = 5
+  train_lengths: tuple[int, int] = (50, 200)
+  memorization_lengths: tuple[int, ...] = (50, 100, 150, 200)
+
+
+PATHOLOGICAL_RUNS = PathologicalRuns()
+
 _VARIANTS = {"memorization": ("memorization_5bit", "memorization_20bit")}
 
 
@@ -154,6 +191,99 @@ def pathological_setup(task: str) -> PaperSetup | None:
   registered task the paper does not have (its set-up then comes from the config)."""
   variants(task)  # validates
   return PATHOLOGICAL.get(experiment_task(task))
+
+
+class MusicSetup(NamedTuple):
+  """Table 1's set-up for one data set (docs/reference.md §4, "Table 1"; supplementary
+  "Natural tasks"; chosen by the authors' grid search on the validation set).
+
+  Only α and the clipping threshold change between the columns (SGD has neither).
+
+  Attributes:
+    n_hidden: hidden units.
+    lr: initial learning rate, every column.
+    alpha0: α_0 of SGD-CR's schedule.
+    note: where a value is our reading of the paper's words.
+    init: sigmoid units (`rnn.INITS`; weights N(0, 0.01²), docs/reference.md §1).
+    segment_length: steps per training sequence.
+    clip, cost: norm-clipping threshold on the gradient of the cost averaged over the
+      sequence (the same threshold for every data set).
+    lr_halving: the lr is halved every time an epoch's (training) error rises.
+    alpha_schedule: `inverse`, α_t = α_0 / t with t the epoch.
+    algorithms: the table's columns.
+  """
+
+  n_hidden: int
+  lr: float
+  alpha0: float
+  note: str = ""
+  init: str = "sigmoid"
+  segment_length: int = 200
+  clip: float = 8.0
+  cost: str = "mean"
+  lr_halving: str = "train"
+  alpha_schedule: str = "inverse"
+  algorithms: tuple[str, ...] = ("sgd", "sgd_c", "sgd_cr")
+
+
+TABLE1_SETUPS: dict[str, MusicSetup] = {
+  "piano-midi": MusicSetup(300, 1.0, 0.5),  # "α_t = 1/(2t)"
+  "nottingham": MusicSetup(300, 1.0, 0.5),  # "the exact same setup"
+  "musedata": MusicSetup(
+    400, 0.5, 0.1, "the paper writes α_0 = 0.1 and α_t = 1/t; read as α_t = α_0 / t"
+  ),
+}
+"""Table 1's set-ups by data set (the keys of `TABLE1`)."""
+
+
+class TextSetup(NamedTuple):
+  """Table 2's set-up for one target offset (docs/reference.md §4, "Table 2";
+  supplementary "Language modelling").
+
+  Attributes:
+    lr_sgd, lr_sgd_c, lr_sgd_cr: learning rate per column (SGD, SGD+C, SGD+CR).
+    alpha0: α of SGD+CR (α_0 of the schedule).
+    alpha_schedule: `constant`, or `inverse` (α_t = α_0 / t, t the epoch).
+    algorithms: the table's columns (the fifth-character task has no SGD column, "N/A").
+    note: where a value is not the paper's own.
+    dataset: Mikolov's character-level Penn Treebank.
+    n_hidden, init, biases: 500 sigmoid units without biases (after Mikolov et al. 2012).
+    segment_length: truncated BPTT over segments of this many steps, the state carried.
+    clip, cost: norm-clipping threshold on the gradient of the cost summed over the
+      segment.
+  """
+
+  lr_sgd: float
+  lr_sgd_c: float
+  lr_sgd_cr: float
+  alpha0: float
+  alpha_schedule: str
+  algorithms: tuple[str, ...]
+  note: str = ""
+  dataset: str = "ptb"
+  n_hidden: int = 500
+  init: str = "sigmoid"
+  biases: bool = False
+  segment_length: int = 200
+  clip: float = 45.0
+  cost: str = "sum"
+
+
+TABLE2_SETUPS: dict[int, TextSetup] = {
+  1: TextSetup(0.001, 0.01, 0.05, 0.01, "constant", ("sgd", "sgd_c", "sgd_cr")),
+  5: TextSetup(
+    0.001,
+    0.1,
+    0.05,
+    0.05,
+    "inverse",
+    ("sgd_c", "sgd_cr"),
+    "lr_sgd is not in the paper (no SGD column): the next-character task's, used only "
+    "if SGD is asked for",
+  ),
+}
+"""Table 2's set-ups by target offset (1: next character, 5: fifth ahead; the keys of
+`TABLE2`)."""
 
 
 TABLE1: dict[str, dict[str, dict[str, float]]] = {

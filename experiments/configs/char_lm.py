@@ -19,28 +19,11 @@ import ml_collections
 from ml_collections import config_dict
 
 from experiments.configs import fields
+from rnn_dynamics import paper
 
-# Learning rates per column and the α schedule (docs/reference.md §4, supplementary "Language
-# modelling"). The paper runs no SGD column for the fifth-character task ("N/A"); its
-# lr here is our choice (the next-character task's unclipped lr), used only if asked for.
-PAPER_SETUPS = {
-  1: dict(
-    lr_sgd=0.001,
-    lr_sgd_c=0.01,
-    lr_sgd_cr=0.05,
-    alpha0=0.01,
-    alpha_schedule="constant",
-    algorithms=("sgd", "sgd_c", "sgd_cr"),
-  ),
-  5: dict(
-    lr_sgd=0.001,
-    lr_sgd_c=0.1,
-    lr_sgd_cr=0.05,
-    alpha0=0.05,
-    alpha_schedule="inverse",
-    algorithms=("sgd_c", "sgd_cr"),
-  ),
-}
+# The fields left unset take the task's published value (`rnn_dynamics.paper.TABLE2_SETUPS`,
+# docs/reference.md §4 "Table 2"): learning rates per column, the α schedule and the columns.
+PUBLISHED_FIELDS = ("lr_sgd", "lr_sgd_c", "lr_sgd_cr", "alpha0", "alpha_schedule", "algorithms")
 DATASETS = ("ptb", "shakespeare", "synthetic")
 
 
@@ -126,5 +109,5 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.dataset not in DATASETS:
     raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {DATASETS}")
   # Offsets other than 1 take the fifth-character task's set-up (the paper has no other).
-  setup = PAPER_SETUPS.get(int(config.target_offset), PAPER_SETUPS[5])
-  return fields.fill_placeholders(config, setup)
+  setup = paper.TABLE2_SETUPS.get(int(config.target_offset), paper.TABLE2_SETUPS[5])
+  return fields.fill_placeholders(config, {f: getattr(setup, f) for f in PUBLISHED_FIELDS})

@@ -21,15 +21,11 @@ import ml_collections
 from ml_collections import config_dict
 
 from experiments.configs import fields
+from rnn_dynamics import paper
 
-# The paper's set-ups (docs/reference.md §4, supplementary "Natural tasks"): hidden units, initial
-# learning rate, α_0 of the 1/t schedule. JSB and the built-in sets use Nottingham's.
-PAPER_SETUPS = {
-  "piano-midi": dict(n_hidden=300, lr=1.0, alpha0=0.5),
-  "nottingham": dict(n_hidden=300, lr=1.0, alpha0=0.5),
-  # The paper writes α_0 = 0.1 and "α_t = 1/t" for MuseData; we read it as α_0 / t.
-  "musedata": dict(n_hidden=400, lr=0.5, alpha0=0.1),
-}
+# The fields left unset take the data set's published value (`rnn_dynamics.paper.TABLE1_SETUPS`,
+# docs/reference.md §4 "Table 1"); JSB and the built-in sets take Nottingham's.
+PUBLISHED_FIELDS = ("n_hidden", "lr", "alpha0")
 DATASETS = ("piano-midi", "nottingham", "musedata", "jsb", "bach", "synthetic")
 
 
@@ -103,5 +99,5 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy with every unset field filled from the data set's paper set-up."""
   if config.dataset not in DATASETS:
     raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {DATASETS}")
-  setup = PAPER_SETUPS.get(config.dataset, PAPER_SETUPS["nottingham"])
-  return fields.fill_placeholders(config, setup)
+  setup = paper.TABLE1_SETUPS.get(config.dataset, paper.TABLE1_SETUPS["nottingham"])
+  return fields.fill_placeholders(config, {f: getattr(setup, f) for f in PUBLISHED_FIELDS})
