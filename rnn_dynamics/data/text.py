@@ -140,8 +140,9 @@ def convert_ptb_words_to_chars(
     Mikolov et al. (2012), Subword language modeling with neural networks.
   """
   p = _check_file(word_file, "PTB word file")
-  _warn_if_unknown_digest(p, KNOWN_SHA256)
   chars = ptb_words_to_chars(_read_text(p))
+  # After reading: a damaged copy of a standard file gets its one error, not a warning first.
+  _warn_if_unknown_digest(p, KNOWN_SHA256)
   if out_file is not None:
     Path(out_file).write_text(chars, encoding="utf-8")
   return chars
