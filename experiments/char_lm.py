@@ -102,9 +102,11 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   config = char_lm_config.resolve(config)
   t0 = time.time()
   # Before the workdir records the config: a data path that cannot be read is refused
-  # with nothing written, so the corrected command is not "a different config".
+  # with nothing written, so the corrected command is not "a different config". The
+  # workdir records the data by file name and sha256, not by path: the same files
+  # elsewhere resume it.
   data = natural.text_splits(config)
-  workdir = Workdir(workdir_path, config)
+  workdir = Workdir(workdir_path, natural.recorded(config))
   logging.info(
     "%s: %d / %d / %d symbols, vocabulary %d (loaded in %.0f s)",
     config.dataset,

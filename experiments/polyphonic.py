@@ -82,9 +82,11 @@ def run(config, workdir_path: str) -> tuple[natural.FitResult, str]:
   config = polyphonic_config.resolve(config)
   t0 = time.time()
   # Before the workdir records the config: a data path that cannot be read is refused
-  # with nothing written, so the corrected command is not "a different config".
+  # with nothing written, so the corrected command is not "a different config". The
+  # workdir records the data by file name and sha256, not by path: the same files
+  # elsewhere resume it.
   data = natural.music_splits(config)
-  workdir = Workdir(workdir_path, config)
+  workdir = Workdir(workdir_path, natural.recorded(config))
   logging.info(
     "%s: %s songs, %d training frames (loaded in %.0f s)",
     config.dataset,

@@ -4,9 +4,11 @@ The `cpu` presets score valid and test on their first 100,000 symbols each epoch
 published number is the whole split's (`rnn_dynamics.natural.rescore`). Nothing in the
 workdir is changed; the scores go to `rescored_<split>.{json,csv,md}` beside its files.
 
-  python -m experiments.rescore --workdir=runs/ptb --split=test
-  python -m experiments.rescore --workdir=docs/results/ptb1_cpu \
-      --data_path=/path/to/ptb          # the data moved since the run
+  python -m experiments.rescore --workdir=runs/ptb --split=test --data_path=/path/to/ptb
+  python -m experiments.rescore --workdir=docs/results/ptb1_cpu --data_path=/path/to/ptb
+
+A workdir records its data by file name and sha256, not by path, so `--data_path` says
+where the data is now; files with other checksums are refused.
 """
 
 from __future__ import annotations

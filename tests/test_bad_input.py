@@ -12,13 +12,16 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import io
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.io
 
 from experiments import validation
 from experiments.configs import success_rate as success_rate_config
@@ -41,6 +44,9 @@ class Case:
       success_rate workdir made by the test preset unchanged) or `none` (no --workdir).
     started: the binary gets as far as its work (reading finished groups) before it
       stops, so absl's progress log lines may come before the error line.
+    data: a damaged data file (or PTB folder) to write under the case's folder, one of
+      `DAMAGED`'s keys; `{data}` in `args` becomes its path, and the error line must name
+      that path.
   """
 
   binary: str
@@ -49,6 +55,7 @@ class Case:
   says: str
   workdir: str = "fresh"
   started: bool = False
+  data: str = ""
 
 
 # absl's log line prefix: severity, date, time, thread id, file:line].
@@ -129,7 +136,83 @@ CASES = {
   "summary_of_no_workdir": Case(
     "pathological_summary", (), 2, "is not a workdir of experiments.pathological", "none"
   ),
+  # Damaged data files, one per loader: the file exists, so validation lets it through and
+  # the loader's DataError (a UserError) is the one line, exit code 1.
+  "truncated_mat": Case(
+    "polyphonic",
+    ("--config.dataset=nottingham", "--config.data_path={data}"),
+    1,
+    "could not be read as a MATLAB .mat file; it looks truncated or corrupt",
+    data="truncated_mat",
+  ),
+  "garbage_pickle": Case(
+    "polyphonic",
+    ("--config.dataset=jsb", "--config.data_path={data}"),
+    1,
+    "could not be read as a music pickle; it looks truncated, corrupt",
+    data="garbage_pickle",
+  ),
+  "binary_ptb": Case(
+    "char_lm",
+    ("--config.dataset=ptb", "--config.data_path={data}"),
+    1,
+    "is not UTF-8 text",
+    data="binary_ptb",
+  ),
+  "truncated_ptb": Case(
+    "char_lm",
+    ("--config.dataset=ptb", "--config.data_path={data}"),
+    1,
+    "does not end with a line break; the file looks truncated",
+    data="truncated_ptb",
+  ),
 }
+
+
+def _small_mat() -> bytes:
+  """A well-formed music .mat (one 2-step roll per split), as scipy writes it."""
+  roll = np.zeros((2, 88), np.uint8)
+  roll[0, 39] = roll[1, 43] = 1
+  cells = {}
+  for key in ("traindata", "validdata", "testdata"):
+    cells[key] = np.empty((1, 1), dtype=object)
+    cells[key][0, 0] = roll
+  out = io.BytesIO()
+  scipy.io.savemat(out, cells)
+  return out.getvalue()
+
+
+def _ptb_folder(root: Path, train: bytes) -> Path:
+  """A PTB folder of word files whose train split is `train` (valid and test are fine)."""
+  folder = root / "ptb"
+  folder.mkdir()
+  (folder / "ptb.train.txt").write_bytes(train)
+  for split in ("valid", "test"):
+    (folder / f"ptb.{split}.txt").write_bytes(b" the cat sat \n")
+  return folder
+
+
+def _damaged(kind: str, root: Path) -> tuple[Path, Path]:
+  """Writes a damaged data file; returns (what data_path names, the file the line names).
+
+  Standard file names, so a loader that warned about an unknown checksum before parsing
+  would put a second line on stderr."""
+  if kind == "truncated_mat":
+    path = root / "Nottingham.mat"
+    full = _small_mat()
+    path.write_bytes(full[: len(full) // 2])
+    return path, path
+  if kind == "garbage_pickle":
+    path = root / "JSB Chorales.pickle"
+    path.write_bytes(bytes(range(256)) * 4)
+    return path, path
+  if kind == "binary_ptb":
+    folder = _ptb_folder(root, b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary\n")
+    return folder, folder / "ptb.train.txt"
+  if kind == "truncated_ptb":
+    folder = _ptb_folder(root, b" the cat sat \n on the m")
+    return folder, folder / "ptb.train.txt"
+  raise ValueError(kind)
 
 
 def _snapshot(path: Path) -> dict[str, str] | str | None:
@@ -167,7 +250,7 @@ def _workdir(case: Case, root: Path) -> Path | None:
   return path
 
 
-def _command(case: Case, workdir: Path | None) -> list[str]:
+def _command(case: Case, workdir: Path | None, data: Path | None = None) -> list[str]:
   cmd = [sys.executable, "-m", f"experiments.{case.binary}"]
   if case.binary == "pathological_summary":
     return cmd + [f"--workdirs={workdir or '/nonexistent/workdir'}", *case.args]
@@ -175,7 +258,7 @@ def _command(case: Case, workdir: Path | None) -> list[str]:
     cmd.append(f"--config=experiments/configs/{case.binary}.py:test")
   if workdir is not None:
     cmd.append(f"--workdir={workdir}")
-  return cmd + list(case.args)
+  return cmd + [a.replace("{data}", str(data)) for a in case.args]
 
 
 @pytest.fixture(scope="module")
@@ -186,23 +269,31 @@ def outcomes(tmp_path_factory):
   # Temporary folders first, in this thread: the factory's first mktemp is not thread-safe.
   folders = {name: tmp_path_factory.mktemp(name) for name in CASES}
 
+  # The damaged data files, written here before the processes start.
+  damaged = {
+    name: _damaged(CASES[name].data, folders[name]) for name in CASES if CASES[name].data
+  }
+
   def one(name: str):
     case = CASES[name]
     workdir = _workdir(case, folders[name])
+    data = damaged.get(name, (None, None))[0]
     before = _snapshot(workdir) if workdir else None
     proc = subprocess.run(
-      _command(case, workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+      _command(case, workdir, data), cwd=ROOT, env=env, capture_output=True, text=True,
+      timeout=300,
     )
     return proc, before, _snapshot(workdir) if workdir else None
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-    return dict(zip(CASES, pool.map(one, CASES)))
+    results = dict(zip(CASES, pool.map(one, CASES)))
+  return {name: (*results[name], damaged.get(name, (None, None))[1]) for name in CASES}
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_gets_one_line_and_changes_nothing(outcomes, name):
   case = CASES[name]
-  proc, before, after = outcomes[name]
+  proc, before, after, damaged = outcomes[name]
   lines = proc.stderr.splitlines()
   if case.started:
     lines = [line for line in lines if not _LOG_LINE.match(line)]
@@ -210,6 +301,8 @@ def test_bad_input_gets_one_line_and_changes_nothing(outcomes, name):
   assert "Traceback" not in proc.stderr
   assert lines[0].startswith(f"{case.binary}: error: "), lines[0]
   assert case.says in lines[0], lines[0]
+  if damaged is not None:  # the line names the damaged file itself
+    assert str(damaged.resolve()) in lines[0], lines[0]
   if case.workdir == "corrupt":  # and how to recover
     assert "delete " in lines[0] and "groups/T10 and run again to recompute group T10" in lines[0]
   assert proc.returncode == case.code, proc.stderr

@@ -18,6 +18,7 @@ import scipy.io
 
 from rnn_dynamics import data
 from rnn_dynamics.data import music, text
+from rnn_dynamics.errors import UserError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -125,6 +126,19 @@ def test_garbage_file(tmp_path):
   p.write_text("this is not a data set\n")
   with pytest.raises(data.DataError, match="could not be read as a music pickle"):
     data.load_music(p)
+
+
+def test_a_damaged_file_is_a_user_error_not_a_bug(tmp_path, caplog):
+  # The binaries print a UserError as one line (exit code 1) and keep tracebacks for bugs;
+  # DataError stays a ValueError for callers that catch it as one.
+  assert issubclass(data.DataError, UserError) and issubclass(data.DataError, ValueError)
+  # A damaged copy under a standard name gets its error only, no checksum warning first.
+  full = write_mat(tmp_path / "full.mat", rolls_of(NOTES)).read_bytes()
+  cut = tmp_path / "Nottingham.mat"
+  cut.write_bytes(full[: len(full) // 2])
+  with pytest.raises(data.DataError, match="truncated or corrupt"):
+    data.load_music(cut)
+  assert "sha256" not in caplog.text
 
 
 def test_hdf5_mat_is_named(tmp_path):

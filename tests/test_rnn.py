@@ -4,6 +4,7 @@ import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+import chex  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 import numpy as np  # noqa: E402
@@ -63,8 +64,15 @@ def test_gradient_matches_autodiff(x64, head):
   loss, grads, fwd = rnn.loss_and_grads(params, unit, batch, head)
   ref_loss, ref_grads = jax.value_and_grad(lambda p: rnn.loss_fn(p, unit, batch, head)[0])(params)
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
-  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+  # The same tree as the parameters, leaf for leaf (a zip of leaves would not notice a
+  # missing or reordered field), and autodiff's values.
+  chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
+  chex.assert_trees_all_close(grads, ref_grads, rtol=1e-9, atol=1e-12)
+  # What the backward pass hands out beside the gradient: per-step, per-sequence adjoints.
+  adj = fwd.adjoints
+  chex.assert_shape([adj.dx_TxBxH, adj.dh_TxBxH, adj.back_TxBxH, fwd.h_prev_TxBxH], (T, B, H))
+  chex.assert_shape([adj.dh_sq_TxB, adj.back_sq_TxB, adj.back_act_sq_TxB], (T, B))
+  chex.assert_tree_all_finite(fwd)
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -191,6 +199,7 @@ def test_init_by_traced_id_matches_by_name():
   key = jax.random.PRNGKey(14)
   ids = jnp.asarray([rnn.init_id(n) for n in rnn.INITS])
   stacked = jax.jit(jax.vmap(lambda i: rnn.init_params(key, 6, 50, 4, i)))(ids)
+  chex.assert_tree_shape_prefix(stacked, (len(rnn.INITS),))  # one row per init, every leaf
   for k, name in enumerate(rnn.INITS):
     by_name = rnn.init_params(key, 6, 50, 4, name)
     for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(by_name)):

