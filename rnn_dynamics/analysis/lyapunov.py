@@ -279,7 +279,13 @@ def rnn_lyapunov_exponents(
   sequences (e.g. 8) and k ≤ 5 suffice; vmap over stacked `params` for many runs.
   """
   spectrum = rnn_spectrum(
-    params, unit, inputs_TxBxI, k, warmup=warmup, horizon=horizon, mask_TxB=mask_TxB,
+    params,
+    unit,
+    inputs_TxBxI,
+    k,
+    warmup=warmup,
+    horizon=horizon,
+    mask_TxB=mask_TxB,
     h0_BxH=h0_BxH,
   )
   return jnp.mean(spectrum.exponents_K, axis=0)
@@ -312,7 +318,13 @@ def flossing_loss(
     docs/reference.md §6; Engelken (2023), Gradient flossing.
   """
   spectrum = rnn_spectrum(
-    params, unit, inputs_TxBxI, k, warmup=warmup, horizon=horizon, mask_TxB=mask_TxB,
+    params,
+    unit,
+    inputs_TxBxI,
+    k,
+    warmup=warmup,
+    horizon=horizon,
+    mask_TxB=mask_TxB,
     h0_BxH=h0_BxH,
   )
   return jnp.mean(jnp.sum(spectrum.exponents_K**2, axis=-1))
