@@ -13,6 +13,8 @@
   measured along it (§2.3).
 * `trained_attractors`: what a trained temporal-order network's attractors hold, end to
   end, as `experiments/attractors.py` runs it (§4.1.1).
+* `lyapunov`: the top-k Lyapunov exponents of an input-driven network by repeated QR, and
+  the gradient-flossing penalty (beyond the paper, docs/reference.md §6).
 * `plotting`: the figures and atomic writers.
 
 `plotting` and `trained_attractors` (which draws) are imported as modules, so importing
@@ -53,6 +55,12 @@ from rnn_dynamics.analysis.curvature import (
   spike_mask,
   spike_statistics,
   top_eigenpair,
+)
+from rnn_dynamics.analysis.lyapunov import (
+  flossing_loss,
+  lyapunov_spectrum,
+  rnn_lyapunov_exponents,
+  rnn_spectrum,
 )
 from rnn_dynamics.analysis.mechanics import (
   GAMMA,
@@ -97,6 +105,7 @@ __all__ = [
   "find_fixed_points",
   "fixed_points",
   "fixed_points_of",
+  "flossing_loss",
   "flow",
   "hvp",
   "iterate",
@@ -107,10 +116,13 @@ __all__ = [
   "linear_step",
   "load_params",
   "loss_surface",
+  "lyapunov_spectrum",
   "map_for",
   "measure_training",
   "omega_terms",
   "one_unit_params",
+  "rnn_lyapunov_exponents",
+  "rnn_spectrum",
   "scaled_gaussian",
   "scaled_orthogonal",
   "spike_mask",
