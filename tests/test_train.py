@@ -12,7 +12,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import runs, sweep, train  # noqa: E402
+from rnn_dynamics import clipping, runs, sweep, train  # noqa: E402
 
 # Temporal order with lengths drawn in [10, 13): padded batches, one program for all.
 CONFIG = ml_collections.ConfigDict(
@@ -317,6 +317,37 @@ def test_guard_protects_the_runs_the_mode_names(mode, guarded):
   # Ω without clipping (threshold ∞, α > 0) is not guarded either.
   no_clip = _run("sgd_cr", "basic_tanh", 0)[1].replace(clip=jnp.float32(np.inf))
   assert bool(train.guard_enabled(config, no_clip)) == (mode == "always")
+
+
+@pytest.mark.parametrize("norm", [0.5e10, 0.99e10, 1.01e10, 2e10])
+def test_guard_threshold_is_the_original_codes_1e10(norm):
+  """The optimizer training builds (`make_optimizer`, SGD-C, clip 1, lr 0.01) on a finite
+  gradient of the given norm: up to 1e10 an ordinary clipped step (`c·g/‖g‖`), above it
+  the original code's fallback (docs/reference.md §2): W_hh steps by `0.02·W_hh`, every
+  other parameter stays, and that step is not clipped."""
+  lr, clip = 0.01, 1.0
+  hp = train.algorithm_hparams("sgd_c", lr=lr, clip=clip, alpha=0.0, init="basic_tanh")
+  params = train.make_train(CONFIG).init(jax.random.PRNGKey(0), hp).params
+  direction = jax.tree.map(
+    lambda p: jax.random.normal(jax.random.PRNGKey(p.size), p.shape), params
+  )
+  unit = jax.tree.map(lambda d: d / clipping.global_norm(direction), direction)
+  grads = jax.tree.map(lambda d: d * norm, unit)
+  tx = train.make_optimizer(CONFIG, hp)
+  updates, state = jax.jit(tx.update)(grads, tx.init(params), params)
+  stats = clipping.clipping_stats(state)
+  np.testing.assert_allclose(float(stats["grads/norm_preclip"]), norm, rtol=1e-5)
+  fell_back = norm > 1e10
+  assert bool(stats["grads/nonfinite"]) == fell_back
+  for name in ("w_in", "w_hh", "b", "w_out", "b_out"):
+    got = np.asarray(getattr(updates, name))
+    if not fell_back:
+      want = -lr * clip * np.asarray(getattr(unit, name))  # clipped to norm c
+    elif name == "w_hh":
+      want = -lr * 0.02 * np.asarray(params.w_hh)  # the weight-decay step, unclipped
+    else:
+      want = np.zeros_like(got)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12, err_msg=name)
 
 
 def test_chunk_summary_counts_guard_firings_and_keeps_the_true_norm():
