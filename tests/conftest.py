@@ -125,3 +125,31 @@ def interrupted_run(tmp_path):
     return Interrupted(proc.returncode, err_path.read_text(), second)
 
   return run
+
+
+@pytest.fixture
+def stop_group(monkeypatch):
+  """`lines = stop_group(name)` makes `sweep.run_group` press Ctrl-C once, in this process:
+  its progress callback raises KeyboardInterrupt after the first chunk of the group called
+  `name` (the sweep then checkpoints that chunk and re-raises, as on a real Ctrl-C). Every
+  progress line of every group run from then on is appended to `lines`."""
+  from rnn_dynamics import sweep
+
+  real = sweep.run_group
+
+  def arm(group: str) -> list[str]:
+    lines, pressed = [], []
+
+    def run_group(*args, name, **kwargs):
+      def on_progress(line):
+        lines.append(line)
+        if name == group and " solved " in line and not pressed:
+          pressed.append(line)
+          raise KeyboardInterrupt
+
+      return real(*args, name=name, on_progress=on_progress, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_group", run_group)
+    return lines
+
+  return arm

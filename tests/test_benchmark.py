@@ -76,6 +76,36 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
     assert math.isfinite(summary[name]) and summary[name] > 0, name
   assert math.isfinite(summary["step_product_fraction"]) and summary["step_product_fraction"] > 0
 
+  # The summary is made of the measured times, not merely positive: with one round, each
+  # case's rate is its work per block over that round's seconds, and every ratio is the
+  # quotient of the two rates it names (the engine's SGD-CR at the reference point).
+  def case(**key):
+    (c,) = [c for c in results["cases"] if all(c.get(k) == v for k, v in key.items())]
+    return c
+
+  rate = lambda c: c["run_updates_per_block"] / c["seconds"][0]  # noqa: E731
+  flop_rate = lambda c: c["gflops"] * 1e9  # noqa: E731
+  for c in results["cases"]:
+    assert c["median_s"] == c["seconds"][0] == c["best_s"]
+    if "run_updates_per_block" in c:
+      assert c["run_updates_per_s"] == pytest.approx(rate(c))
+  ref = dict(side="jax", length=_TINY.ref_length, runs=_TINY.ref_runs)
+  cr, c = case(algorithm="sgd_cr", **ref), case(algorithm="sgd_c", **ref)
+  autodiff = case(side="autodiff", algorithm="sgd_cr", length=_TINY.ref_length)
+  assert summary["omega_overhead"] == pytest.approx(rate(c) / rate(cr))
+  assert summary["ratio_vs_autodiff"] == pytest.approx(rate(cr) / rate(autodiff))
+  fast, slow = case(side="mixed", buckets=_TINY.length_buckets), case(side="mixed", buckets=1)
+  assert summary["mixed_length_speedup"] == pytest.approx(rate(fast) / rate(slow))
+  fast, slow = case(side="compaction", program="compacted"), case(program="carried")
+  assert summary["compaction_speedup"] == pytest.approx(rate(fast) / rate(slow))
+  ceiling = max(flop_rate(m) for m in results["cases"] if m["side"] == "matmul")
+  assert summary["matmul_fraction"] == pytest.approx(flop_rate(cr) / ceiling)
+  step = case(side="step_product")
+  assert summary["step_product_fraction"] == pytest.approx(flop_rate(cr) / flop_rate(step))
+  if has_torch:
+    torch_cr = case(side="torch", algorithm="sgd_cr", length=_TINY.ref_length)
+    assert summary["ratio_vs_torch"] == pytest.approx(rate(cr) / rate(torch_cr))
+
   line = throughput.summary_line(results)
   m = re.fullmatch(
     r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+) "

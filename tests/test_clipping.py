@@ -129,20 +129,34 @@ def test_norm_clip_zero_over_zero_gives_no_nan():
 
 def test_norm_clip_state_shapes_are_fixed_for_scan():
   grads = _random_tree(4)
-  tx = clipping.clip_by_global_norm_with_stats(1.0)
+  norm = _np_norm(grads)
+  threshold = 0.5 * norm  # the middle step's gradient (scale 1) is over it, 0.1 is not
+  tx = clipping.clip_by_global_norm_with_stats(threshold)
   init = tx.init(grads)
   assert (init.preclip_norm.shape, init.preclip_norm.dtype) == ((), jnp.float32)
   assert (init.clipped.shape, init.clipped.dtype) == ((), jnp.bool_)
 
   def step(state, scale):
     g = jax.tree.map(lambda x: x * scale, grads)
-    _, state = tx.update(g, state)
-    return state, state.preclip_norm
+    out, state = tx.update(g, state)
+    return state, (state.preclip_norm, state.clipped, out)
 
   # lax.scan fails if update changes the state's shapes or dtypes.
-  final, norms = jax.lax.scan(step, init, jnp.array([0.1, 1.0, 10.0]))
-  np.testing.assert_allclose(norms, _np_norm(grads) * np.array([0.1, 1.0, 10.0]), rtol=1e-5)
-  assert float(optax.tree.get(final, "preclip_norm")) == float(norms[-1])
+  scales = np.array([0.1, 1.0, 10.0])
+  final, (norms, clipped, outs) = jax.lax.scan(step, init, jnp.asarray(scales))
+  np.testing.assert_allclose(norms, norm * scales, rtol=1e-5)
+  # Each step's state describes that step's own gradient, and the step did what it says:
+  # below the threshold the gradient passes as is, above it is rescaled to the threshold.
+  np.testing.assert_array_equal(clipped, [False, True, True])
+  for i, scale in enumerate(scales):
+    factor = min(1.0, threshold / (norm * scale))
+    for got, g in zip(jax.tree.leaves(outs), jax.tree.leaves(grads), strict=True):
+      np.testing.assert_allclose(got[i], np.asarray(g) * scale * factor, rtol=1e-5)
+    out_i = jax.tree.map(lambda x: x[i], outs)  # noqa: B023
+    np.testing.assert_allclose(_np_norm(out_i), min(norm * scale, threshold), rtol=1e-5)
+  # The carried state is the last step's, readable by name as a metrics logger reads it.
+  np.testing.assert_allclose(float(optax.tree.get(final, "preclip_norm")), 10 * norm, rtol=1e-5)
+  assert bool(optax.tree.get(final, "clipped"))
 
 
 def test_norm_clip_traced_threshold_under_jit_and_vmap():

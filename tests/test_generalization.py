@@ -2,6 +2,7 @@
 experiments/generalization.py end to end on its `test` preset, and its resumption."""
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,12 +58,15 @@ def test_test_key_is_apart_from_the_training_keys():
                             jax.random.key_data(generalization.test_key(3, 51)))
 
 
-def test_test_preset_end_to_end(tmp_path):
+def test_test_preset_end_to_end(tmp_path, stop_group, same_results, monkeypatch):
   workdir = tmp_path / "gen"
+  # As many devices as this process has, so the resumed run below, here, can be compared
+  # bit for bit (the binary would use one per core; the runs axis is sharded over them).
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={jax.device_count()}")
   proc = subprocess.run(
     [sys.executable, "-m", "experiments.generalization",
      "--config=experiments/configs/generalization.py:test", f"--workdir={workdir}"],
-    cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "errors at" in proc.stdout
@@ -87,3 +91,37 @@ def test_test_preset_end_to_end(tmp_path):
   train_rows, again = experiment.run(config, str(workdir))
   assert len(train_rows) == config.seeds
   assert again == rows
+
+  # Stopped mid-way twice, in this process: Ctrl-C after the first of training's two
+  # chunks, then (training resumed and finished) after the first evaluation length. The
+  # third run finishes, and the workdir holds the uninterrupted run's results bit for bit.
+  assert config.max_updates == 2 * config.chunk_size and len(config.eval_lengths) > 1
+  resumed = tmp_path / "resumed"
+  lines = stop_group(f"train [{config.min_length}, {config.max_length})")
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(config, str(resumed))
+  assert any(": interrupted — saving a checkpoint at chunk 1" in line for line in lines)
+  assert not (resumed / "groups" / "train" / "results.json").exists()
+
+  real_errors_at_lengths = generalization.errors_at_lengths
+  evaluated = []
+
+  def stop_after_one_length(*args, **kwargs):
+    for out in real_errors_at_lengths(*args, **kwargs):
+      evaluated.append(out[0])
+      yield out
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(generalization, "errors_at_lengths", stop_after_one_length)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(config, str(resumed))
+  assert any("resumed from chunk 1" in line for line in lines)
+  assert (resumed / "groups" / "train" / "results.json").exists()
+  assert evaluated == [config.eval_lengths[0]]
+  partial = results.read_results(resumed / "generalization")
+  assert {r["eval_length"] for r in partial} == {config.eval_lengths[0]}
+
+  monkeypatch.setattr(generalization, "errors_at_lengths", real_errors_at_lengths)
+  train_rows, resumed_rows = experiment.run(config, str(resumed))
+  assert resumed_rows == rows
+  same_results(workdir, resumed)

@@ -5,6 +5,9 @@ unrolls one example at a time with `rnn.step`, takes every one-step Jacobian wit
 `jax.jacobian`, runs BPTT as a chain of those matrices (in numpy) and sums the ratio terms
 in plain loops, exactly as docs/reference.md §2 words them. Its W_rec gradient is `jax.grad` of the same
 loops with the states and adjoints held fixed (the paper's eq. 10).
+
+The last section checks what training feeds the optimizer (`add_omega_grad`, through
+`train.make_train`) against `s·∂E/∂W + α·∂⁺Ω/∂W` from a naive unroll, for both forms.
 """
 
 import functools
@@ -14,11 +17,13 @@ import jax
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import rnn  # noqa: E402
+from rnn_dynamics import regularizers, rnn, train  # noqa: E402
 from rnn_dynamics.regularizers import omega, omega_and_grad  # noqa: E402
+from rnn_dynamics.tasks import addition  # noqa: E402
 from rnn_dynamics.tasks.base import Batch  # noqa: E402
 
 T, I, H = 8, 4, 5
@@ -286,3 +291,186 @@ def test_unknown_form_is_a_clear_error(x64):
   params, _, batch, _, fwd, _, _, _ = _prepared("all_steps_softmax", "paper")
   with pytest.raises(ValueError, match="original"):
     omega_and_grad(params.w_hh, fwd.adjoints, fwd.unroll.dsigma_TxBxH, batch.mask, form="eq9")
+
+
+# --- the gradient training feeds the optimizer ------------------------------------------
+#
+# The tests above check `omega` / `omega_and_grad`; training uses neither: `train.make_train`
+# forms the update gradient with `add_omega_grad` (one fused product). Below, one update of
+# the real trainer (SGD at learning rate 1, no clipping, no momentum: the step IS minus the
+# gradient it was fed) is compared with `s·∂E/∂W + α·∂⁺Ω/∂W` computed from scratch: the
+# loss of a naive Python-loop unroll, its adjoints by `jax.grad` through zero probes, and
+# Ω of eq. (9) / the original code as a function of W_hh with those adjoints and σ' held
+# constant (docs/reference.md §2, eq. 10).
+
+TRAIN_T, TRAIN_B, TRAIN_H = 30, 6, 6  # addition at T = 30: sequences of 30-32 steps
+TRAIN_ALPHA = 3.0
+
+
+def _train_config(form, **overrides):
+  base = dict(
+    task="addition",
+    n_hidden=TRAIN_H,
+    batch_size=TRAIN_B,
+    min_length=TRAIN_T,
+    max_length=TRAIN_T,
+    clipping="norm",
+    nonfinite_guard="original",
+    omega_form=form,
+    omega_bound=BOUND,
+    momentum=0.0,
+    chunk_size=1,
+    max_updates=1,
+    screen_size=10,
+    eval_size=10,
+    eval_batch=10,
+    success_error=0.01,
+  )
+  return ml_collections.ConfigDict(dict(base, **overrides))
+
+
+def _naive_loss(params, unit, inputs, targets, mask, probe_x, probe_h):
+  """`last_linear`'s mean squared error by a plain Python loop over the steps, with zero
+  probes added to every valid `x_t` and `h_t` (their gradients are `∂E/∂x_t`, `∂E/∂h_t`)."""
+  h = jnp.zeros((inputs.shape[1], params.w_hh.shape[0]), inputs.dtype)
+  for t in range(inputs.shape[0]):
+    x = h @ params.w_hh + inputs[t] @ params.w_in + params.b[None, :] + probe_x[t]
+    valid = mask[t][:, None]
+    h = jnp.where(valid, rnn.activation(unit, x) + probe_h[t], h)
+  y = h @ params.w_out + params.b_out[None, :]
+  return jnp.mean(jnp.sum((y - targets) ** 2, axis=-1))
+
+
+def _naive_omega(w_hh, dx, dh, dsigma, mask, form):
+  """Ω from adjoints and σ' given as constants (numpy), a function of `w_hh` alone."""
+  terms, kept = [], 0
+  n_steps, n_batch = mask.shape
+  for b in range(n_batch):
+    if form == "original":
+      # mean over kept (t, b) of (‖(δʰ_t ⊙ σ'_t) W_hhᵀ‖² / ‖δʰ_t‖² − 1)²
+      for t in range(n_steps):
+        den = float(np.sum(dh[t, b] ** 2))
+        if mask[t, b] and den >= BOUND:
+          num = jnp.sum(((dh[t, b] * dsigma[t, b]) @ w_hh.T) ** 2)
+          terms.append((num / den - 1.0) ** 2)
+          kept += 1
+    else:
+      # Σ_k (‖(δ_{k+1} W_hhᵀ) ⊙ σ'(x_k)‖ / ‖δ_{k+1}‖ − 1)², averaged over the batch
+      for k in range(n_steps - 1):
+        den = float(np.sum(dx[k + 1, b] ** 2))
+        if mask[k + 1, b] and den >= BOUND:
+          num = jnp.sum(((dx[k + 1, b] @ w_hh.T) * dsigma[k, b]) ** 2)
+          terms.append((jnp.sqrt(num) / np.sqrt(den) - 1.0) ** 2)
+          kept += 1
+  assert kept >= 10  # the case exercises the terms it claims to
+  total = sum(terms)
+  return total / kept if form == "original" else total / n_batch
+
+
+def _one_training_update(config, alpha, monkeypatch, seed=0):
+  """The trainer's first update with SGD at lr 1 and no clip: (params, fed gradient,
+  batch, Ω it logged). Addition draws its actual length per sequence here (the paper's
+  text), so the batch mixes lengths under its mask. The recurrent weights are scaled up so
+  the adjoints carry over the whole sequence (at the init's scale Ω's terms would all be
+  alike)."""
+  with monkeypatch.context() as m:
+    m.setattr(train, "get_task", lambda name: addition(per_sequence_length=True))
+    trainer = train.make_train(config)
+  hp = train.HParams(
+    lr=jnp.float32(1.0),
+    clip=jnp.float32(np.inf),
+    alpha=jnp.float32(alpha),
+    init=jnp.int32(rnn.init_id("basic_tanh")),
+  )
+  state = trainer.init(jax.random.PRNGKey(seed), hp)
+  params = state.params.replace(w_hh=state.params.w_hh * 9.0, w_in=state.params.w_in * 5.0)
+  state = state.replace(params=params)
+  after, metrics = jax.jit(trainer.chunk)(state, hp)
+  assert int(after.step) == 1 and not bool(after.diverged)
+  fed = jax.tree.map(lambda p, q: p - q, params, after.params)
+  # The batch that update drew (train.update_at's key schedule, the one bucket's buffer).
+  _, _, k_data = jax.random.split(state.key, 3)
+  task = trainer.task
+  batch = task.sample(k_data, TRAIN_B, jnp.int32(TRAIN_T), task.buffer_length(TRAIN_T))
+  return params, fed, batch, float(metrics.omega[0])
+
+
+def test_training_gradient_is_error_gradient_plus_alpha_omega_gradient(x64, form, monkeypatch):
+  config = _train_config(form)
+  params, fed, batch, logged_omega = _one_training_update(config, TRAIN_ALPHA, monkeypatch)
+  assert params.w_hh.dtype == jnp.float64 and fed.w_hh.dtype == jnp.float64
+  inputs, targets, mask = batch.inputs, batch.targets, batch.mask
+  lengths = np.asarray(mask).sum(0)
+  assert len(set(lengths.tolist())) > 1 and lengths.max() <= mask.shape[0]  # padded, mixed
+  unit = rnn.TANH
+
+  zeros = jnp.zeros(inputs.shape[:2] + (TRAIN_H,), inputs.dtype)
+  loss = jax.jit(_naive_loss)
+  error_grad = jax.grad(loss)(params, unit, inputs, targets, mask, zeros, zeros)
+  dx, dh = jax.grad(loss, argnums=(5, 6))(params, unit, inputs, targets, mask, zeros, zeros)
+  # σ'(x_t) from a plain forward pass (0 on padded steps, where no term is kept anyway).
+  h, dsigma = jnp.zeros((inputs.shape[1], TRAIN_H)), []
+  for t in range(inputs.shape[0]):
+    x = h @ params.w_hh + inputs[t] @ params.w_in + params.b[None, :]
+    new_h, d = rnn.activation_and_derivative(unit, x)
+    h = jnp.where(mask[t][:, None], new_h, h)
+    dsigma.append(d)
+  consts = [np.asarray(a) for a in (dx, dh, jnp.stack(dsigma), mask)]
+  naive_omega = jax.jit(jax.value_and_grad(lambda w: _naive_omega(w, *consts, form)))
+  omega_value, omega_grad = naive_omega(params.w_hh)
+
+  # s = 1: the synthetic trainer differentiates the mean cost as it is.
+  want_w_hh = error_grad.w_hh + TRAIN_ALPHA * omega_grad
+  # Ω's share is large enough that losing half of it, or its sign, cannot hide in the
+  # tolerance.
+  share = np.abs(np.asarray(TRAIN_ALPHA * omega_grad)).max()
+  assert share > 0.2 * np.abs(np.asarray(error_grad.w_hh)).max()
+  scale = np.abs(np.asarray(want_w_hh)).max()
+  np.testing.assert_allclose(fed.w_hh, want_w_hh, rtol=1e-8, atol=1e-10 * scale)
+  for name in ("w_in", "b", "w_out", "b_out"):
+    want = getattr(error_grad, name)
+    np.testing.assert_allclose(
+      getattr(fed, name), want, rtol=1e-8, atol=1e-10 * np.abs(np.asarray(want)).max()
+    )
+  np.testing.assert_allclose(logged_omega, omega_value, rtol=1e-9)
+
+
+def test_loss_scale_multiplies_the_error_gradient_only(x64, form, monkeypatch):
+  """`add_omega_grad(loss_scale=s)` (the natural trainer's summed cost) gives
+  `s·∂E/∂W_hh + α·∂⁺Ω/∂W_hh`: Ω's ratios do not depend on the cost's scale."""
+  params, _, batch, _ = _one_training_update(_train_config(form), 0.0, monkeypatch)
+  _, grads, fwd = rnn.loss_and_grads(params, rnn.TANH, batch, "last_linear")
+  a = fwd.adjoints
+  _, omega_grad, _ = omega_and_grad(
+    params.w_hh, a, fwd.unroll.dsigma_TxBxH, batch.mask, form=form
+  )
+  s = 7.0
+  scaled = jax.tree.map(lambda g: g * s, grads)
+  total, _ = regularizers.add_omega_grad(
+    scaled, fwd, batch.mask, TRAIN_ALPHA, enabled=True, loss_scale=s, form=form
+  )
+  want = s * grads.w_hh + TRAIN_ALPHA * omega_grad
+  np.testing.assert_allclose(total.w_hh, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+  assert total.w_in is scaled.w_in
+
+
+def test_alpha_zero_trains_bit_identically_to_no_omega():
+  """SGD-C with Ω computed (α = 0) and with Ω switched off statically: the same program
+  up to Ω's logged value, so every parameter and optimizer leaf agrees bit for bit."""
+  out = {}
+  for enabled in (True, False):
+    config = _train_config("original", omega_enabled=enabled, chunk_size=8)
+    config.momentum = 0.9
+    trainer = train.make_train(config)
+    hp = train.algorithm_hparams("sgd_c", lr=0.05, clip=0.5, alpha=4.0, init="basic_tanh")
+    assert float(hp.alpha) == 0.0
+    state = trainer.init(jax.random.PRNGKey(3), hp)
+    state = state.replace(params=state.params.replace(w_hh=state.params.w_hh * 9.0))
+    out[enabled] = jax.jit(trainer.chunk)(state, hp)
+  (with_omega, m_on), (without, m_off) = out[True], out[False]
+  assert np.all(np.isfinite(np.asarray(m_on.omega))) and np.all(np.isnan(np.asarray(m_off.omega)))
+  assert np.asarray(m_on.clipped).any()  # the clip acted on these gradients
+  for a, b in zip(jax.tree.leaves(with_omega), jax.tree.leaves(without), strict=True):
+    np.testing.assert_array_equal(a, b)
+  for f in ("loss", "grad_norm", "clipped", "error"):
+    np.testing.assert_array_equal(getattr(m_on, f), getattr(m_off, f))

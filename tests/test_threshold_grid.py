@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,8 @@ def test_summary_and_heatmaps():
     threshold_grid.heatmap_figure(table, value="loss")
 
 
-def test_binary_end_to_end_and_resume(tmp_path):
+def test_binary_end_to_end_and_resume(tmp_path_factory, stop_group, same_results):
+  tmp_path = tmp_path_factory.mktemp("whole")
   cmd = [
     sys.executable,
     "-m",
@@ -122,7 +124,10 @@ def test_binary_end_to_end_and_resume(tmp_path):
     "--config=experiments/configs/threshold_grid.py:test",
     f"--workdir={tmp_path}",
   ]
-  first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+  # As many devices as this process has, so the resumed run below, here, can be compared
+  # bit for bit (the binary would use one per core; the runs axis is sharded over them).
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={jax.device_count()}")
+  first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert first.returncode == 0, first.stderr[-3000:]
   config = configs.get_config("test")
   n = (len(config.thresholds) + 1) * len(config.alphas) * config.seeds
@@ -137,7 +142,25 @@ def test_binary_end_to_end_and_resume(tmp_path):
   assert "unclipped α = 0 runs" in first.stdout
   assert (tmp_path / "summary.txt").read_text().strip() in first.stdout
   # Again: the finished grid is read back, not retrained, and says the same.
-  second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+  second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert second.returncode == 0, second.stderr[-3000:]
   assert "already finished" in second.stderr and "runs on" not in second.stderr
   assert second.stdout == first.stdout
+
+  # Stopped mid-way (Ctrl-C after the first of the grid's two chunks, in this process),
+  # then run again: it resumes from that chunk's checkpoint and ends with the results of
+  # the uninterrupted run above, bit for bit.
+  from experiments import threshold_grid as binary
+
+  assert config.max_updates == 2 * config.chunk_size
+  resumed = tmp_path_factory.mktemp("resumed")
+  lines = stop_group("grid")
+  with pytest.raises(KeyboardInterrupt):
+    binary.run(config, str(resumed))
+  assert any("grid: interrupted — saving a checkpoint at chunk 1" in line for line in lines)
+  assert not (resumed / "groups" / "grid" / "results.json").exists()
+  assert any((resumed / "checkpoints" / "grid").glob("*"))
+  summary = binary.run(config, str(resumed))
+  assert any("grid: resumed from chunk 1" in line for line in lines)
+  assert summary + "\n" == (tmp_path / "summary.txt").read_text()
+  same_results(tmp_path, resumed)
