@@ -410,6 +410,11 @@ class Workdir:
       return set(files(folder, names)) | top
 
     shutil.copytree(self.path, staging, ignore=left_out)
+    # Orbax's commit markers name the folder they were written to; only their presence
+    # matters, and a published copy names no machine's paths.
+    for marker in staging.glob("checkpoints/**/commit_success.txt"):
+      text = marker.read_text(errors="replace").replace(str(self.path.absolute()), "<workdir>")
+      marker.write_text(text)
     if partial and training:
       results.write_json(staging / PARTIAL_FILE, self.partial_status())
     if dest.exists():

@@ -324,6 +324,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   step = source / "checkpoints" / "T20" / "6"
   (step / "state").mkdir(parents=True)
   (step / "state" / "data").write_bytes(b"orbax")
+  (step / "commit_success.txt").write_text(f"Checkpoint commit was successful to {step.absolute()}")
   (source / "checkpoints" / "T20" / "7.orbax-checkpoint-tmp-1").mkdir()  # a save cut short
   (source / "partial.json").write_text("{}")  # a stale note from an earlier copy
   wd.close()
@@ -332,6 +333,8 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
   assert "checkpoints/T20/6/state/data" in files and "progress/T20.json" in files
   assert not any("tmp" in f for f in files) and ".lock" not in files
+  marker = (dest / "checkpoints/T20/6/commit_success.txt").read_text()
+  assert marker == "Checkpoint commit was successful to <workdir>/checkpoints/T20/6"
   status = json.loads((dest / "partial.json").read_text())
   assert status["status"] == "in progress" and status["finished_groups"] == ["T10"]
   assert status["groups"]["T20"] == dict(
