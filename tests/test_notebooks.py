@@ -176,3 +176,20 @@ def test_natural_notebook_compares_the_two_published_ptb_runs(kernel, monkeypatc
   assert "| ptb1_cpu | 256 | SGD+C | test | 30 | 1.634 | 1.670 |" in text
   assert "| ptb1_500_sgdc | 500 | SGD+C | test | 20 | 1.660 | 1.689 |" in text
   assert "| test | paper | 1.50 | 1.42 | 1.41 |" in text  # the table beside the paper
+
+
+def test_pathological_notebook_opens_the_published_partial_runs(kernel, monkeypatch):
+  """With no workdir given, the committed long runs still training are listed, run by
+  run, with the budget and the commits their partial state records."""
+  monkeypatch.delenv("RNN_DYNAMICS_PATHOLOGICAL", raising=False)
+  nb = execute(REPO / "notebooks" / "pathological.py", kernel)
+  text = outputs_text(nb)
+  for task in ("addition", "multiplication"):
+    note = json.loads((REPO / "docs/results" / f"pathological_long_{task}/partial.json").read_text())
+    rows = json.loads(
+      (REPO / "docs/results" / f"pathological_long_{task}/progress/{task}.json").read_text()
+    )
+    assert f"pathological_long_{task}: {task} still training" in text
+    assert f"budget {note['groups'][task]['budget']:,} updates per run; code: {note['code']}" in text
+    for r in rows:
+      assert f"sgd_cr seed {r['seed']}: {r['updates_done']:,} updates" in text
