@@ -232,9 +232,9 @@ class Workdir:
     if any((self.path / "checkpoints").glob("*")):
       provenance.check_layout(self.path)  # the checkpoints' runs are padded for it
     results.write_json(saved_file, resolved)
-    # A partial copy's note (how far it got when published) is stale once it resumes.
-    (self.path / PARTIAL_FILE).unlink(missing_ok=True)
-    provenance.record(self.path)
+    # Which code wrote the workdir is recorded at this process's first write of results
+    # or run state, so a run refused on a damaged file leaves the workdir as it was.
+    self._unrecorded = True
 
   def close(self) -> None:
     """Lets another process write to this workdir (the lock is otherwise held until this
@@ -274,6 +274,11 @@ class Workdir:
   def _writable(self) -> None:
     if self.read_only:
       raise ReadOnlyWorkdirError(f"{self.path} was opened read-only (Workdir.open)")
+    if self._unrecorded:
+      self._unrecorded = False
+      provenance.record(self.path)
+      # A partial copy's note (how far it got when published) is stale once it resumes.
+      (self.path / PARTIAL_FILE).unlink(missing_ok=True)
 
   # --- reading ---------------------------------------------------------------------------
 

@@ -343,8 +343,12 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   assert status["code"] == provenance.summary(source) != "not recorded"
   assert Workdir.open(dest).in_progress() == Workdir.open(source).in_progress()
 
-  # Resuming the copy makes the note stale: the writer removes it and records itself.
-  Workdir(dest, _config(max_updates=1000)).close()
+  # Resuming the copy makes the note stale: the writer's first write removes it and
+  # records which code wrote from then on.
+  resumed = Workdir(dest, _config(max_updates=1000))
+  assert (dest / "partial.json").exists() and len(provenance.entries(dest)) == 1
+  resumed.write_progress("T20", Workdir.open(dest).in_progress()["T20"])
+  resumed.close()
   assert not (dest / "partial.json").exists()
   assert len(provenance.entries(dest)) == 2
   # A finished publish of a workdir that was once a partial copy carries no note.
@@ -359,6 +363,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
 def test_a_checkpointed_workdir_resumes_only_on_its_device_layout(tmp_path, monkeypatch):
   wd = Workdir(tmp_path, _config())
   (tmp_path / "checkpoints" / "T20" / "3").mkdir(parents=True)
+  wd.write_progress("T20", [dict(seed=0, updates_done=3)])
   wd.close()
   entry = provenance.entries(tmp_path)[-1]
   assert entry["devices"] == provenance.layout()["devices"] and "commit" in entry
