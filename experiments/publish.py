@@ -17,7 +17,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from experiments import cli
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import PARTIAL_FILE, Workdir
 
 # Above this a folder weighs on every clone; the results of one experiment fit well under.
 _LARGE_MB = 5.0
@@ -27,11 +27,13 @@ def main(argv):
   path = cli.require_workdir(argv, _WORKDIR, "runs/fig7")
   if not _OUT.value:
     raise app.UsageError("--out is required, e.g. --out=docs/results/fig7")
-  workdir = Workdir.open(path)
-  size_mb = workdir.publish(_OUT.value, overwrite=_OVERWRITE.value, partial=_PARTIAL.value)
-  size_mb /= 2**20
+  source = Workdir.open(path)
+  size_mb = source.publish(_OUT.value, overwrite=_OVERWRITE.value, partial=_PARTIAL.value) / 2**20
   print(f"published {path} -> {_OUT.value} ({size_mb:.2f} MB)")
-  for group, got in workdir.partial_status()["groups"].items() if _PARTIAL.value else ():
+  # The copy's own note, as written (a finished workdir's copy has none).
+  published = Workdir.open(_OUT.value)
+  note = published.read_json(PARTIAL_FILE) if published.exists(PARTIAL_FILE) else {"groups": {}}
+  for group, got in note["groups"].items():
     lo, hi = got["updates_done"]
     print(
       f"  {group}: in progress, {got['solved']}/{got['runs']} solved, {lo}-{hi} of "

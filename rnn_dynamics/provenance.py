@@ -25,7 +25,7 @@ import jax
 from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError
 
-__all__ = ["FILE", "check_layout", "code_version", "entries", "record", "summary"]
+__all__ = ["FILE", "check_layout", "code_version", "entries", "layout", "record", "summary"]
 
 FILE = "provenance.json"
 

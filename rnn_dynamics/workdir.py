@@ -229,7 +229,7 @@ class Workdir:
           f"{self.path} holds results of a different config ({diffs}). Use a new --workdir, "
           "or repeat the original flags to resume it."
         )
-    if any((self.path / "checkpoints").glob("*")):
+    if self._has_checkpoints():
       provenance.check_layout(self.path)  # the checkpoints' runs are padded for it
     results.write_json(saved_file, resolved)
     # Which code wrote the workdir is recorded at this process's first write of results
@@ -331,6 +331,10 @@ class Workdir:
       raise ConfigError(f"{self.path} has no {name}: not written by this experiment (yet)")
     return file
 
+  def _has_checkpoints(self) -> bool:
+    """Whether some group holds run state (a checkpoint) to resume from."""
+    return any((self.path / "checkpoints").glob("*"))
+
   def checkpoint_dir(self, group: str) -> Path:
     return self.path / "checkpoints" / group
 
@@ -395,7 +399,7 @@ class Workdir:
         "it checkpoints first) or let it finish, then publish"
       )
     training = sorted(self.in_progress())
-    if not partial and (training or any((self.path / "checkpoints").glob("*"))):
+    if not partial and (training or self._has_checkpoints()):
       names = ", ".join(training) or "see checkpoints/"
       raise ConfigError(
         f"{self.path} has groups still training ({names}): finish them (run the same "
