@@ -11,7 +11,7 @@ two long tasks (addition and multiplication), timed over the same number of chun
   one device, no padding).
 
 Each child process compiles and warms up on one chunk, then times `--chunks` chunks of
-`_Group.advance` (training, the cheap screen and any full tests, as a run does). The
+`_Group.step` (training, the cheap screen and any full tests, as a run does). The
 total run-updates/s of the pinned pair over the shared process's is the `ratio`; rounds
 alternate the layouts so that drift in the machine's load falls on both.
 
@@ -65,10 +65,10 @@ def _time_task(task: str, chunks: int) -> float:
     say=lambda line: None,
     programs=None,
   )
-  group.advance()  # compiles
+  group.step()  # compiles
   start = time.perf_counter()
   for _ in range(chunks):
-    group.advance()
+    group.step()
   return chunks * int(cfg.chunk_size) * len(grid) / (time.perf_counter() - start)
 
 

@@ -23,10 +23,11 @@ and length range; any mix of seeds, learning rates, thresholds, α and initialis
   SIGTERM), so an interrupted group resumes exactly where it stopped and ends with the
   same results as an uninterrupted one.
 
-`run_group` is three named steps on `rnn_dynamics.runs` (devices, checkpoint, progress,
-stop), the machinery it shares with the natural tasks' trainer: `_Group.__init__` (init
-or resume), `_Group.advance` (one chunk, the screen, the full test of candidates,
-compaction) and `_Group.finish` (the final test of unsolved runs, the rows).
+`run_group` builds a `_Group`, a stepper (`_Group.step`: one chunk, the screen, the full
+test of candidates, compaction) that the one host loop (`runs.loop.drive`, shared with
+the natural tasks' trainer) drives until every run is decided, then `_Group.finish` (the
+final test of unsolved runs, the rows). Polling, stopping, checkpoint cadence and
+progress lines are the loop's.
 `run_in_workdir` is how a binary trains one group of its workdir with it.
 
 References:
@@ -49,7 +50,7 @@ from absl import logging
 
 from rnn_dynamics import runs
 from rnn_dynamics import train as train_lib
-from rnn_dynamics.runs import checkpoint, stop
+from rnn_dynamics.runs import checkpoint, loop
 from rnn_dynamics.runs.progress import format_duration
 from rnn_dynamics.train import HParams, RunState, Trainer
 
@@ -248,14 +249,12 @@ def run_group(
     on_checkpoint=on_checkpoint,
     programs=programs,
   )
-  with stop.polling():
-    try:
-      while not group.decided():
-        stop.check()
-        group.advance()
-    except KeyboardInterrupt:
-      group.interrupted()
-      raise
+  loop.drive(
+    group,
+    checkpoint_every_s=float(config.checkpoint_every_s),
+    progress_every_s=float(config.progress_every_s),
+    say=group.say,
+  )
   return group.finish()
 
 
@@ -301,11 +300,90 @@ def run_in_workdir(
   return result
 
 
-class _Group:
-  """One group in training: the fixed context, the program's rows and the host copy.
+@dataclasses.dataclass
+class Bookkeeping:
+  """A group's host-side state, checkpointed as the JSON item `host`.
 
-  The program holds the rows `slots` of the group; `full` (host) is the whole group as of
-  the last sync, written back from the program before every save and compaction.
+  Attributes:
+    chunk: chunks done (the next chunk's index: it seeds the chunk's data).
+    final_mistakes: per padded run, the mistakes of its last full test (None before one).
+    worst: per padded run, `[length, error]` of its worst nominal length in that test
+      (None before one, and for a single length).
+  """
+
+  chunk: int
+  final_mistakes: list[int | None]
+  worst: list[list | None]
+
+  @classmethod
+  def start(cls, n_padded: int) -> Bookkeeping:
+    return cls(0, [None] * n_padded, [None] * n_padded)
+
+  @classmethod
+  def from_json(cls, d: Mapping[str, Any]) -> Bookkeeping:
+    return cls(int(d["chunk"]), list(d["final_mistakes"]), list(d["worst"]))
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+  """What a group reads from its config, once."""
+
+  max_updates: int
+  chunk_size: int
+  screen_size: int
+  eval_size: int
+  screen_limit: int  # most mistakes on the screen that still count as a pass
+  full_limit: int  # most mistakes on the full test that still count as solved
+  compaction: bool
+  min_length: int
+
+  @classmethod
+  def of(cls, config: ml_collections.ConfigDict) -> _Settings:
+    max_updates, chunk_size = int(config.max_updates), int(config.chunk_size)
+    if max_updates % chunk_size:
+      raise ValueError(f"max_updates={max_updates} must be a multiple of chunk_size={chunk_size}")
+    screen_size, eval_size = int(config.screen_size), int(config.eval_size)
+    return cls(
+      max_updates,
+      chunk_size,
+      screen_size,
+      eval_size,
+      train_lib.success_limit(config, screen_size),
+      train_lib.success_limit(config, eval_size),
+      bool(config.get("compaction", False)),
+      int(config.min_length),
+    )
+
+
+class _Resident:
+  """The rows the compiled program holds (`slots`): their device state, hyper-parameters
+  and, on the host, the decision flags as of the last chunk."""
+
+  def __init__(self, slots: _Slots, full: RunState, hparams_full: HParams, sharding):
+    self.slots = slots
+    rows = (_take(full, slots.index), _take(hparams_full, slots.index))
+    self.state, self.hparams = runs.to_devices(rows, sharding)
+    self.read_flags()
+
+  def read_flags(self) -> dict[str, np.ndarray]:
+    self.flags = {k: runs.host(getattr(self.state, k)).copy() for k in _FLAGS}
+    return self.flags
+
+  def into(self, full: RunState) -> RunState:
+    """`full` with the program's real rows written back."""
+    program = _take(jax.tree.map(runs.host, self.state), self.slots.rows)
+    return _put(full, self.slots.runs(), program)
+
+
+class _Group:
+  """One group in training, a `runs.loop` stepper: one step is a chunk of updates for
+  every run the program holds, its screen and the full tests of its candidates.
+
+  `full` (host) is the whole group as of the last sync, written back from the program
+  (`resident`) before every save and compaction.
   """
 
   def __init__(
@@ -325,170 +403,117 @@ class _Group:
     n_runs = len(labels)
     if jax.tree.leaves(hparams)[0].shape[0] != n_runs or keys.shape[0] != n_runs:
       raise ValueError("labels, hparams and keys must have the same number of runs")
-    self.max_updates, self.chunk_size = int(config.max_updates), int(config.chunk_size)
-    if self.max_updates % self.chunk_size:
-      raise ValueError(
-        f"max_updates={self.max_updates} must be a multiple of chunk_size={self.chunk_size}"
-      )
-    self.config, self.labels, self.name, self.say = config, labels, name, say
-    self.on_checkpoint = on_checkpoint
-    self.eval_size, self.screen_size = int(config.eval_size), int(config.screen_size)
-    self.screen_limit = train_lib.success_limit(config, self.screen_size)
-    self.full_limit = train_lib.success_limit(config, self.eval_size)
-    self.compaction = bool(config.get("compaction", False))
-    self.lo = int(config.min_length)
+    self.settings = _Settings.of(config)
+    self.labels, self.name, self.say, self.on_checkpoint = labels, name, say, on_checkpoint
     self.programs = programs or _Programs(trainer, config)
     self.sharding = runs.runs_sharding()
-    self.n_devices = jax.device_count()
+    self.t_start = time.time()
 
     # Pad the runs axis to a multiple of the device count; padded runs start frozen.
-    self.n_runs, self.n_padded = n_runs, runs.pad_to(n_runs, self.n_devices)
-    hparams = runs.pad_runs(hparams, self.n_padded)
-    self.hparams_full = jax.device_get(hparams)
+    self.n_runs, self.n_padded = n_runs, runs.pad_to(n_runs, jax.device_count())
+    self.hparams_full = jax.device_get(runs.pad_runs(hparams, self.n_padded))
     self.is_pad = np.arange(self.n_padded) >= n_runs
     state = self.programs.init(
       runs.pad_runs(keys, self.n_padded), jax.tree.map(jnp.asarray, self.hparams_full)
     )
     self.full = jax.device_get(state.replace(done=state.done | jnp.asarray(self.is_pad)))
-    self.host = dict(chunk=0, final_mistakes=[None] * self.n_padded, worst=[None] * self.n_padded)
+    self.book = Bookkeeping.start(self.n_padded)
     self.traces: dict[str, list[np.ndarray]] = {f: [] for f in TRACE_FIELDS}
     self.manager = None if checkpoint_dir is None else checkpoint.manager(checkpoint_dir)
     if self.manager is not None:
       self._resume(checkpoint_dir)
-
-    self.slots = _Slots(np.arange(self.n_padded), np.ones(self.n_padded, bool))
-    self.state, self.hparams = self._load(self.slots)
-    self.progress = runs.Progress(float(config.progress_every_s), say)
-    self.checkpoints = runs.Every(float(config.checkpoint_every_s))
-    self.flags = self._read_flags()
+    everything = _Slots(np.arange(self.n_padded), np.ones(self.n_padded, bool))
+    self.resident = _Resident(everything, self.full, self.hparams_full, self.sharding)
     self._maybe_compact()
-    # True while the state, traces and `host` disagree (mid-iteration; the old state's
-    # buffers are donated to the chunk): an interrupt then must not checkpoint.
-    self.in_flight = False
-
-  # --- state on host and devices ---------------------------------------------------------
 
   def _resume(self, checkpoint_dir) -> None:
     restored = checkpoint.restore(self.manager, self.full, self.sharding, traces=True)
     if restored is None:
       return
     self.full = jax.tree.map(runs.host, restored.state)
-    self.host = restored.host
+    self.book = Bookkeeping.from_json(restored.host)
     self.traces = {f: list(np.asarray(restored.traces[f])) for f in TRACE_FIELDS}
-    self.say(f"{self.name}: resumed from chunk {self.host['chunk']} ({checkpoint_dir})")
-
-  def _load(self, slots: _Slots):
-    rows = (_take(self.full, slots.index), _take(self.hparams_full, slots.index))
-    return runs.to_devices(rows, self.sharding)
+    self.say(f"{self.name}: resumed from chunk {self.book.chunk} ({checkpoint_dir})")
 
   def _sync(self) -> None:
-    program = _take(jax.tree.map(runs.host, self.state), self.slots.rows)
-    self.full = _put(self.full, self.slots.runs(), program)
+    self.full = self.resident.into(self.full)
 
-  def _read_flags(self) -> dict[str, np.ndarray]:
-    return {k: runs.host(getattr(self.state, k)).copy() for k in _FLAGS}
+  def _maybe_compact(self) -> None:
+    """Goes on with a smaller program once the live runs fit in half of this one."""
+    slots = self.resident.slots
+    live = slots.real & ~self.resident.flags["done"]
+    n_live = int(live.sum())
+    size = _compact_size(n_live, jax.device_count())
+    if not self.settings.compaction or n_live == 0 or size > len(slots.index) // 2:
+      return
+    self._sync()
+    # Filler rows copy a decided run: frozen, so they cost a slot and nothing else.
+    filler = slots.index[np.flatnonzero(~live)[0]]
+    index = np.concatenate([slots.index[live], np.full(size - n_live, filler)])
+    compacted = _Slots(index, np.arange(size) < n_live)
+    self.resident = _Resident(compacted, self.full, self.hparams_full, self.sharding)
+    self.say(f"{self.name}: {n_live} live runs, continuing with a {size}-run program")
+
+  # --- the stepper (`runs.loop.Stepper`) -------------------------------------------------
+
+  def done(self) -> bool:
+    r = self.resident
+    return bool((r.flags["done"] | ~r.slots.real).all())
+
+  def step(self) -> loop.Step:
+    """One chunk of updates for every run of the program, its screen and full tests."""
+    r, s = self.resident, self.settings
+    r.state, summary, screen = self.programs.chunk_and_screen(
+      r.state, r.hparams, np.int32(self.book.chunk)
+    )
+    flags = r.read_flags()
+    screen = runs.host(screen)
+    self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
+    self._confirm(screen)
+    flags["done"] |= flags["step"] >= s.max_updates
+    decisions = {k: flags[k] for k in ("done", "solved", "solved_at")}
+    r.state = r.state.replace(**runs.to_devices(decisions, self.sharding))
+    self.book.chunk += 1
+    full_flags = {k: getattr(self.full, k) for k in _FLAGS}
+    self.full = self.full.replace(**_put(full_flags, r.slots.runs(), _take(flags, r.slots.rows)))
+    self._maybe_compact()
+    return loop.Step(units=s.chunk_size, report=bool(self.full.done.all()))
 
   def save(self) -> None:
-    if self.manager is None or self.manager.latest_step() == self.host["chunk"]:
+    if self.manager is None or self.manager.latest_step() == self.book.chunk:
       return
     self._sync()
     checkpoint.save(
       self.manager,
-      self.host["chunk"],
+      self.book.chunk,
       state=runs.to_devices(self.full, self.sharding),
-      host=self.host,
+      host=self.book.to_json(),
       traces=_stack_traces(self.traces, self.n_padded),
     )
     if self.on_checkpoint is not None:
       self.on_checkpoint(self.snapshot())
 
-  def snapshot(self) -> list[dict[str, Any]]:
-    """One row per run as of now (synced): its labels, `updates_done`, `solved`,
-    `updates_to_solve`, `diverged`, the latest and best screen error, and the error of
-    its last full test (None before its first)."""
-    full, eval_size = self.full, self.eval_size
-    screen = np.asarray(self.traces["screen_error"], np.float64).reshape(-1, self.n_padded)
-    seen = np.isfinite(screen)
-    out = []
-    for i, label in enumerate(self.labels):
-      errors = screen[seen[:, i], i]
-      mistakes = self.host["final_mistakes"][i]
-      solved = bool(full.solved[i])
-      out.append(
-        dict(
-          label,
-          updates_done=int(full.step[i]),
-          solved=solved,
-          updates_to_solve=int(full.solved_at[i]) if solved else None,
-          diverged=bool(full.diverged[i]),
-          screen_error=float(errors[-1]) if errors.size else None,
-          best_screen_error=float(errors.min()) if errors.size else None,
-          full_test_error=None if mistakes is None else mistakes / eval_size,
-        )
-      )
-    return out
+  def position(self) -> str:
+    return f"chunk {self.book.chunk}"
 
-  def _maybe_compact(self) -> None:
-    """Goes on with a smaller program once the live runs fit in half of this one."""
-    live = self.slots.real & ~self.flags["done"]
-    n_live = int(live.sum())
-    size = _compact_size(n_live, self.n_devices)
-    if not self.compaction or n_live == 0 or size > len(self.slots.index) // 2:
-      return
-    self._sync()
-    # Filler rows copy a decided run: frozen, so they cost a slot and nothing else.
-    filler = self.slots.index[np.flatnonzero(~live)[0]]
-    index = np.concatenate([self.slots.index[live], np.full(size - n_live, filler)])
-    self.slots = _Slots(index, np.arange(size) < n_live)
-    self.state, self.hparams = self._load(self.slots)
-    self.flags = self._read_flags()
-    self.say(f"{self.name}: {n_live} live runs, continuing with a {size}-run program")
-
-  # --- the steps -------------------------------------------------------------------------
-
-  def decided(self) -> bool:
-    return bool((self.flags["done"] | ~self.slots.real).all())
-
-  def advance(self) -> None:
-    """One chunk of updates for every run of the program, its screen and full tests."""
-    self.in_flight = True
-    chunk_index = np.int32(self.host["chunk"])
-    self.state, summary, screen = self.programs.chunk_and_screen(
-      self.state, self.hparams, chunk_index
+  def progress_line(self, progress: runs.Progress, now: float) -> str:
+    return _progress_line(
+      self.name, self.full, self.n_runs, progress, now, self.settings.max_updates
     )
-    flags = self.flags = self._read_flags()
-    screen = runs.host(screen)
-    self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
-    self._confirm(screen)
-    flags["done"] |= flags["step"] >= self.max_updates
-    decisions = {k: flags[k] for k in ("done", "solved", "solved_at")}
-    self.state = self.state.replace(**runs.to_devices(decisions, self.sharding))
-    self.host["chunk"] += 1
-    self.in_flight = False
-    rows, group_runs = self.slots.rows, self.slots.runs()
-    full_flags = {k: getattr(self.full, k) for k in _FLAGS}
-    self.full = self.full.replace(**_put(full_flags, group_runs, _take(flags, rows)))
-    self._maybe_compact()
 
-    self.progress.advance(self.chunk_size)
-    now = time.time()
-    line = lambda: _progress_line(
-      self.name, self.full, self.n_runs, self.progress, now, self.max_updates
-    )
-    self.progress.report(line, now, force=bool(self.full.done.all()))
-    if self.checkpoints.due(now):
-      self.save()
+  # --- what a step does on the host ------------------------------------------------------
 
   def _record_traces(self, summary: dict[str, np.ndarray], screen: np.ndarray) -> None:
     # Runs frozen before this chunk report NaN summaries; keep their traces NaN too.
+    r = self.resident
     active = np.isfinite(summary["loss"])
     record = dict(
       summary,
-      step=self.flags["step"].astype(np.float64),
-      screen_error=screen / self.screen_size,
-      spectral_radius=_spectral_radii(runs.host(self.state.params.w_hh)),
+      step=r.flags["step"].astype(np.float64),
+      screen_error=screen / self.settings.screen_size,
+      spectral_radius=_spectral_radii(runs.host(r.state.params.w_hh)),
     )
-    rows, group_runs = self.slots.rows, self.slots.runs()
+    rows, group_runs = r.slots.rows, r.slots.runs()
     for f in TRACE_FIELDS:
       column = np.full(self.n_padded, np.nan, np.float32)
       column[group_runs] = np.where(active, record[f], np.nan)[rows]
@@ -496,69 +521,92 @@ class _Group:
 
   def _confirm(self, screen: np.ndarray) -> None:
     """Confirms screen passes with the full test, on the host-selected runs only."""
-    flags, slots = self.flags, self.slots
-    candidates = np.flatnonzero(slots.real & ~flags["done"] & (screen <= self.screen_limit))
+    r, s = self.resident, self.settings
+    flags, slots = r.flags, r.slots
+    candidates = np.flatnonzero(slots.real & ~flags["done"] & (screen <= s.screen_limit))
     if not candidates.size:
       return
-    on_host = jax.tree.map(runs.host, (self.state.params, self.hparams, self.state.key))
-    mistakes, counts = _full_eval(self.programs, *on_host, candidates)
-    for row, m, c in zip(candidates, mistakes, counts, strict=True):
-      self.host["final_mistakes"][slots.index[row]] = int(m.sum())
-      self.host["worst"][slots.index[row]] = _worst_length(m, c, self.lo)
-    passed = candidates[mistakes.sum(axis=1) <= self.full_limit]
+    on_host = jax.tree.map(runs.host, (r.state.params, r.hparams, r.state.key))
+    totals = self._full_test(*on_host, candidates, slots.index[candidates])
+    passed = candidates[totals <= s.full_limit]
     flags["solved"][passed] = True
     flags["solved_at"][passed] = flags["step"][passed]
     flags["done"][passed] = True
 
-  def interrupted(self) -> None:
-    if self.in_flight:
-      last = self.manager.latest_step() if self.manager is not None else None
-      self.say(f"{self.name}: interrupted mid-chunk — a restart resumes from chunk {last or 0}")
-    else:
-      self.say(
-        f"{self.name}: interrupted — saving a checkpoint at chunk {self.host['chunk']} "
-        "before exiting"
-      )
-      self.save()
+  def _full_test(self, params, hparams, keys, rows: np.ndarray, group_runs: np.ndarray):
+    """The paper's test of `rows` of host arrays, recorded for the group's `group_runs`;
+    returns each one's mistakes."""
+    mistakes, counts = _full_eval(self.programs, params, hparams, keys, rows)
+    for run, m, c in zip(group_runs, mistakes, counts, strict=True):
+      self.book.final_mistakes[run] = int(m.sum())
+      self.book.worst[run] = _worst_length(m, c, self.settings.min_length)
+    return mistakes.sum(axis=1)
+
+  # --- the end ---------------------------------------------------------------------------
+
+  def snapshot(self) -> list[dict[str, Any]]:
+    """One row per run as of the last sync (`_snapshot_rows`)."""
+    return _snapshot_rows(self.labels, self.full, self.book, self.traces, self.settings.eval_size)
 
   def finish(self) -> GroupResult:
     """The final test of the unsolved runs, a last checkpoint, and the rows."""
     self._sync()
-    full, host = self.full, self.host
+    full = self.full
     # Unsolved runs get the full test once more at the end, for the table.
     missing = np.flatnonzero(~self.is_pad & ~full.solved)
     if missing.size:
-      mistakes, counts = _full_eval(
-        self.programs, full.params, self.hparams_full, full.key, missing
-      )
-      for run, m, c in zip(missing, mistakes, counts, strict=True):
-        host["final_mistakes"][run] = int(m.sum())
-        host["worst"][run] = _worst_length(m, c, self.lo)
+      self._full_test(full.params, self.hparams_full, full.key, missing, missing)
     self.save()
-
     traces = {f: a.T[: self.n_runs] for f, a in _stack_traces(self.traces, self.n_padded).items()}
-    rows = [self._row(i, lab) for i, lab in enumerate(self.labels)]
-    return GroupResult(rows, traces, full, time.time() - self.progress.start)
+    rows = [
+      _result_row(label, i, full, self.book, self.settings.eval_size)
+      for i, label in enumerate(self.labels)
+    ]
+    return GroupResult(rows, traces, full, time.time() - self.t_start)
 
-  def _row(self, i: int, label: Mapping[str, Any]) -> dict[str, Any]:
-    full = self.full
-    solved, mistakes, worst = (
-      bool(full.solved[i]),
-      self.host["final_mistakes"][i],
-      self.host["worst"][i],
+
+def _snapshot_rows(labels, full: RunState, book: Bookkeeping, traces, eval_size: int):
+  """One row per run of a group still training: its labels, `updates_done`, `solved`,
+  `updates_to_solve`, `diverged`, the latest and best screen error, and the error of its
+  last full test (None before its first)."""
+  n_padded = len(book.final_mistakes)
+  screen = np.asarray(traces["screen_error"], np.float64).reshape(-1, n_padded)
+  seen = np.isfinite(screen)
+  out = []
+  for i, label in enumerate(labels):
+    errors = screen[seen[:, i], i]
+    mistakes = book.final_mistakes[i]
+    solved = bool(full.solved[i])
+    out.append(
+      dict(
+        label,
+        updates_done=int(full.step[i]),
+        solved=solved,
+        updates_to_solve=int(full.solved_at[i]) if solved else None,
+        diverged=bool(full.diverged[i]),
+        screen_error=float(errors[-1]) if errors.size else None,
+        best_screen_error=float(errors.min()) if errors.size else None,
+        full_test_error=None if mistakes is None else mistakes / eval_size,
+      )
     )
-    return dict(
-      label,
-      solved=solved,
-      updates_to_solve=int(full.solved_at[i]) if solved else None,
-      final_error=mistakes / self.eval_size,
-      final_mistakes=mistakes,
-      strict_solved=bool(solved and mistakes == 0),
-      worst_length=None if worst is None else worst[0],
-      worst_length_error=None if worst is None else worst[1],
-      diverged=bool(full.diverged[i]),
-      updates_done=int(full.step[i]),
-    )
+  return out
+
+
+def _result_row(label, i: int, full: RunState, book: Bookkeeping, eval_size: int):
+  """A finished run's row (`GroupResult.rows`)."""
+  solved, mistakes, worst = bool(full.solved[i]), book.final_mistakes[i], book.worst[i]
+  return dict(
+    label,
+    solved=solved,
+    updates_to_solve=int(full.solved_at[i]) if solved else None,
+    final_error=mistakes / eval_size,
+    final_mistakes=mistakes,
+    strict_solved=bool(solved and mistakes == 0),
+    worst_length=None if worst is None else worst[0],
+    worst_length_error=None if worst is None else worst[1],
+    diverged=bool(full.diverged[i]),
+    updates_done=int(full.step[i]),
+  )
 
 
 _FLAGS = ("step", "done", "solved", "solved_at", "diverged")

@@ -208,7 +208,7 @@ def test_fit_resumes_mid_epoch_to_the_same_result(tmp_path):
 
   with pytest.raises(KeyboardInterrupt):
     _fit(tmp_path / "b", on_progress=interrupt)
-  assert "interrupted — checkpoint at epoch 2, chunk 2" in lines[-1]
+  assert "interrupted — saving a checkpoint at epoch 2, chunk 2" in lines[-1]
   resumed = _fit(tmp_path / "b", on_progress=lines.append)
   assert any("resumed at epoch 2" in line for line in lines)
   strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_wall_s"} for r in rows]
@@ -446,7 +446,7 @@ def test_sigterm_finishes_the_segment_batch_checkpoints_exits_130_and_resumes_id
                         ready="epoch 1/2 chunk 1/", sig=signal.SIGTERM)
   assert run.code == 130, run.first[-3000:]
   assert "signal 15: stopping after the current chunk" in run.first
-  assert re.search(r"interrupted — checkpoint at epoch \d, chunk \d+", run.first), run.first[-3000:]
+  assert re.search(r"interrupted — saving a checkpoint at epoch \d, chunk \d+", run.first), run.first[-3000:]
   assert "interrupted; run the same command again to resume from the checkpoint" in run.first
   assert run.second.returncode == 0, run.second.stderr[-3000:]
   assert re.search(r"resumed at epoch \d, chunk \d+", run.second.stderr), run.second.stderr[-3000:]

@@ -310,15 +310,16 @@ def test_a_partial_copy_resumes_elsewhere_bit_for_bit(runs, tmp_path, monkeypatc
   config.task = "addition"
   reference, _ = runs("addition")
   advances = []
-  real_advance = sweep._Group.advance
+  real_step = sweep._Group.step
 
   def advance(self):
-    real_advance(self)
-    advances.append(self.host["chunk"])
+    step = real_step(self)
+    advances.append(self.book.chunk)
     if len(advances) == 1 and stopping:
       stop.request()  # what Ctrl-C or SIGTERM does
+    return step
 
-  monkeypatch.setattr(sweep._Group, "advance", advance)
+  monkeypatch.setattr(sweep._Group, "step", advance)
   stopping = True
   with pytest.raises(KeyboardInterrupt):
     experiment.run(config, str(tmp_path / "first"))

@@ -148,25 +148,25 @@ def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it
   def same(a, b):
     a._sync()
     b._sync()
-    for x, y in ((a.full, b.full), (a.state, b.state)):
+    for x, y in ((a.full, b.full), (a.resident.state, b.resident.state)):
       x, y = jax.tree.map(runs.host, (x, y))
       assert jax.tree.structure(x) == jax.tree.structure(y)
       leaves = jax.tree_util.tree_leaves_with_path(x)
       for (path, u), v in zip(leaves, jax.tree.leaves(y), strict=True):
         assert u.dtype == v.dtype, jax.tree_util.keystr(path)
         np.testing.assert_array_equal(u, v, err_msg=jax.tree_util.keystr(path))
-    assert a.host == b.host
+    assert a.book == b.book
     assert a.traces.keys() == b.traces.keys()
     for f in a.traces:
       np.testing.assert_array_equal(np.stack(a.traces[f]), np.stack(b.traces[f]), err_msg=f)
-    for k in a.flags:
-      np.testing.assert_array_equal(a.flags[k], b.flags[k])
+    for k in a.resident.flags:
+      np.testing.assert_array_equal(a.resident.flags[k], b.resident.flags[k])
 
   first = group()
   for _ in range(2):
-    first.advance()
+    first.step()
   first.save()
-  assert not first.decided() and first.host["chunk"] == 2
+  assert not first.done() and first.book.chunk == 2
   first._sync()
   # The momentum traces are what a dropped optimizer state would lose: not zero here.
   traces = [np.asarray(t) for t in jax.tree.leaves(first.full.opt_state) if np.ndim(t) >= 2]
@@ -175,10 +175,79 @@ def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it
   resumed = group()
   assert any("g: resumed from chunk 2" in line for line in lines)
   same(first, resumed)
-  first.advance()
-  resumed.advance()
-  assert first.host["chunk"] == 3
+  first.step()
+  resumed.step()
+  assert first.book.chunk == 3
   same(first, resumed)
+
+
+# --- the host loop -----------------------------------------------------------------------
+
+
+class _Counter:
+  """A stepper that counts: `plan[i]` is what its step i does ('ok', 'stop' = a stop
+  request during it, 'kill' = an interrupt inside it, 'save' = asks for a checkpoint,
+  'idle' = no work)."""
+
+  def __init__(self, plan):
+    self.name, self.plan, self.i, self.saved = "toy", plan, 0, []
+
+  def done(self):
+    return self.i >= len(self.plan)
+
+  def step(self):
+    what = self.plan[self.i]
+    if what == "kill":
+      raise KeyboardInterrupt
+    self.i += 1
+    if what == "stop":
+      stop.request()
+    return runs.loop.Step(units=0 if what == "idle" else 1, save=what == "save")
+
+  def save(self):
+    self.saved.append(self.i)
+
+  def position(self):
+    return f"step {self.i}"
+
+  def progress_line(self, progress, now):
+    return f"line at {self.i}: {progress.units:g} units"
+
+
+def _drive(stepper, every_s, lines=None):
+  say = (lines if lines is not None else []).append
+  runs.loop.drive(stepper, checkpoint_every_s=every_s, progress_every_s=0.0, say=say)
+
+
+def test_loop_saves_whole_steps_on_a_stop_and_nothing_mid_step():
+  toy, lines = _Counter(["ok", "stop", "ok"]), []
+  with pytest.raises(KeyboardInterrupt):
+    _drive(toy, None, lines)
+  # The stop is acted on before step 2: two whole steps saved, step 2 never taken.
+  assert toy.i == 2 and toy.saved == [2] and not stop.requested()
+  assert lines[-1] == "toy: interrupted — saving a checkpoint at step 2 before exiting"
+  toy, lines = _Counter(["ok", "kill", "ok"]), []
+  with pytest.raises(KeyboardInterrupt):
+    _drive(toy, None, lines)
+  assert toy.saved == [] and "interrupted mid-chunk" in lines[-1]
+
+
+def test_loop_checkpoint_cadence():
+  toy = _Counter(["ok", "ok", "save", "ok"])
+  _drive(toy, 0.0)  # every step
+  assert toy.saved == [1, 2, 3, 4]
+  toy = _Counter(["ok", "save", "ok", "save"])
+  _drive(toy, None)  # only where a step asks
+  assert toy.saved == [2, 4]
+  toy = _Counter(["ok", "save", "ok"])
+  _drive(toy, 1e9)  # a long period: the asked-for one only
+  assert toy.saved == [2]
+
+
+def test_loop_reports_steps_with_work_only():
+  lines = []
+  _drive(_Counter(["ok", "idle", "ok"]), None, lines)
+  assert lines == ["line at 1: 1 units", "line at 3: 2 units"]
 
 
 # --- progress ----------------------------------------------------------------------------

@@ -1,12 +1,13 @@
-"""The host loop of the natural tasks: epochs of truncated BPTT, evaluation, checkpoints.
+"""The natural tasks' trainer: epochs of truncated BPTT, evaluation, checkpoints.
 
 `fit` runs epochs of shuffled songs / the text stream, evaluates every split after each
 epoch, keeps each run's best-validation parameters, halves a run's learning rate when its
 epoch error rose (docs/reference.md §4), checkpoints (at every epoch's end and every
 `checkpoint_every_s` within one: resuming replays nothing and gives the same numbers) and
-logs progress lines with an ETA. Devices, checkpoints, progress and the stop request are
-`rnn_dynamics.runs`, as for the synthetic sweep: a stop request (the first Ctrl-C or
-SIGTERM) finishes the current segment batch, checkpoints and raises `KeyboardInterrupt`.
+logs progress lines with an ETA. It is a stepper of the one host loop
+(`rnn_dynamics.runs.loop.drive`, as the synthetic sweep's groups): a stop request (the
+first Ctrl-C or SIGTERM) finishes the current segment batch, checkpoints and raises
+`KeyboardInterrupt`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from rnn_dynamics.natural.schedules import alpha_at, halve_lr
 from rnn_dynamics.natural.segments import Segments, pad_segments, split_chunks
 from rnn_dynamics.natural.task import NaturalTask
 from rnn_dynamics.natural.trainer import SegmentMetrics, Trainer, make_trainer
-from rnn_dynamics.runs import checkpoint, stop
+from rnn_dynamics.runs import checkpoint, loop
 from rnn_dynamics.runs.progress import format_duration
 
 if TYPE_CHECKING:
@@ -205,8 +206,8 @@ def fit(
   Raises:
     KeyboardInterrupt: on a stop request (`runs.stop`), after a checkpoint.
   """
-  loop = _Fit(config, task, data, columns, checkpoint_dir, on_progress or logging.info)
-  return loop.run(on_epoch)
+  fitting = _Fit(config, task, data, columns, checkpoint_dir, on_progress or logging.info)
+  return fitting.run(on_epoch)
 
 
 def fit_in_workdir(
@@ -281,14 +282,30 @@ def _score_segments(evaluate, params, hp, segments: Segments, k, task, n_hidden,
   return total / np.maximum(count, 1) * task.score_scale, int(count[0])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Epoch:
+  """The fixed context of the epoch under way: its learning rates and hyper-parameters,
+  its segment batches, and when it started (earlier sessions' time included)."""
+
+  lr: np.ndarray
+  hp: HParams
+  chunks: list[Segments]
+  t_start: float
+
+
 class _Fit:
-  """One `fit`: the fixed context, the device state (`state`, `best`) and `host`."""
+  """One `fit`, a `runs.loop` stepper: the fixed context, the device state (`state`,
+  `best`), `host` and the epoch under way. One step is a segment batch, or an epoch's end
+  (the evaluation of every split, the best parameters, the learning rates)."""
 
   def __init__(self, config, task, data, cols, checkpoint_dir, say):
     alpha_at(1.0, 1, config.alpha_schedule)  # validates the name early
     if config.lr_halving not in ("train", "valid", "none"):
       raise ValueError(f"lr_halving must be 'train', 'valid' or 'none', got {config.lr_halving!r}")
     self.config, self.task, self.data, self.say = config, task, data, say
+    self.name = task.name
+    self.epoch: _Epoch | None = None
+    self.on_epoch = None
     grid = runs.grid(
       enumerate(cols),
       int(config.seeds),
@@ -308,7 +325,7 @@ class _Fit:
     self.seg_len, self.k = int(config.segment_length), int(config.chunk_size)
     self.max_epochs = int(config.max_epochs)
     self.budget = float(config.get("time_budget_s", 0) or 0)
-    self.eval_segs = self._eval_segments()
+    self.eval_segs = _eval_splits(config, task, data)
 
     lr0 = np.asarray([c.lr for c in col_of], np.float64)
     keys = runs.pad_runs(grid.keys, self.n_runs)
@@ -332,24 +349,6 @@ class _Fit:
     )
     return runs.to_devices(hp, self.sharding)
 
-  def _eval_segments(self) -> dict[str, Segments]:
-    """The evaluation layouts, fixed: built once."""
-    data = self.data
-    train_eval = data["train"]
-    limit = int(self.config.get("train_eval_limit", 0) or 0)
-    if limit:
-      train_eval = train_eval[:limit]
-    splits = (("train", train_eval), ("valid", data["valid"]), ("test", data["test"]))
-    return {s: _eval_layout(self.config, self.task, d) for s, d in splits}
-
-  def _epoch_segments(self, epoch: int) -> Segments:
-    """The training layout of an epoch: songs shuffled by (seed, epoch); text as it is."""
-    train, order = self.data["train"], None
-    if self.task.kind == "music":
-      order = np.random.default_rng([int(self.config.seed), epoch]).permutation(len(train))
-    lanes = int(self.config.batch_size)
-    return pad_segments(self.task.segments(train, lanes, self.seg_len, order), self.k)
-
   # --- checkpoints -----------------------------------------------------------------------
 
   def _restore(self, checkpoint_dir) -> None:
@@ -362,6 +361,7 @@ class _Fit:
     self.say(f"{self.task.name}: resumed at epoch {h.epoch}, chunk {h.chunk} ({checkpoint_dir})")
 
   def save(self) -> None:
+    self._clock()
     if self.manager is None:
       return
     self.saves += 1
@@ -369,30 +369,63 @@ class _Fit:
       self.manager, self.saves, state=(self.state, self.best), host=self.host.to_json()
     )
 
-  # --- the loop --------------------------------------------------------------------------
+  # --- the stepper (`runs.loop.Stepper`) -------------------------------------------------
 
   def run(self, on_epoch) -> FitResult:
+    """Drives the epochs to the end (`runs.loop.drive`), then a last checkpoint."""
+    self.on_epoch = on_epoch
     self.t_session, self.wall0 = time.time(), float(self.host.wall_s)
-    self.progress = runs.Progress(float(self.config.progress_every_s), self.say)
-    self.checkpoints = runs.Every(float(self.config.checkpoint_every_s))
-    # True while `state`, `best` and `host` disagree (mid-chunk, the old state's buffers
-    # donated; or mid-way through an epoch's end): an interrupt then must not checkpoint.
-    self.in_flight = False
-    with stop.polling():
-      try:
-        while self.host.epoch <= self.max_epochs and not self.host.stopped:
-          if self._next_epoch_past_budget():
-            self.host.stopped = "time_budget"
-            break
-          self._epoch(on_epoch)
-      except KeyboardInterrupt:
-        self._interrupted()
-        raise
+    # `checkpoint_every_s` 0 saves after every segment batch, as for the sweep; every
+    # epoch's end is saved anyway.
+    loop.drive(
+      self,
+      checkpoint_every_s=float(self.config.checkpoint_every_s),
+      progress_every_s=float(self.config.progress_every_s),
+      say=self.say,
+    )
     if not self.host.stopped:
       self.host.stopped = "max_epochs"
-    self._clock()
     self.save()
     return self.result()
+
+  def done(self) -> bool:
+    return self.host.epoch > self.max_epochs or bool(self.host.stopped)
+
+  def step(self) -> loop.Step:
+    """One segment batch of the epoch under way, or its end (evaluation) after the last."""
+    h = self.host
+    if self.epoch is None:
+      if self._next_epoch_past_budget():
+        h.stopped = "time_budget"
+        return loop.Step(units=0)
+      self.epoch = self._start_epoch()
+    e = self.epoch
+    if h.chunk < len(e.chunks):
+      self.state, m = self.programs.chunk(self.state, e.hp, e.chunks[h.chunk])
+      _accumulate(h.sums, m)
+      h.chunk += 1
+      h.epoch_elapsed_s = time.time() - e.t_start
+      return loop.Step(units=1, report=h.chunk == len(e.chunks))
+    self._end_epoch(e.hp, e.lr, e.t_start)
+    self.epoch = None
+    if self.on_epoch is not None:
+      self.on_epoch(self.result())
+    return loop.Step(units=0, save=True, new_phase=True)
+
+  def position(self) -> str:
+    return f"epoch {self.host.epoch}, chunk {self.host.chunk}"
+
+  def _start_epoch(self) -> _Epoch:
+    """The epoch under way's fixed context (at its start, or where a resume left it)."""
+    h = self.host
+    lr = np.asarray(h.lr, np.float64)
+    segs = _epoch_layout(self.config, self.task, self.data["train"], h.epoch)
+    return _Epoch(
+      lr=lr,
+      hp=self.hparams(lr, h.epoch),
+      chunks=list(split_chunks(segs, self.k)),
+      t_start=time.time() - float(h.epoch_elapsed_s),
+    )
 
   def _clock(self) -> None:
     self.host.wall_s = self.wall0 + (time.time() - self.t_session)
@@ -403,56 +436,12 @@ class _Fit:
       h.chunk == 0 and self.budget and h.epoch_wall_s and h.wall_s + h.epoch_wall_s > self.budget
     )
 
-  def _interrupted(self) -> None:
-    h = self.host
-    if self.in_flight:
-      self.say(
-        f"{self.task.name}: interrupted mid-chunk — a restart resumes from the last checkpoint"
-      )
-      return
-    self._clock()
-    self.say(f"{self.task.name}: interrupted — checkpoint at epoch {h.epoch}, chunk {h.chunk}")
-    self.save()
-
-  def _epoch(self, on_epoch) -> None:
-    """The rest of the epoch under way: its segment batches, then its evaluation."""
-    h = self.host
-    t_epoch = time.time() - float(h.epoch_elapsed_s)
-    lr = np.asarray(h.lr, np.float64)
-    hp = self.hparams(lr, h.epoch)
-    segs = self._epoch_segments(h.epoch)
-    n_chunks = segs.n_segments // self.k
-    self.progress.restart()
-    for ci, seg in enumerate(split_chunks(segs, self.k)):
-      if ci < h.chunk:
-        continue
-      stop.check()
-      self.in_flight = True
-      self.state, m = self.programs.chunk(self.state, hp, seg)
-      _accumulate(h.sums, m)
-      h.chunk = ci + 1
-      self.in_flight = False
-      self.progress.advance()
-      now = time.time()
-      h.epoch_elapsed_s = now - t_epoch
-      self.progress.report(lambda: self._progress_line(ci, n_chunks, now), now, ci + 1 == n_chunks)
-      if self.checkpoints.seconds and self.checkpoints.due(now):
-        self._clock()
-        self.save()
-    stop.check()
-    self.in_flight = True
-    self._end_epoch(hp, lr, t_epoch)
-    self.in_flight = False
-    self.save()
-    self.checkpoints.reset()
-    if on_epoch is not None:
-      on_epoch(self.result())
-
-  def _progress_line(self, ci: int, n_chunks: int, now: float) -> str:
+  def progress_line(self, progress: runs.Progress, now: float) -> str:
     h, name, epoch = self.host, self.task.name, self.host.epoch
-    rate = self.progress.rate(now)
+    ci, n_chunks = h.chunk - 1, len(self.epoch.chunks)
+    rate = progress.rate(now)
     run_loss = _ratio(h.sums["nll"], h.sums["steps"]) * self.task.score_scale
-    left_epoch = self.progress.eta(n_chunks - ci - 1, now)
+    left_epoch = progress.eta(n_chunks - ci - 1, now)
     per_epoch = h.epoch_wall_s or (n_chunks / max(rate, 1e-9) * 1.3)
     eta = left_epoch + (self.max_epochs - epoch) * per_epoch
     if self.budget:  # the budget stops it at the first epoch end past `budget − epoch`
@@ -488,7 +477,7 @@ class _Fit:
     h, epoch = self.host, self.host.epoch
     running = _ratio(h.sums["nll"], h.sums["steps"]) * self.task.score_scale
     scores = {split: self._evaluate(self.state.params, split, hp) for split in SPLITS}
-    new_lr = self._next_lr(lr, running, scores["valid"])
+    new_lr = _next_lr(self.config.lr_halving, h, lr, running, scores["valid"])
     best_valid, best_epoch = list(h.best_valid), list(h.best_epoch)
     improved = np.zeros(self.n_runs, bool)
     for i, v in enumerate(scores["valid"]):
@@ -500,7 +489,9 @@ class _Fit:
       self.best,
     )
     epoch_wall = time.time() - t_epoch
-    rows = self._history_rows(lr, runs.host(hp.alpha), running, scores, epoch_wall)
+    updates = runs.host(self.state.updates)
+    alpha = runs.host(hp.alpha)
+    rows = _history_rows(self.labels, h, lr, alpha, running, scores, updates, epoch_wall)
     self.say(
       f"{self.task.name} epoch {epoch} done in {format_duration(epoch_wall)}: valid "
       + " ".join(
@@ -518,67 +509,88 @@ class _Fit:
     if min_lr and (new_lr < min_lr).all():
       h.stopped = "lr_floor"
 
-  def _next_lr(self, lr: np.ndarray, running: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The paper's rule (`halve_lr`) on the running training error or the validation one."""
-    if self.config.lr_halving == "none":
-      return lr.copy()
-    metric = "train_running" if self.config.lr_halving == "train" else "valid"
-    prev_rows = {r["run"]: r for r in self.host.history if r["epoch"] == self.host.epoch - 1}
-    prev = np.asarray([_nan(prev_rows.get(i, {}).get(metric)) for i in range(self.n_runs)])
-    return halve_lr(lr, prev, running if metric == "train_running" else valid)
-
-  def _history_rows(self, lr, alpha, running, scores, epoch_wall) -> list[dict[str, Any]]:
-    """One row per real run (padded runs are not recorded)."""
-    sums, epoch = self.host.sums, self.host.epoch
-    per_update = lambda name: _ratio(sums[name], sums["updates"])
-    grad_norm, clip_rate, omega = (
-      per_update("grad_norm"),
-      per_update("clipped"),
-      per_update("omega"),
-    )
-    updates = runs.host(self.state.updates)
-    return [
-      dict(
-        run=i,
-        algorithm=lab["algorithm"],
-        seed=lab["seed"],
-        epoch=epoch,
-        lr=float(lr[i]),
-        alpha=float(alpha[i]),
-        train_running=_finite(running[i]),
-        train=_finite(scores["train"][i]),
-        valid=_finite(scores["valid"][i]),
-        test=_finite(scores["test"][i]),
-        grad_norm=_finite(grad_norm[i]),
-        clip_rate=_finite(clip_rate[i]),
-        omega=_finite(omega[i]),
-        guard_fired=int(sums["fallback"][i]),
-        updates=int(updates[i]),
-        epoch_wall_s=epoch_wall,
-      )
-      for i, lab in enumerate(self.labels)
-    ]
-
   def result(self) -> FitResult:
-    h, skipped = self.host, runs.host(self.state.skipped)
-    rows = []
-    for i, lab in enumerate(self.labels):
-      e = h.best_epoch[i]
-      row = next((r for r in h.history if r["run"] == i and r["epoch"] == e), None)
-      rows.append(
-        dict(
-          lab,
-          dataset=self.task.name,
-          best_epoch=e,
-          train=None if row is None else row["train"],
-          valid=None if row is None else row["valid"],
-          test=None if row is None else row["test"],
-          epochs=sum(r["run"] == i for r in h.history),
-          skipped_updates=int(skipped[i]),
-        )
-      )
     best = {f: runs.host(v)[: self.n_real] for f, v in vars(self.best).items()}
-    return FitResult(rows, list(h.history), best, float(h.wall_s), h.stopped)
+    return _result(self.labels, self.task.name, self.host, runs.host(self.state.skipped), best)
+
+
+def _eval_splits(config, task: NaturalTask, data: Mapping[str, Any]) -> dict[str, Segments]:
+  """The evaluation layouts of every split (fixed: built once); the training score on at
+  most `train_eval_limit` songs / symbols."""
+  train_eval = data["train"]
+  limit = int(config.get("train_eval_limit", 0) or 0)
+  if limit:
+    train_eval = train_eval[:limit]
+  splits = (("train", train_eval), ("valid", data["valid"]), ("test", data["test"]))
+  return {s: _eval_layout(config, task, d) for s, d in splits}
+
+
+def _epoch_layout(config, task: NaturalTask, train: Any, epoch: int) -> Segments:
+  """The training layout of an epoch: songs shuffled by (seed, epoch); text as it is."""
+  order = None
+  if task.kind == "music":
+    order = np.random.default_rng([int(config.seed), epoch]).permutation(len(train))
+  lanes, seg_len = int(config.batch_size), int(config.segment_length)
+  return pad_segments(task.segments(train, lanes, seg_len, order), int(config.chunk_size))
+
+
+def _next_lr(rule: str, h: FitState, lr: np.ndarray, running, valid) -> np.ndarray:
+  """The paper's rule (`halve_lr`) on the running training error ('train') or the
+  validation one ('valid'), against the previous epoch's; 'none' keeps `lr`."""
+  if rule == "none":
+    return lr.copy()
+  metric = "train_running" if rule == "train" else "valid"
+  prev_rows = {r["run"]: r for r in h.history if r["epoch"] == h.epoch - 1}
+  prev = np.asarray([_nan(prev_rows.get(i, {}).get(metric)) for i in range(len(lr))])
+  return halve_lr(lr, prev, running if metric == "train_running" else valid)
+
+
+def _history_rows(labels, h: FitState, lr, alpha, running, scores, updates, epoch_wall):
+  """The epoch's row of every real run (padded runs are not recorded)."""
+  per_update = lambda name: _ratio(h.sums[name], h.sums["updates"])
+  grad_norm, clip_rate, omega = per_update("grad_norm"), per_update("clipped"), per_update("omega")
+  return [
+    dict(
+      run=i,
+      algorithm=lab["algorithm"],
+      seed=lab["seed"],
+      epoch=h.epoch,
+      lr=float(lr[i]),
+      alpha=float(alpha[i]),
+      train_running=_finite(running[i]),
+      train=_finite(scores["train"][i]),
+      valid=_finite(scores["valid"][i]),
+      test=_finite(scores["test"][i]),
+      grad_norm=_finite(grad_norm[i]),
+      clip_rate=_finite(clip_rate[i]),
+      omega=_finite(omega[i]),
+      guard_fired=int(h.sums["fallback"][i]),
+      updates=int(updates[i]),
+      epoch_wall_s=epoch_wall,
+    )
+    for i, lab in enumerate(labels)
+  ]
+
+
+def _result(labels, dataset: str, h: FitState, skipped, best) -> FitResult:
+  """Each run's best-validation epoch and its scores, the history, the best parameters."""
+  rows = []
+  for i, lab in enumerate(labels):
+    e = h.best_epoch[i]
+    row = next((r for r in h.history if r["run"] == i and r["epoch"] == e), None)
+    rows.append(
+      dict(
+        lab,
+        dataset=dataset,
+        best_epoch=e,
+        train=None if row is None else row["train"],
+        valid=None if row is None else row["valid"],
+        test=None if row is None else row["test"],
+        epochs=sum(r["run"] == i for r in h.history),
+        skipped_updates=int(skipped[i]),
+      )
+    )
+  return FitResult(rows, list(h.history), best, float(h.wall_s), h.stopped)
 
 
 def _accumulate(sums: dict[str, list[float]], m: SegmentMetrics) -> None:

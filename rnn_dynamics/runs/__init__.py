@@ -2,18 +2,20 @@
 
 Both trainers (`rnn_dynamics.sweep.run_group`, synthetic tasks, and
 `rnn_dynamics.natural.fit`, the natural tasks) stack their runs along one leading "runs"
-axis and drive it from a host loop. What that loop needs besides the training step lives
-here, once:
+axis and drive it from one host loop. That loop and what it needs besides the training
+step live here, once:
 
 * `grid`: the runs of an experiment (labels × hyper-parameters × paired PRNG keys);
 * `devices`: padding the runs axis to the device count, its sharding, host ↔ devices
   (multi-host aware);
 * `checkpoint`: one Orbax manager and one composite format (`state`, `host`, `traces`);
 * `progress`: one reporter (throttled lines, rate, ETA, `format_duration`);
-* `stop`: the stop request and the SIGINT / SIGTERM handlers that set it.
+* `stop`: the stop request and the SIGINT / SIGTERM handlers that set it;
+* `loop`: the host loop itself (`drive`), which steps a trainer and owns polling,
+  stopping, checkpoint cadence and progress lines.
 """
 
-from rnn_dynamics.runs import checkpoint, devices, progress, stop
+from rnn_dynamics.runs import checkpoint, devices, loop, progress, stop
 from rnn_dynamics.runs.devices import host, pad_runs, pad_to, runs_sharding, stack, to_devices
 from rnn_dynamics.runs.grid import Grid, grid, paired_keys
 from rnn_dynamics.runs.progress import Every, Progress, format_duration
@@ -27,6 +29,7 @@ __all__ = [
   "format_duration",
   "grid",
   "host",
+  "loop",
   "pad_runs",
   "pad_to",
   "paired_keys",
