@@ -19,8 +19,9 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results, rnn
-from rnn_dynamics.analysis import bifurcation, plotting
+from rnn_dynamics import results, rnn
+from rnn_dynamics.analysis import bifurcation
+from rnn_dynamics.report import dynamics, style
 from rnn_dynamics.workdir import make_folder
 
 UNITS = {"sigmoid": rnn.SIGMOID, "tanh": rnn.TANH}
@@ -75,7 +76,7 @@ def run(config, workdir: str) -> dict:
     compressed=False,  # as before: the analysis binaries keep plain .npz
   )
   results.write_json(os.path.join(workdir, "bifurcation.json"), summary, sort_keys=True)
-  fig = plotting.plot_bifurcation(
+  fig = dynamics.bifurcation_figure(
     bs,
     curves["lower"],
     curves["upper"],
@@ -91,7 +92,7 @@ def run(config, workdir: str) -> dict:
     sim_xs=sim_x,
     w=config.w,
   )
-  plots.save_figure(fig, os.path.join(workdir, "bifurcation"))
+  style.save_figure(fig, os.path.join(workdir, "bifurcation"))
   return summary
 
 

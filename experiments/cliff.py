@@ -19,19 +19,20 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results
-from rnn_dynamics.analysis import cliff_figure, plotting
+from rnn_dynamics import results
+from rnn_dynamics.analysis import cliff
+from rnn_dynamics.report import dynamics, style
 from rnn_dynamics.workdir import make_folder
 
 
 def run(config, workdir: str) -> dict:
   """Computes Figure 6's data, writes it and the figure into `workdir`; returns a summary."""
-  fig6 = cliff_figure.compute(config)
+  fig6 = cliff.compute(config)
   a = fig6.arrays
   # As before: the analysis binaries keep plain .npz.
   results.write_npz(os.path.join(workdir, "cliff.npz"), a, compressed=False)
   results.write_json(os.path.join(workdir, "cliff.json"), fig6.summary, sort_keys=True)
-  fig = plotting.plot_cliff(
+  fig = dynamics.cliff_figure(
     a["ws"],
     a["bs"],
     a["loss_BxW"],
@@ -43,7 +44,7 @@ def run(config, workdir: str) -> dict:
     alignment_P=a["plain_alignment"],
     threshold=config.clip_threshold,
   )
-  plots.save_figure(fig, os.path.join(workdir, "cliff"))
+  style.save_figure(fig, os.path.join(workdir, "cliff"))
   return fig6.summary
 
 

@@ -22,8 +22,9 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results, rnn
-from rnn_dynamics.analysis import mechanics, plotting
+from rnn_dynamics import results, rnn
+from rnn_dynamics.analysis import mechanics
+from rnn_dynamics.report import dynamics, style
 from rnn_dynamics.workdir import make_folder
 
 UNITS = {"tanh": rnn.TANH, "sigmoid": rnn.SIGMOID}
@@ -92,8 +93,8 @@ def run(config, workdir: str) -> dict:
     }
   results.write_npz(os.path.join(workdir, "mechanics.npz"), arrays, compressed=False)
   results.write_json(os.path.join(workdir, "mechanics.json"), summary, sort_keys=True)
-  fig = plotting.plot_mechanics(curves, rates, mechanics.GAMMA)
-  plots.save_figure(fig, os.path.join(workdir, "mechanics"))
+  fig = dynamics.mechanics_figure(curves, rates, mechanics.GAMMA)
+  style.save_figure(fig, os.path.join(workdir, "mechanics"))
   return summary
 
 

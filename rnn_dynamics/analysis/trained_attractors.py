@@ -7,7 +7,8 @@ and measures on one evaluation batch: the loss by lag at the start and end of tr
 (`mechanics`), the fixed points of the input-free map and of the map under the mean input
 with their stability (`attractors`), and whether the first symbol settles into one of
 their attractors or stays readable after flowing under the map. It writes
-`attractors.{npz,json,png,svg}`, the files of `experiments/attractors.py`.
+`attractors.{npz,json,png,svg}`, the files of `experiments/attractors.py` (the figure is
+`rnn_dynamics.report.dynamics.attractors_figure`).
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
@@ -22,10 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_dynamics import plots, results, rnn
-from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
+from rnn_dynamics import results, rnn
+from rnn_dynamics.analysis import attractors, curvature, mechanics
 from rnn_dynamics.analysis.saved_model import load_params
 from rnn_dynamics.analysis.training_history import measure_training
+from rnn_dynamics.report import dynamics, style
 from rnn_dynamics.tasks import get_task
 
 __all__ = ["analyse", "run", "states_x", "summary_lines"]
@@ -70,7 +72,7 @@ def run(config, workdir: str) -> dict:
     compressed=False,  # as before: the analysis binaries keep plain .npz
   )
   results.write_json(os.path.join(workdir, "attractors.json"), summary, sort_keys=True)
-  plots.save_figure(_figure(config, history, arrays, picture), os.path.join(workdir, "attractors"))
+  style.save_figure(_figure(config, history, arrays, picture), os.path.join(workdir, "attractors"))
   return summary
 
 
@@ -174,6 +176,8 @@ def _fixed_points(config, params, unit, batch, xs_TxBxH, summary: dict):
 
 
 def _figure(config, history: dict, arrays: dict, picture):
+  """`dynamics.attractors_figure` of what `run` measured: the history on one step axis,
+  the gradient spikes marked."""
   hist = {}
   if history:
     hist = dict(history, loss=history["loss_all"])
@@ -187,7 +191,7 @@ def _figure(config, history: dict, arrays: dict, picture):
     else None
   )
   proj_states, proj_fixed = picture
-  return plotting.plot_trained(
+  return dynamics.attractors_figure(
     hist,
     np.asarray(arrays["lag_start"]),
     np.asarray(arrays["lag_end"]),
