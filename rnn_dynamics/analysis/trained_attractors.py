@@ -17,8 +17,6 @@ References:
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +27,7 @@ from rnn_dynamics.analysis.saved_model import load_params
 from rnn_dynamics.analysis.training_history import measure_training
 from rnn_dynamics.report import dynamics, style
 from rnn_dynamics.tasks import get_task
+from rnn_dynamics.workdir import Workdir
 
 __all__ = ["analyse", "run", "states_x", "summary_lines"]
 
@@ -47,8 +46,9 @@ def states_x(params, unit, inputs_TxBxI):
   return jnp.concatenate([x0[None], xs], axis=0)
 
 
-def run(config, workdir: str) -> dict:
-  """Trains (or loads) the model, analyses it, writes data and figure; returns a summary."""
+def run(config, workdir: Workdir) -> dict:
+  """Trains (or loads) the model, analyses it, writes data and figure into `workdir`;
+  returns a summary."""
   key = jax.random.key(config.seed)
   task = get_task(config.task)
   summary: dict = {"task": config.task, "length": config.length}
@@ -63,7 +63,7 @@ def run(config, workdir: str) -> dict:
   summary["init"] = init
   arrays, picture = analyse(config, task, key, params, unit, params_start, summary)
   results.write_npz(
-    os.path.join(workdir, "attractors.npz"),
+    workdir.output("attractors.npz"),
     dict(
       arrays,
       **{f"history/{k}": v for k, v in history.items()},
@@ -71,8 +71,8 @@ def run(config, workdir: str) -> dict:
     ),
     compressed=False,  # as before: the analysis binaries keep plain .npz
   )
-  results.write_json(os.path.join(workdir, "attractors.json"), summary, sort_keys=True)
-  style.save_figure(_figure(config, history, arrays, picture), os.path.join(workdir, "attractors"))
+  results.write_json(workdir.output("attractors.json"), summary, sort_keys=True)
+  style.save_figure(_figure(config, history, arrays, picture), workdir.output("attractors"))
   return summary
 
 
