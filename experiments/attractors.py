@@ -14,24 +14,20 @@ temporal-order model with a few hundred SGD steps (norm-clipped unless
 
 from __future__ import annotations
 
-import os
 import time
 
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import results
 from rnn_dynamics.analysis import trained_attractors
-from rnn_dynamics.workdir import make_folder
+from rnn_dynamics.workdir import Workdir
 
 
 def main(argv):
   workdir = cli.require_workdir(argv, _WORKDIR, "runs/attractors")
   start = time.time()
   config = validation.validate(_CONFIG.value, "attractors")
-  make_folder(workdir)
-  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
-  summary = trained_attractors.run(config, workdir)
+  summary = trained_attractors.run(config, Workdir(workdir, config))
   logging.info("done in %.1f s", time.time() - start)
   for line in trained_attractors.summary_lines(summary, config.flow_steps):
     print(line)

@@ -12,22 +12,24 @@ against plain simulation, and writes `bifurcation.{npz,json,png,svg}` to --workd
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results, rnn
-from rnn_dynamics.analysis import bifurcation, plotting
-from rnn_dynamics.workdir import make_folder
+from rnn_dynamics import results, rnn
+from rnn_dynamics.analysis import bifurcation
+from rnn_dynamics.report import dynamics, style
+from rnn_dynamics.workdir import Workdir
 
 UNITS = {"sigmoid": rnn.SIGMOID, "tanh": rnn.TANH}
 
 
-def run(config, workdir: str) -> dict:
-  """Computes Figure 3's data, writes it and the figure into `workdir`; returns a summary."""
+def run(config, workdir_path: str) -> dict:
+  """Computes Figure 3's data, writes it and the figure into the workdir (made, or checked
+  against `config`, by `Workdir`); returns a summary."""
+  workdir = Workdir(workdir_path, config)
   unit = UNITS[config.unit]
   bs = np.linspace(config.b_min, config.b_max, config.num_b)
   curves = bifurcation.branches(config.w, bs, unit)
@@ -61,7 +63,7 @@ def run(config, workdir: str) -> dict:
     "sim_ended_on_unstable": int(np.sum(on_unstable)),
   }
   results.write_npz(
-    os.path.join(workdir, "bifurcation.npz"),
+    workdir.output("bifurcation.npz"),
     dict(
       bs=bs,
       field_bs=field_bs,
@@ -74,8 +76,8 @@ def run(config, workdir: str) -> dict:
     ),
     compressed=False,  # as before: the analysis binaries keep plain .npz
   )
-  results.write_json(os.path.join(workdir, "bifurcation.json"), summary, sort_keys=True)
-  fig = plotting.plot_bifurcation(
+  results.write_json(workdir.output("bifurcation.json"), summary, sort_keys=True)
+  fig = dynamics.bifurcation_figure(
     bs,
     curves["lower"],
     curves["upper"],
@@ -91,7 +93,7 @@ def run(config, workdir: str) -> dict:
     sim_xs=sim_x,
     w=config.w,
   )
-  plots.save_figure(fig, os.path.join(workdir, "bifurcation"))
+  style.save_figure(fig, workdir.output("bifurcation"))
   return summary
 
 
@@ -99,8 +101,6 @@ def main(argv):
   workdir = cli.require_workdir(argv, _WORKDIR, "runs/bifurcation")
   start = time.time()
   config = validation.validate(_CONFIG.value, "bifurcation")
-  make_folder(workdir)
-  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
   summary = run(config, workdir)
   logging.info("done in %.1f s", time.time() - start)
   print(

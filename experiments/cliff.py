@@ -12,26 +12,28 @@ together. Writes `cliff.{npz,json,png,svg}` to --workdir.
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results
-from rnn_dynamics.analysis import cliff_figure, plotting
-from rnn_dynamics.workdir import make_folder
+from rnn_dynamics import results
+from rnn_dynamics.analysis import cliff
+from rnn_dynamics.report import dynamics, style
+from rnn_dynamics.workdir import Workdir
 
 
-def run(config, workdir: str) -> dict:
-  """Computes Figure 6's data, writes it and the figure into `workdir`; returns a summary."""
-  fig6 = cliff_figure.compute(config)
+def run(config, workdir_path: str) -> dict:
+  """Computes Figure 6's data, writes it and the figure into the workdir (made, or checked
+  against `config`, by `Workdir`); returns a summary."""
+  workdir = Workdir(workdir_path, config)
+  fig6 = cliff.compute(config)
   a = fig6.arrays
   # As before: the analysis binaries keep plain .npz.
-  results.write_npz(os.path.join(workdir, "cliff.npz"), a, compressed=False)
-  results.write_json(os.path.join(workdir, "cliff.json"), fig6.summary, sort_keys=True)
-  fig = plotting.plot_cliff(
+  results.write_npz(workdir.output("cliff.npz"), a, compressed=False)
+  results.write_json(workdir.output("cliff.json"), fig6.summary, sort_keys=True)
+  fig = dynamics.cliff_figure(
     a["ws"],
     a["bs"],
     a["loss_BxW"],
@@ -43,7 +45,7 @@ def run(config, workdir: str) -> dict:
     alignment_P=a["plain_alignment"],
     threshold=config.clip_threshold,
   )
-  plots.save_figure(fig, os.path.join(workdir, "cliff"))
+  style.save_figure(fig, workdir.output("cliff"))
   return fig6.summary
 
 
@@ -51,8 +53,6 @@ def main(argv):
   workdir = cli.require_workdir(argv, _WORKDIR, "runs/cliff")
   start = time.time()
   config = validation.validate(_CONFIG.value, "cliff")
-  make_folder(workdir)
-  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
   s = run(config, workdir)
   logging.info("done in %.1f s", time.time() - start)
   c = s["curvature"]

@@ -13,7 +13,6 @@ for vanishing) and can exceed 1 only beyond (necessary for exploding). Writes
 from __future__ import annotations
 
 import functools
-import os
 import time
 
 import jax
@@ -22,9 +21,10 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results, rnn
-from rnn_dynamics.analysis import mechanics, plotting
-from rnn_dynamics.workdir import make_folder
+from rnn_dynamics import results, rnn
+from rnn_dynamics.analysis import mechanics
+from rnn_dynamics.report import dynamics, style
+from rnn_dynamics.workdir import Workdir
 
 UNITS = {"tanh": rnn.TANH, "sigmoid": rnn.SIGMOID}
 
@@ -51,8 +51,10 @@ def _log_norms(key, rho, input_scale, kind, matrix, n_hidden, length, n_traj):
   return jnp.log(norms)
 
 
-def run(config, workdir: str) -> dict:
-  """Computes the §2.1 data, writes it and the figure into `workdir`; returns a summary."""
+def run(config, workdir_path: str) -> dict:
+  """Computes the §2.1 data, writes it and the figure into the workdir (made, or checked
+  against `config`, by `Workdir`); returns a summary."""
+  workdir = Workdir(workdir_path, config)
   key = jax.random.key(config.seed)
   common = dict(
     matrix=config.matrix,
@@ -90,10 +92,10 @@ def run(config, workdir: str) -> dict:
       "max_rate_above_threshold": float(np.nanmax(r[~below])) if (~below).any() else None,
       "rates": dict(zip([f"{x:.3g}" for x in rhos], r)),
     }
-  results.write_npz(os.path.join(workdir, "mechanics.npz"), arrays, compressed=False)
-  results.write_json(os.path.join(workdir, "mechanics.json"), summary, sort_keys=True)
-  fig = plotting.plot_mechanics(curves, rates, mechanics.GAMMA)
-  plots.save_figure(fig, os.path.join(workdir, "mechanics"))
+  results.write_npz(workdir.output("mechanics.npz"), arrays, compressed=False)
+  results.write_json(workdir.output("mechanics.json"), summary, sort_keys=True)
+  fig = dynamics.mechanics_figure(curves, rates, mechanics.GAMMA)
+  style.save_figure(fig, workdir.output("mechanics"))
   return summary
 
 
@@ -101,8 +103,6 @@ def main(argv):
   workdir = cli.require_workdir(argv, _WORKDIR, "runs/mechanics")
   start = time.time()
   config = validation.validate(_CONFIG.value, "mechanics")
-  make_folder(workdir)
-  results.write_json(os.path.join(workdir, "config.json"), config.to_dict(), sort_keys=True)
   summary = run(config, workdir)
   logging.info("done in %.1f s", time.time() - start)
   for kind, s in summary.items():

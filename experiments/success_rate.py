@@ -18,8 +18,9 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, runs, stats, sweep, train
+from rnn_dynamics import runs, stats, sweep, train
 from rnn_dynamics.report import style
+from rnn_dynamics.report import success_rate as report
 from rnn_dynamics.workdir import Workdir
 
 
@@ -91,22 +92,22 @@ def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, bu
 
 def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
   workdir.write_table(rows)
-  fig = plots.success_rate_figure(
+  fig = report.success_rate_figure(
     rows,
     inits=config.inits,
     algorithms=config.algorithms,
     title=f"{config.task.replace('_', ' ')}, {config.n_hidden} hidden, ≤{config.max_updates:,} updates, "
     f"{config.seeds} seeds",
   )
-  plots.save_figure(fig, workdir.path / "success_rate")
-  fig = plots.updates_to_solve_figure(
+  style.save_figure(fig, workdir.path / "success_rate")
+  fig = report.updates_to_solve_figure(
     rows, inits=config.inits, algorithms=config.algorithms, max_updates=config.max_updates
   )
-  plots.save_figure(fig, workdir.path / "updates_to_solve")
+  style.save_figure(fig, workdir.path / "updates_to_solve")
 
 
 def _summary(rows: list[dict], config) -> str:
-  rates = plots.success_intervals(rows)  # seeds solved, with the 95 % interval
+  rates = report.success_intervals(rows)  # seeds solved, with the 95 % interval
   lines = ["init        algorithm  " + " ".join(f"T={t:<14}" for t in config.lengths)]
   for init in config.inits:
     for alg in config.algorithms:

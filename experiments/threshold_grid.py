@@ -16,7 +16,9 @@ from __future__ import annotations
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import plots, results, sweep, threshold_grid
+from rnn_dynamics import results, sweep, threshold_grid
+from rnn_dynamics.report import style
+from rnn_dynamics.report import threshold_grid as report
 from rnn_dynamics.workdir import Workdir
 
 GROUP = "grid"
@@ -46,7 +48,7 @@ def _write_outputs(workdir: Workdir, config, rows, traces) -> str:
     f"≤{config.max_updates:,} updates, {config.seeds} seeds per cell"
   )
   for value, stem in (("success", "success_heatmap"), ("updates", "updates_heatmap")):
-    fig = threshold_grid.heatmap_figure(
+    fig = report.heatmap_figure(
       table,
       value=value,
       avg_norm=norm,
@@ -54,7 +56,7 @@ def _write_outputs(workdir: Workdir, config, rows, traces) -> str:
       max_updates=int(config.max_updates),
       title=title,
     )
-    plots.save_figure(fig, workdir.path / stem)
+    style.save_figure(fig, workdir.path / stem)
   text = threshold_grid.summary(table, norm, source)
   results.atomic_write_text(workdir.path / "summary.txt", text + "\n")
   return text

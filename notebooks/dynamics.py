@@ -33,9 +33,9 @@ from rnn_dynamics.analysis import (
   bifurcation,
   curvature,
   mechanics,
-  plotting,
   surface,
 )
+from rnn_dynamics.report import dynamics
 
 SMOKE = os.environ.get("RNN_DYNAMICS_SMOKE") == "1"
 H, T, N_TRAJ = (12, 20, 2) if SMOKE else (50, 60, 8)
@@ -75,7 +75,7 @@ rates = {}
 for kind in curves:
   rhos = np.linspace(0.25, 3 / mechanics.GAMMA[kind], 4 if SMOKE else 10)
   rates[kind] = (rhos, np.array([mechanics.decay_rate(lag_curve(kind, r)) for r in rhos]))
-plotting.plot_mechanics(curves, rates, mechanics.GAMMA);
+dynamics.mechanics_figure(curves, rates, mechanics.GAMMA);
 
 # %% [markdown]
 # ## 2. The dynamical-systems view (§2.2, Figure 3)
@@ -90,7 +90,7 @@ bif = bifurcation.bifurcation_points(5.0)
 print({k: round(v, 6) for k, v in bif.items()})
 bs = np.linspace(-4, -1, 301 if SMOKE else 3001)
 br = bifurcation.branches(5.0, bs)
-plotting.plot_bifurcation(bs, br["lower"], br["upper"], br["boundary"], bif["b1"], bif["b2"],
+dynamics.bifurcation_figure(bs, br["lower"], br["upper"], br["boundary"], bif["b1"], bif["b2"],
                           bif["x1"], bif["x2"]);
 
 # %% [markdown]
@@ -131,7 +131,7 @@ thetas = plain.theta_NxSx2.reshape(-1, 2)
 keys = jax.random.split(jax.random.key(0), thetas.shape[0])
 diag = jax.vmap(lambda t, k: curvature.curvature_diagnostics(surface.cliff_loss, t, k, 2))(thetas, keys)
 print(curvature.spike_statistics(diag.grad_norm, diag.top_eigenvalue, diag.alignment))
-plotting.plot_cliff(ws, bs, loss, surface.wall_bias(ws), np.asarray(plain.theta_NxSx2),
+dynamics.cliff_figure(ws, bs, loss, surface.wall_bias(ws), np.asarray(plain.theta_NxSx2),
                     np.asarray(clipped.theta_NxSx2), grad_norm_P=diag.grad_norm,
                     top_eig_P=diag.top_eigenvalue, alignment_P=diag.alignment, threshold=1.0);
 

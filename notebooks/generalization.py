@@ -38,11 +38,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from rnn_dynamics import plots, stats
+from rnn_dynamics import stats
 from rnn_dynamics.report import generalization as report
 from rnn_dynamics.workdir import Workdir, locate
 
-# rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.
+# rnn_dynamics.report.style selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
 
@@ -131,7 +131,7 @@ if workdir.is_done("train"):
 gen_rows = workdir.table("generalization", default=[])
 if gen_rows:
   print(report.summary(train_rows, gen_rows))
-  fig = plots.generalization_figure(
+  fig = report.seed_curves_figure(
     gen_rows,
     train_range=(int(config["min_length"]), int(config["max_length"])),
     success_error=float(config["success_error"]),

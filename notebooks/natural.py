@@ -36,8 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from rnn_dynamics import plots
-from rnn_dynamics.report import style
+from rnn_dynamics.report import natural, style
 from rnn_dynamics.workdir import Workdir, locate
 
 # %matplotlib inline
@@ -228,7 +227,7 @@ if len(compare) > 1:
     for alg, value in ((w.read_json("summary.json").get("paper") or {}).get("test") or {}).items():
       if value is not None:
         reference[f"paper test, {LABELS.get(alg, alg)}: {value:.2f}"] = value
-  plots.epoch_curves_figure(curves, ylabel=compare[0].read_json("summary.json")["score"],
+  natural.epoch_curves_figure(curves, ylabel=compare[0].read_json("summary.json")["score"],
                             reference=reference, title="per epoch, as scored during training")
   plt.show()
 lines = []

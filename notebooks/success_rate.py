@@ -35,12 +35,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from rnn_dynamics import paper, plots, stats
+from rnn_dynamics import paper, stats
 from rnn_dynamics.report import style
+from rnn_dynamics.report import success_rate as report
 from rnn_dynamics.sweep import TRACE_FIELDS
 from rnn_dynamics.workdir import Workdir, locate
 
-# rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.
+# rnn_dynamics.report.style selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
 # RNN_DYNAMICS_WORKDIR names the workdir; without it, the first of these that exists opens.
@@ -93,7 +94,7 @@ print(f"budget {config['max_updates']:,} updates/run (paper: {paper.FIGURE7.max_
 # not shown to differ.
 
 # %%
-fig = plots.success_rate_figure(
+fig = report.success_rate_figure(
   [{k: v for k, v in r.items() if k != "traces"} for r in runs],
   inits=inits, algorithms=algorithms,
   title=f"{WORKDIR.name}: ≤{config['max_updates']:,} updates, {config['seeds']} seeds",
@@ -106,7 +107,7 @@ fig = plots.success_rate_figure(
 # would not. Beside the budget, each final rate with its 95 % interval.
 
 # %%
-fig = plots.updates_to_solve_figure(
+fig = report.updates_to_solve_figure(
   [{k: v for k, v in r.items() if k != "traces"} for r in runs],
   inits=inits, algorithms=algorithms, max_updates=int(config["max_updates"]),
 )
@@ -261,7 +262,7 @@ for ax, init in zip(axes[0], inits):
                color=COLORS.get(r["algorithm"]), marker="o" if r["solved"] else "x", s=22)
   # |σ'| ≤ γ: ρ must pass 1/γ before gradients can explode (γ = 1 tanh, ¼ sigmoid).
   ax.axhline(4.0 if init == "sigmoid" else 1.0, color="0.5", ls=":", lw=1)
-  plots.length_axis(ax, lengths)
+  style.length_axis(ax, lengths)
   ax.set_title(init)
   ax.grid(alpha=0.3, which="both")
 axes[0][0].set_ylabel("final ρ(W_rec)")

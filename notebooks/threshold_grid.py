@@ -39,9 +39,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from rnn_dynamics import threshold_grid
+from rnn_dynamics.report import threshold_grid as heatmaps
 from rnn_dynamics.workdir import Workdir, locate
 
-# rnn_dynamics.plots selects Agg for the binaries; bring inline figures back in Jupyter.
+# rnn_dynamics.report.style selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
 
@@ -75,7 +76,7 @@ if workdir.is_done("grid"):
   table = threshold_grid.cell_table(rows)
   norm, source = threshold_grid.average_grad_norm(rows, traces)
   for value in ("success", "updates"):
-    threshold_grid.heatmap_figure(
+    heatmaps.heatmap_figure(
       table, value=value, avg_norm=norm, norm_source=source,
       max_updates=int(config["max_updates"]),
     )

@@ -9,7 +9,7 @@ The public surface, one concept per module:
   regularizers  Ω (both forms) and its gradient from the saved adjoints
   train         `make_train(config)`: one run as pure functions of a key and hyper-parameters
   sweep         many runs at once: vmapped, sharded over devices, checkpointed
-  workdir, results, plots   what an experiment leaves on disk, and its figures
+  workdir, results, report  what an experiment leaves on disk, and its tables and figures
   analysis      dynamics and geometry (§2): bifurcations, the cliff, curvature, attractors
   data          natural data sets: polyphonic piano rolls, character text
 

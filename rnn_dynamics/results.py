@@ -3,7 +3,7 @@
 Written atomically (temp file + `os.replace`): a reader (a notebook, a second process, a
 resumed run) never sees a half-written file. With several JAX processes only process 0
 writes. `to_jsonable` is the one conversion of NumPy/JAX values to JSON (NaN/Inf → null).
-Figures go through `rnn_dynamics.plots.save_figure`, which writes with these.
+Figures go through `rnn_dynamics.report.style.save_figure`, which writes with these.
 """
 
 from __future__ import annotations

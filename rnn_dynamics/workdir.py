@@ -487,6 +487,13 @@ class Workdir:
     self._writable()
     results.write_results(self.path / stem, list(rows))
 
+  def output(self, name: str) -> Path:
+    """The path of `name` in the workdir, for a file the caller writes itself (through
+    `rnn_dynamics.results` or `report.style.save_figure`: an analysis's arrays, summary
+    and figure); like every write, the first records this process in `provenance.json`."""
+    self._writable()
+    return self.path / name
+
 
 # A reader cannot recompute a file; the experiment that wrote the workdir can.
 _READ_REMEDY = "run the experiment that wrote this workdir on it again to recompute it"

@@ -1,8 +1,8 @@
 """experiments/{cliff,mechanics,attractors}.py end to end on their `test` presets.
 
 Each binary runs as a subprocess from the repository root, as a user would run it, into a
-fresh workdir; the test then reads back what it promises (`<name>.{npz,json,png,svg}` and
-`config.json`) and checks the content against facts known without the binary: the step
+fresh workdir; the test then reads back what it promises (`<name>.{npz,json,png,svg}`,
+`config.json` and `provenance.json`) and checks the content against facts known without the binary: the step
 bound of clipping, `‖W^l‖ = ρ^l` for a scaled orthogonal matrix, the `(γρ)^l` bound, and
 that saved fixed points are fixed points of the saved parameters.
 """
@@ -37,9 +37,12 @@ def _run_binary(name, workdir, *extra):
 
 
 def _assert_config_saved(workdir, config):
+  # Through `Workdir`, as every binary: the config, checked on a rerun, and the code.
   saved = json.loads((workdir / "config.json").read_text())
   expected = json.loads(json.dumps(config.to_dict()))  # tuples become lists, as saved
   assert saved == expected
+  (entry,) = json.loads((workdir / "provenance.json").read_text())
+  assert entry["devices"] >= 1 and "commit" in entry
 
 
 def test_cliff_test_preset_end_to_end(tmp_path):

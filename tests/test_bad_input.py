@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import importlib
 import io
 import os
 import re
@@ -24,7 +25,6 @@ import pytest
 import scipy.io
 
 from experiments import validation
-from experiments.configs import success_rate as success_rate_config
 from rnn_dynamics.workdir import Workdir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +40,8 @@ class Case:
     code: the exit code expected.
     says: text the one line on stderr must contain (what names the problem).
     workdir: `fresh` (a path that does not exist yet), `file` (a regular file), `corrupt`
-      (a finished success_rate workdir whose results.json is damaged), `made` (a
-      success_rate workdir made by the test preset unchanged) or `none` (no --workdir).
+      (a finished success_rate workdir whose results.json is damaged), `made` (a workdir
+      of `binary` made by its test preset unchanged) or `none` (no --workdir).
     started: the binary gets as far as its work (reading finished groups) before it
       stops, so absl's progress log lines may come before the error line.
     data: a damaged data file (or PTB folder) to write under the case's folder, one of
@@ -74,6 +74,12 @@ CASES = {
   ),
   "different_config": Case(
     SR, ("--config.alpha=2.0",), 2, "holds results of a different config (alpha", "made"
+  ),
+  # An analysis binary's workdir is checked the same way: a rerun recomputes, it never
+  # mixes two configs' files in one folder.
+  "analysis_different_config": Case(
+    "cliff", ("--config.grid=9",), 2, "holds results of a different config (grid: 41 -> 9)",
+    "made",
   ),
   # Names, choices, ranges, multiples, lengths.
   "unknown_task": Case(SR, ("--config.task=adding",), 2, "--config.task=adding: must be one of"),
@@ -228,9 +234,10 @@ def _snapshot(path: Path) -> dict[str, str] | str | None:
   }
 
 
-def _made_workdir(path: Path) -> Path:
-  # A workdir as success_rate's test preset leaves it when it starts: config.json only.
-  Workdir(path, validation.validate(success_rate_config.get_config("test"), SR)).close()
+def _made_workdir(path: Path, binary: str = SR) -> Path:
+  # A workdir as the binary's test preset leaves it when it starts: config.json only.
+  configs = importlib.import_module(f"experiments.configs.{binary}")
+  Workdir(path, validation.validate(configs.get_config("test"), binary)).close()
   return path
 
 
@@ -239,7 +246,7 @@ def _workdir(case: Case, root: Path) -> Path | None:
   if case.workdir == "file":
     path.write_text("not a folder\n")
   elif case.workdir == "made":
-    _made_workdir(path)
+    _made_workdir(path, case.binary)
   elif case.workdir == "corrupt":
     # A finished group as Workdir.save_group leaves it, with its results cut short.
     _made_workdir(path)

@@ -1,13 +1,13 @@
-"""Tests for rnn_dynamics/plots.py and rnn_dynamics/report/style.py: figures from saved
-rows, one `save_figure`, and one style (labels as the paper writes them)."""
+"""Tests for the figures of rnn_dynamics/report/ and its one style (report/style.py):
+figures from saved rows, one `save_figure`, labels as the paper writes them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rnn_dynamics import plots
-from rnn_dynamics.report import style
+from rnn_dynamics.report import generalization, natural, style
+from rnn_dynamics.report import success_rate as report
 
 ROWS = [
   dict(init=init, algorithm=alg, length=t, seed=s, solved=(s + t) % 3 == 0,
@@ -31,32 +31,32 @@ def test_labels_follow_the_paper_per_context():
 
 
 def test_success_table_counts_seeds():
-  table = plots.success_table(ROWS)
+  table = report.success_table(ROWS)
   assert table[("basic_tanh", "sgd", 10)] == pytest.approx(1 / 3)
 
 
 def test_solved_curve_steps_up_at_each_solve():
-  x, frac = plots.solved_curve([30, None, 10], 100)
+  x, frac = report.solved_curve([30, None, 10], 100)
   np.testing.assert_array_equal(x, [0, 10, 30, 100])
   np.testing.assert_allclose(frac, [0, 1 / 3, 2 / 3, 2 / 3])
   with pytest.raises(ValueError):
-    plots.solved_curve([], 10)
+    report.solved_curve([], 10)
 
 
 def test_figures_are_saved_as_png_and_svg(tmp_path):
   kw = dict(inits=["basic_tanh", "smart_tanh"], algorithms=["sgd", "sgd_c", "sgd_cr"])
-  fig = plots.success_rate_figure(ROWS, **kw)
+  fig = report.success_rate_figure(ROWS, **kw)
   assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == [
     "SGD", "SGD-C", "SGD-CR"
   ]
-  paths = plots.save_figure(fig, tmp_path / "rate")
+  paths = style.save_figure(fig, tmp_path / "rate")
   assert [p.name for p in paths] == ["rate.png", "rate.svg"]
   assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:500]
-  plots.save_figure(plots.updates_to_solve_figure(ROWS, max_updates=400, **kw), tmp_path / "u",
+  style.save_figure(report.updates_to_solve_figure(ROWS, max_updates=400, **kw), tmp_path / "u",
                     formats=("png",))
   gen = [dict(seed=s, eval_length=t, error=e, solved=True)
          for s in range(2) for t, e in ((50, 0.0), (100, 0.02), (200, None))]
-  plots.save_figure(plots.generalization_figure(gen, train_range=(50, 100)), tmp_path / "g")
+  style.save_figure(generalization.seed_curves_figure(gen, train_range=(50, 100)), tmp_path / "g")
   assert sorted(p.name for p in tmp_path.iterdir()) == [
     "g.png", "g.svg", "rate.png", "rate.svg", "u.png"
   ]
@@ -64,7 +64,7 @@ def test_figures_are_saved_as_png_and_svg(tmp_path):
 
 def test_epoch_curves_draw_each_run_per_split_with_unscored_epochs_as_gaps():
   history = [dict(epoch=e, valid=2.0 / e, test=None if e == 2 else 2.1 / e) for e in (3, 1, 2)]
-  fig = plots.epoch_curves_figure(
+  fig = natural.epoch_curves_figure(
     [("256 units", history), ("500 units", history[:2])], reference={"paper": 1.42}
   )
   valid, test = fig.axes

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from rnn_dynamics import plots, stats
+from rnn_dynamics import stats
+from rnn_dynamics.report import success_rate as report
 
 
 @pytest.mark.parametrize(
@@ -50,10 +51,10 @@ def test_intervals_separate():
 
 
 def test_solved_curve_steps_up_at_each_solve_and_ends_at_the_budget():
-  x, frac = plots.solved_curve([3000, None, 1000, 1000], max_updates=5000)
+  x, frac = report.solved_curve([3000, None, 1000, 1000], max_updates=5000)
   np.testing.assert_array_equal(x, [0, 1000, 1000, 3000, 5000])
   np.testing.assert_allclose(frac, [0, 0.25, 0.5, 0.75, 0.75])
-  x, frac = plots.solved_curve([None, None], max_updates=100)
+  x, frac = report.solved_curve([None, None], max_updates=100)
   np.testing.assert_array_equal(x, [0, 100])
   np.testing.assert_array_equal(frac, [0, 0])
 
@@ -78,17 +79,17 @@ def _rows():
 
 def test_figures_carry_the_intervals():
   rows = _rows()
-  ivs = plots.success_intervals(rows)
+  ivs = report.success_intervals(rows)
   assert ivs[("smart_tanh", "sgd_cr", 10)] == stats.success_interval(4, 5)
-  assert plots.success_table(rows)[("smart_tanh", "sgd", 20)] == 0.0
-  fig = plots.success_rate_figure(rows, inits=["smart_tanh"], algorithms=["sgd", "sgd_cr"])
+  assert report.success_table(rows)[("smart_tanh", "sgd", 20)] == 0.0
+  fig = report.success_rate_figure(rows, inits=["smart_tanh"], algorithms=["sgd", "sgd_cr"])
   # One error bar per (algorithm): its vertical segments span the intervals.
   segments = [seg for c in fig.axes[0].collections for seg in c.get_segments()]
   spans = sorted((round(s[0][1], 4), round(s[1][1], 4)) for s in segments)
   cr = stats.success_interval(4, 5)
   assert (round(cr.low, 4), round(cr.high, 4)) in spans
   assert (0.0, round(stats.success_interval(0, 5).high, 4)) in spans
-  fig = plots.updates_to_solve_figure(
+  fig = report.updates_to_solve_figure(
     rows, inits=["smart_tanh"], algorithms=["sgd", "sgd_cr"], max_updates=3000
   )
   cr_axis = fig.axes[1]
@@ -96,7 +97,7 @@ def test_figures_carry_the_intervals():
   assert any(math.isclose(y[-1], 0.8) for y in ys)  # 4 of 5 solved by the budget
   # A group run with a smaller budget (the baselines after SGD-CR) ends at its own.
   small = [dict(r, budget=1000) if r["algorithm"] == "sgd" else r for r in rows]
-  fig = plots.updates_to_solve_figure(
+  fig = report.updates_to_solve_figure(
     small, inits=["smart_tanh"], algorithms=["sgd", "sgd_cr"], max_updates=3000
   )
   curves = [line for line in fig.axes[0].get_lines() if line.get_linestyle() != ":"]

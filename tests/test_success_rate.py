@@ -308,12 +308,13 @@ def test_sigint_finishes_the_chunk_checkpoints_exits_130_and_resumes_identically
 def test_figure_title_names_the_configured_task(binary, monkeypatch, tmp_path):
   # `--config.task` takes any registered task; the figure says which one ran.
   success_rate, configs = binary
-  from rnn_dynamics import plots
+  from rnn_dynamics.report import style
+  from rnn_dynamics.report import success_rate as report
 
   titles = []
-  monkeypatch.setattr(plots, "success_rate_figure", lambda rows, **kw: titles.append(kw["title"]))
-  monkeypatch.setattr(plots, "updates_to_solve_figure", lambda rows, **kw: None)
-  monkeypatch.setattr(plots, "save_figure", lambda fig, path: None)
+  monkeypatch.setattr(report, "success_rate_figure", lambda rows, **kw: titles.append(kw["title"]))
+  monkeypatch.setattr(report, "updates_to_solve_figure", lambda rows, **kw: None)
+  monkeypatch.setattr(style, "save_figure", lambda fig, path: None)
 
   class FakeWorkdir:
     path = tmp_path

@@ -13,6 +13,7 @@ import pytest
 
 from experiments.configs import threshold_grid as configs
 from rnn_dynamics import results, stats, threshold_grid
+from rnn_dynamics.report import threshold_grid as heatmaps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,16 +104,16 @@ def test_summary_and_heatmaps():
   assert "any two finite thresholds' intervals separate: no" in text
   assert "no clipping 0/4 (0–60 %) (diverged 4) vs best clipped (threshold 1) " in text
   assert "intervals separate" in text
-  fig = threshold_grid.heatmap_figure(table, value="success", avg_norm=0.3, norm_source="t")
+  fig = heatmaps.heatmap_figure(table, value="success", avg_norm=0.3, norm_source="t")
   texts = [t.get_text() for t in fig.axes[0].texts]
   assert "4/4\n40–100%" in texts and len(texts) == len(table)
   # The average norm sits between the 0.1 and 1 columns (log-interpolated).
   line = next(ln for ln in fig.axes[0].get_lines() if "avg" in ln.get_label())
   assert line.get_xdata()[0] == pytest.approx(math.log(3) / math.log(10))
-  fig = threshold_grid.heatmap_figure(table, value="updates", max_updates=5000)
+  fig = heatmaps.heatmap_figure(table, value="updates", max_updates=5000)
   assert "2.5k" in [t.get_text() for t in fig.axes[0].texts]
   with pytest.raises(ValueError):
-    threshold_grid.heatmap_figure(table, value="loss")
+    heatmaps.heatmap_figure(table, value="loss")
 
 
 def test_binary_end_to_end_and_resume(tmp_path_factory, stop_group, same_results):

@@ -4,7 +4,7 @@
   map (Figure 3).
 * `surface`: the error surface with a cliff and gradient descent with and without norm
   clipping (Figure 6).
-* `cliff_figure`: Figure 6 end to end, as `experiments/cliff.py` runs it.
+* `cliff`: Figure 6's numbers end to end, as `experiments/cliff.py` runs it.
 * `curvature`: Hessian-vector products, Lanczos, gradient/eigenvector alignment (§2.3).
 * `mechanics`: `‖∂x_t/∂x_k‖` by lag, adjoint norms and Ω terms (§2.1, eq. 9).
 * `attractors`: fixed points of a trained network's autonomous map (§2.2, §4.1.1).
@@ -15,10 +15,9 @@
   end, as `experiments/attractors.py` runs it (§4.1.1).
 * `lyapunov`: the top-k Lyapunov exponents of an input-driven network by repeated QR, and
   the gradient-flossing penalty (beyond the paper, docs/reference.md §6).
-* `plotting`: the figures and atomic writers.
-
-`plotting` and `trained_attractors` (which draws) are imported as modules, so importing
-this package does not load matplotlib.
+The figures are `rnn_dynamics.report.dynamics`'s. `trained_attractors` writes its figure,
+so it is imported as a module (as is `cliff`): importing this package loads neither
+matplotlib nor the report.
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural

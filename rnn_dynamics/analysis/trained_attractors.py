@@ -7,7 +7,8 @@ and measures on one evaluation batch: the loss by lag at the start and end of tr
 (`mechanics`), the fixed points of the input-free map and of the map under the mean input
 with their stability (`attractors`), and whether the first symbol settles into one of
 their attractors or stays readable after flowing under the map. It writes
-`attractors.{npz,json,png,svg}`, the files of `experiments/attractors.py`.
+`attractors.{npz,json,png,svg}`, the files of `experiments/attractors.py` (the figure is
+`rnn_dynamics.report.dynamics.attractors_figure`).
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
@@ -16,17 +17,17 @@ References:
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_dynamics import plots, results, rnn
-from rnn_dynamics.analysis import attractors, curvature, mechanics, plotting
+from rnn_dynamics import results, rnn
+from rnn_dynamics.analysis import attractors, curvature, mechanics
 from rnn_dynamics.analysis.saved_model import load_params
 from rnn_dynamics.analysis.training_history import measure_training
+from rnn_dynamics.report import dynamics, style
 from rnn_dynamics.tasks import get_task
+from rnn_dynamics.workdir import Workdir
 
 __all__ = ["analyse", "run", "states_x", "summary_lines"]
 
@@ -45,8 +46,9 @@ def states_x(params, unit, inputs_TxBxI):
   return jnp.concatenate([x0[None], xs], axis=0)
 
 
-def run(config, workdir: str) -> dict:
-  """Trains (or loads) the model, analyses it, writes data and figure; returns a summary."""
+def run(config, workdir: Workdir) -> dict:
+  """Trains (or loads) the model, analyses it, writes data and figure into `workdir`;
+  returns a summary."""
   key = jax.random.key(config.seed)
   task = get_task(config.task)
   summary: dict = {"task": config.task, "length": config.length}
@@ -61,7 +63,7 @@ def run(config, workdir: str) -> dict:
   summary["init"] = init
   arrays, picture = analyse(config, task, key, params, unit, params_start, summary)
   results.write_npz(
-    os.path.join(workdir, "attractors.npz"),
+    workdir.output("attractors.npz"),
     dict(
       arrays,
       **{f"history/{k}": v for k, v in history.items()},
@@ -69,8 +71,8 @@ def run(config, workdir: str) -> dict:
     ),
     compressed=False,  # as before: the analysis binaries keep plain .npz
   )
-  results.write_json(os.path.join(workdir, "attractors.json"), summary, sort_keys=True)
-  plots.save_figure(_figure(config, history, arrays, picture), os.path.join(workdir, "attractors"))
+  results.write_json(workdir.output("attractors.json"), summary, sort_keys=True)
+  style.save_figure(_figure(config, history, arrays, picture), workdir.output("attractors"))
   return summary
 
 
@@ -174,6 +176,8 @@ def _fixed_points(config, params, unit, batch, xs_TxBxH, summary: dict):
 
 
 def _figure(config, history: dict, arrays: dict, picture):
+  """`dynamics.attractors_figure` of what `run` measured: the history on one step axis,
+  the gradient spikes marked."""
   hist = {}
   if history:
     hist = dict(history, loss=history["loss_all"])
@@ -187,7 +191,7 @@ def _figure(config, history: dict, arrays: dict, picture):
     else None
   )
   proj_states, proj_fixed = picture
-  return plotting.plot_trained(
+  return dynamics.attractors_figure(
     hist,
     np.asarray(arrays["lag_start"]),
     np.asarray(arrays["lag_end"]),

@@ -26,9 +26,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from rnn_dynamics import paper, plots, results, stats
+from rnn_dynamics import paper, results, stats
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import style
 from rnn_dynamics.workdir import PARTIAL_FILE, Workdir
@@ -373,7 +374,7 @@ def write_report(
       float(cfg.success_error),
       title=f"{cfg.task}: error on {cfg.generalization_size:,} fresh sequences per length",
     )
-    plots.save_figure(fig, workdir.path / "generalization")
+    style.save_figure(fig, workdir.path / "generalization")
 
 
 _NOT_IN_PAPER = "not one of the paper's tasks"
@@ -432,8 +433,6 @@ def generalization_figure(
   a band from the best to the worst model; the success threshold dashed; the training
   range shaded.
   """
-  import matplotlib.pyplot as plt
-
   tasks = list(dict.fromkeys(r["task"] for r in gen_rows)) or [""]
   fig, axes = plt.subplots(
     1, len(tasks), figsize=(max(6.0, 4.6 * len(tasks)), 3.8), squeeze=False, sharey=True
@@ -468,10 +467,10 @@ def generalization_figure(
     ax.set_title(task)
     ax.set_xlabel("evaluation length")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=style.FONT_SMALL, loc="lower right")
   axes[0][0].set_ylabel(f"test error (floor {floor:g})")
   if title:
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=style.FONT_SUPTITLE)
   fig.tight_layout()
   return fig
 

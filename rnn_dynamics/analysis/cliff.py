@@ -1,11 +1,13 @@
-"""Figure 6 end to end: the cliff surface, plain and clipped descent, curvature on the path.
+"""Figure 6's numbers end to end: the cliff surface, plain and clipped descent, curvature on
+the path.
 
 `compute` evaluates `E_50(w, b)` of the one-unit sigmoid network on a grid (`surface`),
 runs plain and norm-clipped gradient descent from the same starts, and measures along
 the plain paths the gradient norm, the leading Hessian eigenvalue (Lanczos on
 Hessian-vector products, `curvature`) and their alignment: the paper's hypothesis that
 gradient and curvature explode together. It also counts, over many random starts below
-the wall, how often each descent solves the task. `experiments/cliff.py` writes it.
+the wall, how often each descent solves the task. `experiments/cliff.py` writes it and
+draws it with `rnn_dynamics.report.dynamics.cliff_figure`.
 
 References:
   Pascanu, Mikolov & Bengio (2013), ICML, §2.3 and Figure 6 (the cliff, clipping, and the

@@ -1,9 +1,15 @@
-"""Figures of the analysis (matplotlib, Agg).
+"""Figures of the analysis of §2 (`experiments/bifurcation.py`, `cliff.py`, `mechanics.py`,
+`attractors.py`).
 
-Each `plot_*` takes the plain arrays an experiment saved (so notebooks can redraw from a
-workdir) and returns a `matplotlib.figure.Figure`; the binaries write it with
-`rnn_dynamics.plots.save_figure` and their data with `rnn_dynamics.results` (one writer
-for every experiment).
+Each takes the plain arrays an experiment computed and saved (so notebooks can redraw
+from a workdir; the numbers are `rnn_dynamics.analysis`'s) and returns a
+`matplotlib.figure.Figure`, which the binaries write with `style.save_figure`:
+
+* `bifurcation_figure`: Figure 3, fixed points of one unit against its bias;
+* `cliff_figure`: Figure 6, the cliff with plain and clipped descent, and curvature;
+* `mechanics_figure`: `‖∂x_t/∂x_k‖` by lag against the `(γρ)^{t−k}` bound (§2.1);
+* `attractors_figure`: a trained network's training, gradient by lag, curvature, and its
+  states and fixed points.
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
@@ -14,25 +20,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # Binaries and CI have no display.
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from rnn_dynamics.report import style
 
 __all__ = [
-  "plot_bifurcation",
-  "plot_cliff",
-  "plot_mechanics",
-  "plot_trained",
+  "attractors_figure",
+  "bifurcation_figure",
+  "cliff_figure",
+  "mechanics_figure",
 ]
 
 
 # --- Figure 3 --------------------------------------------------------------------------
 
 
-def plot_bifurcation(
+def bifurcation_figure(
   bs_N, lower_N, upper_N, boundary_N, b1: float, b2: float, x1: float, x2: float,
   field_bs=None, field_xs=None, field_dx=None, sim_bs=None, sim_xs=None, w: float = 5.0,
 ):
@@ -58,11 +62,11 @@ def plot_bifurcation(
   ax.axvspan(b2, b1, color="tab:blue", alpha=0.08, lw=0)
   for b, x, name in ((b1, x1, "$b_1$"), (b2, x2, "$b_2$")):
     ax.annotate(f"{name} = {b:.4f}", (b, x), textcoords="offset points",
-                xytext=(8, -14 if name == "$b_1$" else 6), fontsize=9)
+                xytext=(8, -14 if name == "$b_1$" else 6), fontsize=style.FONT_TITLE)
   ax.set_xlabel("bias $b$")
   ax.set_ylabel(r"$x_\infty$")
   ax.set_title(rf"$x_t = {w:g}\,\sigma(x_{{t-1}}) + b$: fixed points (solved)")
-  ax.legend(loc="upper left", fontsize=8)
+  ax.legend(loc="upper left", fontsize=style.FONT_MEDIUM)
   ax.set_xlim(np.min(bs_N), np.max(bs_N))
   return fig
 
@@ -70,7 +74,7 @@ def plot_bifurcation(
 # --- Figure 6 --------------------------------------------------------------------------
 
 
-def plot_cliff(
+def cliff_figure(
   ws_W, bs_B, loss_BxW, wall_W, plain_NxSx2, clipped_NxSx2,
   grad_norm_P=None, top_eig_P=None, alignment_P=None, threshold=None,
 ):
@@ -98,7 +102,7 @@ def plot_cliff(
   ax.set_xlabel("$w$")
   ax.set_ylabel("$b$")
   ax.set_title(r"$E_{50} = (\sigma(x_{50}) - 0.7)^2$, $x_0 = 0.5$")
-  ax.legend(loc="lower left", fontsize=7, facecolor="0.3", labelcolor="w")
+  ax.legend(loc="lower left", fontsize=style.FONT_SMALL, facecolor="0.3", labelcolor="w")
   if extra:
     ax = axes[0, 1]
     g, lam, a = (np.ravel(v) for v in (grad_norm_P, top_eig_P, alignment_P))
@@ -116,7 +120,7 @@ def plot_cliff(
 # --- §2.1 ------------------------------------------------------------------------------
 
 
-def plot_mechanics(curves: Mapping[str, Mapping[float, np.ndarray]],
+def mechanics_figure(curves: Mapping[str, Mapping[float, np.ndarray]],
                    rates: Mapping[str, tuple[np.ndarray, np.ndarray]],
                    gamma: Mapping[str, float]):
   """`‖∂x_t/∂x_k‖` by lag per unit type and radius, with the `(γρ)^{t−k}` bound dashed,
@@ -141,25 +145,25 @@ def plot_mechanics(curves: Mapping[str, Mapping[float, np.ndarray]],
     ax.set_xlabel("lag $t - k$")
     ax.set_title(rf"{name} ($\gamma$ = {gamma[name]:g}); dashed: $(\gamma\rho)^{{t-k}}$")
     ax.set_ylim(1e-12, 1e6)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=style.FONT_SMALL, loc="lower left")
   axes[0].set_ylabel(r"$\|\partial x_t / \partial x_k\|_2$")
   ax = axes[-1]
-  for name, style in zip(names, ("-o", "-s", "-^", "-v")):
+  for name, fmt in zip(names, ("-o", "-s", "-^", "-v")):
     rhos, r = rates[name]
-    line, = ax.semilogy(rhos, r, style, ms=4, label=name)
+    line, = ax.semilogy(rhos, r, fmt, ms=4, label=name)
     ax.axvline(1.0 / gamma[name], color=line.get_color(), ls=":", lw=1)
   ax.axhline(1.0, color="k", lw=0.8)
   ax.set_xlabel(r"spectral radius $\rho$ of $W_{rec}$")
   ax.set_ylabel("per-step growth (fit)")
   ax.set_title(r"vanishing for $\rho < 1/\gamma$ (dotted)")
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=style.FONT_MEDIUM)
   return fig
 
 
 # --- trained networks --------------------------------------------------------------------
 
 
-def plot_trained(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L, proj_states_NxTx2,
+def attractors_figure(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L, proj_states_NxTx2,
                  labels_N, proj_fixed_Kx2, stable_K, spikes=None):
   """Trained network: loss, ρ and Ω over training; gradient by lag at start and end;
   gradient norm vs curvature; the states and fixed points in the top-2 PCA plane.
@@ -178,14 +182,14 @@ def plot_trained(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L, proj
   ax.plot(step, history["spectral_radius"], color="tab:blue", label=r"$\rho(W_{rec})$")
   ax.plot(step, history["omega_mean"], color="tab:green", label=r"$\Omega$ (mean per step)")
   ax.set_xlabel("update")
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=style.FONT_MEDIUM)
   ax.set_title("training")
   ax = axes[1]
   ax.semilogy(lag_start_L, label="start of training")
   ax.semilogy(lag_end_L, label="end of training")
   ax.set_xlabel("lag from the last step")
   ax.set_ylabel(r"$\|\partial E/\partial x_k\|$")
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=style.FONT_MEDIUM)
   ax.set_title("gradient reaching step $T - $lag")
   ax = axes[2]
   ax.semilogy(history["curv_step"], history["grad_norm"], label=r"$\|\nabla E\|$")
@@ -198,7 +202,7 @@ def plot_trained(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L, proj
     ax.semilogy(history["curv_step"][spikes], history["grad_norm"][spikes], "rv", ms=5,
                 label="gradient spikes")
   ax.set_xlabel("update")
-  ax.legend(fontsize=8, loc="upper left")
+  ax.legend(fontsize=style.FONT_MEDIUM, loc="upper left")
   ax.set_title("gradient and curvature")
   ax = axes[3]
   for lab, color in zip(np.unique(labels_N), ("tab:blue", "tab:red", "tab:green", "tab:purple")):
@@ -212,6 +216,6 @@ def plot_trained(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L, proj
             label="unstable fixed point")
   ax.set_xlabel("PC 1")
   ax.set_ylabel("PC 2")
-  ax.legend(fontsize=7)
+  ax.legend(fontsize=style.FONT_SMALL)
   ax.set_title("states and fixed points of $F$")
   return fig

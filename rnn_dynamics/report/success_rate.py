@@ -1,30 +1,29 @@
-"""Figures drawn from saved results (never from live training state), and `save_figure`,
-the one way every experiment writes a figure (PNG at `style.DPI` and SVG, atomically,
-process 0 only: `rnn_dynamics.results`). Labels, colours and markers: `report.style`."""
+"""Figure 7's report (`experiments/success_rate.py`): seeds solved per (init, algorithm,
+length) with their 95 % intervals, success rate against length, and the share of runs
+solved against updates.
+
+* `success_intervals`, `success_table`: the seeds solved, as intervals or rates;
+* `success_rate_figure`: Figure 7, a panel per init, a line per algorithm;
+* `solved_curve`, `updates_to_solve_figure`: the share of runs solved within u updates.
+
+References:
+  Pascanu, Mikolov & Bengio (2013), ICML, Figure 7 and §4.1.
+"""
 
 from __future__ import annotations
 
-import io
 import math
 from collections import defaultdict
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import ticker
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-
-from rnn_dynamics import results, stats  # noqa: E402
-from rnn_dynamics.report import style  # noqa: E402
+from rnn_dynamics import stats
+from rnn_dynamics.report import style
 
 __all__ = [
-  "epoch_curves_figure",
-  "generalization_figure",
-  "length_axis",
-  "save_figure",
   "solved_curve",
   "success_intervals",
   "success_rate_figure",
@@ -72,7 +71,7 @@ def success_rate_figure(
       err = [[ci.rate - ci.low for _, ci in pts], [ci.high - ci.rate for _, ci in pts]]
       ax.errorbar([t * shift for t, _ in pts], ys, yerr=err, marker=marker, color=color,
                   alpha=0.85, capsize=2.5, elinewidth=0.9, label=style.label(alg))
-    length_axis(ax, sorted({t for (_, _, t) in rates}))
+    style.length_axis(ax, sorted({t for (_, _, t) in rates}))
     ax.set_title(init)
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3, which="both")
@@ -149,7 +148,7 @@ def updates_to_solve_figure(
                     yerr=[[ci.rate - ci.low], [ci.high - ci.rate]], color=colour[t], capsize=2,
                     lw=0.9, marker="o", ms=3)
       ax.axvline(max_updates, color="0.4", ls=":", lw=1)
-      ax.set_title(f"{init}, {style.label(alg)}", fontsize=9)
+      ax.set_title(f"{init}, {style.label(alg)}", fontsize=style.FONT_TITLE)
       ax.set_ylim(-0.05, 1.05)
       ax.grid(alpha=0.3)
       ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
@@ -160,129 +159,8 @@ def updates_to_solve_figure(
   handles = [plt.Line2D([], [], color=colour[t], label=f"T={t}") for t in lengths]
   handles.append(plt.Line2D([], [], color="0.4", ls=":", label=f"budget {max_updates:,}"))
   handles.append(plt.Line2D([], [], color="0.4", marker="o", ms=3, label="final, 95 % interval"))
-  axes[0][0].legend(handles=handles, loc="upper left", fontsize=7)
+  axes[0][0].legend(handles=handles, loc="upper left", fontsize=style.FONT_SMALL)
   if title:
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=style.FONT_SUPTITLE)
   fig.tight_layout()
   return fig
-
-
-def length_axis(ax, lengths: Sequence[int]) -> None:
-  """A log-x "sequence length" axis ticked at the lengths themselves, in plain numbers.
-
-  Matplotlib's default log ticks label minor ticks in scientific notation when the range
-  spans less than a decade, which turns a short range (10 to 12) into unreadable text.
-  """
-  ax.set_xscale("log")
-  ax.set_xlabel("sequence length")
-  if lengths:
-    ax.set_xticks(list(lengths))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-
-
-def generalization_figure(
-  rows: Sequence[dict[str, Any]],
-  *,
-  train_range: tuple[int, int] | None = None,
-  success_error: float = 0.01,
-  chance_error: float | None = None,
-  title: str = "",
-):
-  """Test error of trained models against evaluation length (log x), a line per model.
-
-  Args:
-    rows: one dict per (model, evaluation length) with `seed`, `eval_length`, `error`
-      and optionally `solved` (the model passed the success test in training: solid
-      line, else dashed).
-    train_range: `(lo, hi)` lengths seen in training, shaded.
-    success_error: the success threshold, drawn as a dotted line.
-    chance_error: error of guessing, drawn as a dashed grey line.
-    title: figure title.
-
-  Returns:
-    The figure. The y axis is linear below 1e-4 (so zero errors show) and log above.
-  """
-  fig, ax = plt.subplots(figsize=(7.5, 3.8))
-  by_seed: dict[Any, list[tuple[int, float]]] = defaultdict(list)
-  solved = {}
-  for r in rows:
-    # A non-finite error is stored as null in the JSON table.
-    error = math.nan if r["error"] is None else float(r["error"])
-    by_seed[r["seed"]].append((int(r["eval_length"]), error))
-    solved[r["seed"]] = bool(r.get("solved", True))
-  for i, (seed, pts) in enumerate(sorted(by_seed.items())):
-    pts.sort()
-    ax.plot([t for t, _ in pts], [e for _, e in pts], marker="o", ms=4,
-            ls="-" if solved[seed] else "--", color=plt.cm.tab10(i % 10),
-            label=f"seed {seed}" + ("" if solved[seed] else " (not solved)"))
-  if train_range is not None:
-    ax.axvspan(*train_range, color="0.85", zorder=0, label="training lengths")
-  ax.axhline(success_error, color="k", ls=":", lw=1, label=f"{success_error:.0%} (success)")
-  if chance_error is not None:
-    ax.axhline(chance_error, color="0.5", ls="--", lw=1, label="chance")
-  length_axis(ax, sorted({int(r["eval_length"]) for r in rows}))
-  ax.set_xlabel("evaluation length")
-  ax.tick_params(axis="x", labelrotation=45)
-  ax.set_yscale("symlog", linthresh=1e-4, linscale=0.5)
-  top = max([e for pts in by_seed.values() for _, e in pts if math.isfinite(e)] + [1.0])
-  ax.set_ylim(-2e-5, top * 1.5)
-  ax.set_ylabel("test error")
-  ax.grid(alpha=0.3, which="major")
-  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-  if title:
-    ax.set_title(title, fontsize=9, wrap=True)
-  fig.tight_layout()
-  return fig
-
-
-def epoch_curves_figure(
-  curves: Sequence[tuple[str, Sequence[dict[str, Any]]]],
-  *,
-  splits: Sequence[str] = ("valid", "test"),
-  ylabel: str = "",
-  reference: dict[str, float] | None = None,
-  title: str = "",
-):
-  """A natural-task score per epoch for several runs side by side, a panel per split.
-
-  Args:
-    curves: `(label, rows)` per run, `rows` its `history` rows (`epoch` and a score per
-      split; None where not scored), e.g. two model sizes' SGD+C runs.
-    splits: the splits to draw, one panel each.
-    ylabel: the score's name.
-    reference: label → value drawn as a horizontal line in every panel (the paper's).
-    title: figure title.
-  """
-  fig, axes = plt.subplots(
-    1, len(splits), figsize=(5.2 * len(splits), 3.6), sharey=True, squeeze=False
-  )
-  for ax, split in zip(axes[0], splits):
-    for i, (label, rows) in enumerate(curves):
-      rows = sorted(rows, key=lambda r: r["epoch"])
-      values = [math.nan if r.get(split) is None else float(r[split]) for r in rows]
-      ax.plot([r["epoch"] for r in rows], values, marker="o", ms=2.5, color=plt.cm.tab10(i % 10),
-              label=label)
-    for j, (label, value) in enumerate((reference or {}).items()):
-      ax.axhline(value, color="k", lw=0.8, ls=("-.", ":", "--")[j % 3], label=label)
-    ax.set(xlabel="epoch", title=split)
-    ax.grid(alpha=0.3)
-  axes[0, 0].set_ylabel(ylabel)
-  axes[0, -1].legend(fontsize=7)
-  if title:
-    fig.suptitle(title, fontsize=9)
-  fig.tight_layout()
-  return fig
-
-
-def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-  """Writes `fig` as `<stem>.png`, `<stem>.svg`, ... (each atomically, process 0 only, at
-  `style.DPI`), closes it and returns the paths."""
-  paths = []
-  for ext in formats:
-    buf = io.BytesIO()
-    fig.savefig(buf, format=ext, dpi=style.DPI)
-    results.atomic_write_bytes(f"{stem}.{ext}", buf.getvalue())
-    paths.append(Path(f"{stem}.{ext}"))
-  plt.close(fig)
-  return paths
