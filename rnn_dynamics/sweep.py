@@ -212,6 +212,7 @@ def run_group(
   on_progress: Callable[[str], None] | None = None,
   on_checkpoint: Callable[[list[dict[str, Any]]], None] | None = None,
   programs: _Programs | None = None,
+  events_dir: str | Path | None = None,
 ) -> GroupResult:
   """Trains every run of a group to a decision (solved, diverged or out of budget).
 
@@ -230,6 +231,8 @@ def run_group(
     on_checkpoint: receives one row per run (`_Group.snapshot`) after every checkpoint,
       so a group still training can be read (default: nothing).
     programs: reuse compiled functions across groups of identical shapes.
+    events_dir: where each run's traces go as TensorBoard event files while it trains
+      (`runs.events`; None: nowhere).
 
   Returns:
     A `GroupResult`.
@@ -249,11 +252,16 @@ def run_group(
     on_checkpoint=on_checkpoint,
     programs=programs,
   )
+  events = None
+  if events_dir is not None:
+    names = [runs.events.run_name(label) for label in labels]
+    events = runs.events.EventLog(events_dir, names, purge_steps=group.full.step[: len(labels)])
   loop.drive(
     group,
     checkpoint_every_s=float(config.checkpoint_every_s),
     progress_every_s=float(config.progress_every_s),
     say=group.say,
+    events=events,
   )
   return group.finish()
 
@@ -294,6 +302,7 @@ def run_in_workdir(
     checkpoint_dir=workdir.checkpoint_dir(group),
     name=name,
     on_checkpoint=lambda rows: workdir.write_progress(group, rows),
+    events_dir=workdir.events_dir(group),
   )
   workdir.save_group(group, result)
   logging.info("%s: finished in %.0f s", name, result.wall_s)
@@ -468,7 +477,7 @@ class _Group:
     )
     flags = r.read_flags()
     screen = runs.host(screen)
-    self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
+    traced = self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
     self._confirm(screen)
     flags["done"] |= flags["step"] >= s.max_updates
     decisions = {k: flags[k] for k in ("done", "solved", "solved_at")}
@@ -477,7 +486,12 @@ class _Group:
     full_flags = {k: getattr(self.full, k) for k in _FLAGS}
     self.full = self.full.replace(**_put(full_flags, r.slots.runs(), _take(flags, r.slots.rows)))
     self._maybe_compact()
-    return loop.Step(units=s.chunk_size, report=bool(self.full.done.all()))
+    return loop.Step(
+      units=s.chunk_size,
+      report=bool(self.full.done.all()),
+      scalars={f: traced[f] for f in TRACE_FIELDS if f != "step"},
+      at=traced["step"],
+    )
 
   def save(self) -> None:
     if self.manager is None or self.manager.latest_step() == self.book.chunk:
@@ -503,7 +517,8 @@ class _Group:
 
   # --- what a step does on the host ------------------------------------------------------
 
-  def _record_traces(self, summary: dict[str, np.ndarray], screen: np.ndarray) -> None:
+  def _record_traces(self, summary, screen: np.ndarray) -> dict[str, np.ndarray]:
+    """Appends this chunk's traces (`[padded runs]` each) and returns them."""
     # Runs frozen before this chunk report NaN summaries; keep their traces NaN too.
     r = self.resident
     active = np.isfinite(summary["loss"])
@@ -518,6 +533,7 @@ class _Group:
       column = np.full(self.n_padded, np.nan, np.float32)
       column[group_runs] = np.where(active, record[f], np.nan)[rows]
       self.traces[f].append(column)
+    return {f: self.traces[f][-1] for f in TRACE_FIELDS}
 
   def _confirm(self, screen: np.ndarray) -> None:
     """Confirms screen passes with the full test, on the host-selected runs only."""

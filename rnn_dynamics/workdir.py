@@ -5,6 +5,7 @@ Layout (every file written atomically):
     <workdir>/config.json                    the resolved config (checked on resume)
     <workdir>/checkpoints/<group>/           Orbax checkpoints of groups in progress
     <workdir>/progress/<group>.json          their runs as of the last checkpoint
+    <workdir>/events/<group>/<run>/          TensorBoard event files (live; never published)
     <workdir>/groups/<group>/results.json    one row per run; its presence marks the group done
     <workdir>/groups/<group>/traces.npz      per-chunk metrics, `[runs, chunks]` each
     <workdir>/groups/<group>/params.npz      final parameters, `[runs, ...]` each
@@ -24,7 +25,7 @@ model): it never writes, reads the config that is there, and raises a `UserError
 the file when the folder is not a workdir or a file is damaged.
 
 `Workdir.open(path).publish(dest)` copies a finished workdir's result files (no
-checkpoints, progress files, lock or SVG copies of figures) to `dest`, e.g. under
+checkpoints, progress or event files, lock or SVG copies of figures) to `dest`, e.g. under
 `docs/results/`, where every reader above opens it as it opens the workdir. With
 `partial=True` it copies a workdir still training with its groups' latest checkpoints, so
 that the copy, put back as a workdir anywhere, resumes where the run stopped.
@@ -66,6 +67,7 @@ __all__ = [
 # machine), and SVG copies of the PNG figures (they are regenerated from the results and
 # would double the folder's size).
 _RUN_STATE_FOLDERS = ("checkpoints", "progress")
+_UNPUBLISHED_FOLDERS = ("events",)  # for watching a run, not results
 _UNPUBLISHED_FILES = (".lock", "*.svg")
 
 # A partial copy's record of how far its groups got (`Workdir.publish(partial=True)`).
@@ -338,6 +340,10 @@ class Workdir:
   def checkpoint_dir(self, group: str) -> Path:
     return self.path / "checkpoints" / group
 
+  def events_dir(self, group: str) -> Path:
+    """Where the host loop writes the group's TensorBoard event files (`runs.events`)."""
+    return self.path / "events" / group
+
   def _group(self, group: str) -> Path:
     return self.path / "groups" / group
 
@@ -412,10 +418,10 @@ class Workdir:
     shutil.rmtree(staging, ignore_errors=True)
     # An interrupted Orbax save leaves a temporary folder that no resume reads.
     files = shutil.ignore_patterns(*_UNPUBLISHED_FILES, PARTIAL_FILE, "*.orbax-checkpoint-tmp*")
-    run_state = set() if partial else set(_RUN_STATE_FOLDERS)
+    folders_out = set(_UNPUBLISHED_FOLDERS) | (set() if partial else set(_RUN_STATE_FOLDERS))
 
     def left_out(folder: str, names: list[str]) -> set[str]:
-      top = set(names) & run_state if Path(folder) == self.path else set()
+      top = set(names) & folders_out if Path(folder) == self.path else set()
       return set(files(folder, names)) | top
 
     shutil.copytree(self.path, staging, ignore=left_out)

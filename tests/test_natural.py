@@ -14,7 +14,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import natural, paper, rnn  # noqa: E402
+from rnn_dynamics import natural, paper, rnn, runs  # noqa: E402
 from rnn_dynamics.train import HParams  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -194,7 +194,7 @@ def _fit(checkpoint_dir, on_progress=None):
   cols = [natural.Column("sgd", 1.0, math.inf, 0.0), natural.Column("sgd_cr", 1.0, 8.0, 0.5)]
   cfg = _config(segment_length=10, batch_size=2, chunk_size=2)
   return natural.fit(cfg, natural.music_task("toy"), data, cols, checkpoint_dir=checkpoint_dir,
-                     on_progress=on_progress)
+                     on_progress=on_progress, events_dir=Path(checkpoint_dir) / "events")
 
 
 def test_fit_resumes_mid_epoch_to_the_same_result(tmp_path):
@@ -213,6 +213,13 @@ def test_fit_resumes_mid_epoch_to_the_same_result(tmp_path):
   assert any("resumed at epoch 2" in line for line in lines)
   strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_wall_s"} for r in rows]
   assert strip(resumed.history) == strip(whole.history)
+  # Each run's TensorBoard series: its epochs' scores, once each across the two sessions.
+  events = runs.events.read(tmp_path / "b" / "events")
+  assert events == runs.events.read(tmp_path / "a" / "events")
+  for row in whole.history:
+    series = events[f"algorithm={row['algorithm']},seed={row['seed']}"]
+    assert (row["epoch"], pytest.approx(row["valid"])) in series["valid"]
+    assert [e for e, _ in series["valid"]] == [1, 2]
   for k in whole.best_params:
     np.testing.assert_array_equal(resumed.best_params[k], whole.best_params[k])
   assert [r["best_epoch"] for r in whole.runs] == [r["best_epoch"] for r in resumed.runs]

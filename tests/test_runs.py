@@ -250,6 +250,49 @@ def test_loop_reports_steps_with_work_only():
   assert lines == ["line at 1: 1 units", "line at 3: 2 units"]
 
 
+def test_event_log_writes_one_series_per_run_and_a_resume_purges_what_it_redoes(tmp_path):
+  names = [runs.events.run_name(dict(algorithm="sgd_cr", seed=s)) for s in (0, 1)]
+  assert names[0] == "algorithm=sgd_cr,seed=0"
+  log = runs.events.EventLog(tmp_path, names)
+  for step in (10, 20, 30):
+    # Run 1 is frozen after step 10: NaN, no point.
+    log.write(np.array([step, step]), dict(loss=np.array([step / 10, 9.0 if step == 10 else np.nan])))
+  log.close()
+  # A session resumed from a checkpoint at step 20 redoes step 30 (with another value).
+  log = runs.events.EventLog(tmp_path, names, purge_steps=[20, 10])
+  log.write(np.array([30, 10]), dict(loss=np.array([7.0, np.nan])))
+  log.close()
+  got = runs.events.read(tmp_path)
+  assert got[names[0]]["loss"] == [(10, 1.0), (20, 2.0), (30, 7.0)]
+  assert got[names[1]]["loss"] == [(10, 9.0)]
+
+
+def test_loop_sends_each_steps_scalars_to_the_event_log():
+  class Log:
+    written, flushed, closed = [], 0, False
+
+    def write(self, at, scalars):
+      self.written.append((list(at), {k: list(v) for k, v in scalars.items()}))
+
+    def flush(self):
+      Log.flushed += 1
+
+    def close(self):
+      Log.closed = True
+
+  class Scalars(_Counter):
+    def step(self):
+      step = super().step()
+      return runs.loop.Step(save=step.save, scalars=dict(x=np.array([self.i])), at=np.array([self.i]))
+
+  runs.loop.drive(
+    Scalars(["ok", "save"]), checkpoint_every_s=None, progress_every_s=1e9, say=print,
+    events=Log(),
+  )  # fmt: skip
+  assert Log.written == [([1], dict(x=[1])), ([2], dict(x=[2]))]
+  assert Log.flushed == 1 and Log.closed  # flushed with the checkpoint, closed at the end
+
+
 # --- progress ----------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from rnn_dynamics import sweep
+from rnn_dynamics import runs, sweep
 from rnn_dynamics.workdir import Workdir, WorkdirConfigMismatch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,6 +201,23 @@ def test_cli_leaves_results_traces_and_figure(cli, binary):
   # The summary table on stdout has a line per (init, algorithm).
   assert "success_rate.png" in out
   assert sum(line.startswith(("sigmoid ", "smart_tanh ")) for line in out.splitlines()) == 6
+
+
+def test_cli_writes_each_runs_traces_as_tensorboard_events(cli):
+  # Live monitoring: every run of every group is its own series, and the series hold
+  # exactly the traces the group saved (a run's frozen chunks have no points).
+  workdir = Path(cli(1)[0])
+  for group in ("T10", "T12"):
+    rows = json.loads((workdir / "groups" / group / "results.json").read_text())
+    traces = np.load(workdir / "groups" / group / "traces.npz")
+    series = runs.events.read(workdir / "events" / group)
+    labels = [{k: row[k] for k in list(row)[: list(row).index("solved")]} for row in rows]
+    assert set(series) == {runs.events.run_name(label) for label in labels}
+    for i, label in enumerate(labels):
+      got, steps = series[runs.events.run_name(label)], traces["step"][i]
+      for tag in ("loss", "screen_error", "grad_norm", "clip_rate", "guard_fired", "omega"):
+        want = [(int(s), float(v)) for s, v in zip(steps, traces[tag][i]) if np.isfinite(v)]
+        assert want and got[tag] == want, (group, label, tag)
 
 
 def test_same_results_on_one_and_four_devices(cli):

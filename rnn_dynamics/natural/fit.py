@@ -180,6 +180,7 @@ def fit(
   checkpoint_dir: str | Path | None = None,
   on_epoch: Callable[[FitResult], None] | None = None,
   on_progress: Callable[[str], None] | None = None,
+  events_dir: str | Path | None = None,
 ) -> FitResult:
   """Trains every (column, seed) run for `max_epochs`, evaluating every split per epoch.
 
@@ -199,6 +200,8 @@ def fit(
     checkpoint_dir: Orbax checkpoints (resumed from when present); None: no resume.
     on_epoch: called with the results so far after every epoch (to write tables).
     on_progress: receives progress lines (default `absl.logging.info`).
+    events_dir: where each run's epoch scores go as TensorBoard event files
+      (`runs.events`; None: nowhere).
 
   Returns:
     A `FitResult`.
@@ -207,7 +210,7 @@ def fit(
     KeyboardInterrupt: on a stop request (`runs.stop`), after a checkpoint.
   """
   fitting = _Fit(config, task, data, columns, checkpoint_dir, on_progress or logging.info)
-  return fitting.run(on_epoch)
+  return fitting.run(on_epoch, events_dir)
 
 
 def fit_in_workdir(
@@ -232,6 +235,7 @@ def fit_in_workdir(
     columns,
     checkpoint_dir=workdir.checkpoint_dir("train"),
     on_epoch=write_outputs,
+    events_dir=workdir.events_dir("train"),
   )
   return res, write_outputs(res)
 
@@ -371,10 +375,16 @@ class _Fit:
 
   # --- the stepper (`runs.loop.Stepper`) -------------------------------------------------
 
-  def run(self, on_epoch) -> FitResult:
+  def run(self, on_epoch, events_dir=None) -> FitResult:
     """Drives the epochs to the end (`runs.loop.drive`), then a last checkpoint."""
     self.on_epoch = on_epoch
     self.t_session, self.wall0 = time.time(), float(self.host.wall_s)
+    events = None
+    if events_dir is not None:
+      names = [runs.events.run_name(_public(lab)) for lab in self.labels]
+      # Epoch scores are logged at the epoch (x-axis); resumed after the epochs done.
+      done = [self.host.epoch - 1] * len(names)
+      events = runs.events.EventLog(events_dir, names, purge_steps=done)
     # `checkpoint_every_s` 0 saves after every segment batch, as for the sweep; every
     # epoch's end is saved anyway.
     loop.drive(
@@ -382,6 +392,7 @@ class _Fit:
       checkpoint_every_s=float(self.config.checkpoint_every_s),
       progress_every_s=float(self.config.progress_every_s),
       say=self.say,
+      events=events,
     )
     if not self.host.stopped:
       self.host.stopped = "max_epochs"
@@ -406,11 +417,13 @@ class _Fit:
       h.chunk += 1
       h.epoch_elapsed_s = time.time() - e.t_start
       return loop.Step(units=1, report=h.chunk == len(e.chunks))
-    self._end_epoch(e.hp, e.lr, e.t_start)
+    rows = self._end_epoch(e.hp, e.lr, e.t_start)
     self.epoch = None
     if self.on_epoch is not None:
       self.on_epoch(self.result())
-    return loop.Step(units=0, save=True, new_phase=True)
+    scalars = {k: np.asarray([_nan(r[k]) for r in rows]) for k in _MONITORED}
+    at = np.asarray([r["epoch"] for r in rows])
+    return loop.Step(units=0, save=True, new_phase=True, scalars=scalars, at=at)
 
   def position(self) -> str:
     return f"epoch {self.host.epoch}, chunk {self.host.chunk}"
@@ -471,9 +484,10 @@ class _Fit:
     )
     return scores
 
-  def _end_epoch(self, hp: HParams, lr: np.ndarray, t_epoch: float) -> None:
+  def _end_epoch(self, hp: HParams, lr: np.ndarray, t_epoch: float) -> list[dict[str, Any]]:
     """Evaluates every split with the epoch's final parameters, keeps the best ones,
-    halves learning rates, records the epoch and moves `host` on to the next."""
+    halves learning rates, records the epoch and moves `host` on to the next; returns
+    the epoch's history rows."""
     h, epoch = self.host, self.host.epoch
     running = _ratio(h.sums["nll"], h.sums["steps"]) * self.task.score_scale
     scores = {split: self._evaluate(self.state.params, split, hp) for split in SPLITS}
@@ -508,6 +522,7 @@ class _Fit:
     min_lr = float(self.config.get("min_lr", 0) or 0)
     if min_lr and (new_lr < min_lr).all():
       h.stopped = "lr_floor"
+    return rows
 
   def result(self) -> FitResult:
     best = {f: runs.host(v)[: self.n_real] for f, v in vars(self.best).items()}
@@ -591,6 +606,18 @@ def _result(labels, dataset: str, h: FitState, skipped, best) -> FitResult:
       )
     )
   return FitResult(rows, list(h.history), best, float(h.wall_s), h.stopped)
+
+
+# An epoch's history columns that each run's TensorBoard series shows.
+_MONITORED = (
+  "train_running", "train", "valid", "test", "lr", "grad_norm", "clip_rate", "omega",
+  "guard_fired",
+)  # fmt: skip
+
+
+def _public(label: Mapping[str, Any]) -> dict[str, Any]:
+  """A run's labels without the internal column index."""
+  return {k: v for k, v in label.items() if k != "col"}
 
 
 def _accumulate(sums: dict[str, list[float]], m: SegmentMetrics) -> None:

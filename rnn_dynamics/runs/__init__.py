@@ -11,11 +11,12 @@ step live here, once:
 * `checkpoint`: one Orbax manager and one composite format (`state`, `host`, `traces`);
 * `progress`: one reporter (throttled lines, rate, ETA, `format_duration`);
 * `stop`: the stop request and the SIGINT / SIGTERM handlers that set it;
+* `events`: each run's scalars as TensorBoard event files (live monitoring);
 * `loop`: the host loop itself (`drive`), which steps a trainer and owns polling,
-  stopping, checkpoint cadence and progress lines.
+  stopping, checkpoint cadence, progress lines and the event files.
 """
 
-from rnn_dynamics.runs import checkpoint, devices, loop, progress, stop
+from rnn_dynamics.runs import checkpoint, devices, events, loop, progress, stop
 from rnn_dynamics.runs.devices import host, pad_runs, pad_to, runs_sharding, stack, to_devices
 from rnn_dynamics.runs.grid import Grid, grid, paired_keys
 from rnn_dynamics.runs.progress import Every, Progress, format_duration
@@ -26,6 +27,7 @@ __all__ = [
   "Progress",
   "checkpoint",
   "devices",
+  "events",
   "format_duration",
   "grid",
   "host",

@@ -14,16 +14,21 @@ owns everything around the steps, so it is written once:
 * checkpoint cadence: every `checkpoint_every_s` seconds (0: after every step; None:
   only where a step asks for it, e.g. an epoch's end), and whenever a step asks for it;
 * progress lines every `progress_every_s` seconds, with the rate of the stepper's work
-  units (`runs.Progress`), and always where a step asks for one (e.g. the last).
+  units (`runs.Progress`), and always where a step asks for one (e.g. the last);
+* live monitoring: each step's per-run scalars go to an `EventLog` (TensorBoard event
+  files, `runs.events`), flushed at every checkpoint and closed at the end.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
+
+import numpy as np
 
 from rnn_dynamics.runs import stop
+from rnn_dynamics.runs.events import EventLog
 from rnn_dynamics.runs.progress import Every, Progress
 
 __all__ = ["Step", "Stepper", "drive"]
@@ -38,12 +43,16 @@ class Step:
     save: checkpoint now, whatever the cadence (the cadence then starts again).
     report: say a progress line now, whatever the period.
     new_phase: measure the progress rate afresh from here (e.g. a new epoch).
+    scalars: per-run values to monitor (tag → `[runs]`; NaN: nothing for that run).
+    at: `[runs]` the step (x-axis) of each run's scalars, e.g. its updates done.
   """
 
   units: float = 1
   save: bool = False
   report: bool = False
   new_phase: bool = False
+  scalars: Mapping[str, np.ndarray] | None = None
+  at: np.ndarray | None = None
 
 
 class Stepper(Protocol):
@@ -73,8 +82,10 @@ def drive(
   checkpoint_every_s: float | None,
   progress_every_s: float,
   say: Callable[[str], None],
+  events: EventLog | None = None,
 ) -> None:
-  """Steps `stepper` until it is done (see the module docstring).
+  """Steps `stepper` until it is done (see the module docstring); `events`, when given,
+  receives every step's scalars and is closed when the loop ends, however it ends.
 
   Raises:
     KeyboardInterrupt: on a stop request or an interrupt, after saving what is whole.
@@ -89,16 +100,18 @@ def drive(
         in_flight = True
         step = stepper.step()
         in_flight = False
+        if events is not None and step.scalars:
+          events.write(step.at, step.scalars)
         progress.advance(step.units)
         now = time.time()
         if step.units or step.report:  # a step of no work (an evaluation) has no line
           progress.report(lambda: stepper.progress_line(progress, now), now, force=step.report)
-        if step.save:
+        if step.save or (checkpoints is not None and checkpoints.due(now)):
           stepper.save()
           if checkpoints is not None:
-            checkpoints.reset()
-        elif checkpoints is not None and checkpoints.due(now):
-          stepper.save()
+            checkpoints.reset(now)
+          if events is not None:
+            events.flush()
         if step.new_phase:
           progress.restart()
     except KeyboardInterrupt:
@@ -111,3 +124,6 @@ def drive(
         )
         stepper.save()
       raise
+    finally:
+      if events is not None:
+        events.close()
