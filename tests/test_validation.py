@@ -1,5 +1,6 @@
-"""The config table of `experiments/validation.py`, in-process (the binaries' side of it,
-exit codes and stderr, is `test_bad_input.py`)."""
+"""The config rules, declared in `experiments/configs` and checked by
+`experiments/validation.py`, in process (the binaries' side of it, exit codes and stderr,
+is `test_bad_input.py`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ml_collections
 import pytest
 
 from experiments import validation
+from experiments.configs import fields
 from rnn_dynamics.errors import ConfigError
 
 PRESETS = {
@@ -155,3 +157,16 @@ def test_memorization_gaps_are_checked_against_memorization_not_train_lengths():
   config.task = "memorization"
   config.train_lengths = (1, 2)  # unused by memorization
   validation.validate(config, "pathological")
+
+
+def test_a_declared_rule_is_recorded_beside_the_config_not_in_it():
+  def get_config(preset: str = "default") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    fields.declare(c, "warmup", 0, validation.COUNT)
+    if preset == "long":
+      c.warmup = 100  # an override, not a declaration
+    return c
+
+  assert fields.declared(get_config) == {"warmup": validation.COUNT}
+  assert get_config("long").to_json() == '{"warmup": 100}'  # config.json: values only
+  assert fields.declared(lambda: ml_collections.ConfigDict()) == {}  # nothing left over

@@ -12,6 +12,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from experiments import validation
 from experiments.configs import fields
 from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
@@ -51,7 +52,7 @@ def test_writer_records_the_config_and_refuses_another(tmp_path):
 
 def _with_added(field: str, value, former) -> ml_collections.ConfigDict:
   c = _config()
-  fields.added(c, field, value, former=former)
+  fields.added(c, field, value, validation.anything(), former=former)
   return c
 
 
@@ -79,7 +80,7 @@ def test_an_old_config_json_resumes_after_a_field_is_added(tmp_path, monkeypatch
   def config(value):
     c = pathological.get_config("long")
     c.task = "addition"
-    fields.added(c, "warmup_updates", value, former=0)
+    fields.added(c, "warmup_updates", value, validation.COUNT, former=0)
     return pathological.resolve(validation.validate(c, "pathological"))
 
   old = json.loads(json.dumps(config(0).to_dict()))

@@ -19,7 +19,22 @@ import ml_collections
 from ml_collections import config_dict
 
 from experiments.configs import fields
-from rnn_dynamics import paper
+from experiments.configs.fields import declare
+from experiments.validation import (
+  COUNT,
+  POSITIVE,
+  SECONDS,
+  SIZE,
+  anything,
+  boolean,
+  data_path_for,
+  integer,
+  names,
+  number,
+  one_of,
+  text,
+)
+from rnn_dynamics import natural, paper, regularizers, rnn
 
 # The fields left unset take the task's published value (`rnn_dynamics.paper.TABLE2_SETUPS`,
 # docs/reference.md §4 "Table 2"): learning rates per column, the α schedule and the columns.
@@ -29,47 +44,56 @@ DATASETS = ("ptb", "shakespeare", "synthetic")
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  declare(c, "preset", preset, anything())
   # --- data ---
-  c.dataset = "shakespeare"  # one of DATASETS (module docstring)
-  c.data_path = ""  # ptb: the folder with ptb.char.*.txt or ptb.*.txt
-  c.target_offset = 1  # predict the symbol this many steps ahead (paper: 1 and 5)
-  c.max_train_symbols = 0  # train on the first N symbols only (0: all)
-  c.max_eval_symbols = 0  # score valid/test on their first N symbols only (0: all)
-  c.train_eval_limit = 0  # score the train split on its first N symbols only (0: all)
+  declare(c, "dataset", "shakespeare", one_of(DATASETS))  # one of DATASETS (module docstring)
+  declare(c, "data_path", "", text())  # ptb: the folder with ptb.char.*.txt or ptb.*.txt
+  declare(c, "target_offset", 1, SIZE)  # predict the symbol this many steps ahead (paper: 1 and 5)
+  declare(c, "max_train_symbols", 0, COUNT)  # train on the first N symbols only (0: all)
+  # score valid/test on their first N symbols only (0: all)
+  declare(c, "max_eval_symbols", 0, COUNT)
+  # score the train split on its first N symbols only (0: all)
+  declare(c, "train_eval_limit", 0, COUNT)
   # --- the model: sigmoid units, softmax over the symbols ---
-  c.n_hidden = 500  # paper: 500
-  c.init = "sigmoid"  # docs/reference.md §1: sigmoid units, weights N(0, 0.01²)
-  c.biases = False  # paper: no biases (Mikolov et al. 2012)
+  declare(c, "n_hidden", 500, SIZE)  # paper: 500
+  # docs/reference.md §1: sigmoid units, weights N(0, 0.01²)
+  declare(c, "init", "sigmoid", one_of(rnn.INITS))
+  declare(c, "biases", False, boolean())  # paper: no biases (Mikolov et al. 2012)
   # --- truncated BPTT ---
-  c.segment_length = 200  # the state is carried across segments of the stream
-  c.batch_size = 1  # lanes (contiguous pieces of the stream in parallel); not in the paper
-  c.chunk_size = 16  # segments (updates) per compiled call
-  c.eval_batch_size = 16  # lanes when scoring (each starts from the zero state)
+  declare(c, "segment_length", 200, SIZE)  # the state is carried across segments of the stream
+  # lanes (contiguous pieces of the stream in parallel); not in the paper
+  declare(c, "batch_size", 1, SIZE)
+  declare(c, "chunk_size", 16, SIZE)  # segments (updates) per compiled call
+  declare(c, "eval_batch_size", 16, SIZE)  # lanes when scoring (each starts from the zero state)
   # --- the columns ---
-  c.algorithms = config_dict.placeholder(tuple)  # paper: all three (fifth ahead: no SGD)
-  c.lr_sgd = config_dict.placeholder(float)  # paper 0.001
-  c.lr_sgd_c = config_dict.placeholder(float)  # paper 0.01 (fifth ahead 0.1)
-  c.lr_sgd_cr = config_dict.placeholder(float)  # paper 0.05 (fifth ahead 0.05)
-  c.lr_halving = "train"  # halve when the epoch's training error rose ('valid', 'none')
-  c.min_lr = 0.0  # stop once every run's lr is below this (0: never)
-  c.momentum = 0.0
-  c.cost = "sum"  # clip the gradient of the cost summed over the segment (paper's note)
-  c.clip = 45.0
+  # paper: all three (fifth ahead: no SGD)
+  declare(c, "algorithms", config_dict.placeholder(tuple), names(natural.ALGORITHMS))
+  declare(c, "lr_sgd", config_dict.placeholder(float), POSITIVE)  # paper 0.001
+  declare(c, "lr_sgd_c", config_dict.placeholder(float), POSITIVE)  # paper 0.01 (fifth ahead 0.1)
+  declare(c, "lr_sgd_cr", config_dict.placeholder(float), POSITIVE)  # paper 0.05 (fifth ahead 0.05)
+  # halve when the epoch's training error rose ('valid', 'none')
+  declare(c, "lr_halving", "train", fields.LR_HALVING)
+  declare(c, "min_lr", 0.0, number(ge=0))  # stop once every run's lr is below this (0: never)
+  declare(c, "momentum", 0.0, fields.MOMENTUM)
+  # clip the gradient of the cost summed over the segment (paper's note)
+  declare(c, "cost", "sum", fields.COST)
+  declare(c, "clip", 45.0, fields.THRESHOLD)
   c.clipping = "norm"
   fields.nonfinite_guard(c)
-  c.alpha0 = config_dict.placeholder(float)  # paper 0.01 (fifth ahead 0.05)
-  c.alpha_schedule = config_dict.placeholder(str)  # paper: constant (fifth ahead: 1/t)
-  c.omega_form = "original"
-  c.omega_bound = 1e-20
+  # paper 0.01 (fifth ahead 0.05)
+  declare(c, "alpha0", config_dict.placeholder(float), number(ge=0))
+  # paper: constant (fifth ahead: 1/t)
+  declare(c, "alpha_schedule", config_dict.placeholder(str), one_of(natural.ALPHA_SCHEDULES))
+  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
+  declare(c, "omega_bound", 1e-20, number(ge=0))
   # --- budget and bookkeeping ---
-  c.max_epochs = 30  # not stated in the paper
-  c.time_budget_s = 0.0  # start no epoch that would end past this (0: no limit)
-  c.seeds = 1
-  c.seed = 0
-  c.n_samples = 400  # symbols sampled from each column's best model for the notebook
-  c.checkpoint_every_s = 300.0
-  c.progress_every_s = 30.0
+  declare(c, "max_epochs", 30, SIZE)  # not stated in the paper
+  declare(c, "time_budget_s", 0.0, SECONDS)  # start no epoch that would end past this (0: no limit)
+  declare(c, "seeds", 1, SIZE)
+  declare(c, "seed", 0, integer(0))
+  # symbols sampled from each column's best model for the notebook
+  declare(c, "n_samples", 400, COUNT)
+  fields.bookkeeping(c, checkpoint_every_s=300.0, progress_every_s=30.0)
   if preset == "paper":
     c.dataset = "ptb"
   elif preset == "cpu":
@@ -102,6 +126,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   else:
     raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'cpu' or 'test'")
   return c
+
+
+RELATIONS = (data_path_for(("ptb",)),)
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -1,29 +1,95 @@
-"""Field blocks that several configs share, written once.
+"""How a config declares its fields, and the field blocks that several configs share.
 
-Each function adds its fields to a config where it is called, so a config still reads
-top to bottom in the order its `config.json` keeps. Values a config changes per preset
-stay in that config.
+A config module adds each field with `declare(c, name, default, rule)`: the default goes
+into the `ConfigDict` (and so into `config.json`), the rule (a check from
+`experiments.validation`) is recorded beside it, outside the config, for
+`experiments.validation.validate` to check the field against. A field's rule is written
+once, where the field is; `declared(get_config)` reads them back. Overrides per preset
+are plain assignments (`c.lr = 0.1`).
+
+Each block function adds its fields to a config where it is called, so a config still
+reads top to bottom in the order its `config.json` keeps. Values a config changes per
+preset stay in that config.
 """
 
-from collections.abc import Mapping
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import ml_collections
 
+from experiments.validation import (
+  SECONDS,
+  SIZE,
+  Check,
+  anything,
+  boolean,
+  eval_blocks,
+  multiple_of,
+  number,
+  one_of,
+)
+from rnn_dynamics import train
 from rnn_dynamics.workdir import FORMER_VALUES
 
+# The rules of the fields declared while `declared` runs a `get_config`.
+_RULES: contextvars.ContextVar[dict[str, Check] | None] = contextvars.ContextVar(
+  "rules", default=None
+)
 
-def added(c: ml_collections.ConfigDict, name: str, value: Any, *, former: Any) -> None:
-  """Adds field `name` (= `value`) to `c`, a field that configs saved before it lack.
+# Rules that fields of several configs share (the generic ones are `experiments.validation`'s).
+MOMENTUM = number(ge=0, lt=1)
+THRESHOLD = number(gt=0, infinite=True)
+"""A clipping threshold; ∞: no clipping (Ω without clipping, docs/reference.md §4)."""
+LR_HALVING = one_of(("train", "valid", "none"))
+"""When the natural fits halve a run's learning rate (`rnn_dynamics.natural.fit`)."""
+COST = one_of(("mean", "sum"))
+"""The natural fits' cost over a segment: per-step mean or sum."""
+
+
+def declare(c: ml_collections.ConfigDict, name: str, value: Any, rule: Check) -> None:
+  """Adds field `name` (= `value`) to `c`; `rule` is what its values must pass.
+
+  Declare every field outside the presets' branches, so every preset has it.
+  """
+  c[name] = value
+  if (rules := _RULES.get()) is not None:
+    rules[name] = rule
+
+
+def declared(get_config: Callable[[], ml_collections.ConfigDict]) -> dict[str, Check]:
+  """Field → rule of every field `get_config()` (its default preset) declares."""
+  with _recording() as rules:
+    get_config()
+  return rules
+
+
+@contextlib.contextmanager
+def _recording() -> Iterator[dict[str, Check]]:
+  rules: dict[str, Check] = {}
+  token = _RULES.set(rules)
+  try:
+    yield rules
+  finally:
+    _RULES.reset(token)
+
+
+def added(
+  c: ml_collections.ConfigDict, name: str, value: Any, rule: Check, *, former: Any
+) -> None:
+  """Declares field `name` (= `value`, checked by `rule`), a field that configs saved
+  before it lack.
 
   `former` is the value that does what the code did before the field existed: a saved
   config without the field resumes its workdir only where the field holds `former`
   (`rnn_dynamics.workdir.FORMER_VALUES`), so adding a field never strands a long run.
-  Call it where the field is defined, e.g. `fields.added(c, "warmup", 0, former=0)`.
+  Call it where the field is defined, e.g.
+  `fields.added(c, "warmup", 0, validation.COUNT, former=0)`.
   """
-  c[name] = value
+  declare(c, name, value, rule)
   if FORMER_VALUES not in c:
-    c[FORMER_VALUES] = ml_collections.ConfigDict()
+    declare(c, FORMER_VALUES, ml_collections.ConfigDict(), anything())
   c[FORMER_VALUES][name] = former
 
 
@@ -32,7 +98,7 @@ def nonfinite_guard(c: ml_collections.ConfigDict) -> None:
   # Non-finite guard (the original code's fallback on NaN/Inf/huge norms): "original" =
   # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
   # than the paper's plain SGD); "never".
-  c.nonfinite_guard = "original"
+  declare(c, "nonfinite_guard", "original", one_of(train.GUARD_MODES))
 
 
 def engine(c: ml_collections.ConfigDict) -> None:
@@ -40,17 +106,34 @@ def engine(c: ml_collections.ConfigDict) -> None:
   # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
   # (cost follows the drawn length); decided runs leave the program (compaction:
   # the same experiment, less work on CPUs; BUILD.md); scan steps per loop iteration.
-  c.length_buckets = 8
-  c.compaction = True
-  c.scan_unroll = 1
+  declare(c, "length_buckets", 8, SIZE)
+  declare(c, "compaction", True, boolean())
+  declare(c, "scan_unroll", 1, SIZE)
 
 
 def success_test(c: ml_collections.ConfigDict) -> None:
   """The synthetic tasks' success test (paper: error < 1% on 10,000 fresh sequences)."""
-  c.screen_size = 1000  # cheap screen after every chunk; passes are confirmed below
-  c.eval_size = 10_000
-  c.eval_batch = 1000  # sequences evaluated at once
-  c.success_error = 0.01
+  declare(c, "screen_size", 1000, SIZE)  # a cheap screen after every chunk; passes are
+  declare(c, "eval_size", 10_000, SIZE)  # confirmed on eval_size sequences
+  declare(c, "eval_batch", 1000, SIZE)  # sequences evaluated at once
+  declare(c, "success_error", 0.01, number(gt=0, le=1))
+
+
+def bookkeeping(
+  c: ml_collections.ConfigDict, *, checkpoint_every_s: float, progress_every_s: float
+) -> None:
+  """How often a training binary saves its state and logs its progress (seconds)."""
+  declare(c, "checkpoint_every_s", checkpoint_every_s, SECONDS)
+  declare(c, "progress_every_s", progress_every_s, SECONDS)
+
+
+# The synthetic sweeps' relations (every config that has `success_test`'s fields):
+# whole chunks of updates and whole evaluation blocks.
+SWEEP_RELATIONS = (
+  multiple_of("max_updates", "chunk_size"),
+  eval_blocks("screen_size", "eval_batch"),
+  eval_blocks("eval_size", "eval_batch"),
+)
 
 
 def fill_placeholders(

@@ -24,52 +24,74 @@ Every field can be overridden on the command line, e.g. `--config.seeds=3`.
 import ml_collections
 
 from experiments.configs import fields
+from experiments.configs.fields import declare
+from experiments.validation import (
+  POSITIVE,
+  SIZE,
+  anything,
+  boolean,
+  integer,
+  number,
+  one_of,
+  ordered,
+  sequence,
+  task_lengths,
+)
+from rnn_dynamics import regularizers, rnn, tasks, train
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  declare(c, "preset", preset, anything())
   # --- the model and the task ---
-  c.task = "temporal_order"
-  c.n_hidden = 50  # hidden units (paper: 50 tanh units)
-  c.init = "basic_tanh"  # docs/reference.md §1: tanh, every weight N(0, 0.1²)
+  declare(c, "task", "temporal_order", one_of(tasks.TASKS))
+  declare(c, "n_hidden", 50, SIZE)  # hidden units (paper: 50 tanh units)
+  # docs/reference.md §1: tanh, every weight N(0, 0.1²)
+  declare(c, "init", "basic_tanh", one_of(rnn.INITS))
   # --- the algorithm: SGD-CR with the Figure 7 hyper-parameters (docs/reference.md §4) ---
-  c.algorithm = "sgd_cr"  # 'sgd', 'sgd_c' or 'sgd_cr' (rnn_dynamics.train.ALGORITHMS)
-  c.lr = 0.01  # constant, no momentum
-  c.momentum = 0.0
-  c.batch_size = 20
-  c.clip = 1.0  # norm-clipping threshold
+  # 'sgd', 'sgd_c' or 'sgd_cr' (rnn_dynamics.train.ALGORITHMS)
+  declare(c, "algorithm", "sgd_cr", one_of(train.ALGORITHMS))
+  declare(c, "lr", 0.01, POSITIVE)  # constant, no momentum
+  declare(c, "momentum", 0.0, fields.MOMENTUM)
+  declare(c, "batch_size", 20, SIZE)
+  declare(c, "clip", 1.0, fields.THRESHOLD)  # norm-clipping threshold
   c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
   fields.nonfinite_guard(c)
   fields.engine(c)
   # Success = no mistake at all on the test (the original code's stop and the ICML
   # text's "0 misclassified sequences"), not only < 1 %.
-  c.zero_mistake_stop = True
-  c.alpha = 4.0  # Ω weight (paper text: 4; original code's default: 2)
-  c.omega_form = "original"  # 'original' (squared ratio, mean; tuned α) or 'paper' (eq. 9)
-  c.omega_bound = 1e-20  # skip Ω terms whose adjoint has squared norm below this
+  declare(c, "zero_mistake_stop", True, boolean())
+  declare(c, "alpha", 4.0, number(ge=0))  # Ω weight (paper text: 4; original code's default: 2)
+  # 'original' (squared ratio, mean; tuned α) or 'paper' (eq. 9)
+  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
+  # skip Ω terms whose adjoint has squared norm below this
+  declare(c, "omega_bound", 1e-20, number(ge=0))
   # --- training lengths: every update draws T uniformly in [min_length, max_length) ---
   # Half-open as in the original code (rnn_dynamics.train._draw_length): 50..199; the
   # paper's "between 50 and 200". Set max_length=201 to include 200 itself.
-  c.min_length = 50
-  c.max_length = 200
+  declare(c, "min_length", 50, SIZE)
+  declare(c, "max_length", 200, SIZE)
   # --- the runs ---
-  c.seeds = 5  # independent models, trained together in one vmapped program
-  c.seed = 0  # base seed
-  c.max_updates = 5_000_000  # budget per run
-  c.chunk_size = 1000  # updates per compiled call (and between screens)
+  declare(c, "seeds", 5, SIZE)  # independent models, trained together in one vmapped program
+  declare(c, "seed", 0, integer(0))  # base seed
+  declare(c, "max_updates", 5_000_000, SIZE)  # budget per run
+  declare(c, "chunk_size", 1000, SIZE)  # updates per compiled call (and between screens)
   # --- success test in training (paper: error < 1% on 10,000 fresh sequences, each at
   # its own length drawn from the training range) ---
   fields.success_test(c)
   # --- generalization: every trained model on fresh sequences of each fixed length ---
-  c.eval_lengths = (50, 100, 150, 200, 250, 500, 1000, 2000, 3000, 5000)
-  c.eval_sequences = 10_000  # per length (the same sequences for every model)
+  declare(
+    c,
+    "eval_lengths",
+    (50, 100, 150, 200, 250, 500, 1000, 2000, 3000, 5000),
+    sequence(SIZE, unique=True),
+  )
+  declare(c, "eval_sequences", 10_000, SIZE)  # per length (the same sequences for every model)
   # Memory bound of the evaluation: sequences × steps in one block, per model (a 5000-step
   # block then holds 40 sequences; its states take 40 × 5000 × n_hidden floats).
-  c.eval_block_steps = 200_000
+  declare(c, "eval_block_steps", 200_000, SIZE)
   # --- bookkeeping ---
-  c.checkpoint_every_s = 60.0
-  c.progress_every_s = 15.0
+  fields.bookkeeping(c, checkpoint_every_s=60.0, progress_every_s=15.0)
   if preset == "paper":
     pass
   elif preset == "cpu":
@@ -102,3 +124,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   else:
     raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'long', 'cpu' or 'test'")
   return c
+
+
+RELATIONS = (
+  *fields.SWEEP_RELATIONS,
+  ordered("min_length", "max_length", strict=False),
+  task_lengths("min_length", "eval_lengths"),
+)

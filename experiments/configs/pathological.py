@@ -32,11 +32,29 @@ task's published value when the experiment starts (a registered task the paper d
 have: its entry in `SETUPS`); the resolved config is what `<workdir>/config.json` keeps.
 """
 
+from collections.abc import Iterable
+
 import ml_collections
 from ml_collections.config_dict import placeholder
 
 from experiments.configs import fields
-from rnn_dynamics import paper
+from experiments.configs.fields import declare
+from experiments.validation import (
+  POSITIVE,
+  SIZE,
+  anything,
+  boolean,
+  flag,
+  integer,
+  is_int,
+  mapping,
+  names,
+  number,
+  one_of,
+  sequence,
+  task_min_length,
+)
+from rnn_dynamics import paper, regularizers, rnn, tasks, train
 from rnn_dynamics.errors import ConfigError
 
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
@@ -55,53 +73,78 @@ _CPU_BUDGETS = {
 SETUPS: dict[str, dict] = {}
 
 
+def _tasks() -> tuple[str, ...]:
+  """What `--config.task` takes: every registered task, the paper's first, with
+  memorization standing for its two variants."""
+  return tuple(
+    dict.fromkeys(
+      v for t in (*paper.PATHOLOGICAL_TASKS, *tasks.TASKS) for v in (t, *paper.variants(t))
+    )
+  )
+
+
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  declare(c, "preset", preset, anything())
   # --- the task ---
-  c.task = "addition"  # see the module docstring; 'memorization' runs both variants
+  # see the module docstring; 'memorization' runs both variants
+  declare(c, "task", "addition", one_of(_tasks()))
   # --- the model and SGD; None: the task's published value (docs/reference.md §4) ---
-  c.n_hidden = placeholder(int)  # hidden units
-  c.init = placeholder(str)  # 'sigmoid', 'basic_tanh' or 'smart_tanh' (docs/reference.md §1)
-  c.lr = placeholder(float)  # constant learning rate, no momentum
-  c.alpha = placeholder(float)  # Ω weight of SGD-CR (constant)
-  c.clip = placeholder(float)  # norm-clipping threshold of SGD-C and SGD-CR
-  c.momentum = 0.0
-  c.batch_size = 20
+  declare(c, "n_hidden", placeholder(int), SIZE)  # hidden units
+  # 'sigmoid', 'basic_tanh' or 'smart_tanh' (docs/reference.md §1)
+  declare(c, "init", placeholder(str), one_of(rnn.INITS))
+  declare(c, "lr", placeholder(float), POSITIVE)  # constant learning rate, no momentum
+  declare(c, "alpha", placeholder(float), number(ge=0))  # Ω weight of SGD-CR (constant)
+  # norm-clipping threshold of SGD-C and SGD-CR
+  declare(c, "clip", placeholder(float), fields.THRESHOLD)
+  declare(c, "momentum", 0.0, fields.MOMENTUM)
+  declare(c, "batch_size", 20, SIZE)
   # --- the algorithms, all runs of a group in one vmapped program ---
   # SGD-CR beside its two ablations: SGD-C (the same norm clipping, no Ω) and Mikolov's
   # element-wise clipping (no Ω), so the table shows what Ω buys. 'sgd' may be added.
-  c.algorithms = ("sgd_c", "sgd_elementwise", "sgd_cr")
+  declare(c, "algorithms", ("sgd_c", "sgd_elementwise", "sgd_cr"), names(train.ALGORITHMS))
   # Bound on every gradient entry for 'sgd_elementwise'. The paper gives none; None
   # uses the norm threshold `clip`.
-  c.elementwise_clip = placeholder(float)
+  declare(c, "elementwise_clip", placeholder(float), fields.THRESHOLD)
   fields.nonfinite_guard(c)
   fields.engine(c)
   # True: success needs 0 mistakes on the test (the original code's stop); False: the
   # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
-  c.zero_mistake_stop = False
-  c.omega_form = "original"  # 'original' (squared ratio, mean; α tuned for it) or 'paper'
-  c.omega_bound = 1e-20  # skip Ω terms whose adjoint has squared norm below this
+  declare(c, "zero_mistake_stop", False, boolean())
+  # 'original' (squared ratio, mean; α tuned for it) or 'paper'
+  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
+  # skip Ω terms whose adjoint has squared norm below this
+  declare(c, "omega_bound", 1e-20, number(ge=0))
   # --- lengths ---
-  c.train_lengths = (50, 200)  # [min, max): drawn per update, one model for all lengths
-  c.memorization_lengths = (50, 100, 150, 200)  # gap T: one model per length
+  # [min, max): drawn per update, one model for all lengths
+  declare(c, "train_lengths", (50, 200), sequence(SIZE, length=2))
+  # gap T: one model per length
+  declare(c, "memorization_lengths", (50, 100, 150, 200), sequence(SIZE, unique=True))
   # --- the sweep ---
-  c.seeds = 5  # random seeds per (algorithm, lengths); paired across algorithms
-  c.seed = 0  # base seed
-  c.max_updates = placeholder(int)  # budget per run; None: `budgets[task]`
-  c.budgets = ml_collections.ConfigDict({t: 5_000_000 for t in _CPU_BUDGETS})  # per task
-  c.chunk_size = 1000  # updates per compiled call (and between screens)
+  declare(c, "seeds", 5, SIZE)  # random seeds per (algorithm, lengths); paired across algorithms
+  declare(c, "seed", 0, integer(0))  # base seed
+  declare(c, "max_updates", placeholder(int), SIZE)  # budget per run; None: `budgets[task]`
+  budgets = ml_collections.ConfigDict({t: 5_000_000 for t in _CPU_BUDGETS})
+  budget_keys = tuple(dict.fromkeys(map(paper.experiment_task, _tasks())))
+  declare(c, "budgets", budgets, mapping(budget_keys, SIZE))  # per task
+  declare(c, "chunk_size", 1000, SIZE)  # updates per compiled call (and between screens)
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
   fields.success_test(c)
   # --- generalization: fresh sequences at fixed lengths, training lengths and beyond ---
   # (for memorization these are gap lengths T, shorter and longer than the trained one)
-  c.generalization_lengths = (50, 100, 150, 200, 250, 400, 500, 1000, 2000, 5000)
-  c.generalization_size = 10_000  # sequences per length
-  c.generalization_runs = "solved"  # evaluate 'solved' models only, or 'all'
-  c.generalization_memory_mb = 512  # bound on one evaluation block's activations
+  declare(
+    c,
+    "generalization_lengths",
+    (50, 100, 150, 200, 250, 400, 500, 1000, 2000, 5000),
+    sequence(SIZE, unique=True),
+  )
+  declare(c, "generalization_size", 10_000, SIZE)  # sequences per length
+  # evaluate 'solved' models only, or 'all'
+  declare(c, "generalization_runs", "solved", one_of(("solved", "all")))
+  # bound on one evaluation block's activations
+  declare(c, "generalization_memory_mb", 512, POSITIVE)
   # --- bookkeeping ---
-  c.checkpoint_every_s = 60.0
-  c.progress_every_s = 15.0
+  fields.bookkeeping(c, checkpoint_every_s=60.0, progress_every_s=15.0)
   if preset == "paper":
     pass
   elif preset == "cpu":
@@ -145,8 +188,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   else:
     raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'long', 'cpu' or 'test'")
   # Filled per group by the experiment (one compiled program per group).
-  c.min_length = c.train_lengths[0]
-  c.max_length = c.train_lengths[1]
+  declare(c, "min_length", c.train_lengths[0], SIZE)
+  declare(c, "max_length", c.train_lengths[1], SIZE)
   return c
 
 
@@ -192,3 +235,33 @@ def groups(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, int, int]]:
       lo, hi = (int(x) for x in cfg.train_lengths)
       out.append((variant, variant, lo, hi))
   return out
+
+
+def _lengths(c: ml_collections.ConfigDict) -> Iterable[str]:
+  # Memorization's lengths are gaps, the others' training lengths: each against its
+  # own variants' shortest length.
+  if c.task not in _tasks():
+    return
+  for variant in paper.variants(c.task):
+    least = task_min_length(variant)
+    mem = variant.startswith("memorization")
+    for field in ("memorization_lengths",) if mem else ("train_lengths",):
+      if any(is_int(v) and v < least for v in c[field]):
+        yield f"{flag(field, c)}: {variant} needs lengths ≥ {least}"
+    if any(is_int(v) and v < least for v in c.generalization_lengths):
+      yield f"{flag('generalization_lengths', c)}: {variant} needs lengths ≥ {least}"
+  lo, hi = c.train_lengths
+  if not c.task.startswith("memorization") and lo > hi:
+    yield f"{flag('train_lengths', c)}: must be (min, max) with min ≤ max"
+
+
+def _budget(c: ml_collections.ConfigDict) -> Iterable[str]:
+  # With max_updates left None the task's entry of `budgets` is the budget.
+  if c.max_updates is not None or c.task not in _tasks():
+    return
+  key = paper.experiment_task(c.task)
+  if key in c.budgets and c.budgets[key] % c.chunk_size:
+    yield f"--config.budgets.{key}={c.budgets[key]} must be a multiple of {flag('chunk_size', c)}"
+
+
+RELATIONS = (*fields.SWEEP_RELATIONS, _lengths, _budget)

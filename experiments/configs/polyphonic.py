@@ -21,7 +21,22 @@ import ml_collections
 from ml_collections import config_dict
 
 from experiments.configs import fields
-from rnn_dynamics import paper
+from experiments.configs.fields import declare
+from experiments.validation import (
+  COUNT,
+  POSITIVE,
+  SECONDS,
+  SIZE,
+  anything,
+  boolean,
+  data_path_for,
+  integer,
+  names,
+  number,
+  one_of,
+  text,
+)
+from rnn_dynamics import natural, paper, regularizers, rnn
 
 # The fields left unset take the data set's published value (`rnn_dynamics.paper.TABLE1_SETUPS`,
 # docs/reference.md §4 "Table 1"); JSB and the built-in sets take Nottingham's.
@@ -31,42 +46,53 @@ DATASETS = ("piano-midi", "nottingham", "musedata", "jsb", "bach", "synthetic")
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  declare(c, "preset", preset, anything())
   # --- data ---
-  c.dataset = "nottingham"  # one of DATASETS (module docstring)
-  c.data_path = ""  # the data set's file, or a folder holding it; unused for bach/synthetic
-  c.train_eval_limit = 0  # score the train split on its first N songs only (0: all)
+  declare(c, "dataset", "nottingham", one_of(DATASETS))  # one of DATASETS (module docstring)
+  # the data set's file, or a folder holding it; unused for bach/synthetic
+  declare(c, "data_path", "", text())
+  # score the train split on its first N songs only (0: all)
+  declare(c, "train_eval_limit", 0, COUNT)
   # --- the model: a sigmoid RNN with one Bernoulli output per key ---
-  c.n_hidden = config_dict.placeholder(int)  # paper: 300 (MuseData 400)
-  c.init = "sigmoid"  # docs/reference.md §1: sigmoid units, weights N(0, 0.01²), biases 0
-  c.biases = True
+  declare(c, "n_hidden", config_dict.placeholder(int), SIZE)  # paper: 300 (MuseData 400)
+  # docs/reference.md §1: sigmoid units, weights N(0, 0.01²), biases 0
+  declare(c, "init", "sigmoid", one_of(rnn.INITS))
+  declare(c, "biases", True, boolean())
   # --- truncated BPTT ---
-  c.segment_length = 200  # steps per segment; the state is carried across a song's segments
-  c.batch_size = 1  # lanes (songs played in parallel); not stated in the paper
-  c.chunk_size = 8  # segments (updates) per compiled call
-  c.eval_batch_size = 16  # lanes when scoring a split (exact: every song starts from zero)
+  # steps per segment; the state is carried across a song's segments
+  declare(c, "segment_length", 200, SIZE)
+  declare(c, "batch_size", 1, SIZE)  # lanes (songs played in parallel); not stated in the paper
+  declare(c, "chunk_size", 8, SIZE)  # segments (updates) per compiled call
+  # lanes when scoring a split (exact: every song starts from zero)
+  declare(c, "eval_batch_size", 16, SIZE)
   # --- the columns: SGD (no clipping), SGD+C (norm clipping), SGD+CR (clipping + Ω) ---
-  c.algorithms = ("sgd", "sgd_c", "sgd_cr")
-  c.lr = config_dict.placeholder(float)  # paper: 1.0 (MuseData 0.5), the same for all columns
-  c.lr_halving = "train"  # halve when the epoch's training error rose ('valid', 'none')
-  c.min_lr = 0.0  # stop once every run's lr is below this (0: never)
-  c.momentum = 0.0
-  c.cost = "mean"  # clip the gradient of the per-step mean cost (paper's note)
-  c.clip = 8.0  # norm-clipping threshold (SGD+C, SGD+CR)
+  declare(c, "algorithms", ("sgd", "sgd_c", "sgd_cr"), names(natural.ALGORITHMS))
+  # paper: 1.0 (MuseData 0.5), the same for all columns
+  declare(c, "lr", config_dict.placeholder(float), POSITIVE)
+  # halve when the epoch's training error rose ('valid', 'none')
+  declare(c, "lr_halving", "train", fields.LR_HALVING)
+  declare(c, "min_lr", 0.0, number(ge=0))  # stop once every run's lr is below this (0: never)
+  declare(c, "momentum", 0.0, fields.MOMENTUM)
+  # clip the gradient of the per-step mean cost (paper's note)
+  declare(c, "cost", "mean", fields.COST)
+  declare(c, "clip", 8.0, fields.THRESHOLD)  # norm-clipping threshold (SGD+C, SGD+CR)
   c.clipping = "norm"
   fields.nonfinite_guard(c)
-  c.alpha0 = config_dict.placeholder(float)  # Ω weight α_0 (paper 0.5; MuseData 0.1)
-  c.alpha_schedule = "inverse"  # α_t = α_0 / t, t the epoch (1-based); or 'constant'
-  c.omega_form = "original"  # the form the published α were tuned with (docs/reference.md §2)
-  c.omega_bound = 1e-20
+  # Ω weight α_0 (paper 0.5; MuseData 0.1)
+  declare(c, "alpha0", config_dict.placeholder(float), number(ge=0))
+  # α_t = α_0 / t, t the epoch (1-based); or 'constant'
+  declare(c, "alpha_schedule", "inverse", one_of(natural.ALPHA_SCHEDULES))
+  # the form the published α were tuned with (docs/reference.md §2)
+  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
+  declare(c, "omega_bound", 1e-20, number(ge=0))
   # --- budget and bookkeeping ---
-  c.max_epochs = 200  # not stated in the paper; the lr halving anneals long before
-  c.time_budget_s = 0.0  # start no epoch that would end past this (0: no limit)
-  c.seeds = 1  # seeds per column (paired: same initial weights and data order)
-  c.seed = 0
-  c.n_predictions = 3  # test songs whose predicted piano rolls are saved for the notebook
-  c.checkpoint_every_s = 120.0
-  c.progress_every_s = 30.0
+  declare(c, "max_epochs", 200, SIZE)  # not stated in the paper; the lr halving anneals long before
+  declare(c, "time_budget_s", 0.0, SECONDS)  # start no epoch that would end past this (0: no limit)
+  declare(c, "seeds", 1, SIZE)  # seeds per column (paired: same initial weights and data order)
+  declare(c, "seed", 0, integer(0))
+  # test songs whose predicted piano rolls are saved for the notebook
+  declare(c, "n_predictions", 3, COUNT)
+  fields.bookkeeping(c, checkpoint_every_s=120.0, progress_every_s=30.0)
   if preset == "paper":
     pass
   elif preset == "cpu":
@@ -93,6 +119,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   else:
     raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'cpu' or 'test'")
   return c
+
+
+RELATIONS = (data_path_for(("piano-midi", "nottingham", "musedata", "jsb")),)
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -14,50 +14,70 @@ project's (the paper plots its points without listing them).
 import ml_collections
 
 from experiments.configs import fields
-from rnn_dynamics import paper
+from experiments.configs.fields import declare
+from experiments.validation import (
+  COUNT,
+  POSITIVE,
+  SIZE,
+  anything,
+  boolean,
+  integer,
+  names,
+  number,
+  one_of,
+  sequence,
+  task_lengths,
+)
+from rnn_dynamics import paper, regularizers, rnn, tasks, train
 
 _PAPER = paper.FIGURE7
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  declare(c, "preset", preset, anything())
   # --- the model and the task ---
-  c.task = "temporal_order"
-  c.n_hidden = _PAPER.n_hidden  # hidden units (paper: 50)
-  c.inits = _PAPER.inits  # sigmoid, basic_tanh, smart_tanh (docs/reference.md §1)
+  declare(c, "task", "temporal_order", one_of(tasks.TASKS))
+  declare(c, "n_hidden", _PAPER.n_hidden, SIZE)  # hidden units (paper: 50)
+  # sigmoid, basic_tanh, smart_tanh (docs/reference.md §1)
+  declare(c, "inits", _PAPER.inits, names(rnn.INITS))
   # --- the algorithms: SGD (no clipping), SGD-C (norm clipping), SGD-CR (clipping + Ω) ---
-  c.algorithms = _PAPER.algorithms
-  c.lr = _PAPER.lr  # 0.01, constant, no momentum
-  c.momentum = _PAPER.momentum
-  c.batch_size = _PAPER.batch_size  # 20
-  c.clip = _PAPER.clip  # 1.0, norm-clipping threshold (SGD-C, SGD-CR)
+  declare(c, "algorithms", _PAPER.algorithms, names(train.ALGORITHMS))
+  declare(c, "lr", _PAPER.lr, POSITIVE)  # 0.01, constant, no momentum
+  declare(c, "momentum", _PAPER.momentum, fields.MOMENTUM)
+  declare(c, "batch_size", _PAPER.batch_size, SIZE)  # 20
+  # 1.0, norm-clipping threshold (SGD-C, SGD-CR)
+  declare(c, "clip", _PAPER.clip, fields.THRESHOLD)
   c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
   fields.nonfinite_guard(c)
   fields.engine(c)
   # True: success needs 0 mistakes on the test (the original code's stop); False: the
   # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
-  c.zero_mistake_stop = False
-  c.alpha = _PAPER.alpha  # Ω weight for SGD-CR (paper text: 4; original code's default: 2)
-  c.omega_form = "original"  # 'original' (squared ratio, mean; tuned α) or 'paper' (eq. 9)
-  c.omega_bound = 1e-20  # skip Ω terms whose adjoint has squared norm below this
+  declare(c, "zero_mistake_stop", False, boolean())
+  # Ω weight for SGD-CR (paper text: 4; original code's default: 2)
+  declare(c, "alpha", _PAPER.alpha, number(ge=0))
+  # 'original' (squared ratio, mean; tuned α) or 'paper' (eq. 9)
+  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
+  # skip Ω terms whose adjoint has squared norm below this
+  declare(c, "omega_bound", 1e-20, number(ge=0))
   # --- the sweep ---
-  c.seeds = _PAPER.seeds  # 5 per (init, algorithm, length); paired across algorithms
-  c.seed = 0  # base seed
-  c.lengths = (10, 20, 30, 50, 75, 100, 150, 200, 250)  # fixed length T per point
-  c.max_updates = _PAPER.max_updates  # budget per run (5M)
-  c.chunk_size = 1000  # updates per compiled call (and between screens)
+  # 5 per (init, algorithm, length); paired across algorithms
+  declare(c, "seeds", _PAPER.seeds, SIZE)
+  declare(c, "seed", 0, integer(0))  # base seed
+  # fixed length T per point
+  declare(c, "lengths", (10, 20, 30, 50, 75, 100, 150, 200, 250), sequence(SIZE, unique=True))
+  declare(c, "max_updates", _PAPER.max_updates, SIZE)  # budget per run (5M)
+  declare(c, "chunk_size", 1000, SIZE)  # updates per compiled call (and between screens)
   # True: per length, SGD-CR runs first (up to max_updates), then the other algorithms
   # get the median updates to solve of SGD-CR's solved runs there (at least
   # baseline_min_updates), so a baseline's failure means "not solved within what SGD-CR
   # needed".
-  c.baselines_after_sgd_cr = False
-  c.baseline_min_updates = 0
+  declare(c, "baselines_after_sgd_cr", False, boolean())
+  declare(c, "baseline_min_updates", 0, COUNT)
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
   fields.success_test(c)
   # --- bookkeeping ---
-  c.checkpoint_every_s = 60.0
-  c.progress_every_s = 15.0
+  fields.bookkeeping(c, checkpoint_every_s=60.0, progress_every_s=15.0)
   if preset == "paper":
     pass
   elif preset == "cpu":
@@ -90,6 +110,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   else:
     raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'long', 'cpu' or 'test'")
   # Filled per length by the experiment (one compiled program per length).
-  c.min_length = c.lengths[0]
-  c.max_length = c.lengths[0]
+  declare(c, "min_length", c.lengths[0], SIZE)
+  declare(c, "max_length", c.lengths[0], SIZE)
   return c
+
+
+RELATIONS = (*fields.SWEEP_RELATIONS, task_lengths("lengths"))

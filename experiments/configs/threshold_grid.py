@@ -19,39 +19,53 @@ Every field can be overridden on the command line, e.g. `--config.alphas=0,2,4`.
 import ml_collections
 
 from experiments.configs import fields
+from experiments.configs.fields import declare
+from experiments.validation import (
+  POSITIVE,
+  SIZE,
+  anything,
+  boolean,
+  integer,
+  names,
+  number,
+  one_of,
+  sequence,
+  task_lengths,
+)
+from rnn_dynamics import regularizers, rnn, tasks, train
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  declare(c, "preset", preset, anything())
   # --- the model and the task (Figure 7's set-up) ---
-  c.task = "temporal_order"
-  c.length = 50  # fixed sequence length T
-  c.n_hidden = 50
-  c.inits = ("basic_tanh", "smart_tanh")
-  c.lr = 0.01
-  c.momentum = 0.0
-  c.batch_size = 20
+  declare(c, "task", "temporal_order", one_of(tasks.TASKS))
+  declare(c, "length", 50, SIZE)  # fixed sequence length T
+  declare(c, "n_hidden", 50, SIZE)
+  declare(c, "inits", ("basic_tanh", "smart_tanh"), names(rnn.INITS))
+  declare(c, "lr", 0.01, POSITIVE)
+  declare(c, "momentum", 0.0, fields.MOMENTUM)
+  declare(c, "batch_size", 20, SIZE)
   c.clipping = "norm"
-  c.nonfinite_guard = "original"  # the original code: norm-clipped runs only (not c = ∞)
-  c.omega_form = "original"
-  c.omega_bound = 1e-20
+  # the original code: norm-clipped runs only (not c = ∞)
+  declare(c, "nonfinite_guard", "original", one_of(train.GUARD_MODES))
+  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
+  declare(c, "omega_bound", 1e-20, number(ge=0))
   # --- the grid (every cell trained with `sgd_cr`, which keeps α as given, also α = 0) ---
   # Finite thresholds. The unclipped α = 0 runs' average pre-clip norm at T = 50 measured
   # 0.42 over their first 600 updates (basic_tanh), so these reach from 1/20 of it to 50×,
   # with three inside the paper's heuristic range (0.5–10 × average).
-  c.thresholds = (0.02, 0.05, 0.1, 0.25, 1.0, 4.0, 20.0)
-  c.include_unclipped = True  # add the threshold ∞ (no clipping) column
-  c.alphas = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-  c.seeds = 5  # per cell; the same seeds (weights and data) in every cell: paired
-  c.seed = 0
-  c.max_updates = 5_000_000
-  c.chunk_size = 1000
+  declare(c, "thresholds", (0.02, 0.05, 0.1, 0.25, 1.0, 4.0, 20.0), sequence(POSITIVE, unique=True))
+  declare(c, "include_unclipped", True, boolean())  # add the threshold ∞ (no clipping) column
+  declare(c, "alphas", (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), sequence(number(ge=0), unique=True))
+  declare(c, "seeds", 5, SIZE)  # per cell; the same seeds (weights and data) in every cell: paired
+  declare(c, "seed", 0, integer(0))
+  declare(c, "max_updates", 5_000_000, SIZE)
+  declare(c, "chunk_size", 1000, SIZE)
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
   fields.success_test(c)
   # --- bookkeeping ---
-  c.checkpoint_every_s = 60.0
-  c.progress_every_s = 15.0
+  fields.bookkeeping(c, checkpoint_every_s=60.0, progress_every_s=15.0)
   if preset == "paper":
     pass
   elif preset == "cpu":
@@ -78,6 +92,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   else:
     raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'cpu' or 'test'")
   # The trainer's length range: one fixed length, following `length` on the command line.
-  c.min_length = c.get_ref("length")
-  c.max_length = c.get_ref("length")
+  declare(c, "min_length", c.get_ref("length"), SIZE)
+  declare(c, "max_length", c.get_ref("length"), SIZE)
   return c
+
+
+RELATIONS = (*fields.SWEEP_RELATIONS, task_lengths("length"))
