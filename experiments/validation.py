@@ -332,7 +332,6 @@ FIELDS: dict[str, Check] = {
   "batch_size": _SIZE,
   "clip": number(gt=0, infinite=True),  # ∞: no clipping (Ω without clipping, docs/reference.md §4)
   "elementwise_clip": number(gt=0, infinite=True),
-  "clipping": one_of(("norm", "elementwise")),
   # A bool before the engine's change to named modes; both forms until every config has
   # moved over.
   "nonfinite_guard": one_of(("original", "always", "never")),

@@ -56,7 +56,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.momentum = 0.0
   c.cost = "sum"  # clip the gradient of the cost summed over the segment (paper's note)
   c.clip = 45.0
-  c.clipping = "norm"
   fields.nonfinite_guard(c)
   c.alpha0 = config_dict.placeholder(float)  # paper 0.01 (fifth ahead 0.05)
   c.alpha_schedule = config_dict.placeholder(str)  # paper: constant (fifth ahead: 1/t)

@@ -53,7 +53,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.momentum = 0.0
   c.cost = "mean"  # clip the gradient of the per-step mean cost (paper's note)
   c.clip = 8.0  # norm-clipping threshold (SGD+C, SGD+CR)
-  c.clipping = "norm"
   fields.nonfinite_guard(c)
   c.alpha0 = config_dict.placeholder(float)  # Ω weight α_0 (paper 0.5; MuseData 0.1)
   c.alpha_schedule = "inverse"  # α_t = α_0 / t, t the epoch (1-based); or 'constant'

@@ -32,7 +32,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.momentum = _PAPER.momentum
   c.batch_size = _PAPER.batch_size  # 20
   c.clip = _PAPER.clip  # 1.0, norm-clipping threshold (SGD-C, SGD-CR)
-  c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
   fields.nonfinite_guard(c)
   fields.engine(c)
   # True: success needs 0 mistakes on the test (the original code's stop); False: the

@@ -32,7 +32,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.lr = 0.01
   c.momentum = 0.0
   c.batch_size = 20
-  c.clipping = "norm"
   c.nonfinite_guard = "original"  # the original code: norm-clipped runs only (not c = ∞)
   c.omega_form = "original"
   c.omega_bound = 1e-20
