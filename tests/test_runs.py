@@ -91,6 +91,35 @@ def test_checkpoint_composite_round_trip(tmp_path):
   assert got.traces is None and got.host == host
 
 
+def test_a_checkpoint_of_a_norm_only_program_restores_into_the_one_clipping_path(tmp_path):
+  # Before one clipping path, norm-clipped programs (every binary but pathological) kept a
+  # ClipByNormState; such a checkpoint still resumes, the state brought up to date.
+  sharding = runs.runs_sharding()
+  n = jax.device_count()
+  hp = runs.stack([algorithms.hparams("sgd_c", lr=0.1, clip=1.0, alpha=0.0, init="sigmoid")] * n)
+  params = dict(w_hh=jnp.ones((n, 2)))
+  cfg = ml_collections.ConfigDict(dict(nonfinite_guard="original"))
+  now = jax.vmap(lambda hp, p: algorithms.make_optimizer(cfg, hp).init(p))(hp, params)
+  now = runs.to_devices(dict(params=params, opt_state=now), sharding)
+  before = clipping.as_norm_states(now)
+  before = jax.tree.map(lambda x: ~x if x.dtype == jnp.bool_ else x + 1, before)
+  assert isinstance(before["opt_state"][0].inner, clipping.ClipByNormState)
+  mgr = checkpoint.manager(tmp_path / "ck")
+  checkpoint.save(mgr, 1, state=before, host=dict(chunk=1))
+  got = checkpoint.restore(mgr, now, sharding)
+  assert jax.tree.structure(got.state) == jax.tree.structure(now) and got.host == dict(chunk=1)
+  inner, old = got.state["opt_state"][0].inner, before["opt_state"][0].inner
+  np.testing.assert_array_equal(runs.host(inner.preclip_norm), runs.host(old.preclip_norm))
+  np.testing.assert_array_equal(runs.host(inner.clipped), runs.host(old.clipped))
+  np.testing.assert_array_equal(runs.host(inner.fraction_clipped), np.zeros(n))
+  np.testing.assert_array_equal(runs.host(got.state["params"]["w_hh"]), np.full((n, 2), 2.0))
+  # Any other difference is still an error.
+  mgr = checkpoint.manager(tmp_path / "other")
+  checkpoint.save(mgr, 1, state=dict(params=params), host={})
+  with pytest.raises(ValueError):
+    checkpoint.restore(mgr, now, sharding)
+
+
 def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it(tmp_path):
   """Below the end-to-end tests (all at momentum 0, where an optimizer state that a resume
   dropped would be all zeros anyway): a group at momentum 0.9 trains two chunks and saves;
