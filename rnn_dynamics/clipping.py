@@ -393,7 +393,9 @@ def as_norm_states(tree: Any) -> Any:
   (:func:`clip_norm_or_elementwise`): a checkpoint written then is read with it and
   brought up to date by :func:`from_norm_states`.
   """
-  return _map_states(lambda s: ClipByNormState(s.preclip_norm, s.clipped), ClipElementwiseState, tree)
+  return _map_states(
+    lambda s: ClipByNormState(s.preclip_norm, s.clipped), ClipElementwiseState, tree
+  )
 
 
 def from_norm_states(tree: Any) -> Any:

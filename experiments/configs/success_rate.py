@@ -31,7 +31,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.lr = _PAPER.lr  # 0.01, constant, no momentum
   c.momentum = _PAPER.momentum
   c.batch_size = _PAPER.batch_size  # 20
-  c.clip = _PAPER.clip  # 1.0, norm-clipping threshold (SGD-C, SGD-CR)
+  c.clip = _PAPER.clip  # 1.0, norm-clipping threshold (SGD-C, SGD-CR; sgd_elementwise: per entry)
   fields.nonfinite_guard(c)
   fields.engine(c)
   # True: success needs 0 mistakes on the test (the original code's stop); False: the
