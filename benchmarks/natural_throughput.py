@@ -149,6 +149,8 @@ class _Training:
       clip=jnp.asarray([c.clip for c in cols], jnp.float32),
       alpha=jnp.asarray([c.alpha0 for c in cols], jnp.float32),
       init=jnp.full((self.columns,), rnn.init_id(config.init), jnp.int32),
+      elementwise=jnp.asarray([c.clipping.elementwise for c in cols]),
+      guarded=jnp.asarray([c.clipping.guarded for c in cols]),
     )
     # The padded runs repeat the last column, as the trainers pad them.
     self.hp = jax.device_put(runs.pad_runs(hp, n), sharding)

@@ -83,7 +83,7 @@ from absl import app, flags, logging
 
 from experiments import runtime
 from experiments.configs import success_rate
-from rnn_dynamics import rnn, runs, sweep, train
+from rnn_dynamics import algorithms, rnn, runs, sweep, train
 from rnn_dynamics.tasks import get_task
 
 try:
@@ -290,7 +290,7 @@ class _JaxTraining:
     with_omega = algorithm == "sgd_cr"
     init, self.chunk = programs.get(length, with_omega, lengths, buckets)
     cfg = _config(plan, length, with_omega)
-    hp = train.algorithm_hparams(algorithm, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=_INIT)
+    hp = algorithms.hparams(algorithm, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=_INIT)
     self.n_runs = n_runs
     self.n_padded = padded or _padded(n_runs)
     live = n_runs if live is None else live

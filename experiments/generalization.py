@@ -30,7 +30,7 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import generalization, results, rnn, runs, sweep, train
+from rnn_dynamics import algorithms, generalization, results, rnn, runs, sweep, train
 from rnn_dynamics.report import generalization as report
 from rnn_dynamics.workdir import Workdir
 
@@ -39,7 +39,7 @@ TABLE = "generalization"  # <workdir>/generalization.{csv,json}: one row per (se
 
 
 def _hparams(config: ml_collections.ConfigDict) -> train.HParams:
-  return train.algorithm_hparams(
+  return algorithms.hparams(
     config.algorithm, lr=config.lr, clip=config.clip, alpha=config.alpha, init=config.init
   )
 

@@ -27,7 +27,7 @@ from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import pathological as configs
-from rnn_dynamics import generalization, results, runs, sweep, train
+from rnn_dynamics import algorithms, generalization, results, runs, sweep, train
 from rnn_dynamics.report import pathological
 from rnn_dynamics.workdir import Workdir
 
@@ -57,7 +57,7 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
 
 
 def _hparams(cfg, algorithm: str) -> train.HParams:
-  return train.algorithm_hparams(
+  return algorithms.hparams(
     algorithm,
     lr=cfg.lr,
     clip=cfg.clip,

@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import runs, stats, sweep, train
+from rnn_dynamics import algorithms, runs, stats, sweep, train
 from rnn_dynamics.report import style
 from rnn_dynamics.report import success_rate as report
 from rnn_dynamics.workdir import Workdir
@@ -66,8 +66,9 @@ def baseline_budget(sgd_cr_rows: list[dict], config) -> int:
   return int(-(-budget // chunk) * chunk)
 
 
-def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, budget=None):
-  """One length's runs of `algorithms` in one program; loaded if already finished."""
+def _run_group(config, workdir: Workdir, group: str, length: int, names, budget=None):
+  """One length's runs of the algorithms `names` in one program; loaded if already
+  finished."""
   if workdir.is_done(group):
     logging.info("%s: already finished, loaded from %s", group, workdir.path)
     return workdir.load_rows(group)
@@ -77,13 +78,13 @@ def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, bu
     cfg.max_updates = int(budget)
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
-    [(init, alg) for init in cfg.inits for alg in algorithms],
+    [(init, alg) for init in cfg.inits for alg in names],
     cfg.seeds,
     seed=cfg.seed,
     label=lambda cell, seed: dict(
       init=cell[0], algorithm=cell[1], length=int(length), seed=seed, budget=cfg.max_updates
     ),
-    hparams=lambda cell: train.algorithm_hparams(
+    hparams=lambda cell: algorithms.hparams(
       cell[1], lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=cell[0]
     ),
   )

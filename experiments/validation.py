@@ -302,11 +302,6 @@ BINARIES: tuple[str, ...] = tuple(
 )
 """The binaries with a config module, `experiments/configs/<binary>.py`."""
 
-# Rules of fields the configs still set without declaring them (being removed).
-FIELDS: dict[str, Check] = {
-  "clipping": one_of(("norm", "elementwise")),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Schema:
@@ -323,7 +318,7 @@ def schema(binary: str) -> Schema:
 
   module = importlib.import_module(f"experiments.configs.{binary}")
   return Schema(
-    fields={**FIELDS, **fields.declared(module.get_config)},
+    fields=fields.declared(module.get_config),
     relations=tuple(getattr(module, "RELATIONS", ())),
   )
 

@@ -4,6 +4,7 @@ The public surface, one concept per module:
 
   rnn           the paper's RNN: params, initialisations, unrolling, exact BPTT + adjoints
   cell          the same recurrence as a Flax cell (`flax.linen.RNN(PaperRNNCell(50))`)
+  algorithms    the algorithm table (SGD, SGD-C, SGD-CR, element-wise) → `hparams`, the optimizer
   tasks         on-device samplers of the pathological tasks (`get_task`)
   clipping      optax transformations: norm clipping, element-wise clipping, non-finite guard
   regularizers  Ω (both forms) and its gradient from the saved adjoints
@@ -18,7 +19,7 @@ References:
   networks, ICML.
 """
 
-from rnn_dynamics import clipping, regularizers, rnn, tasks, train
+from rnn_dynamics import algorithms, clipping, regularizers, rnn, tasks, train
 from rnn_dynamics.clipping import (
   clip_by_global_norm_with_stats,
   clip_elementwise,
@@ -27,11 +28,11 @@ from rnn_dynamics.clipping import (
 from rnn_dynamics.regularizers import omega, omega_and_grad
 from rnn_dynamics.rnn import Params, init_params, loss_and_grads, unroll
 from rnn_dynamics.tasks import get_task
-from rnn_dynamics.train import algorithm_hparams, make_train
+from rnn_dynamics.train import make_train
 
 __all__ = [
   "Params",
-  "algorithm_hparams",
+  "algorithms",
   "clip_by_global_norm_with_stats",
   "clip_elementwise",
   "clipping",

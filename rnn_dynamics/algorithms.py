@@ -1,29 +1,32 @@
 """The one algorithm table: SGD, SGD-C, SGD-CR and element-wise clipping.
 
 Every algorithm is a setting of the same compiled program, not a fork (docs/reference.md
-§2, §4): its clipping kind, whether the threshold is used and whether Ω's gradient is
-added. The table below is the only place that says so; `hparams` (synthetic tasks) and
-`rnn_dynamics.natural.columns` (natural tasks) read it, and `make_optimizer` builds the
-optax chain both trainers run.
+§2, §4): its clipping kind, whether the threshold is used, whether the original code's
+non-finite guard protects it and whether Ω's gradient is added. The table below is the
+only place that says so; `hparams` (synthetic tasks) and `rnn_dynamics.natural.columns`
+(natural tasks) read it into plain per-run values (`HParams`), and `make_optimizer`
+builds the one optax chain both trainers run from those values.
 
-| algorithm | clipping | threshold | Ω (α) |
-|---|---|---|---|
-| `sgd` | none | ∞ | 0 |
-| `sgd_c` | global norm | c | 0 |
-| `sgd_cr` | global norm | c | α |
-| `sgd_elementwise` | element-wise | c | 0 |
+| algorithm | clipping | threshold | guard ("original") | Ω (α) |
+|---|---|---|---|---|
+| `sgd` | none | ∞ | off | 0 |
+| `sgd_c` | global norm | c | on | 0 |
+| `sgd_cr` | global norm | c | on | α |
+| `sgd_elementwise` | element-wise | c (or its own bound) | off | 0 |
 
-Which clipping a run gets: with `HParams.elementwise` None (the default) every run of a
-program clips as `config.clipping` says ('norm' or 'elementwise'), and the table's kind
-only decides whether the threshold is finite; with `elementwise_clip` given to `hparams`,
-the kind is chosen per run from the table (element-wise for `sgd_elementwise`, the norm
-otherwise), so all four share one vmapped program.
+A run's clipping is decided once, per run, by `clipping_of`: the table's kind, except
+that a threshold of ∞ means no clipping at all (SGD-CR at ∞ is Ω alone, the ICML
+footnote's case: docs/reference.md §4), so such a run is unguarded like SGD. Runs of
+every kind share one vmapped program: each carries its kind (`HParams.elementwise`) and
+guard (`HParams.guarded`) as per-run booleans. `config.nonfinite_guard` "always" and
+"never" override the table's guard for every run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import NamedTuple
 
 import flax.struct
 import jax
@@ -38,8 +41,10 @@ __all__ = [
   "Algorithm",
   "GUARD_MODES",
   "HParams",
+  "RunClipping",
   "TABLE",
   "alpha_of",
+  "clipping_of",
   "get",
   "guard_enabled",
   "hparams",
@@ -59,11 +64,16 @@ class Algorithm:
     name: the config name.
     clipping: "none", "norm" (the global norm to the threshold) or "elementwise" (each
       entry to `[-c, c]`).
+    guarded: whether the non-finite guard protects its runs under
+      `config.nonfinite_guard` "original": norm-clipped runs only, as in the authors'
+      code, whose guard sits inside the rescaling branch (docs/reference.md §2); the
+      original code has no element-wise clipping, so nothing justifies a guard there.
     uses_omega: whether Ω's gradient is added (α as given; else α = 0).
   """
 
   name: str
   clipping: str
+  guarded: bool
   uses_omega: bool
 
   @property
@@ -74,10 +84,10 @@ class Algorithm:
 TABLE = {
   a.name: a
   for a in (
-    Algorithm("sgd", "none", uses_omega=False),
-    Algorithm("sgd_c", "norm", uses_omega=False),
-    Algorithm("sgd_cr", "norm", uses_omega=True),
-    Algorithm("sgd_elementwise", "elementwise", uses_omega=False),
+    Algorithm("sgd", "none", guarded=False, uses_omega=False),
+    Algorithm("sgd_c", "norm", guarded=True, uses_omega=False),
+    Algorithm("sgd_cr", "norm", guarded=True, uses_omega=True),
+    Algorithm("sgd_elementwise", "elementwise", guarded=False, uses_omega=False),
   )
 }
 ALGORITHMS = tuple(TABLE)
@@ -100,26 +110,60 @@ def alpha_of(name: str, alpha: float) -> float:
   return float(alpha) if get(name).uses_omega else 0.0
 
 
+class RunClipping(NamedTuple):
+  """How one run clips, as plain values (`clipping_of`).
+
+  Attributes:
+    clip: the threshold (∞: nothing is clipped).
+    elementwise: True: each entry to `[-clip, clip]`; False: the global norm to `clip`.
+    guarded: whether the non-finite guard protects the run under "original".
+  """
+
+  clip: float
+  elementwise: bool
+  guarded: bool
+
+
+def clipping_of(name: str, clip: float, elementwise_clip: float | None = None) -> RunClipping:
+  """A run's clipping, from the table: its kind, threshold and guard.
+
+  Args:
+    name: one of `ALGORITHMS`.
+    clip: the threshold of the norm-clipping algorithms (SGD-C, SGD-CR), and of
+      `sgd_elementwise` where `elementwise_clip` is None.
+    elementwise_clip: `sgd_elementwise`'s own bound on every entry (None: `clip`).
+
+  A threshold of ∞ clips nothing, so such a run is unguarded whatever its row says
+  (SGD-CR at ∞ is Ω without clipping, which the original code did not guard either).
+  """
+  spec = get(name)
+  elementwise = spec.clipping == "elementwise"
+  threshold = elementwise_clip if elementwise and elementwise_clip is not None else clip
+  threshold = threshold_of(name, threshold)
+  return RunClipping(threshold, elementwise, spec.guarded and math.isfinite(threshold))
+
+
 @flax.struct.dataclass
 class HParams:
   """Per-run hyper-parameters, all arrays so they can be vmapped and swept.
 
   Attributes:
     lr: learning rate.
-    clip: clipping threshold (∞ disables clipping).
+    clip: clipping threshold (∞: nothing is clipped).
     alpha: Ω weight (0 disables Ω's gradient; Ω is still measured).
     init: initialisation id (`rnn.init_id`), which also fixes the unit type.
-    elementwise: None (the default): every run clips as `config.clipping` says. A
-      boolean array: the kind is chosen per run (True: each entry to `[-clip, clip]`,
-      False: the global norm to `clip`), so norm- and element-wise-clipped runs share
-      one vmapped program (`hparams(..., elementwise_clip=c)`).
+    elementwise: the clipping kind (True: each entry to `[-clip, clip]`; False: the
+      global norm to `clip`), so runs of both kinds share one vmapped program.
+    guarded: whether the non-finite guard protects the run under
+      `config.nonfinite_guard` "original" (the table's `guarded`, `clipping_of`).
   """
 
   lr: jax.Array
   clip: jax.Array
   alpha: jax.Array
   init: jax.Array
-  elementwise: jax.Array | None = None
+  elementwise: jax.Array
+  guarded: jax.Array
 
 
 def hparams(
@@ -136,44 +180,30 @@ def hparams(
   Args:
     algorithm: one of `ALGORITHMS`.
     lr: learning rate.
-    clip: norm-clipping threshold (SGD-C, SGD-CR; and `sgd_elementwise`'s bound when
-      `elementwise_clip` is None and `config.clipping == 'elementwise'`).
+    clip: clipping threshold (SGD-C, SGD-CR; and `sgd_elementwise`'s bound when
+      `elementwise_clip` is None).
     alpha: Ω weight (SGD-CR only).
     init: initialisation name.
-    elementwise_clip: None (default): the clipping kind is the program's
-      (`config.clipping`). A number: the kind is chosen per run, so every algorithm can
-      share one program: `sgd_elementwise` clips each entry to this bound, the others
-      clip the norm as above (see `HParams.elementwise`).
+    elementwise_clip: `sgd_elementwise`'s bound on every entry (None: `clip`).
   """
-  spec = get(algorithm)
-  per_entry = spec.clipping == "elementwise" and elementwise_clip is not None
+  run = clipping_of(algorithm, clip, elementwise_clip)
   return HParams(
     lr=jnp.float32(lr),
-    clip=jnp.float32(elementwise_clip if per_entry else threshold_of(algorithm, clip)),
+    clip=jnp.float32(run.clip),
     alpha=jnp.float32(alpha_of(algorithm, alpha)),
     init=jnp.int32(rnn.init_id(init)),
-    elementwise=None if elementwise_clip is None else jnp.bool_(per_entry),
+    elementwise=jnp.bool_(run.elementwise),
+    guarded=jnp.bool_(run.guarded),
   )
-
-
-def _clips_elementwise(config: ml_collections.ConfigDict, hp: HParams):
-  """Whether a run clips element-wise: per run when `hp.elementwise` is set, else the
-  program's `config.clipping`."""
-  if hp.elementwise is not None:
-    return hp.elementwise
-  if config.clipping not in ("norm", "elementwise"):
-    raise ValueError(f"config.clipping must be 'norm' or 'elementwise', got {config.clipping!r}")
-  return config.clipping == "elementwise"
 
 
 def guard_enabled(config: ml_collections.ConfigDict, hp: HParams) -> jax.Array:
   """Whether the non-finite guard protects a run (a boolean, traced with `hp`).
 
-  `config.nonfinite_guard` "original" (default): only norm-clipped runs (finite
-  threshold, not element-wise), as in the original code, where the guard sits inside the
-  rescaling branch (docs/reference.md §2); plain SGD and Ω without clipping explode on
-  their own. The original code has no element-wise clipping, so nothing justifies a guard
-  there. "always": every run, the robust variant. "never": no run.
+  `config.nonfinite_guard` "original" (default): the run's `hp.guarded`, as the table
+  says (norm-clipped runs only, as in the original code; plain SGD and Ω without
+  clipping explode on their own). "always": every run, the robust variant. "never": no
+  run.
   """
   mode = config.get("nonfinite_guard", "original")
   if mode == "always":
@@ -182,19 +212,13 @@ def guard_enabled(config: ml_collections.ConfigDict, hp: HParams) -> jax.Array:
     return jnp.bool_(False)
   if mode != "original":
     raise ValueError(f"config.nonfinite_guard must be one of {GUARD_MODES}, got {mode!r}")
-  elementwise = hp.elementwise if hp.elementwise is not None else config.clipping == "elementwise"
-  return jnp.isfinite(hp.clip) & ~jnp.asarray(elementwise, jnp.bool_)
+  return jnp.asarray(hp.guarded, jnp.bool_)
 
 
 def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.GradientTransformation:
-  """Clipping inside the non-finite guard → SGD, with the run's (possibly traced) settings."""
-  elementwise = _clips_elementwise(config, hp)
-  if hp.elementwise is not None:
-    clip = clipping.clip_norm_or_elementwise(hp.clip, elementwise)
-  elif elementwise:
-    clip = clipping.clip_elementwise(hp.clip)
-  else:
-    clip = clipping.clip_by_global_norm_with_stats(hp.clip)
+  """The run's clip (its kind and threshold, possibly traced) inside the non-finite
+  guard → SGD: one chain for every algorithm."""
+  clip = clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise)
   # The guard decides on the pre-clip norm and its fallback step is not clipped.
   guarded = clipping.nonfinite_fallback(clip, enabled=guard_enabled(config, hp))
   return optax.chain(guarded, optax.sgd(hp.lr, momentum=config.get("momentum") or None))

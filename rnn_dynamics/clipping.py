@@ -44,10 +44,12 @@ __all__ = [
   "ClipByNormState",
   "ClipElementwiseState",
   "NonfiniteFallbackState",
+  "as_norm_states",
   "clip_by_global_norm_with_stats",
   "clip_elementwise",
   "clip_norm_or_elementwise",
   "clipping_stats",
+  "from_norm_states",
   "global_norm",
   "nonfinite_fallback",
 ]
@@ -376,6 +378,39 @@ def nonfinite_fallback(
 
 
 _STATE_TYPES = (ClipByNormState, ClipElementwiseState, NonfiniteFallbackState)
+
+
+def _map_states(fn: Callable[[Any], Any], kind: type, tree: Any) -> Any:
+  return jax.tree.map(
+    lambda s: fn(s) if isinstance(s, kind) else s, tree, is_leaf=lambda x: isinstance(x, kind)
+  )
+
+
+def as_norm_states(tree: Any) -> Any:
+  """`tree` with every :class:`ClipElementwiseState` as a :class:`ClipByNormState`.
+
+  The layout of a norm-clipped program's state before every algorithm shared one clip
+  (:func:`clip_norm_or_elementwise`): a checkpoint written then is read with it and
+  brought up to date by :func:`from_norm_states`.
+  """
+  return _map_states(
+    lambda s: ClipByNormState(s.preclip_norm, s.clipped), ClipElementwiseState, tree
+  )
+
+
+def from_norm_states(tree: Any) -> Any:
+  """`tree` with every :class:`ClipByNormState` as the :class:`ClipElementwiseState` of
+  :func:`clip_norm_or_elementwise` on a norm-clipped run (`fraction_clipped` 0, as it
+  reports there; the clip never reads its incoming state, so a step is unchanged)."""
+
+  def upgrade(s):
+    zero = jnp.zeros_like(s.preclip_norm)
+    sharding = getattr(s.preclip_norm, "sharding", None)
+    return ClipElementwiseState(
+      s.preclip_norm, s.clipped, zero if sharding is None else jax.device_put(zero, sharding)
+    )
+
+  return _map_states(upgrade, ClipByNormState, tree)
 
 
 def _find_states(tree: Any) -> list[Any]:

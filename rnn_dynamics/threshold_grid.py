@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn_dynamics import runs, stats, train
+from rnn_dynamics import algorithms, runs, stats
 
 __all__ = [
   "average_grad_norm",
@@ -68,7 +68,7 @@ def grid_runs(config) -> runs.Grid:
     label=lambda cell, seed: dict(
       init=cell[0], clip=cell[1], alpha=cell[2], length=int(config.length), seed=seed
     ),
-    hparams=lambda cell: train.algorithm_hparams(
+    hparams=lambda cell: algorithms.hparams(
       ALGORITHM, lr=config.lr, clip=cell[1], alpha=cell[2], init=cell[0]
     ),
   )

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnn_dynamics import algorithms, clipping, rnn
+from rnn_dynamics import clipping, rnn
 from rnn_dynamics.algorithms import ALGORITHMS, GUARD_MODES, HParams, guard_enabled, make_optimizer
 from rnn_dynamics.regularizers import add_omega_grad
 from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
@@ -53,7 +53,6 @@ __all__ = [
   "HParams",
   "RunState",
   "Trainer",
-  "algorithm_hparams",
   "all_finite",
   "guard_enabled",
   "length_buckets",
@@ -162,10 +161,6 @@ def success_limit(config: ml_collections.ConfigDict, n_sequences: int) -> int:
 
 def _where_tree(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
-
-
-# The algorithm table's names, kept here for the callers that build runs from `train`.
-algorithm_hparams = algorithms.hparams
 
 
 def all_finite(tree) -> jax.Array:

@@ -83,6 +83,17 @@ FORMER_VALUES = "former_values"
 # Fields that may change between a run and its resumption without changing results.
 _VOLATILE = {"checkpoint_every_s", "progress_every_s", FORMER_VALUES}
 
+# Fields configs no longer have: field → (the saved value that does what the code does
+# now, why any other value cannot resume). A saved config holding that value resumes its
+# workdir (the field is dropped from then on); another value is refused with the reason.
+REMOVED_FIELDS: dict[str, tuple[Any, str]] = {
+  "clipping": (
+    "norm",
+    "every algorithm now clips as the algorithm table says (rnn_dynamics.algorithms: "
+    "element-wise for sgd_elementwise only)",
+  ),
+}
+
 
 class WorkdirConfigMismatch(ConfigError):
   """The workdir was made by a different config: resuming would mix two experiments."""
@@ -130,6 +141,11 @@ def _added(key: str, saved: dict[str, Any], resolved: dict[str, Any]) -> bool:
   """`key` is a field added since the saved config was written, at its former value."""
   former = resolved.get(FORMER_VALUES) or {}
   return key not in saved and key in former and resolved.get(key) == former[key]
+
+
+def _removed(key: str, saved: dict[str, Any], resolved: dict[str, Any]) -> bool:
+  """`key` is a field removed since the saved config was written, at its kept value."""
+  return key in REMOVED_FIELDS and key not in resolved and saved.get(key) == REMOVED_FIELDS[key][0]
 
 
 class WorkdirBusyError(ConfigError):
@@ -220,10 +236,19 @@ class Workdir:
         "restore it, or use a new --workdir (deleting it lets a different config resume "
         "this workdir's finished groups)",
       )
+      for k, (kept, why) in REMOVED_FIELDS.items():
+        if k in saved and k not in resolved and saved[k] != kept:
+          raise WorkdirConfigMismatch(
+            f"{self.path} was made with {k}={saved[k]!r}, a setting that no longer exists: {why}. "
+            "Use a new --workdir."
+          )
       changed = sorted(
         k
         for k in set(saved) | set(resolved)
-        if k not in _VOLATILE and saved.get(k) != resolved.get(k) and not _added(k, saved, resolved)
+        if k not in _VOLATILE
+        and saved.get(k) != resolved.get(k)
+        and not _added(k, saved, resolved)
+        and not _removed(k, saved, resolved)
       )
       if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {resolved.get(k)!r}" for k in changed)

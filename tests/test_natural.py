@@ -14,7 +14,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import natural, paper, rnn, runs  # noqa: E402
+from rnn_dynamics import algorithms, natural, paper, rnn, runs  # noqa: E402
 from rnn_dynamics.train import HParams  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -22,7 +22,7 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 def _config(**overrides) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict(dict(
-    n_hidden=8, batch_size=3, init="sigmoid", cost="mean", biases=True, clipping="norm",
+    n_hidden=8, batch_size=3, init="sigmoid", cost="mean", biases=True,
     nonfinite_guard="original", momentum=0.0, omega_form="original", omega_bound=1e-20,
     segment_length=7, chunk_size=2, eval_batch_size=2, max_epochs=2, alpha_schedule="inverse",
     lr_halving="train", min_lr=0.0, time_budget_s=0.0, train_eval_limit=0, seeds=1, seed=0,
@@ -38,8 +38,11 @@ def _songs(seed=0, n=5, keys=6):
 
 
 def _hp(lr=0.0, clip=math.inf, alpha=0.0):
+  # Norm clipping at `clip`, guarded where it clips (SGD-C's row; SGD's at clip = ∞).
+  run = algorithms.clipping_of("sgd_c", clip)
   return HParams(lr=jnp.float32(lr), clip=jnp.float32(clip), alpha=jnp.float32(alpha),
-                 init=jnp.int32(rnn.init_id("sigmoid")))
+                 init=jnp.int32(rnn.init_id("sigmoid")), elementwise=jnp.bool_(run.elementwise),
+                 guarded=jnp.bool_(run.guarded))
 
 
 def _trained_params(task, key=0):

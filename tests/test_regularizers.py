@@ -21,7 +21,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import regularizers, rnn, train  # noqa: E402
+from rnn_dynamics import algorithms, regularizers, rnn, train  # noqa: E402
 from rnn_dynamics.regularizers import omega, omega_and_grad  # noqa: E402
 from rnn_dynamics.tasks import addition  # noqa: E402
 from rnn_dynamics.tasks.base import Batch  # noqa: E402
@@ -314,7 +314,6 @@ def _train_config(form, **overrides):
     batch_size=TRAIN_B,
     min_length=TRAIN_T,
     max_length=TRAIN_T,
-    clipping="norm",
     nonfinite_guard="original",
     omega_form=form,
     omega_bound=BOUND,
@@ -381,6 +380,8 @@ def _one_training_update(config, alpha, monkeypatch, seed=0):
     clip=jnp.float32(np.inf),
     alpha=jnp.float32(alpha),
     init=jnp.int32(rnn.init_id("basic_tanh")),
+    elementwise=jnp.bool_(False),
+    guarded=jnp.bool_(False),
   )
   state = trainer.init(jax.random.PRNGKey(seed), hp)
   params = state.params.replace(w_hh=state.params.w_hh * 9.0, w_in=state.params.w_in * 5.0)
@@ -462,7 +463,7 @@ def test_alpha_zero_trains_bit_identically_to_no_omega():
     config = _train_config("original", omega_enabled=enabled, chunk_size=8)
     config.momentum = 0.9
     trainer = train.make_train(config)
-    hp = train.algorithm_hparams("sgd_c", lr=0.05, clip=0.5, alpha=4.0, init="basic_tanh")
+    hp = algorithms.hparams("sgd_c", lr=0.05, clip=0.5, alpha=4.0, init="basic_tanh")
     assert float(hp.alpha) == 0.0
     state = trainer.init(jax.random.PRNGKey(3), hp)
     state = state.replace(params=state.params.replace(w_hh=state.params.w_hh * 9.0))

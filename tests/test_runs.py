@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rnn_dynamics import algorithms, natural, regularizers, rnn, runs, sweep, train
+from rnn_dynamics import algorithms, clipping, natural, regularizers, rnn, runs, sweep, train
 from rnn_dynamics.runs import checkpoint, stop
 
 # --- grid --------------------------------------------------------------------------------
@@ -21,7 +21,7 @@ def test_grid_puts_seeds_innermost_and_pairs_keys_by_seed():
     3,
     seed=7,
     label=lambda alg, s: dict(algorithm=alg, seed=s),
-    hparams=lambda alg: train.algorithm_hparams(alg, lr=0.1, clip=1.0, alpha=2.0, init="sigmoid"),
+    hparams=lambda alg: algorithms.hparams(alg, lr=0.1, clip=1.0, alpha=2.0, init="sigmoid"),
   )
   assert [(r["algorithm"], r["seed"]) for r in g.labels] == [
     ("sgd", 0), ("sgd", 1), ("sgd", 2), ("sgd_cr", 0), ("sgd_cr", 1), ("sgd_cr", 2)
@@ -91,6 +91,35 @@ def test_checkpoint_composite_round_trip(tmp_path):
   assert got.traces is None and got.host == host
 
 
+def test_a_checkpoint_of_a_norm_only_program_restores_into_the_one_clipping_path(tmp_path):
+  # Before one clipping path, norm-clipped programs (every binary but pathological) kept a
+  # ClipByNormState; such a checkpoint still resumes, the state brought up to date.
+  sharding = runs.runs_sharding()
+  n = jax.device_count()
+  hp = runs.stack([algorithms.hparams("sgd_c", lr=0.1, clip=1.0, alpha=0.0, init="sigmoid")] * n)
+  params = dict(w_hh=jnp.ones((n, 2)))
+  cfg = ml_collections.ConfigDict(dict(nonfinite_guard="original"))
+  now = jax.vmap(lambda hp, p: algorithms.make_optimizer(cfg, hp).init(p))(hp, params)
+  now = runs.to_devices(dict(params=params, opt_state=now), sharding)
+  before = clipping.as_norm_states(now)
+  before = jax.tree.map(lambda x: ~x if x.dtype == jnp.bool_ else x + 1, before)
+  assert isinstance(before["opt_state"][0].inner, clipping.ClipByNormState)
+  mgr = checkpoint.manager(tmp_path / "ck")
+  checkpoint.save(mgr, 1, state=before, host=dict(chunk=1))
+  got = checkpoint.restore(mgr, now, sharding)
+  assert jax.tree.structure(got.state) == jax.tree.structure(now) and got.host == dict(chunk=1)
+  inner, old = got.state["opt_state"][0].inner, before["opt_state"][0].inner
+  np.testing.assert_array_equal(runs.host(inner.preclip_norm), runs.host(old.preclip_norm))
+  np.testing.assert_array_equal(runs.host(inner.clipped), runs.host(old.clipped))
+  np.testing.assert_array_equal(runs.host(inner.fraction_clipped), np.zeros(n))
+  np.testing.assert_array_equal(runs.host(got.state["params"]["w_hh"]), np.full((n, 2), 2.0))
+  # Any other difference is still an error.
+  mgr = checkpoint.manager(tmp_path / "other")
+  checkpoint.save(mgr, 1, state=dict(params=params), host={})
+  with pytest.raises(ValueError):
+    checkpoint.restore(mgr, now, sharding)
+
+
 def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it(tmp_path):
   """Below the end-to-end tests (all at momentum 0, where an optimizer state that a resume
   dropped would be all zeros anyway): a group at momentum 0.9 trains two chunks and saves;
@@ -104,7 +133,6 @@ def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it
       batch_size=10,
       min_length=10,
       max_length=10,
-      clipping="norm",
       nonfinite_guard="original",
       omega_form="original",
       omega_bound=1e-20,
@@ -126,7 +154,7 @@ def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it
     2,
     seed=3,
     label=lambda alg, s: dict(algorithm=alg, seed=s),
-    hparams=lambda alg: train.algorithm_hparams(
+    hparams=lambda alg: algorithms.hparams(
       alg, lr=0.05, clip=0.5, alpha=2.0, init="basic_tanh"
     ),
   )
@@ -369,23 +397,28 @@ def test_install_handlers_routes_both_signals():
 
 
 @pytest.mark.parametrize(
-  "name, clip, alpha",
+  "name, clip, alpha, elementwise, guarded",
   [
-    ("sgd", math.inf, 0.0),
-    ("sgd_c", 1.5, 0.0),
-    ("sgd_cr", 1.5, 4.0),
-    ("sgd_elementwise", 1.5, 0.0),
+    ("sgd", math.inf, 0.0, False, False),
+    ("sgd_c", 1.5, 0.0, False, True),
+    ("sgd_cr", 1.5, 4.0, False, True),
+    ("sgd_elementwise", 1.5, 0.0, True, False),  # no guard: the original code had none
   ],
 )
-def test_table_gives_the_published_settings(name, clip, alpha):
+def test_table_gives_the_published_settings(name, clip, alpha, elementwise, guarded):
   hp = algorithms.hparams(name, lr=0.01, clip=1.5, alpha=4.0, init="sigmoid")
-  assert float(hp.clip) == clip and float(hp.alpha) == alpha and hp.elementwise is None
+  got = (float(hp.clip), float(hp.alpha), bool(hp.elementwise), bool(hp.guarded))
+  assert got == (clip, alpha, elementwise, guarded)
   assert algorithms.threshold_of(name, 1.5) == clip and algorithms.alpha_of(name, 4.0) == alpha
-  per_run = algorithms.hparams(
+  # `sgd_elementwise`'s own bound changes its threshold only, never another row's.
+  own = algorithms.hparams(
     name, lr=0.01, clip=1.5, alpha=4.0, init="sigmoid", elementwise_clip=0.3
   )
-  assert bool(per_run.elementwise) == (name == "sgd_elementwise")
-  assert float(per_run.clip) == (np.float32(0.3) if name == "sgd_elementwise" else clip)
+  assert float(own.clip) == (np.float32(0.3) if name == "sgd_elementwise" else clip)
+  assert (bool(own.elementwise), bool(own.guarded)) == (elementwise, guarded)
+  # A threshold of ∞ clips nothing, so no run is guarded there (Ω without clipping).
+  unclipped = algorithms.clipping_of(name, math.inf, math.inf)
+  assert unclipped == (math.inf, elementwise, False)
 
 
 def test_natural_columns_read_the_same_table():
@@ -416,18 +449,38 @@ def test_add_omega_grad_adds_to_w_hh_only_and_can_be_switched_off():
   np.testing.assert_array_equal(total.w_in, grads.w_in)
 
 
-def test_optimizer_clipping_kind_follows_config_or_the_run():
-  cfg = ml_collections.ConfigDict(dict(clipping="elementwise", nonfinite_guard="original"))
-  g = dict(w_hh=jnp.asarray([3.0, -4.0]))
-  params = dict(w_hh=jnp.zeros(2))
-  hp = algorithms.hparams("sgd_c", lr=1.0, clip=1.0, alpha=0.0, init="sigmoid")
-  tx = algorithms.make_optimizer(cfg, hp)
-  out, _ = tx.update(g, tx.init(params), params)
-  np.testing.assert_allclose(out["w_hh"], [-1.0, 1.0])  # each entry to [-1, 1], then -lr
-  cfg.clipping = "norm"
-  tx = algorithms.make_optimizer(cfg, hp)
-  out, _ = tx.update(g, tx.init(params), params)
-  np.testing.assert_allclose(out["w_hh"], [-0.6, 0.8], rtol=1e-6)  # the norm (5) to 1
-  cfg.clipping = "max"
-  with pytest.raises(ValueError, match="config.clipping"):
-    algorithms.make_optimizer(cfg, hp)
+@pytest.mark.parametrize("mode", algorithms.GUARD_MODES)
+def test_one_program_clips_and_guards_each_run_as_its_row_says(mode):
+  """Every algorithm in one vmapped program (as the pathological sweep runs them): each
+  run gets its own kind and threshold, and the guard acts where its row (or the mode)
+  says."""
+  cfg = ml_collections.ConfigDict(dict(nonfinite_guard=mode))
+  names = ("sgd", "sgd_c", "sgd_cr", "sgd_elementwise")
+  hp = jax.tree.map(
+    lambda *x: jnp.stack(x),
+    *[
+      algorithms.hparams(n, lr=1.0, clip=1.0, alpha=0.0, init="sigmoid", elementwise_clip=0.5)
+      for n in names
+    ],
+  )
+  params = dict(w_hh=jnp.ones(2), w_in=jnp.ones(1))
+
+  @jax.vmap
+  def step(hp, g):
+    tx = algorithms.make_optimizer(cfg, hp)
+    return tx.update(g, tx.init(params), params)
+
+  def per_run(tree):
+    return jax.tree.map(lambda x: jnp.stack([x] * len(names)), tree)
+
+  out, state = step(hp, per_run(dict(w_hh=jnp.asarray([3.0, -4.0]), w_in=jnp.zeros(1))))
+  want = [[-3.0, 4.0], [-0.6, 0.8], [-0.6, 0.8], [-0.5, 0.5]]  # none, norm 5 → 1, each to 0.5
+  np.testing.assert_allclose(out["w_hh"], want, rtol=1e-6)
+  stats = clipping.clipping_stats(state)
+  np.testing.assert_array_equal(stats["grads/clipped"], [False, True, True, True])
+  np.testing.assert_allclose(stats["grads/fraction_clipped"], [0, 0, 0, 2 / 3], rtol=1e-6)
+  # A NaN gradient: guarded runs take the original code's 0.02·W_hh step, the others NaN.
+  out, state = step(hp, per_run(dict(w_hh=jnp.asarray([jnp.nan, 1.0]), w_in=jnp.zeros(1))))
+  guarded = {"original": [False, True, True, False], "always": [True] * 4, "never": [False] * 4}
+  np.testing.assert_array_equal(clipping.clipping_stats(state)["grads/nonfinite"], guarded[mode])
+  np.testing.assert_array_equal(np.isfinite(out["w_hh"]).all(axis=1), guarded[mode])

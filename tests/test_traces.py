@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
-from rnn_dynamics import runs, sweep, train
+from rnn_dynamics import algorithms, runs, sweep, train
 
 # Lengths drawn in [10, 14) per update, four length buckets: the chunk index changes the
 # lengths of every chunk, and must stay a traced argument. Plain SGD on sigmoid units does
@@ -26,7 +26,6 @@ CONFIG = ml_collections.ConfigDict(
     min_length=10,
     max_length=14,
     length_buckets=4,
-    clipping="norm",
     nonfinite_guard="original",
     omega_form="original",
     omega_bound=1e-20,
@@ -47,7 +46,7 @@ N_CHUNKS = CONFIG.max_updates // CONFIG.chunk_size
 def _group(n_runs):
   labels = [dict(algorithm=a, seed=s) for s in range(n_runs // 2) for a in ("sgd", "sgd_cr")]
   hps = [
-    train.algorithm_hparams(lab["algorithm"], lr=0.01, clip=1.0, alpha=4.0, init="sigmoid")
+    algorithms.hparams(lab["algorithm"], lr=0.01, clip=1.0, alpha=4.0, init="sigmoid")
     for lab in labels
   ]
   keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(0), lab["seed"]) for lab in labels])

@@ -12,7 +12,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import clipping, runs, sweep, train  # noqa: E402
+from rnn_dynamics import algorithms, clipping, runs, sweep, train  # noqa: E402
 
 # Temporal order with lengths drawn in [10, 13): padded batches, one program for all.
 CONFIG = ml_collections.ConfigDict(
@@ -22,7 +22,6 @@ CONFIG = ml_collections.ConfigDict(
     batch_size=20,
     min_length=10,
     max_length=13,
-    clipping="norm",
     nonfinite_guard="original",
     omega_form="original",
     omega_bound=1e-20,
@@ -42,7 +41,7 @@ N_CHUNKS = 3
 
 
 def _run(algorithm, init, seed, lr=0.01):
-  hp = train.algorithm_hparams(algorithm, lr=lr, clip=1.0, alpha=4.0, init=init)
+  hp = algorithms.hparams(algorithm, lr=lr, clip=1.0, alpha=4.0, init=init)
   return dict(algorithm=algorithm, init=init, seed=seed, lr=lr), hp
 
 
@@ -310,12 +309,12 @@ def test_guard_protects_the_runs_the_mode_names(mode, guarded):
         updates.w_hh, -0.01 * 0.02 * np.asarray(params.params.w_hh), rtol=1e-6
       )
   # Element-wise clipping: the original code has none, so no guard under "original".
-  elementwise = train.algorithm_hparams(
+  elementwise = algorithms.hparams(
     "sgd_elementwise", lr=0.01, clip=1.0, alpha=0.0, init="basic_tanh", elementwise_clip=0.5
   )
   assert bool(train.guard_enabled(config, elementwise)) == (mode == "always")
   # Ω without clipping (threshold ∞, α > 0) is not guarded either.
-  no_clip = _run("sgd_cr", "basic_tanh", 0)[1].replace(clip=jnp.float32(np.inf))
+  no_clip = algorithms.hparams("sgd_cr", lr=0.01, clip=np.inf, alpha=4.0, init="basic_tanh")
   assert bool(train.guard_enabled(config, no_clip)) == (mode == "always")
 
 
@@ -326,7 +325,7 @@ def test_guard_threshold_is_the_original_codes_1e10(norm):
   the original code's fallback (docs/reference.md §2): W_hh steps by `0.02·W_hh`, every
   other parameter stays, and that step is not clipped."""
   lr, clip = 0.01, 1.0
-  hp = train.algorithm_hparams("sgd_c", lr=lr, clip=clip, alpha=0.0, init="basic_tanh")
+  hp = algorithms.hparams("sgd_c", lr=lr, clip=clip, alpha=0.0, init="basic_tanh")
   params = train.make_train(CONFIG).init(jax.random.PRNGKey(0), hp).params
   direction = jax.tree.map(
     lambda p: jax.random.normal(jax.random.PRNGKey(p.size), p.shape), params

@@ -96,6 +96,27 @@ def test_an_old_config_json_resumes_after_a_field_is_added(tmp_path, monkeypatch
   Workdir(tmp_path, config(0))
 
 
+def test_a_removed_field_resumes_only_at_the_value_the_code_kept(tmp_path):
+  # `clipping` is gone (every algorithm clips as its row of the algorithm table says): a
+  # published workdir's "norm" is what the code still does, so it resumes and the field is
+  # dropped; "elementwise" is refused with one line that says why.
+  saved = results.read_json(PUBLISHED / "fig7_cpu" / "config.json")
+  assert saved["clipping"] == "norm"
+  now = ml_collections.ConfigDict({k: v for k, v in saved.items() if k != "clipping"})
+  results.write_json(tmp_path / "config.json", dict(saved, clipping="elementwise"))
+  with pytest.raises(WorkdirConfigMismatch) as refused:
+    Workdir(tmp_path, now)
+  message = str(refused.value)
+  assert "\n" not in message and "clipping='elementwise'" in message
+  assert "sgd_elementwise" in message and "new --workdir" in message
+  results.write_json(tmp_path / "config.json", saved)
+  with pytest.raises(WorkdirConfigMismatch, match="lr: 0.01 -> 0.1"):
+    Workdir(tmp_path, ml_collections.ConfigDict(dict(now.to_dict(), lr=0.1)))  # still compared
+  Workdir(tmp_path, now)
+  assert "clipping" not in results.read_json(tmp_path / "config.json")
+  Workdir(tmp_path, now)  # and resumes from then on
+
+
 def test_open_reads_what_the_writer_wrote_and_writes_nothing(tmp_path):
   wd = Workdir(tmp_path, _config())
   _finished_group(tmp_path, "T10")

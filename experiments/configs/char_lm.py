@@ -78,7 +78,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # clip the gradient of the cost summed over the segment (paper's note)
   declare(c, "cost", "sum", fields.COST)
   declare(c, "clip", 45.0, fields.THRESHOLD)
-  c.clipping = "norm"
   fields.nonfinite_guard(c)
   # paper 0.01 (fifth ahead 0.05)
   declare(c, "alpha0", config_dict.placeholder(float), number(ge=0))

@@ -76,7 +76,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # clip the gradient of the per-step mean cost (paper's note)
   declare(c, "cost", "mean", fields.COST)
   declare(c, "clip", 8.0, fields.THRESHOLD)  # norm-clipping threshold (SGD+C, SGD+CR)
-  c.clipping = "norm"
   fields.nonfinite_guard(c)
   # Ω weight α_0 (paper 0.5; MuseData 0.1)
   declare(c, "alpha0", config_dict.placeholder(float), number(ge=0))

@@ -46,9 +46,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "lr", _PAPER.lr, POSITIVE)  # 0.01, constant, no momentum
   declare(c, "momentum", _PAPER.momentum, fields.MOMENTUM)
   declare(c, "batch_size", _PAPER.batch_size, SIZE)  # 20
-  # 1.0, norm-clipping threshold (SGD-C, SGD-CR)
+  # 1.0, norm-clipping threshold (SGD-C, SGD-CR; sgd_elementwise: per entry)
   declare(c, "clip", _PAPER.clip, fields.THRESHOLD)
-  c.clipping = "norm"  # 'norm' (Algorithm 1) or 'elementwise' (Mikolov 2012)
   fields.nonfinite_guard(c)
   fields.engine(c)
   # True: success needs 0 mistakes on the test (the original code's stop); False: the

@@ -46,7 +46,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "lr", 0.01, POSITIVE)
   declare(c, "momentum", 0.0, fields.MOMENTUM)
   declare(c, "batch_size", 20, SIZE)
-  c.clipping = "norm"
   # the original code: norm-clipped runs only (not c = ∞)
   declare(c, "nonfinite_guard", "original", one_of(train.GUARD_MODES))
   declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))

@@ -62,6 +62,11 @@ class Column:
   clip: float
   alpha0: float
 
+  @property
+  def clipping(self) -> algorithms.RunClipping:
+    """Its runs' clipping kind, threshold and guard, as the algorithm table says."""
+    return algorithms.clipping_of(self.algorithm, self.clip)
+
 
 def columns(
   names: Sequence[str], lr: Callable[[str], float], clip: float, alpha0: float
@@ -322,7 +327,10 @@ class _Fit:
     self.n_runs = runs.pad_to(self.n_real)
     col_of = [cols[lab["col"]] for lab in self.labels]
     col_of += [col_of[-1]] * (self.n_runs - self.n_real)
-    self.clip = np.asarray([c.clip for c in col_of], np.float32)
+    clip_of = [c.clipping for c in col_of]
+    self.clip = np.asarray([c.clip for c in clip_of], np.float32)
+    self.elementwise = np.asarray([c.elementwise for c in clip_of], np.bool_)
+    self.guarded = np.asarray([c.guarded for c in clip_of], np.bool_)
     self.alpha0 = np.asarray([c.alpha0 for c in col_of], np.float32)
     self.sharding = runs.runs_sharding()
     self.programs = _Programs(make_trainer(config, task))
@@ -350,6 +358,8 @@ class _Fit:
       clip=jnp.asarray(self.clip),
       alpha=jnp.asarray(alpha_at(self.alpha0, epoch, self.config.alpha_schedule), jnp.float32),
       init=jnp.full((self.n_runs,), rnn.init_id(self.config.init), jnp.int32),
+      elementwise=jnp.asarray(self.elementwise),
+      guarded=jnp.asarray(self.guarded),
     )
     return runs.to_devices(hp, self.sharding)
 

@@ -131,7 +131,7 @@ def make_trainer(config: ml_collections.ConfigDict, task: NaturalTask) -> Traine
   `rnn.INITS`, shared by every run), `cost` ('mean': the
   gradient of the per-step mean cost, music; 'sum': of the cost summed over the segment's
   steps, averaged over lanes, text), `biases` (False: `b` and `b_out` stay zero),
-  `clipping`, `nonfinite_guard`, `momentum`, `omega_form`, `omega_bound`, and optional
+  `nonfinite_guard`, `momentum`, `omega_form`, `omega_bound`, and optional
   `omega_enabled` (default True).
   """
   n_lanes, n_hidden = int(config.batch_size), int(config.n_hidden)
