@@ -241,7 +241,7 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   """Builds the pure training functions for one task and model size.
 
   `config` fields used: `task`, `n_hidden`, `batch_size`, `min_length`, `max_length`,
-  `clipping` ('norm' | 'elementwise'), `nonfinite_guard` (`GUARD_MODES`), `omega_form`,
+  `nonfinite_guard` (`GUARD_MODES`), `omega_form`,
   `omega_bound`, `chunk_size`, `screen_size`, `eval_size`, `eval_batch`, `success_error`,
   `max_updates`; optional `momentum`, `omega_enabled` (default True: Ω is computed, and
   logged, for every run; False skips it, for programs where every α is 0), `seed` (the
