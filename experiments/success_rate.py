@@ -20,7 +20,7 @@ from absl import logging
 from experiments import cli, validation
 from rnn_dynamics import plots, runs, stats, sweep, train
 from rnn_dynamics.report import style
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, group_config
 
 
 def run(config, workdir_path: str) -> list[dict]:
@@ -66,14 +66,15 @@ def baseline_budget(sgd_cr_rows: list[dict], config) -> int:
 
 
 def _run_group(config, workdir: Workdir, group: str, length: int, algorithms, budget=None):
-  """One length's runs of `algorithms` in one program; loaded if already finished."""
-  if workdir.is_done(group):
-    logging.info("%s: already finished, loaded from %s", group, workdir.path)
-    return workdir.load_rows(group)
-  cfg = config.copy_and_resolve_references()
-  cfg.min_length = cfg.max_length = int(length)
+  """One length's runs of `algorithms` in one program; loaded if already finished.
+
+  The group runs the binary's config at length T = `length` and, for the baselines,
+  with `budget` updates; its `group.json` records both (`config.json` keeps the config
+  as given)."""
+  overrides = dict(min_length=int(length), max_length=int(length))
   if budget is not None:
-    cfg.max_updates = int(budget)
+    overrides["max_updates"] = int(budget)
+  cfg = group_config(config, **overrides)
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
     [(init, alg) for init in cfg.inits for alg in algorithms],
