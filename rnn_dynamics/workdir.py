@@ -163,12 +163,15 @@ class GroupSpec:
   def of(
     cls,
     base: Mapping[str, Any],
-    config: ml_collections.ConfigDict,
+    config: ml_collections.ConfigDict | Mapping[str, Any],
     labels: Sequence[Mapping[str, Any]],
   ) -> GroupSpec:
     """The spec of a group that trains with `config` (`group_config` of the binary's),
-    runs labelled `labels`, in a workdir whose config is `base` (`Workdir.config`)."""
-    cfg = json.loads(config.to_json())
+    runs labelled `labels` (result rows will do: their outcome fields are left out), in
+    a workdir whose config is `base` (`Workdir.config`)."""
+    if isinstance(config, ml_collections.ConfigDict):
+      config = json.loads(config.to_json())
+    cfg = dict(config)
     overrides = {
       k: cfg[k] for k in sorted(cfg) if k not in _VOLATILE and base.get(k) != cfg[k]
     }
@@ -506,6 +509,17 @@ class Workdir:
     except (KeyError, TypeError, AttributeError) as e:
       raise CorruptFileError(file, f"not a group spec ({e})", self._remedy(group)) from e
 
+  def spec(self, group: str) -> GroupSpec:
+    """What `group` runs, for readers: its `group.json`, or for a group written before
+    group files existed (or not started) the config's values, with the runs of its rows
+    (what older code recorded; wrong where that code ran a group otherwise, as Figure 7's
+    lengths and baseline budgets)."""
+    saved = self.group_spec(group)
+    if saved is not None:
+      return saved
+    rows = self.load_rows(group) if self.is_done(group) else self.in_progress().get(group, [])
+    return GroupSpec.of(self.config, self.config, rows)
+
   def group_specs(self) -> dict[str, GroupSpec]:
     """Group → its spec, for every group that recorded one (finished or training)."""
     folder = self.path / "groups"
@@ -630,7 +644,8 @@ class Workdir:
       GroupSpecMismatch: the group's saved spec differs from `spec` (the workdir's
         config is the same, so the code that derives groups from it changed).
     """
-    self._writable()
+    if self.read_only:
+      raise ReadOnlyWorkdirError(f"{self.path} was opened read-only (Workdir.open)")
     saved = self.group_spec(name)
     if saved is not None and saved != spec:
       diffs = ", ".join(saved.differences(spec))
@@ -639,6 +654,7 @@ class Workdir:
         f"asks of it ({diffs}). Use a new --workdir, or delete {self._group(name)} and "
         f"{self.checkpoint_dir(name)} to run that group again as asked."
       )
+    self._writable()
     if saved is None:
       results.write_json(self._group(name) / GROUP_FILE, spec.to_json())
     if self.is_done(name):
