@@ -13,7 +13,6 @@ axis) go to --workdir; re-running with the same --workdir resumes an interrupted
 
 from __future__ import annotations
 
-
 from experiments import cli, validation
 from rnn_dynamics import plots, results, sweep, threshold_grid
 from rnn_dynamics.workdir import Workdir, group_config
