@@ -654,12 +654,15 @@ class Workdir:
         f"asks of it ({diffs}). Use a new --workdir, or delete {self._group(name)} and "
         f"{self.checkpoint_dir(name)} to run that group again as asked."
       )
+    # A finished group is read first: a damaged file is refused with nothing written.
+    done = self.is_done(name)
+    loaded = Group(spec, self.load_rows(name), self.load_traces(name)) if done else None
     self._writable()
     if saved is None:
       results.write_json(self._group(name) / GROUP_FILE, spec.to_json())
-    if self.is_done(name):
+    if loaded is not None:
       logging.info("%s: already finished, loaded from %s", name, self.path)
-      return Group(spec, self.load_rows(name), self.load_traces(name))
+      return loaded
     result = train()
     return Group(spec, result.rows, result.traces)
 
