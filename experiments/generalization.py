@@ -32,7 +32,7 @@ from absl import logging
 from experiments import cli, validation
 from rnn_dynamics import algorithms, generalization, results, rnn, runs, sweep, train
 from rnn_dynamics.report import generalization as report
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, group_config
 
 GROUP = "train"  # the workdir group holding the trained models
 TABLE = "generalization"  # <workdir>/generalization.{csv,json}: one row per (seed, length)
@@ -46,9 +46,6 @@ def _hparams(config: ml_collections.ConfigDict) -> train.HParams:
 
 def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[dict]:
   """Trains (or resumes, or loads) one model per seed; returns their result rows."""
-  if workdir.is_done(GROUP):
-    logging.info("%s: already trained, loaded from %s", GROUP, workdir.path)
-    return workdir.load_rows(GROUP)
   grid = runs.grid(
     [config.algorithm],
     int(config.seeds),
@@ -63,7 +60,8 @@ def train_models(config: ml_collections.ConfigDict, workdir: Workdir) -> list[di
     hparams=lambda alg: _hparams(config),
   )
   name = f"train [{config.min_length}, {config.max_length})"
-  return sweep.run_in_workdir(workdir, GROUP, config, grid, name=name).rows
+  # The group runs the config as it is (its group.json has no overrides).
+  return sweep.run_in_workdir(workdir, GROUP, group_config(config), grid, name=name).rows
 
 
 def evaluate_lengths(

@@ -29,7 +29,7 @@ from experiments import cli, validation
 from experiments.configs import pathological as configs
 from rnn_dynamics import algorithms, generalization, results, runs, sweep, train
 from rnn_dynamics.report import pathological
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, group_config
 
 
 def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[dict]]:
@@ -41,13 +41,9 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
   t_start = time.time()
   todo = configs.groups(cfg)
   for i, (group, variant, lo, hi) in enumerate(todo):
-    gcfg = cfg.copy_and_resolve_references()
-    gcfg.task, gcfg.min_length, gcfg.max_length = variant, lo, hi
-    if workdir.is_done(group):
-      logging.info("%s: already trained, loaded from %s", group, workdir.path)
-      group_rows = workdir.load_rows(group)
-    else:
-      group_rows = _train_group(workdir, group, gcfg, f"[{i + 1}/{len(todo)}] {group}")
+    # What the group runs beside the config: its task variant and lengths (group.json).
+    gcfg = group_config(cfg, task=variant, min_length=lo, max_length=hi)
+    group_rows = _train_group(workdir, group, gcfg, f"[{i + 1}/{len(todo)}] {group}")
     rows += group_rows
     pathological.write_report(workdir, cfg, rows, gen_rows, figure=False)
     gen_rows += _generalize(workdir, group, gcfg, group_rows)
@@ -68,6 +64,7 @@ def _hparams(cfg, algorithm: str) -> train.HParams:
 
 
 def _train_group(workdir: Workdir, group: str, gcfg, name: str) -> list[dict]:
+  """The group's rows: trained (or resumed), or loaded if it is finished."""
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
     gcfg.algorithms,

@@ -21,7 +21,7 @@ from experiments import cli, validation
 from rnn_dynamics import algorithms, runs, stats, sweep, train
 from rnn_dynamics.report import style
 from rnn_dynamics.report import success_rate as report
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, group_config
 
 
 def run(config, workdir_path: str) -> list[dict]:
@@ -67,15 +67,15 @@ def baseline_budget(sgd_cr_rows: list[dict], config) -> int:
 
 
 def _run_group(config, workdir: Workdir, group: str, length: int, names, budget=None):
-  """One length's runs of the algorithms `names` in one program; loaded if already
-  finished."""
-  if workdir.is_done(group):
-    logging.info("%s: already finished, loaded from %s", group, workdir.path)
-    return workdir.load_rows(group)
-  cfg = config.copy_and_resolve_references()
-  cfg.min_length = cfg.max_length = int(length)
+  """One length's runs of the algorithms `names` in one program; loaded if already finished.
+
+  The group runs the binary's config at length T = `length` and, for the baselines,
+  with `budget` updates; its `group.json` records both (`config.json` keeps the config
+  as given)."""
+  overrides = dict(min_length=int(length), max_length=int(length))
   if budget is not None:
-    cfg.max_updates = int(budget)
+    overrides["max_updates"] = int(budget)
+  cfg = group_config(config, **overrides)
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
     [(init, alg) for init in cfg.inits for alg in names],

@@ -13,13 +13,11 @@ axis) go to --workdir; re-running with the same --workdir resumes an interrupted
 
 from __future__ import annotations
 
-from absl import logging
-
 from experiments import cli, validation
 from rnn_dynamics import results, sweep, threshold_grid
 from rnn_dynamics.report import style
 from rnn_dynamics.report import threshold_grid as report
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, group_config
 
 GROUP = "grid"
 
@@ -27,15 +25,10 @@ GROUP = "grid"
 def run(config, workdir_path: str) -> str:
   """Runs (or resumes, or reloads) the grid, writes its outputs; returns the summary."""
   workdir = Workdir(workdir_path, config)
-  if workdir.is_done(GROUP):
-    logging.info("%s: already finished, loaded from %s", GROUP, workdir.path)
-    rows, traces = workdir.load_rows(GROUP), workdir.load_traces(GROUP)
-  else:
-    cfg = config.copy_and_resolve_references()
-    # Runs with the same seed share initial weights and data in every cell (paired).
-    result = sweep.run_in_workdir(workdir, GROUP, cfg, threshold_grid.grid_runs(cfg))
-    rows, traces = result.rows, result.traces
-  return _write_outputs(workdir, config, rows, traces)
+  cfg = group_config(config)  # the grid runs the config as it is
+  # Runs with the same seed share initial weights and data in every cell (paired).
+  group = sweep.run_in_workdir(workdir, GROUP, cfg, threshold_grid.grid_runs(cfg))
+  return _write_outputs(workdir, config, group.rows, group.traces)
 
 
 def _write_outputs(workdir: Workdir, config, rows, traces) -> str:

@@ -54,10 +54,11 @@ WORKDIR = locate(
 # Read-only: a notebook never writes into a workdir (a run may be going on in it).
 workdir = Workdir.open(WORKDIR, of="experiments.generalization")
 config = workdir.config
+spec = workdir.spec("train")  # what the training group runs (its group.json)
 print(
-  f"{WORKDIR}: {config['task']}, {config['n_hidden']} hidden {config['init']}, "
-  f"{config['algorithm']}, lengths [{config['min_length']}, {config['max_length']}), "
-  f"{config['seeds']} seeds, ≤{config['max_updates']:,} updates"
+  f"{WORKDIR}: {spec.task}, {config['n_hidden']} hidden {config['init']}, "
+  f"{config['algorithm']}, lengths [{spec.min_length}, {spec.max_length}), "
+  f"{config['seeds']} seeds, ≤{spec.max_updates:,} updates"
 )
 
 # %% [markdown]
@@ -133,10 +134,10 @@ if gen_rows:
   print(report.summary(train_rows, gen_rows))
   fig = report.seed_curves_figure(
     gen_rows,
-    train_range=(int(config["min_length"]), int(config["max_length"])),
+    train_range=(spec.min_length, spec.max_length),
     success_error=float(config["success_error"]),
-    chance_error=report.CHANCE_ERROR.get(config["task"]),
-    title=f"{config['task']}: one {config['n_hidden']}-unit {config['init']} model per seed",
+    chance_error=report.CHANCE_ERROR.get(spec.task),
+    title=f"{spec.task}: one {config['n_hidden']}-unit {config['init']} model per seed",
   )
   plt.show()
 else:

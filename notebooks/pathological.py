@@ -62,11 +62,12 @@ if not workdirs:
 # sequences of training lengths; the success test comes when a screen passes).
 for w in workdirs:
   for group, runs in w["in_progress"].items():
-    print(f"\n{w['path']}: {group} still training")
+    spec = w["specs"][group]  # what the group runs (its group.json)
+    print(f"\n{w['path']}: {group} still training ({spec.task}, lengths "
+          f"[{spec.min_length}, {spec.max_length}), up to {spec.max_updates:,} updates per run)")
     if w["partial"] and group in w["partial"]["groups"]:
       note = w["partial"]
-      print(f"  a partial state published {note['published']}, budget "
-            f"{note['groups'][group]['budget']:,} updates per run; code: {note['code']}")
+      print(f"  a partial state published {note['published']}; code: {note['code']}")
     for r in runs:
       state = f"solved at {r['updates_to_solve']:,}" if r["solved"] else (
         f"screen error {r['screen_error']:.1%} (best {r['best_screen_error']:.1%})"
@@ -110,8 +111,8 @@ for w in workdirs:
 
 # %%
 for w in workdirs:
-  chunk = int(w["config"]["chunk_size"])
   for name, group in w["groups"].items():
+    chunk = w["specs"][name].chunk_size
     tr = group["traces"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for i, row in enumerate(group["rows"]):

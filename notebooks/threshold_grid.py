@@ -54,9 +54,10 @@ WORKDIR = locate(
 # Read-only: a notebook never writes into a workdir (a grid may be training in it).
 workdir = Workdir.open(WORKDIR, of="experiments.threshold_grid")
 config = workdir.config
+spec = workdir.spec("grid")  # what the grid's group runs (its group.json)
 print(
-  f"{WORKDIR}: temporal order T = {config['length']}, {config['n_hidden']} hidden, "
-  f"lr {config['lr']:g}, {config['seeds']} seeds per cell, ≤{config['max_updates']:,} updates"
+  f"{WORKDIR}: temporal order T = {spec.min_length}, {config['n_hidden']} hidden, "
+  f"lr {config['lr']:g}, {config['seeds']} seeds per cell, ≤{spec.max_updates:,} updates"
 )
 if not workdir.is_done("grid"):
   running = workdir.in_progress().get("grid", [])
@@ -78,7 +79,7 @@ if workdir.is_done("grid"):
   for value in ("success", "updates"):
     heatmaps.heatmap_figure(
       table, value=value, avg_norm=norm, norm_source=source,
-      max_updates=int(config["max_updates"]),
+      max_updates=spec.max_updates,
     )
     plt.show()
   print(threshold_grid.summary(table, norm, source))  # its first line: the average norm

@@ -55,7 +55,7 @@ from rnn_dynamics.runs.progress import format_duration
 from rnn_dynamics.train import HParams, RunState, Trainer
 
 if TYPE_CHECKING:
-  from rnn_dynamics.workdir import Workdir
+  from rnn_dynamics.workdir import Group, Workdir
 
 __all__ = ["GroupResult", "TRACE_FIELDS", "run_group", "run_in_workdir"]
 
@@ -273,40 +273,56 @@ def run_in_workdir(
   grid: runs.Grid,
   *,
   name: str | None = None,
-) -> GroupResult:
-  """`run_group` for `grid`'s runs as the workdir's `group`, as every sweep binary trains
-  one: checkpointed there while it trains (a rerun resumes; `Workdir.in_progress` reads
-  its runs as of the last checkpoint) and saved there once every run is decided.
+) -> Group:
+  """The workdir's `group`, `grid`'s runs trained with `config`, as every sweep binary
+  runs one: loaded if it is finished, else trained with `run_group`, checkpointed there
+  while it trains (a rerun resumes; `Workdir.in_progress` reads its runs as of the last
+  checkpoint) and saved there once every run is decided (`Workdir.group`).
 
   Args:
-    workdir: the experiment's workdir (`Workdir(path, config)`).
+    workdir: the experiment's workdir (`Workdir(path, config)`, the binary's config).
     group: the group's name in the workdir.
-    config: the group's config (`make_train`'s and `run_group`'s fields).
+    config: the group's config (`workdir.group_config` of the binary's, with what this
+      group runs otherwise; `make_train`'s and `run_group`'s fields). Where it differs
+      from the binary's config is recorded in the group's spec (`GroupSpec`).
     grid: the runs (`runs.grid`: labels, stacked hparams, paired keys).
     name: shown in log and progress lines (default: `group`).
+
+  Returns:
+    The group's spec, rows and traces (`workdir.Group`).
+
+  Raises:
+    GroupSpecMismatch: the workdir's group ran another spec.
   """
+  from rnn_dynamics.workdir import GroupSpec
+
   name = name or group
-  logging.info(
-    "%s: %d runs on %d device(s), up to %d updates each",
-    name,
-    len(grid),
-    jax.device_count(),
-    config.max_updates,
-  )
-  result = run_group(
-    train_lib.make_train(config),
-    config,
-    labels=grid.labels,
-    hparams=grid.hparams,
-    keys=grid.keys,
-    checkpoint_dir=workdir.checkpoint_dir(group),
-    name=name,
-    on_checkpoint=lambda rows: workdir.write_progress(group, rows),
-    events_dir=workdir.events_dir(group),
-  )
-  workdir.save_group(group, result)
-  logging.info("%s: finished in %.0f s", name, result.wall_s)
-  return result
+  spec = GroupSpec.of(workdir.config, config, grid.labels)
+
+  def train() -> GroupResult:
+    logging.info(
+      "%s: %d runs on %d device(s), up to %d updates each",
+      name,
+      len(grid),
+      jax.device_count(),
+      config.max_updates,
+    )
+    result = run_group(
+      train_lib.make_train(config),
+      config,
+      labels=grid.labels,
+      hparams=grid.hparams,
+      keys=grid.keys,
+      checkpoint_dir=workdir.checkpoint_dir(group),
+      name=name,
+      on_checkpoint=lambda rows: workdir.write_progress(group, rows),
+      events_dir=workdir.events_dir(group),
+    )
+    workdir.save_group(group, result)
+    logging.info("%s: finished in %.0f s", name, result.wall_s)
+    return result
+
+  return workdir.group(group, spec, train)
 
 
 @dataclasses.dataclass

@@ -6,6 +6,7 @@ Layout (every file written atomically):
     <workdir>/checkpoints/<group>/           Orbax checkpoints of groups in progress
     <workdir>/progress/<group>.json          their runs as of the last checkpoint
     <workdir>/events/<group>/<run>/          TensorBoard event files (live; never published)
+    <workdir>/groups/<group>/group.json      what the group runs (`GroupSpec`), from its start
     <workdir>/groups/<group>/results.json    one row per run; its presence marks the group done
     <workdir>/groups/<group>/traces.npz      per-chunk metrics, `[runs, chunks]` each
     <workdir>/groups/<group>/params.npz      final parameters, `[runs, ...]` each
@@ -15,6 +16,14 @@ Layout (every file written atomically):
 
 A finished group is never recomputed; a group in progress resumes from its checkpoint.
 Deleting a group's folder makes the next run recompute that group (and only it).
+
+`config.json` is the binary's config as given; what a group runs where it differs (a
+length, a budget, a task variant) is the group's own `GroupSpec`, in `group.json`, written
+when the group starts and read back with its results. `Workdir.group(name, spec, train)`
+is the one load-or-train step every sweep binary takes (through `sweep.run_in_workdir`):
+it refuses a group whose saved spec differs from the one asked for, records the spec, and
+loads the group if it is finished, else trains it. A group written before group files
+existed has none: it opens, resumes or loads as before, and gets its spec then.
 
 `Workdir(path, config)` is the writer's view: it records the config and refuses a
 different one, and it makes its process the workdir's only writer (a lock on
@@ -33,17 +42,19 @@ that the copy, put back as a workdir anywhere, resumes where the run stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
@@ -53,12 +64,17 @@ if TYPE_CHECKING:  # a reader needs no sweep machinery (nor JAX devices) to open
 
 __all__ = [
   "FORMER_VALUES",
+  "GROUP_FILE",
+  "Group",
+  "GroupSpec",
+  "GroupSpecMismatch",
   "PARTIAL_FILE",
   "locate",
   "ReadOnlyWorkdirError",
   "Workdir",
   "WorkdirBusyError",
   "WorkdirConfigMismatch",
+  "group_config",
   "make_folder",
 ]
 
@@ -97,6 +113,136 @@ REMOVED_FIELDS: dict[str, tuple[Any, str]] = {
 
 class WorkdirConfigMismatch(ConfigError):
   """The workdir was made by a different config: resuming would mix two experiments."""
+
+
+class GroupSpecMismatch(ConfigError):
+  """A group of the workdir ran another set-up than the one asked of it now."""
+
+
+# A group's record of what it runs, beside its results (`GroupSpec`).
+GROUP_FILE = "group.json"
+
+# Fields of a result or progress row that are not the run's labels (`sweep.GroupResult`,
+# `Workdir.in_progress`): what is left of a row without them is what the grid gave it.
+_OUTCOME_FIELDS = frozenset(
+  (
+    "solved", "updates_to_solve", "final_error", "final_mistakes", "strict_solved",
+    "worst_length", "worst_length_error", "diverged", "updates_done", "screen_error",
+    "best_screen_error", "full_test_error",
+  )
+)  # fmt: skip
+
+
+def group_config(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collections.ConfigDict:
+  """The config one group trains with: a copy of the binary's `config` with `overrides`
+  set (e.g. a length, a budget). The binary's config itself is never changed."""
+  cfg = config.copy_and_resolve_references()
+  for field, value in overrides.items():
+    cfg[field] = value
+  return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+  """What one group of a workdir runs, as `groups/<group>/group.json` records it.
+
+  Every value is as JSON keeps it (tuples as lists, infinity as None), so a spec read back
+  equals the one written.
+
+  Attributes:
+    task: the task its runs train on (for memorization the variant, e.g.
+      `memorization_5bit`).
+    min_length, max_length: its training lengths, drawn per update in [min, max); equal
+      for a fixed length (Figure 7's T).
+    max_updates: each run's budget.
+    chunk_size: updates per compiled call (and between screens).
+    runs: how many runs it has.
+    labels: each field of the runs' labels → its values, in the order the runs first take
+      them (e.g. `{"init": [...], "algorithm": ["sgd_cr"], "seed": [0, 1, 2, 3, 4]}`).
+    overrides: the fields of the binary's config (`config.json`) this group runs with
+      another value, field → that value; `{}` when it runs the config as it is.
+  """
+
+  task: str
+  min_length: int
+  max_length: int
+  max_updates: int
+  chunk_size: int
+  runs: int
+  labels: dict[str, list]
+  overrides: dict[str, Any]
+
+  @classmethod
+  def of(
+    cls,
+    base: Mapping[str, Any],
+    config: ml_collections.ConfigDict | Mapping[str, Any],
+    labels: Sequence[Mapping[str, Any]],
+  ) -> GroupSpec:
+    """The spec of a group that trains with `config` (`group_config` of the binary's),
+    runs labelled `labels` (result rows will do: their outcome fields are left out), in
+    a workdir whose config is `base` (`Workdir.config`)."""
+    if isinstance(config, ml_collections.ConfigDict):
+      config = json.loads(config.to_json())
+    cfg = dict(config)
+    overrides = {
+      k: cfg[k] for k in sorted(cfg) if k not in _VOLATILE and base.get(k) != cfg[k]
+    }
+    return cls.from_json(
+      dict(
+        task=cfg["task"],
+        min_length=cfg["min_length"],
+        max_length=cfg["max_length"],
+        max_updates=cfg["max_updates"],
+        chunk_size=cfg["chunk_size"],
+        runs=len(labels),
+        labels=_label_values(labels),
+        overrides=overrides,
+      )
+    )
+
+  @classmethod
+  def from_json(cls, obj: Mapping[str, Any]) -> GroupSpec:
+    obj = results.to_jsonable(dict(obj))
+    return cls(**{f.name: obj[f.name] for f in dataclasses.fields(cls)})
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def differences(self, other: GroupSpec) -> list[str]:
+    """`field: self's value -> other's` for each value that differs (one level into
+    `labels` and `overrides`)."""
+    a, b = self.to_json(), other.to_json()
+    out = []
+    for k in a:
+      if isinstance(a[k], dict):
+        out += [
+          f"{k}.{f}: {a[k].get(f)!r} -> {b[k].get(f)!r}"
+          for f in dict.fromkeys([*a[k], *b[k]])
+          if a[k].get(f) != b[k].get(f)
+        ]
+      elif a[k] != b[k]:
+        out.append(f"{k}: {a[k]!r} -> {b[k]!r}")
+    return out
+
+
+class Group(NamedTuple):
+  """A finished group, as `Workdir.group` hands it back: what it ran, one row per run,
+  and the traces (`[runs, chunks]` per field)."""
+
+  spec: GroupSpec
+  rows: list[dict[str, Any]]
+  traces: dict[str, np.ndarray]
+
+
+def _label_values(labels: Sequence[Mapping[str, Any]]) -> dict[str, list]:
+  """Label field → its values over `labels`, in the order of first appearance."""
+  out: dict[str, list] = {}
+  for label in results.to_jsonable(list(labels)):
+    for k, v in label.items():
+      if k not in _OUTCOME_FIELDS and v not in out.setdefault(k, []):
+        out[k].append(v)
+  return out
 
 
 def make_folder(path: str | os.PathLike) -> Path:
@@ -382,6 +528,35 @@ class Workdir:
   def _remedy(self, group: str) -> str:
     return f"delete {self._group(group)} and run again to recompute group {group}"
 
+  def group_spec(self, group: str) -> GroupSpec | None:
+    """What `group` runs (finished or still training), or None for a group written
+    before group files existed (its config's values apply)."""
+    file = self._group(group) / GROUP_FILE
+    if not file.is_file():
+      return None
+    obj = results.read_json(file, self._remedy(group))
+    try:
+      return GroupSpec.from_json(obj)
+    except (KeyError, TypeError, AttributeError) as e:
+      raise CorruptFileError(file, f"not a group spec ({e})", self._remedy(group)) from e
+
+  def spec(self, group: str) -> GroupSpec:
+    """What `group` runs, for readers: its `group.json`, or for a group written before
+    group files existed (or not started) the config's values, with the runs of its rows
+    (what older code recorded; wrong where that code ran a group otherwise, as Figure 7's
+    lengths and baseline budgets)."""
+    saved = self.group_spec(group)
+    if saved is not None:
+      return saved
+    rows = self.load_rows(group) if self.is_done(group) else self.in_progress().get(group, [])
+    return GroupSpec.of(self.config, self.config, rows)
+
+  def group_specs(self) -> dict[str, GroupSpec]:
+    """Group → its spec, for every group that recorded one (finished or training)."""
+    folder = self.path / "groups"
+    names = sorted(p.parent.name for p in folder.glob(f"*/{GROUP_FILE}")) if folder.is_dir() else []
+    return {g: self.group_spec(g) for g in names}
+
   def load_rows(self, group: str) -> list[dict[str, Any]]:
     """Result rows of a finished group.
 
@@ -467,6 +642,7 @@ class Workdir:
     its runs, how many are solved or diverged, the updates done (least and most over its
     runs), the budget and the best screen error; and the commits that ran the workdir."""
     groups = {}
+    specs = self.group_specs()
     for group, rows in self.in_progress().items():
       done = [int(r["updates_done"]) for r in rows]
       screens = [r["best_screen_error"] for r in rows if r.get("best_screen_error") is not None]
@@ -475,7 +651,7 @@ class Workdir:
         solved=sum(bool(r["solved"]) for r in rows),
         diverged=sum(bool(r["diverged"]) for r in rows),
         updates_done=[min(done, default=0), max(done, default=0)],
-        budget=self.config.get("max_updates"),
+        budget=specs[group].max_updates if group in specs else self.config.get("max_updates"),
         best_screen_error=min(screens, default=None),
       )
     return dict(
@@ -487,6 +663,39 @@ class Workdir:
     )
 
   # --- writing ---------------------------------------------------------------------------
+
+  def group(self, name: str, spec: GroupSpec, train: Callable[[], GroupResult]) -> Group:
+    """The group `name` as `spec` describes it: loaded if it is finished, else trained by
+    `train()` (which resumes from the group's checkpoint and saves the group).
+
+    The spec goes to `groups/<name>/group.json` before anything else, so a group still
+    training says what it runs; a group without one (written by older code) gets it now.
+
+    Raises:
+      GroupSpecMismatch: the group's saved spec differs from `spec` (the workdir's
+        config is the same, so the code that derives groups from it changed).
+    """
+    if self.read_only:
+      raise ReadOnlyWorkdirError(f"{self.path} was opened read-only (Workdir.open)")
+    saved = self.group_spec(name)
+    if saved is not None and saved != spec:
+      diffs = ", ".join(saved.differences(spec))
+      raise GroupSpecMismatch(
+        f"{self._group(name) / GROUP_FILE}: group {name} ran another set-up than this run "
+        f"asks of it ({diffs}). Use a new --workdir, or delete {self._group(name)} and "
+        f"{self.checkpoint_dir(name)} to run that group again as asked."
+      )
+    # A finished group is read first: a damaged file is refused with nothing written.
+    done = self.is_done(name)
+    loaded = Group(spec, self.load_rows(name), self.load_traces(name)) if done else None
+    self._writable()
+    if saved is None:
+      results.write_json(self._group(name) / GROUP_FILE, spec.to_json())
+    if loaded is not None:
+      logging.info("%s: already finished, loaded from %s", name, self.path)
+      return loaded
+    result = train()
+    return Group(spec, result.rows, result.traces)
 
   def save_group(self, group: str, result: GroupResult, extra: dict[str, Any] | None = None):
     """Stores a finished group; the results file goes last, so it marks completeness."""

@@ -189,7 +189,15 @@ def test_pathological_notebook_opens_the_published_partial_runs(kernel, monkeypa
     rows = json.loads(
       (REPO / "docs/results" / f"pathological_long_{task}/progress/{task}.json").read_text()
     )
-    assert f"pathological_long_{task}: {task} still training" in text
-    assert f"budget {note['groups'][task]['budget']:,} updates per run; code: {note['code']}" in text
+    spec = json.loads(
+      (REPO / "docs/results" / f"pathological_long_{task}/groups/{task}/group.json").read_text()
+    )
+    assert spec["max_updates"] == note["groups"][task]["budget"]
+    assert (
+      f"pathological_long_{task}: {task} still training ({task}, lengths "
+      f"[{spec['min_length']}, {spec['max_length']}), up to {spec['max_updates']:,} updates "
+      "per run)"
+    ) in text
+    assert f"; code: {note['code']}" in text
     for r in rows:
       assert f"sgd_cr seed {r['seed']}: {r['updates_done']:,} updates" in text

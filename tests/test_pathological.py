@@ -299,10 +299,14 @@ def test_summary_says_when_solved_models_fail_at_the_shortest_length():
   )
 
 
-def test_a_partial_copy_resumes_elsewhere_bit_for_bit(runs, tmp_path, monkeypatch, same_results):
+@pytest.mark.parametrize("group_files", [True, False], ids=["group_files", "older_copy"])
+def test_a_partial_copy_resumes_elsewhere_bit_for_bit(
+  runs, tmp_path, monkeypatch, same_results, group_files
+):
   # A long run's journey: stopped after its first chunk, published with --partial, only
   # the published files copied to a fresh folder (as a clone on another machine has
-  # them), resumed there; it must end exactly as the uninterrupted run did.
+  # them), resumed there; it must end exactly as the uninterrupted run did. A copy made
+  # by code older than group files (none in it) resumes as well, and gets them.
   from rnn_dynamics.runs import stop
   from rnn_dynamics.workdir import Workdir
 
@@ -328,6 +332,11 @@ def test_a_partial_copy_resumes_elsewhere_bit_for_bit(runs, tmp_path, monkeypatc
   Workdir.open(tmp_path / "first").publish(published, partial=True)
   status = json.loads((published / "partial.json").read_text())
   assert status["groups"]["addition"]["updates_done"] == [50, 50]
+  spec = Workdir.open(published).group_spec("addition")
+  assert (spec.task, spec.min_length, spec.max_length) == ("addition", 10, 14)
+  assert spec.max_updates == status["groups"]["addition"]["budget"] == 100
+  if not group_files:
+    shutil.rmtree(published / "groups")
 
   fresh = tmp_path / "machine2" / "addition"
   for f in published.rglob("*"):  # files only: git keeps no empty folders
@@ -339,3 +348,4 @@ def test_a_partial_copy_resumes_elsewhere_bit_for_bit(runs, tmp_path, monkeypatc
   assert advances == [2]  # resumed after chunk 1: one chunk left, not two
   same_results(fresh, reference)
   assert not (fresh / "checkpoints").exists() and not (fresh / "partial.json").exists()
+  assert Workdir.open(fresh).group_spec("addition") == spec

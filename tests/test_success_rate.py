@@ -99,6 +99,16 @@ def _assert_outputs(workdir, config):
       assert traces["loss"].shape[0] == n_runs and 1 <= traces["loss"].shape[1] <= chunks
     with np.load(group / "params.npz") as params:
       assert params["w_hh"].shape == (n_runs, config.n_hidden, config.n_hidden)
+    # The group says what it ran: its own length (config.json keeps the config as given,
+    # min_length = max_length = the first length), the budget, its runs.
+    spec = Workdir.open(workdir).group_spec(f"T{length}")
+    assert (spec.task, spec.min_length, spec.max_length) == (config.task, length, length)
+    assert (spec.max_updates, spec.chunk_size) == (config.max_updates, config.chunk_size)
+    assert spec.runs == n_runs and spec.labels["length"] == [length]
+    assert spec.labels["algorithm"] == list(config.algorithms)
+    assert spec.labels["seed"] == list(range(config.seeds))
+    expected = {} if length == config.min_length else dict(max_length=length, min_length=length)
+    assert spec.overrides == expected
   # Checkpoints of finished groups are cleaned up.
   assert not any((workdir / "checkpoints").glob("*/*"))
 
@@ -155,6 +165,7 @@ def resumed(binary, cli, tmp_path_factory):
       t12_done=(workdir / "groups" / "T12" / "results.json").exists(),
       t12_checkpoint=any((workdir / "checkpoints" / "T12").glob("*")),
       in_progress=Workdir.open(workdir).in_progress(),
+      t12_spec=Workdir.open(workdir).group_spec("T12"),
     )
     second = _Interrupt(monkeypatch)
     rows = module.run(config, str(workdir))
@@ -166,6 +177,9 @@ def test_interrupted_sweep_resumes_to_identical_results(resumed, cli):
   # Ctrl-C after the first chunk of T12: T10 finished and stored, T12 checkpointed.
   assert first.called == ["T10", "T12"]
   in_progress = after_first.pop("in_progress")
+  # A group still training says what it runs.
+  t12 = after_first.pop("t12_spec")
+  assert (t12.min_length, t12.max_length, t12.max_updates) == (12, 12, config.max_updates)
   assert after_first == dict(t10_done=True, t12_done=False, t12_checkpoint=True)
   # The checkpointed group can be read while it trains: each run after its first chunk.
   assert list(in_progress) == ["T12"]
@@ -281,6 +295,39 @@ def test_baselines_after_sgd_cr_get_its_budget(tmp_path, binary):
   assert {r["algorithm"] for r in others} == set(config.algorithms) - {"sgd_cr"}
   assert (tmp_path / "groups" / "T10_sgd_cr").is_dir()
   assert (tmp_path / "groups" / "T10_baselines").is_dir()
+  # The baselines' group.json says the budget they ran; config.json is the config given.
+  saved = Workdir.open(tmp_path)
+  assert saved.config == json.loads(config.to_json())
+  assert saved.config["max_updates"] == config.max_updates == 300
+  assert saved.group_spec("T10_sgd_cr").max_updates == config.max_updates
+  spec = saved.group_spec("T10_baselines")
+  assert spec.max_updates == budget and spec.runs == len(others)
+  assert spec.labels["budget"] == [budget]
+  assert spec.overrides == ({} if budget == config.max_updates else dict(max_updates=budget))
+
+
+def test_a_group_asked_to_run_otherwise_is_refused(tmp_path, binary, monkeypatch):
+  # Code that derives another budget for a finished group (same config.json): refused
+  # with one line naming the group, what differs and what to do.
+  from rnn_dynamics.workdir import GroupSpecMismatch
+
+  module, configs = binary
+  config = configs.get_config("test")
+  config.lengths = (10,)
+  config.baselines_after_sgd_cr = True
+  config.max_updates = 200
+  module.run(config, str(tmp_path))
+  groups = lambda: {f: f.read_bytes() for f in (tmp_path / "groups").rglob("*.*")}
+  before = groups()
+  budget = Workdir.open(tmp_path).group_spec("T10_baselines").max_updates
+  monkeypatch.setattr(module, "baseline_budget", lambda rows, config: budget + 100)
+  with pytest.raises(GroupSpecMismatch) as e:
+    module.run(config, str(tmp_path))
+  message = str(e.value)
+  assert "\n" not in message and "T10_baselines" in message
+  assert f"max_updates: {budget} -> {budget + 100}" in message and "delete" in message
+  # The groups are as they were (the tables were rewritten from SGD-CR's group first).
+  assert groups() == before
 
 
 def test_sgd_cr_column_is_written_before_the_baselines_run(tmp_path, binary, monkeypatch):

@@ -16,7 +16,14 @@ from experiments import validation
 from experiments.configs import fields
 from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
-from rnn_dynamics.workdir import ReadOnlyWorkdirError, Workdir, WorkdirConfigMismatch
+from rnn_dynamics.workdir import (
+  GroupSpec,
+  GroupSpecMismatch,
+  ReadOnlyWorkdirError,
+  Workdir,
+  WorkdirConfigMismatch,
+  group_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "docs" / "results"
@@ -195,6 +202,119 @@ def test_published_results_open(name):
   if wd.exists("table.md"):  # a natural task's fit
     assert wd.table("history") and wd.table("runs") and "|" in wd.read_text("table.md")
     assert wd.read_npz("best_params.npz")
+
+
+# Every committed group that records what it ran (all of them since group files exist).
+_PUBLISHED_GROUPS = sorted(
+  (p.parents[2].name, p.parent.name) for p in PUBLISHED.glob("*/groups/*/group.json")
+)
+
+
+def test_the_committed_sweeps_record_every_group():
+  # Every sweep folder, finished or partial, says per group what it ran.
+  for name in _PUBLISHED_RUNS:
+    wd = Workdir.open(PUBLISHED / name)
+    assert set(wd.groups()) | set(wd.in_progress()) == set(wd.group_specs()), name
+  assert ("fig7_long", "T200_baselines") in _PUBLISHED_GROUPS
+
+
+@pytest.mark.parametrize("name, group", _PUBLISHED_GROUPS)
+def test_a_committed_group_spec_agrees_with_its_rows(name, group):
+  wd = Workdir.open(PUBLISHED / name)
+  spec = wd.group_spec(group)
+  rows = wd.load_rows(group) if wd.is_done(group) else wd.in_progress()[group]
+  # Its runs are its rows, labelled as the spec says; the lengths and budget too.
+  assert spec.runs == len(rows)
+  assert spec == GroupSpec.of(wd.config, dict(wd.config, **spec.overrides), rows)
+  for r in rows:
+    assert r.get("length", spec.min_length) == spec.min_length
+    assert (r.get("min_length", spec.min_length), r.get("max_length", spec.max_length)) == (
+      spec.min_length,
+      spec.max_length,
+    )
+    assert r.get("budget", spec.max_updates) == spec.max_updates
+    assert r["updates_done"] <= spec.max_updates and r.get("task", spec.task) == spec.task
+
+
+def test_fig7_long_groups_say_the_lengths_and_budgets_they_ran():
+  wd = Workdir.open(PUBLISHED / "fig7_long")
+  assert (wd.config["min_length"], wd.config["max_updates"]) == (50, 150_000)  # as given
+  ran = {g: (s.min_length, s.max_length, s.max_updates) for g, s in wd.group_specs().items()}
+  assert ran == {
+    "T50_sgd_cr": (50, 50, 150_000),
+    "T50_baselines": (50, 50, 20_000),
+    "T100_sgd_cr": (100, 100, 150_000),
+    "T100_baselines": (100, 100, 30_000),
+    "T200_sgd_cr": (200, 200, 150_000),
+    "T200_baselines": (200, 200, 56_000),
+  }
+
+
+def _spec(wd: Workdir, **overrides) -> GroupSpec:
+  config = group_config(_config(task="temporal_order", min_length=10, max_length=10,
+                                max_updates=300, chunk_size=100), **overrides)
+  return GroupSpec.of(wd.config, config, [dict(seed=s) for s in range(2)])
+
+
+class _Result:
+  def __init__(self, rows):
+    self.rows, self.traces = rows, {"step": np.zeros((len(rows), 1))}
+
+
+def test_a_group_records_its_spec_first_and_refuses_another(tmp_path):
+  base = _config(task="temporal_order", min_length=10, max_length=10, max_updates=300,
+                 chunk_size=100)
+  wd = Workdir(tmp_path, base)
+  spec = _spec(wd, min_length=20, max_length=20)
+  assert spec.overrides == dict(max_length=20, min_length=20) and spec.runs == 2
+  assert spec.labels == {"seed": [0, 1]}
+  seen = []
+
+  def train():  # the spec is on disk while the group trains
+    seen.append(Workdir.open(tmp_path).group_spec("T20"))
+    _finished_group(tmp_path, "T20")
+    return _Result([dict(seed=s, solved=True) for s in range(2)])
+
+  group = wd.group("T20", spec, train)
+  assert seen == [spec] and group.spec == spec and len(group.rows) == 2
+  assert results.read_json(tmp_path / "config.json") == json.loads(base.to_json())
+  assert results.read_json(tmp_path / "groups" / "T20" / "group.json") == spec.to_json()
+  # Asked again, it is loaded, not trained.
+  again = wd.group("T20", spec, lambda: pytest.fail("a finished group was trained again"))
+  assert again.rows == Workdir.open(tmp_path).load_rows("T20")
+  # Asked to run otherwise (the code derives another budget): refused, in one line.
+  other = _spec(wd, min_length=20, max_length=20, max_updates=500)
+  with pytest.raises(GroupSpecMismatch, match=r"group T20 ran .*max_updates: 300 -> 500") as e:
+    wd.group("T20", other, lambda: pytest.fail("trained"))
+  assert "\n" not in str(e.value)
+  assert Workdir.open(tmp_path).group_spec("T20") == spec
+  with pytest.raises(ReadOnlyWorkdirError):
+    Workdir.open(tmp_path).group("T20", spec, lambda: pytest.fail("trained"))
+
+
+def test_a_workdir_without_group_files_opens_and_gets_them(tmp_path):
+  # What older code left: a finished group and one training, no group.json anywhere.
+  base = _config(task="temporal_order", min_length=10, max_length=10, max_updates=300,
+                 chunk_size=100)
+  wd = Workdir(tmp_path, base)
+  _finished_group(tmp_path, "T10")
+  wd.write_progress("T20", [dict(seed=s, updates_done=100, solved=False) for s in range(2)])
+  wd.close()
+  old = Workdir.open(tmp_path)
+  assert old.group_specs() == {} and old.group_spec("T10") is None
+  # Readers get the config's values (what older code recorded) and the rows' runs.
+  assert old.spec("T10") == GroupSpec.of(old.config, old.config, old.load_rows("T10"))
+  assert old.spec("T20").runs == 2 and old.spec("T20").max_updates == 300
+  # A writer loads and resumes them, and records their specs then.
+  wd = Workdir(tmp_path, base)
+  spec = _spec(wd)
+  assert wd.group("T10", spec, lambda: pytest.fail("trained")).rows == old.load_rows("T10")
+  trained = []
+  wd.group("T20", _spec(wd, min_length=20, max_length=20), lambda: trained.append(1) or
+           _Result([]))
+  assert trained == [1]
+  assert set(Workdir.open(tmp_path).group_specs()) == {"T10", "T20"}
+  assert Workdir.open(tmp_path).group_spec("T10") == spec
 
 
 def test_locate_takes_the_environment_then_the_first_existing_candidate(tmp_path, monkeypatch):

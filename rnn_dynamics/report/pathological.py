@@ -215,6 +215,9 @@ def summary_table(
       if a not in algs:
         algs.append(a)
     reach = generalization_reach(gen, float(cfg.get("success_error", 0.01)))
+    budgets: dict[str, list[int]] = {}  # task variant → its groups' budgets (group.json)
+    for spec in wd.get("specs", {}).values():
+      budgets.setdefault(spec.task, []).append(spec.max_updates)
     for variant, vrows in _group_rows(rows, ("task",)).items():
       variant = variant[0]
       published = paper.pathological_setup(variant)
@@ -224,7 +227,7 @@ def summary_table(
         setup=f"{cfg['n_hidden']} {cfg['init']}, lr {cfg['lr']:g}, α {cfg['alpha']:g}, "
         f"clip {cfg['clip']:g}",
         lengths=", ".join(sorted({_lengths_label(r) for r in vrows}, key=_length_sort)),
-        max_updates=int(cfg["max_updates"]),
+        max_updates=int(max(budgets.get(variant, [cfg["max_updates"]]))),
       )
       by_alg = _group_rows(vrows, ("algorithm",))
       for a in algs:
@@ -277,7 +280,9 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     `generalization` (one per run and evaluation length), `groups`: finished group
     name → `{"rows": [...], "traces": {field: [runs, chunks] array}}` (the per-chunk
     training traces of `rnn_dynamics.sweep.TRACE_FIELDS`), and `in_progress`: group still
-    training → its runs as of the last checkpoint (`Workdir.in_progress`), and `partial`:
+    training → its runs as of the last checkpoint (`Workdir.in_progress`), `specs`: each
+    of those groups → what it runs (`Workdir.spec`: task variant, lengths, budget, chunk
+    size), and `partial`:
     a partial copy's `partial.json` (`Workdir.publish`), None elsewhere. Missing
     pieces (a sweep still running) read as empty.
 
@@ -293,7 +298,8 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     rows=wd.table("results", default=[]),
     generalization=wd.table("generalization", default=[]),
     groups={g: wd.load_group(g) for g in wd.groups()},
-    in_progress=wd.in_progress(),
+    in_progress=(training := wd.in_progress()),
+    specs={g: wd.spec(g) for g in [*wd.groups(), *training]},
     # A partial copy's note: how far its groups got when published, and which code ran it.
     partial=wd.read_json(PARTIAL_FILE) if wd.exists(PARTIAL_FILE) else None,
   )
