@@ -477,6 +477,27 @@ BINARIES: dict[str, Schema] = {
       _params_index,
     ),
   ),
+  "lyapunov": Schema(
+    fields={
+      "params_file": text(),
+      "params_indices": sequence(integer(lo=0), min_len=0, unique=True),
+      "task": one_of(("temporal_order", "temporal_order_3bit")),  # marks are inputs 0, 1
+      "lengths": sequence(_SIZE, unique=True),
+      "sequences": integer(2),  # a spread needs two
+      "n_exponents": _SIZE,
+      "warmup_fraction": number(ge=0, lt=1),
+      "mark_window": _SIZE,
+      "float64": boolean(),
+    },
+    relations=(
+      task_lengths("lengths"),
+      # Which models and how many exponents it holds: `trained_lyapunov.check_models`.
+      lambda c: (
+        [] if Path(c.params_file).expanduser().is_file()
+        else [f"{_flag('params_file', c)}: no such file"]
+      ),
+    ),
+  ),
   "bifurcation": Schema(
     fields={
       "w": number(),
