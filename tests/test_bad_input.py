@@ -128,6 +128,9 @@ CASES = {
   "attractors_length_below_task_minimum": Case(
     "attractors", ("--config.length=5",), 2, "temporal_order needs lengths ≥ 10"
   ),
+  "lyapunov_index_beyond_models": Case(
+    "lyapunov", ("--config.params_indices=7",), 2, "holds 5 models, so use 0 to 4"
+  ),
   "threshold_grid_infinite_threshold": Case(
     "threshold_grid", ("--config.thresholds=0.1,inf",), 2, "entry inf must be a finite number"
   ),

@@ -1,5 +1,5 @@
 """Figures of the analysis of §2 (`experiments/bifurcation.py`, `cliff.py`, `mechanics.py`,
-`attractors.py`).
+`attractors.py`, `lyapunov.py`).
 
 Each takes the plain arrays an experiment computed and saved (so notebooks can redraw
 from a workdir; the numbers are `rnn_dynamics.analysis`'s) and returns a
@@ -9,7 +9,10 @@ from a workdir; the numbers are `rnn_dynamics.analysis`'s) and returns a
 * `cliff_figure`: Figure 6, the cliff with plain and clipped descent, and curvature;
 * `mechanics_figure`: `‖∂x_t/∂x_k‖` by lag against the `(γρ)^{t−k}` bound (§2.1);
 * `attractors_figure`: a trained network's training, gradient by lag, curvature, and its
-  states and fixed points.
+  states and fixed points;
+* `lyapunov_figure`: saved models' top-k Lyapunov exponents per length, and the local
+  rate of the top direction on distractors and at marks;
+* `lag_decay_figure`: `log ‖∂E/∂h_k‖` against the lag, with the `λ_1 · lag` prediction.
 
 References:
   Pascanu, Mikolov & Bengio (2013), On the difficulty of training recurrent neural
@@ -29,6 +32,8 @@ __all__ = [
   "attractors_figure",
   "bifurcation_figure",
   "cliff_figure",
+  "lag_decay_figure",
+  "lyapunov_figure",
   "mechanics_figure",
 ]
 
@@ -218,4 +223,87 @@ def attractors_figure(history: Mapping[str, np.ndarray], lag_start_L, lag_end_L,
   ax.set_ylabel("PC 2")
   ax.legend(fontsize=style.FONT_SMALL)
   ax.set_title("states and fixed points of $F$")
+  return fig
+
+
+# --- Lyapunov exponents of trained networks ----------------------------------------------
+
+
+def _lengths_models(rows):
+  lengths = sorted({int(r["length"]) for r in rows})
+  models = sorted({int(r["model"]) for r in rows})
+  return lengths, models
+
+
+def lyapunov_figure(rows):
+  """Saved models' exponents: per length, `λ_i` against i (mean ± sd over sequences, one
+  line per model); then the local rate of the top direction on distractor steps and at
+  marks, per model and length.
+
+  Args:
+    rows: `exponents.csv`'s rows (`model`, `length`, `lambda_<i>`, `lambda_<i>_std`,
+      `distractors_rate_1[_std]`, `marks_rate_1[_std]`).
+  """
+  lengths, models = _lengths_models(rows)
+  fig, axes = plt.subplots(1, len(lengths) + 1, figsize=(4.4 * (len(lengths) + 1), 3.8),
+                           layout="constrained")
+  k = sum(1 for key in rows[0] if key.startswith("lambda_") and key[7:].isdigit())
+  idx = np.arange(1, k + 1)
+  for ax, length in zip(axes, lengths):
+    for j, model in enumerate(models):
+      (r,) = [r for r in rows if r["model"] == model and r["length"] == length]
+      mean = [r[f"lambda_{i}"] for i in idx]
+      sd = [r[f"lambda_{i}_std"] for i in idx]
+      ax.errorbar(idx + 0.06 * (j - len(models) / 2), mean, yerr=sd, fmt="-o", ms=3, lw=1,
+                  capsize=2, color=style.run_color(j), label=f"model {model}")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xlabel("exponent index $i$")
+    ax.set_title(f"T = {length}: top {k} exponents, ± sd")
+  axes[0].set_ylabel(r"$\lambda_i$ (natural log per step)")
+  axes[0].legend(fontsize=style.FONT_SMALL)
+  ax = axes[-1]
+  for j, length in enumerate(lengths):
+    for phase, marker, shift in (("distractors", "o", -0.15), ("marks", "s", 0.15)):
+      rs = [next(r for r in rows if r["model"] == m and r["length"] == length) for m in models]
+      ax.errorbar(np.arange(len(models)) + shift + 0.05 * j,
+                  [r[f"{phase}_rate_1"] for r in rs], yerr=[r[f"{phase}_rate_1_std"] for r in rs],
+                  fmt=marker, ms=4, capsize=2, color=style.run_color(j),
+                  label=f"{phase}, T = {length}")
+  ax.axhline(0.0, color="k", lw=0.8)
+  ax.set_xticks(np.arange(len(models)), [f"model {m}" for m in models])
+  ax.set_ylabel("local rate of the top direction")
+  ax.set_title("by phase: distractor steps vs at marks")
+  ax.legend(fontsize=style.FONT_SMALL)
+  return fig
+
+
+def lag_decay_figure(rows, arrays):
+  """`log ‖∂E/∂h_{T−1−l}‖ / ‖∂E/∂h_{T−1}‖` against the lag l, per length: the mean over
+  sequences per model (solid, with its 10–90 % band across sequences) and the prediction
+  `λ_1 · l` of the model's top exponent (dashed).
+
+  Args:
+    rows: `exponents.csv`'s rows.
+    arrays: `lag_decay.npz`'s arrays (`model<i>_T<T>/log_ratio_mean_L` and
+      `/log_ratio_quantiles_QxL`, quantiles 0.1, 0.5, 0.9).
+  """
+  lengths, models = _lengths_models(rows)
+  fig, axes = plt.subplots(1, len(lengths), figsize=(5.2 * len(lengths), 3.9),
+                           layout="constrained", squeeze=False)
+  for ax, length in zip(axes[0], lengths):
+    for j, model in enumerate(models):
+      (r,) = [r for r in rows if r["model"] == model and r["length"] == length]
+      prefix = f"model{model}_T{length}/"
+      mean = np.asarray(arrays[prefix + "log_ratio_mean_L"])
+      q = np.asarray(arrays[prefix + "log_ratio_quantiles_QxL"])
+      lags = np.arange(len(mean))
+      color = style.run_color(j)
+      ax.fill_between(lags, q[0], q[-1], color=color, alpha=0.12, lw=0)
+      ax.plot(lags, mean, "-", color=color, lw=1.4,
+              label=rf"model {model}: slope {r['lag_slope']:.3f}, $\lambda_1$ {r['lambda_1']:.3f}")
+      ax.plot(lags, r["lambda_1"] * lags, "--", color=color, lw=0.9)
+    ax.set_xlabel("lag $l = T - 1 - k$")
+    ax.set_title(rf"T = {length}: measured (solid) vs $\lambda_1 l$ (dashed)")
+    ax.legend(fontsize=style.FONT_SMALL, loc="lower left")
+  axes[0, 0].set_ylabel(r"$\ln \|\partial E/\partial h_k\| / \|\partial E/\partial h_{T-1}\|$")
   return fig
