@@ -22,7 +22,7 @@ and 200:
 
 Timing is the engine's own machinery, shared with `benchmarks/throughput.py`:
 `make_train(config).chunk`, `jit(vmap(·))`, runs padded to the device count and sharded
-over every device like `rnn_dynamics.sweep.run_group`; one warm-up call (compiles), then
+over every device like `rnn_dynamics.synthetic.sweep.run_group`; one warm-up call (compiles), then
 up to `--reps` timed calls. Only `chunk` runs (no screens), as in the throughput benchmark.
 
 Every run is bounded by `--budget_s` (default 420 s): before each measurement the script

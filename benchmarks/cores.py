@@ -42,7 +42,8 @@ def _time_task(task: str, chunks: int) -> float:
   """Run-updates/s of one long group of `task`, over `chunks` chunks after a warm-up."""
   from experiments import pathological, validation
   from experiments.configs import pathological as configs
-  from rnn_dynamics import runs, sweep, train
+  from rnn_dynamics import runs
+  from rnn_dynamics.synthetic import sweep, train
 
   config = configs.get_config("long")
   config.task = task

@@ -51,7 +51,7 @@ from benchmarks import throughput
 from experiments import runtime
 from experiments.configs import char_lm, polyphonic
 from rnn_dynamics import natural, rnn, runs
-from rnn_dynamics.train import HParams
+from rnn_dynamics.synthetic.train import HParams
 
 __all__ = ["FULL", "QUICK", "Plan", "Setup", "format_table", "run_benchmark", "summary_line"]
 

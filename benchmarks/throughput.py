@@ -5,9 +5,9 @@ The workload is the paper's Figure 7 point (docs/reference.md §4): temporal ord
 timed in the same process, interleaved round by round so that a busy machine slows all of
 them alike:
 
-* **jax** — the real engine: `rnn_dynamics.train.make_train(config)` with the
+* **jax** — the real engine: `rnn_dynamics.synthetic.train.make_train(config)` with the
   `experiments/configs/success_rate.py:cpu` config, `trainer.chunk` vmapped over runs and
-  sharded over devices exactly as `rnn_dynamics.sweep` does (runs padded to a multiple of
+  sharded over devices exactly as `rnn_dynamics.synthetic.sweep` does (runs padded to a multiple of
   the device count; padded runs start frozen). Only `chunk` is called: no screening and
   no evaluation, so no run gets solved and frozen while it is timed. Data is sampled
   inside the compiled chunk and counted. SGD and SGD-C are compiled with
@@ -83,7 +83,8 @@ from absl import app, flags, logging
 
 from experiments import runtime
 from experiments.configs import success_rate
-from rnn_dynamics import algorithms, rnn, runs, sweep, train
+from rnn_dynamics import algorithms, rnn, runs
+from rnn_dynamics.synthetic import sweep, train
 from rnn_dynamics.tasks import get_task
 
 try:
@@ -188,7 +189,7 @@ def update_flops(length: int, batch: int, hidden: int, n_in: int) -> float:
 
 
 def _padded(n_runs: int) -> int:
-  """Runs padded to a multiple of the device count, as `rnn_dynamics.sweep` shards them."""
+  """Runs padded to a multiple of the device count, as `synthetic.sweep` shards them."""
   return -(-n_runs // jax.device_count()) * jax.device_count()
 
 

@@ -3,7 +3,7 @@ r"""One model for many lengths (§4.1.1): train on random lengths, test far beyo
 Every seed's model is trained with SGD-CR on temporal order, each update at a length drawn
 from [min_length, max_length), until it passes the paper's success test (< 1% error on
 fresh sequences of training lengths) or runs out of budget; all seeds share one vmapped,
-device-sharded program (`rnn_dynamics.sweep.run_group`). Each trained model is then
+device-sharded program (`rnn_dynamics.synthetic.sweep.run_group`). Each trained model is then
 tested on `eval_sequences` fresh sequences at each of `eval_lengths` (the same sequences
 for every model). --workdir receives the per-run training results and traces, a table
 with one row per (seed, evaluation length) and the error-vs-length figure; re-running
@@ -30,7 +30,8 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import algorithms, generalization, results, rnn, runs, sweep, train
+from rnn_dynamics import algorithms, results, rnn, runs
+from rnn_dynamics.synthetic import generalization, sweep, train
 from rnn_dynamics.report import generalization as report
 from rnn_dynamics.workdir import Workdir, group_config
 

@@ -27,7 +27,8 @@ from absl import logging
 
 from experiments import cli, validation
 from experiments.configs import pathological as configs
-from rnn_dynamics import algorithms, generalization, results, runs, sweep, train
+from rnn_dynamics import algorithms, results, runs
+from rnn_dynamics.synthetic import generalization, sweep, train
 from rnn_dynamics.report import pathological
 from rnn_dynamics.workdir import Workdir, group_config
 

@@ -2,7 +2,7 @@
 
 * **One XLA device per CPU core.** On a CPU-only host XLA runs one sequential `lax.scan`
   on one core; exposing every core as its own host device lets the runs axis be sharded
-  over the cores exactly as over GPUs (`rnn_dynamics.sweep`; BUILD.md, "CPU"). XLA reads
+  over the cores exactly as over GPUs (`rnn_dynamics.synthetic.sweep`; BUILD.md, "CPU"). XLA reads
   `XLA_FLAGS` when the backend starts, which is at the first computation, so setting it
   here (after JAX is imported, before any computation) is in time; an explicit
   `--xla_force_host_platform_device_count` in `XLA_FLAGS` wins.

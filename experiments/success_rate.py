@@ -18,7 +18,8 @@ import numpy as np
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import algorithms, runs, stats, sweep, train
+from rnn_dynamics import algorithms, runs, stats
+from rnn_dynamics.synthetic import sweep, train
 from rnn_dynamics.report import style
 from rnn_dynamics.report import success_rate as report
 from rnn_dynamics.workdir import Workdir, group_config

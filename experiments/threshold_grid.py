@@ -14,7 +14,8 @@ axis) go to --workdir; re-running with the same --workdir resumes an interrupted
 from __future__ import annotations
 
 from experiments import cli, validation
-from rnn_dynamics import results, sweep, threshold_grid
+from rnn_dynamics import results
+from rnn_dynamics.synthetic import sweep, threshold_grid
 from rnn_dynamics.report import style
 from rnn_dynamics.report import threshold_grid as report
 from rnn_dynamics.workdir import Workdir, group_config

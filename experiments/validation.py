@@ -18,12 +18,14 @@ string and is split, as `--config.lengths=20,40` already is for numbers.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import importlib
 import math
 import numbers
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,8 @@ __all__ = [
   "anything",
   "boolean",
   "data_path_for",
+  "declare",
+  "declared",
   "either",
   "eval_blocks",
   "flag",
@@ -291,6 +295,41 @@ def data_path_for(file_datasets: Sequence[str]) -> Relation:
   return relation
 
 
+# --- declaring fields (the config modules call `declare`, via configs/fields.py) ---------
+
+# The rules of the fields declared while `declared` runs a `get_config`.
+_RULES: contextvars.ContextVar[dict[str, Check] | None] = contextvars.ContextVar(
+  "rules", default=None
+)
+
+
+def declare(c: ml_collections.ConfigDict, name: str, value: Any, rule: Check) -> None:
+  """Adds field `name` (= `value`) to `c`; `rule` is what its values must pass.
+
+  Declare every field outside the presets' branches, so every preset has it.
+  """
+  c[name] = value
+  if (rules := _RULES.get()) is not None:
+    rules[name] = rule
+
+
+def declared(get_config: Callable[[], ml_collections.ConfigDict]) -> dict[str, Check]:
+  """Field → rule of every field `get_config()` (its default preset) declares."""
+  with _recording() as rules:
+    get_config()
+  return rules
+
+
+@contextlib.contextmanager
+def _recording() -> Iterator[dict[str, Check]]:
+  rules: dict[str, Check] = {}
+  token = _RULES.set(rules)
+  try:
+    yield rules
+  finally:
+    _RULES.reset(token)
+
+
 # --- the binaries ---------------------------------------------------------------------
 
 BINARIES: tuple[str, ...] = tuple(
@@ -314,11 +353,9 @@ class Schema:
 def schema(binary: str) -> Schema:
   """`binary`'s rules, read from its config module: the fields its `get_config` declares
   and its `RELATIONS`."""
-  from experiments.configs import fields  # the config modules import this module
-
   module = importlib.import_module(f"experiments.configs.{binary}")
   return Schema(
-    fields=fields.declared(module.get_config),
+    fields=declared(module.get_config),
     relations=tuple(getattr(module, "RELATIONS", ())),
   )
 

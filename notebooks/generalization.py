@@ -27,7 +27,7 @@
 #
 # What is in the workdir: `config.json`; `results.json` (one row per seed: solved, updates
 # to solve, mistakes in the final test, worst length); `groups/train/traces.npz` (per-chunk
-# summaries, `[seeds, chunks]`, the fields of `rnn_dynamics.sweep.TRACE_FIELDS`) and
+# summaries, `[seeds, chunks]`, the fields of `rnn_dynamics.synthetic.sweep.TRACE_FIELDS`) and
 # `params.npz`; `generalization.json` (one row per seed and evaluation length); and, where
 # `experiments.attractors` was run on the trained models, `attractors/<seed>_T<length>/`.
 

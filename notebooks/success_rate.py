@@ -24,7 +24,7 @@
 #
 # What is in a workdir (see `rnn_dynamics/workdir.py`): `config.json`, and per finished
 # length `groups/T<length>/results.json` (one row per run), `traces.npz` (per-chunk
-# summaries, `[runs, chunks]`, the fields of `rnn_dynamics.sweep.TRACE_FIELDS`, NaN once a
+# summaries, `[runs, chunks]`, the fields of `rnn_dynamics.synthetic.sweep.TRACE_FIELDS`, NaN once a
 # run is frozen) and `params.npz` (final weights, `[runs, ...]`).
 
 # %%
@@ -38,7 +38,7 @@ from IPython.display import Markdown, display
 from rnn_dynamics import paper, stats
 from rnn_dynamics.report import style
 from rnn_dynamics.report import success_rate as report
-from rnn_dynamics.sweep import TRACE_FIELDS
+from rnn_dynamics.synthetic.sweep import TRACE_FIELDS
 from rnn_dynamics.workdir import Workdir, locate
 
 # rnn_dynamics.report.style selects Agg for the binaries; bring inline figures back in Jupyter.

@@ -29,7 +29,7 @@
 # What is in the workdir: `config.json`; `results.json` (one row per run: init, threshold
 # `clip` (None: no clipping), α, seed, solved, updates to solve, diverged);
 # `groups/grid/traces.npz` (per-chunk summaries, `[runs, chunks]`, the fields of
-# `rnn_dynamics.sweep.TRACE_FIELDS`); `table.json` (one row per cell) and `summary.txt`.
+# `rnn_dynamics.synthetic.sweep.TRACE_FIELDS`); `table.json` (one row per cell) and `summary.txt`.
 
 # %%
 import math
@@ -38,7 +38,7 @@ from collections import defaultdict
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rnn_dynamics import threshold_grid
+from rnn_dynamics.synthetic import threshold_grid
 from rnn_dynamics.report import threshold_grid as heatmaps
 from rnn_dynamics.workdir import Workdir, locate
 

@@ -8,8 +8,11 @@ The public surface, one concept per module:
   tasks         on-device samplers of the pathological tasks (`get_task`)
   clipping      optax transformations: norm clipping, element-wise clipping, non-finite guard
   regularizers  Ω (both forms) and its gradient from the saved adjoints
-  train         `make_train(config)`: one run as pure functions of a key and hyper-parameters
-  sweep         many runs at once: vmapped, sharded over devices, checkpointed
+  synthetic     the pathological tasks' trainer: `train.make_train(config)` (one run as pure
+                functions), `sweep` (many runs vmapped, sharded, checkpointed), the
+                generalization and threshold-grid experiments
+  natural       the natural tasks' trainer (truncated BPTT on music and text)
+  runs          what both trainers share: the host loop, devices, checkpoints, events
   workdir, results, report  what an experiment leaves on disk, and its tables and figures
   analysis      dynamics and geometry (§2): bifurcations, the cliff, curvature, attractors
   data          natural data sets: polyphonic piano rolls, character text
@@ -19,7 +22,7 @@ References:
   networks, ICML.
 """
 
-from rnn_dynamics import algorithms, clipping, regularizers, rnn, tasks, train
+from rnn_dynamics import algorithms, clipping, regularizers, rnn, synthetic, tasks
 from rnn_dynamics.clipping import (
   clip_by_global_norm_with_stats,
   clip_elementwise,
@@ -28,7 +31,7 @@ from rnn_dynamics.clipping import (
 from rnn_dynamics.regularizers import omega, omega_and_grad
 from rnn_dynamics.rnn import Params, init_params, loss_and_grads, unroll
 from rnn_dynamics.tasks import get_task
-from rnn_dynamics.train import make_train
+from rnn_dynamics.synthetic.train import make_train
 
 __all__ = [
   "Params",
@@ -45,7 +48,7 @@ __all__ = [
   "omega_and_grad",
   "regularizers",
   "rnn",
+  "synthetic",
   "tasks",
-  "train",
   "unroll",
 ]

@@ -44,6 +44,7 @@ __all__ = [
   "ClipByNormState",
   "ClipElementwiseState",
   "NonfiniteFallbackState",
+  "all_finite",
   "as_norm_states",
   "clip_by_global_norm_with_stats",
   "clip_elementwise",
@@ -134,6 +135,11 @@ def global_norm(tree: Any) -> jax.Array:
   sum_sq = sum(jnp.sum(jnp.square(x.astype(jnp.float32) / safe_scale)) for x in leaves)
   # An infinite entry makes the norm infinite (inf / inf would read NaN); NaN stays NaN.
   return jnp.where(jnp.isinf(scale), scale, safe_scale * jnp.sqrt(sum_sq))
+
+
+def all_finite(tree) -> jax.Array:
+  """Whether every entry of every leaf is finite (a boolean scalar, traceable)."""
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def clip_by_global_norm_with_stats(

@@ -8,7 +8,7 @@ versions of the code, so keeps one entry per segment; a published folder carries
 list, and `summary` says in one line which commits ran it.
 
 The device count is recorded because a run's float32 trajectory may move at round-off
-with the size of the compiled program (`rnn_dynamics.sweep`), and because a checkpoint's
+with the size of the compiled program (`rnn_dynamics.synthetic.sweep`), and because a checkpoint's
 runs axis is padded to a multiple of it: a resume must use the same count to continue
 bit for bit (`check_layout`).
 """

@@ -60,7 +60,7 @@ from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
 
 if TYPE_CHECKING:  # a reader needs no sweep machinery (nor JAX devices) to open a workdir
-  from rnn_dynamics.sweep import GroupResult
+  from rnn_dynamics.runs.outcome import GroupResult
 
 __all__ = [
   "FORMER_VALUES",
@@ -122,7 +122,7 @@ class GroupSpecMismatch(ConfigError):
 # A group's record of what it runs, beside its results (`GroupSpec`).
 GROUP_FILE = "group.json"
 
-# Fields of a result or progress row that are not the run's labels (`sweep.GroupResult`,
+# Fields of a result or progress row that are not the run's labels (`runs.outcome.GroupResult`,
 # `Workdir.in_progress`): what is left of a row without them is what the grid gave it.
 _OUTCOME_FIELDS = frozenset(
   (

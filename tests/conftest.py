@@ -133,7 +133,7 @@ def stop_group(monkeypatch):
   its progress callback raises KeyboardInterrupt after the first chunk of the group called
   `name` (the sweep then checkpoints that chunk and re-raises, as on a real Ctrl-C). Every
   progress line of every group run from then on is appended to `lines`."""
-  from rnn_dynamics import sweep
+  from rnn_dynamics.synthetic import sweep
 
   real = sweep.run_group
 

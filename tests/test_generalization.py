@@ -1,4 +1,4 @@
-"""rnn_dynamics/generalization.py (the generalization test both experiments use) and
+"""rnn_dynamics/synthetic/generalization.py (the generalization test both experiments use) and
 experiments/generalization.py end to end on its `test` preset, and its resumption."""
 
 import math
@@ -13,7 +13,8 @@ import pytest
 
 from experiments import generalization as experiment
 from experiments.configs.generalization import get_config
-from rnn_dynamics import generalization, results
+from rnn_dynamics import results
+from rnn_dynamics.synthetic import generalization
 from rnn_dynamics.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]

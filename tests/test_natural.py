@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from rnn_dynamics import algorithms, natural, paper, rnn, runs  # noqa: E402
-from rnn_dynamics.train import HParams  # noqa: E402
+from rnn_dynamics.synthetic.train import HParams  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -17,7 +17,8 @@ import pytest
 from experiments import pathological as experiment
 from experiments import pathological_summary, validation
 from experiments.configs import pathological as configs
-from rnn_dynamics import generalization, paper, results, stats, sweep, tasks
+from rnn_dynamics import paper, results, stats, tasks
+from rnn_dynamics.synthetic import generalization, sweep
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import pathological
 from rnn_dynamics.tasks import get_task

@@ -21,7 +21,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import algorithms, regularizers, rnn, train  # noqa: E402
+from rnn_dynamics import algorithms, regularizers, rnn  # noqa: E402
+from rnn_dynamics.synthetic import train  # noqa: E402
 from rnn_dynamics.regularizers import omega, omega_and_grad  # noqa: E402
 from rnn_dynamics.tasks import addition  # noqa: E402
 from rnn_dynamics.tasks.base import Batch  # noqa: E402

@@ -9,7 +9,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rnn_dynamics import algorithms, clipping, natural, regularizers, rnn, runs, sweep, train
+from rnn_dynamics import algorithms, clipping, natural, regularizers, rnn, runs
+from rnn_dynamics.synthetic import sweep, train
 from rnn_dynamics.runs import checkpoint, stop
 
 # --- grid --------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import jax
 import numpy as np
 import pytest
 
-from rnn_dynamics import runs, sweep
+from rnn_dynamics import runs
+from rnn_dynamics.synthetic import sweep
 from rnn_dynamics.workdir import Workdir, WorkdirConfigMismatch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import threshold_grid as configs
-from rnn_dynamics import results, stats, threshold_grid
+from rnn_dynamics import results, stats
+from rnn_dynamics.synthetic import threshold_grid
 from rnn_dynamics.report import threshold_grid as heatmaps
 
 REPO = Path(__file__).resolve().parents[1]

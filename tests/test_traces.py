@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
-from rnn_dynamics import algorithms, runs, sweep, train
+from rnn_dynamics import algorithms, runs
+from rnn_dynamics.synthetic import sweep, train
 
 # Lengths drawn in [10, 14) per update, four length buckets: the chunk index changes the
 # lengths of every chunk, and must stay a traced argument. Plain SGD on sigmoid units does

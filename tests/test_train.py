@@ -12,7 +12,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import algorithms, clipping, runs, sweep, train  # noqa: E402
+from rnn_dynamics import algorithms, clipping, runs  # noqa: E402
+from rnn_dynamics.synthetic import sweep, train  # noqa: E402
 
 # Temporal order with lengths drawn in [10, 13): padded batches, one program for all.
 CONFIG = ml_collections.ConfigDict(

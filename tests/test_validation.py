@@ -168,6 +168,6 @@ def test_a_declared_rule_is_recorded_beside_the_config_not_in_it():
       c.warmup = 100  # an override, not a declaration
     return c
 
-  assert fields.declared(get_config) == {"warmup": validation.COUNT}
+  assert validation.declared(get_config) == {"warmup": validation.COUNT}
   assert get_config("long").to_json() == '{"warmup": 100}'  # config.json: values only
-  assert fields.declared(lambda: ml_collections.ConfigDict()) == {}  # nothing left over
+  assert validation.declared(lambda: ml_collections.ConfigDict()) == {}  # nothing left over

@@ -12,17 +12,16 @@ reads top to bottom in the order its `config.json` keeps. Values a config change
 preset stay in that config.
 """
 
-import contextlib
-import contextvars
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ml_collections
 
-from experiments.validation import (
+from experiments.validation import (  # `declare` lives with the rules it records
   SECONDS,
   SIZE,
   Check,
+  declare,
   anything,
   boolean,
   eval_blocks,
@@ -30,13 +29,8 @@ from experiments.validation import (
   number,
   one_of,
 )
-from rnn_dynamics import train
+from rnn_dynamics.synthetic import train
 from rnn_dynamics.workdir import FORMER_VALUES
-
-# The rules of the fields declared while `declared` runs a `get_config`.
-_RULES: contextvars.ContextVar[dict[str, Check] | None] = contextvars.ContextVar(
-  "rules", default=None
-)
 
 # Rules that fields of several configs share (the generic ones are `experiments.validation`'s).
 MOMENTUM = number(ge=0, lt=1)
@@ -46,33 +40,6 @@ LR_HALVING = one_of(("train", "valid", "none"))
 """When the natural fits halve a run's learning rate (`rnn_dynamics.natural.fit`)."""
 COST = one_of(("mean", "sum"))
 """The natural fits' cost over a segment: per-step mean or sum."""
-
-
-def declare(c: ml_collections.ConfigDict, name: str, value: Any, rule: Check) -> None:
-  """Adds field `name` (= `value`) to `c`; `rule` is what its values must pass.
-
-  Declare every field outside the presets' branches, so every preset has it.
-  """
-  c[name] = value
-  if (rules := _RULES.get()) is not None:
-    rules[name] = rule
-
-
-def declared(get_config: Callable[[], ml_collections.ConfigDict]) -> dict[str, Check]:
-  """Field → rule of every field `get_config()` (its default preset) declares."""
-  with _recording() as rules:
-    get_config()
-  return rules
-
-
-@contextlib.contextmanager
-def _recording() -> Iterator[dict[str, Check]]:
-  rules: dict[str, Check] = {}
-  token = _RULES.set(rules)
-  try:
-    yield rules
-  finally:
-    _RULES.reset(token)
 
 
 def added(
@@ -102,7 +69,7 @@ def nonfinite_guard(c: ml_collections.ConfigDict) -> None:
 
 
 def engine(c: ml_collections.ConfigDict) -> None:
-  """The synthetic sweep's engine settings (`rnn_dynamics.train.make_train`)."""
+  """The synthetic sweep's engine settings (`rnn_dynamics.synthetic.train.make_train`)."""
   # Engine: lengths drawn in [min_length, max_length) run in this many length buckets
   # (cost follows the drawn length); decided runs leave the program (compaction:
   # the same experiment, less work on CPUs; BUILD.md); scan steps per loop iteration.

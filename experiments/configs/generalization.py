@@ -37,7 +37,8 @@ from experiments.validation import (
   sequence,
   task_lengths,
 )
-from rnn_dynamics import regularizers, rnn, tasks, train
+from rnn_dynamics import regularizers, rnn, tasks
+from rnn_dynamics.synthetic import train
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
@@ -49,7 +50,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # docs/reference.md §1: tanh, every weight N(0, 0.1²)
   declare(c, "init", "basic_tanh", one_of(rnn.INITS))
   # --- the algorithm: SGD-CR with the Figure 7 hyper-parameters (docs/reference.md §4) ---
-  # 'sgd', 'sgd_c' or 'sgd_cr' (rnn_dynamics.train.ALGORITHMS)
+  # 'sgd', 'sgd_c' or 'sgd_cr' (rnn_dynamics.synthetic.train.ALGORITHMS)
   declare(c, "algorithm", "sgd_cr", one_of(train.ALGORITHMS))
   declare(c, "lr", 0.01, POSITIVE)  # constant, no momentum
   declare(c, "momentum", 0.0, fields.MOMENTUM)
@@ -67,7 +68,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # skip Ω terms whose adjoint has squared norm below this
   declare(c, "omega_bound", 1e-20, number(ge=0))
   # --- training lengths: every update draws T uniformly in [min_length, max_length) ---
-  # Half-open as in the original code (rnn_dynamics.train._draw_length): 50..199; the
+  # Half-open as in the original code (rnn_dynamics.synthetic.train._draw_length): 50..199; the
   # paper's "between 50 and 200". Set max_length=201 to include 200 itself.
   declare(c, "min_length", 50, SIZE)
   declare(c, "max_length", 200, SIZE)

@@ -54,7 +54,8 @@ from experiments.validation import (
   sequence,
   task_min_length,
 )
-from rnn_dynamics import paper, regularizers, rnn, tasks, train
+from rnn_dynamics import paper, regularizers, rnn, tasks
+from rnn_dynamics.synthetic import train
 from rnn_dynamics.errors import ConfigError
 
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for

@@ -28,7 +28,8 @@ from experiments.validation import (
   sequence,
   task_lengths,
 )
-from rnn_dynamics import paper, regularizers, rnn, tasks, train
+from rnn_dynamics import paper, regularizers, rnn, tasks
+from rnn_dynamics.synthetic import train
 
 _PAPER = paper.FIGURE7
 

@@ -32,7 +32,8 @@ from experiments.validation import (
   sequence,
   task_lengths,
 )
-from rnn_dynamics import regularizers, rnn, tasks, train
+from rnn_dynamics import regularizers, rnn, tasks
+from rnn_dynamics.synthetic import train
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:

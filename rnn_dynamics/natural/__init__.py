@@ -19,7 +19,7 @@ chained segments gives exactly the full-sequence likelihood.
 
 Every run (the SGD / SGD-C / SGD-CR columns × seeds) is a row of stacked arrays, and
 `chunk_size` segments of updates for all of them are one compiled, vmapped program, as in
-`rnn_dynamics.train`. What changes between epochs — the learning rate (halved when the
+`rnn_dynamics.synthetic.train`. What changes between epochs — the learning rate (halved when the
 epoch's error rises) and α (constant or `α_0 / t`) — travels in the per-run `HParams`, so
 it never recompiles.
 

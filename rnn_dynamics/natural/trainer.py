@@ -2,7 +2,7 @@
 
 Every run (the SGD / SGD-C / SGD-CR columns × seeds) is a row of stacked arrays, and
 `chunk_size` segments of updates for all of them are one compiled, vmapped program, as in
-`rnn_dynamics.train`: the same optax chain (`algorithms.make_optimizer`: clipping inside
+`rnn_dynamics.synthetic.train`: the same optax chain (`algorithms.make_optimizer`: clipping inside
 the non-finite guard → SGD) and Ω from the saved adjoints, fused into the weight gradient
 (`regularizers.add_omega_grad`). Within a lane the hidden state is carried from one
 segment to the next (truncated BPTT: the gradient stops at the segment boundary, the
@@ -23,11 +23,11 @@ import optax
 
 from rnn_dynamics import clipping, rnn
 from rnn_dynamics.algorithms import HParams, make_optimizer
+from rnn_dynamics.clipping import all_finite
 from rnn_dynamics.natural.segments import Segments
 from rnn_dynamics.natural.task import NaturalTask
 from rnn_dynamics.regularizers import add_omega_grad
 from rnn_dynamics.tasks.base import Batch
-from rnn_dynamics.train import all_finite
 
 __all__ = [
   "NaturalState",

@@ -85,7 +85,7 @@ def task_table(
   """One row per (task variant, training lengths, algorithm) from the per-run rows.
 
   Args:
-    rows: per-run result rows (`sweep.GroupResult.rows` with labels `task`,
+    rows: per-run result rows (`runs.outcome.GroupResult.rows` with labels `task`,
       `algorithm`, `seed`, `min_length`, `max_length`).
     algorithms: order of the algorithms (others follow in order of appearance).
 
@@ -279,7 +279,7 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     A dict with `path`, `config` (the resolved config), `rows` (one per run),
     `generalization` (one per run and evaluation length), `groups`: finished group
     name → `{"rows": [...], "traces": {field: [runs, chunks] array}}` (the per-chunk
-    training traces of `rnn_dynamics.sweep.TRACE_FIELDS`), and `in_progress`: group still
+    training traces of `rnn_dynamics.synthetic.sweep.TRACE_FIELDS`), and `in_progress`: group still
     training → its runs as of the last checkpoint (`Workdir.in_progress`), `specs`: each
     of those groups → what it runs (`Workdir.spec`: task variant, lengths, budget, chunk
     size), and `partial`:

@@ -1,6 +1,6 @@
 """The threshold × α grid's heatmaps (`experiments/threshold_grid.py`, §3.2).
 
-`heatmap_figure` draws either quantity of `rnn_dynamics.threshold_grid.cell_table`'s rows
+`heatmap_figure` draws either quantity of `rnn_dynamics.synthetic.threshold_grid.cell_table`'s rows
 over the grid, a panel per initialisation: the success rate (each cell: the count and its
 95 % interval) or the median updates to solve, with the measured average pre-clip
 gradient norm marked on the threshold axis and the paper's heuristic range (half to ten

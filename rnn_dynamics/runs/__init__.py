@@ -1,6 +1,6 @@
 """The machinery every trainer shares: the run grid, devices, checkpoints, progress, stop.
 
-Both trainers (`rnn_dynamics.sweep.run_group`, synthetic tasks, and
+Both trainers (`rnn_dynamics.synthetic.sweep.run_group`, synthetic tasks, and
 `rnn_dynamics.natural.fit`, the natural tasks) stack their runs along one leading "runs"
 axis and drive it from one host loop. That loop and what it needs besides the training
 step live here, once:

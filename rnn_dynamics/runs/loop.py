@@ -1,6 +1,6 @@
 """The one host loop: a trainer is a stepper; `drive` polls, checkpoints, reports, stops.
 
-Both trainers (the synthetic sweep's groups, `rnn_dynamics.sweep`, and the natural tasks'
+Both trainers (the synthetic sweep's groups, `rnn_dynamics.synthetic.sweep`, and the natural tasks'
 epochs, `rnn_dynamics.natural.fit`) are steppers: objects that take one step at a time
 (a compiled chunk and what follows it on the host) and can save themselves. `drive`
 owns everything around the steps, so it is written once:

@@ -16,7 +16,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from rnn_dynamics import rnn, train
+from rnn_dynamics import rnn
+from rnn_dynamics.synthetic import train
 from rnn_dynamics.tasks import get_task
 
 __all__ = ["STREAM", "errors_at_lengths", "eval_block", "model_errors", "test_key"]

@@ -53,7 +53,6 @@ __all__ = [
   "HParams",
   "RunState",
   "Trainer",
-  "all_finite",
   "guard_enabled",
   "length_buckets",
   "make_optimizer",
@@ -163,11 +162,6 @@ def _where_tree(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
-def all_finite(tree) -> jax.Array:
-  """Whether every entry of every leaf is finite (a boolean scalar, traceable)."""
-  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def _make_count_mistakes(config: ml_collections.ConfigDict, task: Task, lo: int, hi: int):
   """`Trainer.count_mistakes` for lengths in `[lo, hi)` (see `Trainer`)."""
   buffer = task.buffer_length(hi)
@@ -207,7 +201,7 @@ def _apply_if_active(state: RunState, key, loss, params, opt_state, om, error, l
   """The update's new state and metrics: a decided run (done) keeps its state and reads
   NaN; a non-finite loss or parameter marks the run diverged (and done) instead."""
   active = ~state.done
-  finite = jnp.isfinite(loss) & all_finite(params)
+  finite = jnp.isfinite(loss) & clipping.all_finite(params)
   moved = active & finite
   stats = clipping.clipping_stats(opt_state)
   nan = jnp.float32(jnp.nan)

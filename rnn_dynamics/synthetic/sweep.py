@@ -49,10 +49,11 @@ import numpy as np
 from absl import logging
 
 from rnn_dynamics import runs
-from rnn_dynamics import train as train_lib
+from rnn_dynamics.synthetic import train as train_lib
 from rnn_dynamics.runs import checkpoint, loop
+from rnn_dynamics.runs.outcome import GroupResult
 from rnn_dynamics.runs.progress import format_duration
-from rnn_dynamics.train import HParams, RunState, Trainer
+from rnn_dynamics.synthetic.train import HParams, RunState, Trainer
 
 if TYPE_CHECKING:
   from rnn_dynamics.workdir import Group, Workdir
@@ -72,28 +73,6 @@ TRACE_FIELDS = (
   "screen_error",
   "spectral_radius",
 )
-
-
-@dataclasses.dataclass
-class GroupResult:
-  """What a finished group hands back.
-
-  Attributes:
-    rows: one dict per run: its labels plus `solved` (passed the test in force: error
-      under `success_error`, or none with `zero_mistake_stop`), `updates_to_solve`,
-      `final_error` and `final_mistakes` (on `eval_size` fresh sequences),
-      `strict_solved` (0 errors, the original code's criterion), `worst_length` and
-      `worst_length_error` (mixed lengths only: the nominal length with the highest
-      error in that test), `diverged`, `updates_done`.
-    traces: `TRACE_FIELDS` → `[runs, chunks]` arrays (NaN once a run is frozen).
-    state: the final stacked `RunState` as host (numpy) arrays, e.g. for analysis.
-    wall_s: seconds spent in this process (not counting earlier, resumed-from sessions).
-  """
-
-  rows: list[dict[str, Any]]
-  traces: dict[str, np.ndarray]
-  state: RunState
-  wall_s: float
 
 
 def _spectral_radii(w_hh: np.ndarray) -> np.ndarray:
@@ -217,7 +196,7 @@ def run_group(
   """Trains every run of a group to a decision (solved, diverged or out of budget).
 
   Args:
-    trainer: from `rnn_dynamics.train.make_train(config)`.
+    trainer: from `rnn_dynamics.synthetic.train.make_train(config)`.
     config: uses `max_updates`, `chunk_size`, `screen_size`, `eval_size`,
       `success_error`, `checkpoint_every_s`, `progress_every_s`, and optional
       `zero_mistake_stop` (default False) and `compaction` (default False).

@@ -1,0 +1,16 @@
+"""The synthetic tasks' trainer (§4.1): many runs of one pathological task in one program.
+
+Beside `rnn_dynamics.natural` (truncated BPTT on music and text), one concern a module:
+
+* `train`: `make_train(config)`, one run as pure functions of a key and per-run
+  hyper-parameters (`RunState`, the compiled chunk of updates, the success test);
+* `sweep`: a group of runs vmapped and sharded over devices, a stepper of the one host
+  loop (`rnn_dynamics.runs.loop`), with its screen, full tests and compaction;
+  `run_in_workdir`, as a binary trains a group of its workdir;
+* `generalization`: single models trained over a length range, tested at longer lengths;
+* `threshold_grid`: the (clipping threshold × α) grid of one task and length.
+"""
+
+from rnn_dynamics.synthetic import generalization, sweep, threshold_grid, train
+
+__all__ = ["generalization", "sweep", "threshold_grid", "train"]
