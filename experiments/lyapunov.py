@@ -10,8 +10,8 @@ the sequences), the local rate of the top direction at marks and on distractors,
 `lag_decay.{png,svg}` to --workdir. The work is `rnn_dynamics.analysis.trained_lyapunov.run`.
 
   python -m experiments.lyapunov --workdir=runs/lyapunov                # cpu preset
-  python -m experiments.lyapunov --config=experiments/configs/lyapunov.py:paper \
-      --workdir=runs/lyapunov_paper
+  python -m experiments.lyapunov --config=experiments/configs/lyapunov.py:full \
+      --workdir=runs/lyapunov_full
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ PRESETS = {
   "polyphonic": ("paper", "cpu", "test"),
   "threshold_grid": ("paper", "cpu", "test"),
   "attractors": ("default", "test"),
-  "lyapunov": ("paper", "cpu", "test"),
+  "lyapunov": ("full", "cpu", "test"),
   "bifurcation": ("default", "test"),
   "cliff": ("default", "test"),
   "mechanics": ("default", "test"),

@@ -1,5 +1,6 @@
 """Config of experiments/lyapunov.py (Lyapunov exponents of saved models and the decay of
-their gradient with the lag). Presets: `paper`, `cpu` (default), `test`."""
+their gradient with the lag). Presets: `full` (500 sequences), `cpu` (default), `test`.
+The paper has no such experiment, so no preset is called `paper`."""
 
 from pathlib import Path
 
@@ -24,7 +25,7 @@ GENERALIZATION_LONG = "docs/results/generalization_long/groups/train/params.npz"
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  declare(c, "preset", preset, one_of(("paper", "cpu", "test")))
+  declare(c, "preset", preset, one_of(("full", "cpu", "test")))
   # A model saved whole (.npz with w_in, w_hh, b, w_out, b_out and `init`) or a group's
   # models stacked [runs, ...] (a workdir's groups/<group>/params.npz).
   declare(c, "params_file", GENERALIZATION_LONG, text())
@@ -45,7 +46,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "mark_window", 5, SIZE)
   declare(c, "float64", True, boolean())  # compute in float64 (JAX's x64 mode), not float32
   declare(c, "seed", 0, integer(0))  # PRNG seed of the sequences
-  if preset == "paper":
+  if preset == "full":
     c.sequences = 500
   elif preset == "test":
     c.params_indices = (0, 1)
@@ -54,7 +55,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.n_exponents = 3
     c.mark_window = 2
   elif preset != "cpu":
-    raise ValueError(f"unknown preset {preset!r}; use 'paper', 'cpu' or 'test'")
+    raise ValueError(f"unknown preset {preset!r}; use 'full', 'cpu' or 'test'")
   return c
 
 
