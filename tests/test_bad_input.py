@@ -110,6 +110,28 @@ CASES = {
   "generalization_min_above_max": Case(
     "generalization", ("--config.min_length=30",), 2, "must be ≤ --config.max_length=20"
   ),
+  "continued_without_models": Case(
+    "generalization_continued", (), 2, "--from_workdir is required: the experiments.generalization"
+  ),
+  "continued_models_not_a_workdir": Case(
+    "generalization_continued",
+    ("--from_workdir=/nonexistent/generalization",),
+    2,
+    "--from_workdir: /nonexistent/generalization is not a workdir of experiments.generalization",
+  ),
+  "continued_tests_not_whole_chunks": Case(
+    "generalization_continued",
+    ("--from_workdir=docs/results/generalization_long", "--config.test_every=150",
+     "--config.updates=300"),
+    2,
+    "--config.test_every=150 must be a multiple of the models' chunk_size=1000",
+  ),
+  "continued_budget_not_whole_tests": Case(
+    "generalization_continued",
+    ("--config.updates=250",),
+    2,
+    "--config.updates=250 must be a multiple of --config.test_every=100",
+  ),
   "pathological_unknown_task": Case(
     "pathological", ("--config.task=adding",), 2, "--config.task=adding: must be one of"
   ),

@@ -62,6 +62,29 @@ def test_figures_are_saved_as_png_and_svg(tmp_path):
   ]
 
 
+def test_continued_figure_has_a_panel_per_model_a_line_per_test_point_and_the_median(
+  tmp_path,
+):
+  rows = [
+    dict(seed=s, updates_after_pass=p, eval_length=t, updates_to_solve=1000 * (s + 1),
+         error=None if (s, p, t) == (1, 50, 200) else 0.01 * s + p / 1e4)
+    for s in range(4) for p in (0, 50, 100) for t in (50, 100, 200)
+  ]  # fmt: skip
+  fig = generalization.continued_figure(rows, train_range=(50, 100), chance_error=0.75)
+  panels = [ax for ax in fig.axes if ax.get_visible()]
+  assert [ax.get_title() for ax in panels] == [
+    "seed 0 (passed at 1,000)", "seed 1 (passed at 2,000)", "seed 2 (passed at 3,000)",
+    "seed 3 (passed at 4,000)", "median of 4 models (shaded: their range)",
+  ]  # fmt: skip
+  assert all(len(ax.get_lines()) == 3 + 2 for ax in panels)  # 3 test points, success, chance
+  np.testing.assert_allclose(panels[1].get_lines()[1].get_ydata(), [0.015, 0.015, np.nan])
+  median = panels[-1].get_lines()[0]  # test point 0: the median of 0, .01, .02, .03
+  np.testing.assert_allclose(median.get_ydata(), [0.015] * 3)
+  labels = [t.get_text() for t in panels[-1].get_legend().get_texts()]
+  assert labels[:3] == ["+0", "+50", "+100"]
+  style.save_figure(fig, tmp_path / "c", formats=("png",))
+
+
 def test_epoch_curves_draw_each_run_per_split_with_unscored_epochs_as_gaps():
   history = [dict(epoch=e, valid=2.0 / e, test=None if e == 2 else 2.1 / e) for e in (3, 1, 2)]
   fig = natural.epoch_curves_figure(

@@ -16,6 +16,7 @@ from rnn_dynamics.errors import ConfigError
 PRESETS = {
   "success_rate": ("paper", "long", "cpu", "test"),
   "generalization": ("paper", "long", "cpu", "test"),
+  "generalization_continued": ("long", "cpu", "test"),
   "pathological": ("paper", "long", "cpu", "test"),
   "char_lm": ("paper", "cpu", "test"),
   "polyphonic": ("paper", "cpu", "test"),

@@ -192,6 +192,8 @@ def run_group(
   on_checkpoint: Callable[[list[dict[str, Any]]], None] | None = None,
   programs: _Programs | None = None,
   events_dir: str | Path | None = None,
+  initial_params: Any = None,
+  wrap: Callable[[Any], loop.Stepper] | None = None,
 ) -> GroupResult:
   """Trains every run of a group to a decision (solved, diverged or out of budget).
 
@@ -199,7 +201,10 @@ def run_group(
     trainer: from `rnn_dynamics.synthetic.train.make_train(config)`.
     config: uses `max_updates`, `chunk_size`, `screen_size`, `eval_size`,
       `success_error`, `checkpoint_every_s`, `progress_every_s`, and optional
-      `zero_mistake_stop` (default False) and `compaction` (default False).
+      `zero_mistake_stop` (default False), `compaction` (default False) and
+      `stop_on_success` (default True; False: no run is ever tested for success while
+      it trains, so every run trains to its budget unless it diverges; the screen is
+      still traced).
     labels: one dict per run, copied into its result row (e.g. init, algorithm, seed).
     hparams: stacked `HParams`, leading axis = runs.
     keys: `[runs]` PRNG keys (runs that share a key share initial weights and data:
@@ -212,6 +217,12 @@ def run_group(
     programs: reuse compiled functions across groups of identical shapes.
     events_dir: where each run's traces go as TensorBoard event files while it trains
       (`runs.events`; None: nowhere).
+    initial_params: stacked `rnn.Params` (leading axis = runs) the runs start from
+      instead of their initialisation (e.g. models trained elsewhere); the rest of the
+      run state (optimizer state, key, counters) starts as `trainer.init` makes it.
+    wrap: `wrap(group) -> stepper`, the stepper `runs.loop.drive` drives instead of the
+      group itself, e.g. one that interleaves evaluations with the group's steps; it
+      reads the group's state with `group.state()`.
 
   Returns:
     A `GroupResult`.
@@ -230,13 +241,14 @@ def run_group(
     say=on_progress or logging.info,
     on_checkpoint=on_checkpoint,
     programs=programs,
+    initial_params=initial_params,
   )
   events = None
   if events_dir is not None:
     names = [runs.events.run_name(label) for label in labels]
     events = runs.events.EventLog(events_dir, names, purge_steps=group.full.step[: len(labels)])
   loop.drive(
-    group,
+    group if wrap is None else wrap(group),
     checkpoint_every_s=float(config.checkpoint_every_s),
     progress_every_s=float(config.progress_every_s),
     say=group.say,
@@ -252,6 +264,7 @@ def run_in_workdir(
   grid: runs.Grid,
   *,
   name: str | None = None,
+  **options: Any,
 ) -> Group:
   """The workdir's `group`, `grid`'s runs trained with `config`, as every sweep binary
   runs one: loaded if it is finished, else trained with `run_group`, checkpointed there
@@ -266,6 +279,7 @@ def run_in_workdir(
       from the binary's config is recorded in the group's spec (`GroupSpec`).
     grid: the runs (`runs.grid`: labels, stacked hparams, paired keys).
     name: shown in log and progress lines (default: `group`).
+    **options: further arguments of `run_group` (`initial_params`, `wrap`).
 
   Returns:
     The group's spec, rows and traces (`workdir.Group`).
@@ -296,6 +310,7 @@ def run_in_workdir(
       name=name,
       on_checkpoint=lambda rows: workdir.write_progress(group, rows),
       events_dir=workdir.events_dir(group),
+      **options,
     )
     workdir.save_group(group, result)
     logging.info("%s: finished in %.0f s", name, result.wall_s)
@@ -343,6 +358,7 @@ class _Settings:
   full_limit: int  # most mistakes on the full test that still count as solved
   compaction: bool
   min_length: int
+  stop_on_success: bool  # screen passes take the full test, and a passed one freezes the run
 
   @classmethod
   def of(cls, config: ml_collections.ConfigDict) -> _Settings:
@@ -359,6 +375,7 @@ class _Settings:
       train_lib.success_limit(config, eval_size),
       bool(config.get("compaction", False)),
       int(config.min_length),
+      bool(config.get("stop_on_success", True)),
     )
 
 
@@ -403,6 +420,7 @@ class _Group:
     say,
     programs,
     on_checkpoint=None,
+    initial_params=None,
   ):
     n_runs = len(labels)
     if jax.tree.leaves(hparams)[0].shape[0] != n_runs or keys.shape[0] != n_runs:
@@ -420,6 +438,11 @@ class _Group:
     state = self.programs.init(
       runs.pad_runs(keys, self.n_padded), jax.tree.map(jnp.asarray, self.hparams_full)
     )
+    if initial_params is not None:
+      start = runs.pad_runs(jax.tree.map(jnp.asarray, initial_params), self.n_padded)
+      state = state.replace(
+        params=jax.tree.map(lambda x, like: x.astype(like.dtype), start, state.params)
+      )
     self.full = jax.device_get(state.replace(done=state.done | jnp.asarray(self.is_pad)))
     self.book = Bookkeeping.start(self.n_padded)
     self.traces: dict[str, list[np.ndarray]] = {f: [] for f in TRACE_FIELDS}
@@ -473,7 +496,8 @@ class _Group:
     flags = r.read_flags()
     screen = runs.host(screen)
     traced = self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
-    self._confirm(screen)
+    if s.stop_on_success:
+      self._confirm(screen)
     flags["done"] |= flags["step"] >= s.max_updates
     decisions = {k: flags[k] for k in ("done", "solved", "solved_at")}
     r.state = r.state.replace(**runs.to_devices(decisions, self.sharding))
@@ -489,7 +513,9 @@ class _Group:
     )
 
   def save(self) -> None:
-    if self.manager is None or self.manager.latest_step() == self.book.chunk:
+    # Before the first chunk there is nothing a restart would not make again (and Orbax
+    # refuses the empty traces).
+    if self.manager is None or self.book.chunk in (0, self.manager.latest_step()):
       return
     self._sync()
     checkpoint.save(
@@ -504,6 +530,11 @@ class _Group:
 
   def position(self) -> str:
     return f"chunk {self.book.chunk}"
+
+  def state(self) -> RunState:
+    """The whole group's state (host arrays, padded runs included) as of the last step."""
+    self._sync()
+    return self.full
 
   def progress_line(self, progress: runs.Progress, now: float) -> str:
     return _progress_line(
