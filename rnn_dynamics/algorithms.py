@@ -249,12 +249,17 @@ def one_optimizer(names) -> str:
   return kinds[0] if kinds else "sgd"
 
 
-def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.GradientTransformation:
+def make_optimizer(
+  config: ml_collections.ConfigDict, hp: HParams, decay_path: clipping.DecayPath = "w_hh"
+) -> optax.GradientTransformation:
   """The run's clip (its kind and threshold, possibly traced) inside the non-finite
-  guard → SGD or Adam: one chain for every algorithm."""
+  guard → SGD or Adam: one chain for every algorithm. `decay_path`: the leaves the
+  guard's fallback decays, the network's recurrent weights (`cells.Model.decay_path`)."""
   clip = clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise)
   # The guard decides on the pre-clip norm and its fallback step is not clipped.
-  guarded = clipping.nonfinite_fallback(clip, enabled=guard_enabled(config, hp))
+  guarded = clipping.nonfinite_fallback(
+    clip, enabled=guard_enabled(config, hp), decay_path=decay_path
+  )
   if hp.optimizer == "adam":
     return optax.chain(guarded, optax.adam(hp.lr))
   if hp.optimizer != "sgd":

@@ -165,4 +165,4 @@ def model(cell: Cell) -> Model:
   if cell.recurrent_matrix is not None:
     recurrent = lambda params: cell.recurrent_matrix(cell.prepare(params.cell))
 
-  return Model(cell.name, init, loss_and_grads, sequence_mistakes, recurrent)
+  return Model(cell.name, init, loss_and_grads, sequence_mistakes, recurrent, cell.decay_path)

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 import flax.struct
 import jax
 
+from rnn_dynamics.clipping import DecayPath
+
 __all__ = ["Cell", "CellParams", "Model", "OmegaSettings", "Update", "identity_prepare"]
 
 
@@ -53,6 +55,10 @@ class Cell(NamedTuple):
       traces log, or None where a cell has no single one (gated cells).
     readout_std: the standard deviation of the readout's weights, or None for
       LeCun-normal (flax `nn.Dense`'s default); its bias starts at 0.
+    decay_path: the parameters the non-finite guard's fallback step shrinks, its
+      recurrent weights (`clipping.nonfinite_fallback`): a leaf name, a key-path
+      predicate, or None where the cell has no recurrent weight matrix to shrink (the
+      fallback then skips the update).
   """
 
   name: str
@@ -65,6 +71,7 @@ class Cell(NamedTuple):
   drive: Callable[..., jax.Array] = _identity_drive
   recurrent_matrix: Callable[[Any], jax.Array] | None = None
   readout_std: float | None = None
+  decay_path: DecayPath = "w_hh"
 
 
 @flax.struct.dataclass
@@ -107,6 +114,7 @@ class Model(NamedTuple):
       Update`.
     sequence_mistakes: `sequence_mistakes(params, hp, batch, head) -> [B] bool`.
     recurrent_matrix: `recurrent_matrix(params) -> [H, H]` for the ρ trace, or None.
+    decay_path: the leaves of `params` the non-finite guard decays (`Cell.decay_path`).
   """
 
   name: str
@@ -114,3 +122,4 @@ class Model(NamedTuple):
   loss_and_grads: Callable[..., Update]
   sequence_mistakes: Callable[..., jax.Array]
   recurrent_matrix: Callable[[Any], jax.Array] | None
+  decay_path: DecayPath = "w_hh"

@@ -261,7 +261,7 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   def init(key: jax.Array, hp: HParams) -> RunState:
     k_params, k_run = jax.random.split(key)
     params = model.init(k_params, task.n_in, config.n_hidden, task.n_out, hp)
-    opt_state = make_optimizer(config, hp).init(params)
+    opt_state = make_optimizer(config, hp, model.decay_path).init(params)
     false = jnp.bool_(False)
     return RunState(params, opt_state, k_run, jnp.int32(0), false, false, false, jnp.int32(-1))
 
@@ -271,7 +271,7 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     batch = task.sample(k_data, batch_size, length, buffer_len)
     omega = cells.OmegaSettings(hp.alpha, omega_on, omega_form, omega_bound)
     out = model.loss_and_grads(state.params, hp, batch, task.head, omega, scan_unroll)
-    opt = make_optimizer(config, hp)
+    opt = make_optimizer(config, hp, model.decay_path)
     updates, opt_state = opt.update(out.grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return _apply_if_active(state, key, out.loss, params, opt_state, out.omega, out.error, length)
