@@ -31,6 +31,7 @@ __all__ = [
 _CELLS: dict[str, Callable[[], Cell]] = {
   "tanh": vanilla.tanh,
   "irnn": vanilla.irnn,
+  "orthogonal": vanilla.orthogonal,
 }
 CELLS = ("rnn", *_CELLS)
 

@@ -4,8 +4,11 @@ the carry (the paper's eq. (11) state), trained by autodiff.
 * `tanh` — the paper's network with tanh units as a `Cell`: the same function as
   `rnn_dynamics.rnn` with its `basic_tanh` initialisation, here to tie the autodiff path
   and the generic Ω to the hand-written ones (tests) and as the template of a new cell.
-* `irnn` — ReLU units, `W` initialised to the identity and the biases to zero (Le, Jaitly
-  & Hinton 2015; docs/reference.md §6).
+* `irnn` — ReLU units, `W` initialised to the identity, the biases to zero and the
+  non-recurrent weights (input and readout) to N(0, 0.001²) (Le, Jaitly & Hinton 2015;
+  docs/reference.md §6).
+* `orthogonal` — the `tanh` cell with a random orthogonal `W` (Saxe, McClelland &
+  Ganguli 2014; Henaff, Szlam & LeCun 2016), everything else as `tanh`.
 
 The carry starts at 0, so `f(0) = 0` is required (tanh and ReLU have it): the first
 step then sees `h_{-1} = 0` as in the paper.
@@ -21,7 +24,7 @@ import jax.numpy as jnp
 from rnn_dynamics.cells.base import Cell
 from rnn_dynamics.tasks.base import float_dtype
 
-__all__ = ["plain_cell", "tanh", "irnn"]
+__all__ = ["plain_cell", "tanh", "irnn", "orthogonal"]
 
 
 def plain_cell(
@@ -77,7 +80,23 @@ def tanh() -> Cell:
   return plain_cell("tanh", jnp.tanh, lambda k, n: 0.1 * jax.random.normal(k, (n, n)), 0.1, 0.1)
 
 
-def irnn(input_std: float = 0.001) -> Cell:
-  """ReLU units with `W = I` and zero biases (Le, Jaitly & Hinton 2015); `W_in`'s entries
-  N(0, input_std²)."""
-  return plain_cell("irnn", jax.nn.relu, lambda k, n: jnp.eye(n), input_std)
+def irnn(std: float = 0.001) -> Cell:
+  """ReLU units with `W = I` and zero biases (Le, Jaitly & Hinton 2015). Their
+  non-recurrent weights, `W_in` and the readout, are N(0, std²), std = 0.001 as in
+  their experiments (docs/reference.md §6)."""
+  return plain_cell("irnn", jax.nn.relu, lambda k, n: jnp.eye(n), std, std)
+
+
+def orthogonal() -> Cell:
+  """tanh units with a random orthogonal `W` (Haar-distributed, `jax.nn.initializers.
+  orthogonal`; Saxe et al. 2014, Henaff et al. 2016), so every singular value of `W` is 1
+  at the start. Input weights, biases and readout are the `tanh` cell's (the paper's
+  `basic_tanh`: N(0, 0.1²), 0, N(0, 0.1²)), so the two cells differ only in `W`'s
+  initialisation (docs/reference.md §6)."""
+  return plain_cell(
+    "orthogonal",
+    jnp.tanh,
+    lambda k, n: jax.nn.initializers.orthogonal()(k, (n, n), float_dtype()),
+    0.1,
+    0.1,
+  )
