@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnn_dynamics.cells import autodiff, paper, vanilla
+from rnn_dynamics.cells import autodiff, flax_adapter, paper, vanilla
 from rnn_dynamics.cells.base import Cell, CellParams, Model, OmegaSettings, Update
 
 __all__ = [
@@ -32,6 +32,8 @@ _CELLS: dict[str, Callable[[], Cell]] = {
   "tanh": vanilla.tanh,
   "irnn": vanilla.irnn,
   "orthogonal": vanilla.orthogonal,
+  "lstm": flax_adapter.lstm,
+  "gru": flax_adapter.gru,
 }
 CELLS = ("rnn", *_CELLS)
 
