@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnn_dynamics.cells import autodiff, flax_adapter, paper, vanilla
+from rnn_dynamics.cells import autodiff, exprnn, flax_adapter, paper, vanilla
 from rnn_dynamics.cells.base import Cell, CellParams, Model, OmegaSettings, Update
 
 __all__ = [
@@ -34,6 +34,7 @@ _CELLS: dict[str, Callable[[], Cell]] = {
   "orthogonal": vanilla.orthogonal,
   "lstm": flax_adapter.lstm,
   "gru": flax_adapter.gru,
+  "exprnn": exprnn.exprnn,
 }
 CELLS = ("rnn", *_CELLS)
 
