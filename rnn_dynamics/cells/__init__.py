@@ -3,7 +3,11 @@
 `rnn` is the paper's network with its hand-written BPTT (`cells.paper`), the default of
 every experiment. Every other entry is a `Cell` (`cells.base`) trained by autodiff
 through the same scan (`cells.autodiff`), with Ω computed from the VJP of its transition
-(`regularizers.omega_of_transition`).
+(`regularizers.omega_of_transition`): `tanh`, `irnn` and `orthogonal` are plain cells
+(`cells.vanilla`), `lstm` and `gru` Flax's cells through one adapter
+(`cells.flax_adapter`), `exprnn` the orthogonal expRNN (`cells.exprnn`) and `lru` the
+Linear Recurrent Unit (`cells.lru`); docs/reference.md §6 gives each one's source and
+initialisation.
 
 Adding a cell: write its `Cell` (init, initial carry, step, features) in a module here,
 register it in `_CELLS`, cite its source in docs/reference.md §6; the trainer, the
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnn_dynamics.cells import autodiff, exprnn, flax_adapter, paper, vanilla
+from rnn_dynamics.cells import autodiff, exprnn, flax_adapter, lru, paper, vanilla
 from rnn_dynamics.cells.base import Cell, CellParams, Model, OmegaSettings, Update
 
 __all__ = [
@@ -35,6 +39,7 @@ _CELLS: dict[str, Callable[[], Cell]] = {
   "lstm": flax_adapter.lstm,
   "gru": flax_adapter.gru,
   "exprnn": exprnn.exprnn,
+  "lru": lru.lru,
 }
 CELLS = ("rnn", *_CELLS)
 
