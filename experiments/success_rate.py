@@ -19,7 +19,7 @@ from absl import logging
 
 from experiments import cli, validation
 from rnn_dynamics import algorithms, runs, stats
-from rnn_dynamics.synthetic import sweep, train
+from rnn_dynamics.synthetic import sweep
 from rnn_dynamics.report import style
 from rnn_dynamics.report import success_rate as report
 from rnn_dynamics.workdir import Workdir, group_config

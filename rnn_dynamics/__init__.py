@@ -3,11 +3,14 @@
 The public surface, one concept per module:
 
   rnn           the paper's RNN: params, initialisations, unrolling, exact BPTT + adjoints
-  cell          the same recurrence as a Flax cell (`flax.linen.RNN(PaperRNNCell(50))`)
+  heads         the linear readout and each task's loss and error
+  cells         the networks the synthetic trainer runs by name: the paper's RNN (its
+                hand-written BPTT) and any `Cell` by autodiff, with Ω for every cell;
+                `cells.flax_paper` is the paper's recurrence as a Flax cell
   algorithms    the algorithm table (SGD, SGD-C, SGD-CR, element-wise) → `hparams`, the optimizer
   tasks         on-device samplers of the pathological tasks (`get_task`)
   clipping      optax transformations: norm clipping, element-wise clipping, non-finite guard
-  regularizers  Ω (both forms) and its gradient from the saved adjoints
+  regularizers  Ω (both forms) and its gradient from the saved adjoints, for any transition
   synthetic     the pathological tasks' trainer: `train.make_train(config)` (one run as pure
                 functions), `sweep` (many runs vmapped, sharded, checkpointed), the
                 generalization and threshold-grid experiments

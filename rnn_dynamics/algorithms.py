@@ -1,4 +1,4 @@
-"""The one algorithm table: SGD, SGD-C, SGD-CR and element-wise clipping.
+"""The one algorithm table: SGD, SGD-C, SGD-CR, element-wise clipping and Adam.
 
 Every algorithm is a setting of the same compiled program, not a fork (docs/reference.md
 §2, §4): its clipping kind, whether the threshold is used, whether the original code's
@@ -7,12 +7,20 @@ only place that says so; `hparams` (synthetic tasks) and `rnn_dynamics.natural.c
 (natural tasks) read it into plain per-run values (`HParams`), and `make_optimizer`
 builds the one optax chain both trainers run from those values.
 
-| algorithm | clipping | threshold | guard ("original") | Ω (α) |
-|---|---|---|---|---|
-| `sgd` | none | ∞ | off | 0 |
-| `sgd_c` | global norm | c | on | 0 |
-| `sgd_cr` | global norm | c | on | α |
-| `sgd_elementwise` | element-wise | c (or its own bound) | off | 0 |
+| algorithm | clipping | threshold | guard ("original") | Ω (α) | optimizer |
+|---|---|---|---|---|---|
+| `sgd` | none | ∞ | off | 0 | SGD |
+| `sgd_c` | global norm | c | on | 0 | SGD |
+| `sgd_cr` | global norm | c | on | α | SGD |
+| `sgd_elementwise` | element-wise | c (or its own bound) | off | 0 | SGD |
+| `adam` | none | ∞ | off | 0 | Adam |
+| `adam_c` | global norm | c | on | 0 | Adam |
+
+Adam (Kingma & Ba 2015; docs/reference.md §6) takes the clipped gradient, as clipping
+composes with any optimizer in optax: `adam_c` is the clipped Adam later work compares
+against. Its moment estimates are optimizer state of another shape than SGD's, so the
+optimizer is static: one program runs runs of one optimizer (`HParams.optimizer`), while
+the clipping kind, threshold, guard and α stay per-run values.
 
 A run's clipping is decided once, per run, by `clipping_of`: the table's kind, except
 that a threshold of ∞ means no clipping at all (SGD-CR at ∞ is Ω alone, the ICML
@@ -41,6 +49,8 @@ __all__ = [
   "Algorithm",
   "GUARD_MODES",
   "HParams",
+  "OPTIMIZERS",
+  "PAPER_ALGORITHMS",
   "RunClipping",
   "TABLE",
   "alpha_of",
@@ -49,6 +59,7 @@ __all__ = [
   "guard_enabled",
   "hparams",
   "make_optimizer",
+  "one_optimizer",
   "threshold_of",
 ]
 
@@ -69,12 +80,14 @@ class Algorithm:
       code, whose guard sits inside the rescaling branch (docs/reference.md §2); the
       original code has no element-wise clipping, so nothing justifies a guard there.
     uses_omega: whether Ω's gradient is added (α as given; else α = 0).
+    optimizer: "sgd" (with `config.momentum`) or "adam".
   """
 
   name: str
   clipping: str
   guarded: bool
   uses_omega: bool
+  optimizer: str = "sgd"
 
   @property
   def uses_threshold(self) -> bool:
@@ -88,9 +101,14 @@ TABLE = {
     Algorithm("sgd_c", "norm", guarded=True, uses_omega=False),
     Algorithm("sgd_cr", "norm", guarded=True, uses_omega=True),
     Algorithm("sgd_elementwise", "elementwise", guarded=False, uses_omega=False),
+    Algorithm("adam", "none", guarded=False, uses_omega=False, optimizer="adam"),
+    Algorithm("adam_c", "norm", guarded=True, uses_omega=False, optimizer="adam"),
   )
 }
 ALGORITHMS = tuple(TABLE)
+# The paper's algorithms, which every experiment of the paper may sweep.
+PAPER_ALGORITHMS = ("sgd", "sgd_c", "sgd_cr", "sgd_elementwise")
+OPTIMIZERS = ("sgd", "adam")
 
 
 def get(name: str, allowed: tuple[str, ...] = ALGORITHMS) -> Algorithm:
@@ -156,6 +174,8 @@ class HParams:
       global norm to `clip`), so runs of both kinds share one vmapped program.
     guarded: whether the non-finite guard protects the run under
       `config.nonfinite_guard` "original" (the table's `guarded`, `clipping_of`).
+    optimizer: the table's optimizer, static (not an array): runs stacked into one
+      program must share it (`stack_hparams`).
   """
 
   lr: jax.Array
@@ -164,6 +184,7 @@ class HParams:
   init: jax.Array
   elementwise: jax.Array
   guarded: jax.Array
+  optimizer: str = flax.struct.field(pytree_node=False, default="sgd")
 
 
 def hparams(
@@ -194,6 +215,7 @@ def hparams(
     init=jnp.int32(rnn.init_id(init)),
     elementwise=jnp.bool_(run.elementwise),
     guarded=jnp.bool_(run.guarded),
+    optimizer=get(algorithm).optimizer,
   )
 
 
@@ -215,10 +237,31 @@ def guard_enabled(config: ml_collections.ConfigDict, hp: HParams) -> jax.Array:
   return jnp.asarray(hp.guarded, jnp.bool_)
 
 
-def make_optimizer(config: ml_collections.ConfigDict, hp: HParams) -> optax.GradientTransformation:
+def one_optimizer(names) -> str:
+  """The optimizer shared by the algorithms `names` (ValueError if they mix two: their
+  runs cannot share one program)."""
+  kinds = sorted({get(n).optimizer for n in names})
+  if len(kinds) > 1:
+    raise ValueError(
+      f"algorithms {tuple(names)} mix the optimizers {kinds}: runs of one program share "
+      "one optimizer; put them in separate groups"
+    )
+  return kinds[0] if kinds else "sgd"
+
+
+def make_optimizer(
+  config: ml_collections.ConfigDict, hp: HParams, decay_path: clipping.DecayPath = "w_hh"
+) -> optax.GradientTransformation:
   """The run's clip (its kind and threshold, possibly traced) inside the non-finite
-  guard → SGD: one chain for every algorithm."""
+  guard → SGD or Adam: one chain for every algorithm. `decay_path`: the leaves the
+  guard's fallback decays, the network's recurrent weights (`cells.Model.decay_path`)."""
   clip = clipping.clip_norm_or_elementwise(hp.clip, hp.elementwise)
   # The guard decides on the pre-clip norm and its fallback step is not clipped.
-  guarded = clipping.nonfinite_fallback(clip, enabled=guard_enabled(config, hp))
+  guarded = clipping.nonfinite_fallback(
+    clip, enabled=guard_enabled(config, hp), decay_path=decay_path
+  )
+  if hp.optimizer == "adam":
+    return optax.chain(guarded, optax.adam(hp.lr))
+  if hp.optimizer != "sgd":
+    raise ValueError(f"unknown optimizer {hp.optimizer!r}; choose one of {OPTIMIZERS}")
   return optax.chain(guarded, optax.sgd(hp.lr, momentum=config.get("momentum") or None))

@@ -43,6 +43,7 @@ import optax
 __all__ = [
   "ClipByNormState",
   "ClipElementwiseState",
+  "DecayPath",
   "NonfiniteFallbackState",
   "all_finite",
   "as_norm_states",
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 KeyPath = tuple[Any, ...]
+# Which leaves `nonfinite_fallback` decays: a leaf name, a key-path predicate, or None.
+DecayPath = str | Callable[[KeyPath], bool] | None
 
 
 class ClipByNormState(NamedTuple):
@@ -304,7 +307,7 @@ def nonfinite_fallback(
   enabled: jax.typing.ArrayLike = True,
   weight_decay: jax.typing.ArrayLike = 0.02,
   max_norm: jax.typing.ArrayLike = 1e10,
-  decay_path: str | Callable[[KeyPath], bool] = "w_hh",
+  decay_path: DecayPath = "w_hh",
 ) -> optax.GradientTransformation:
   """The original code's guard against non-finite or huge gradients, around a clip.
 
@@ -329,7 +332,9 @@ def nonfinite_fallback(
       last key on the leaf's path (a dataclass field or dict key, default
       ``"w_hh"``), or a predicate on the key path as given by
       :func:`jax.tree_util.tree_map_with_path`. All matching leaves are
-      decayed; at least one must match.
+      decayed; at least one must match. None: a network with no recurrent weight
+      matrix to shrink (e.g. a diagonal recurrence); the fallback step is then zero
+      for every leaf, i.e. the update is skipped.
 
   Returns:
     A :class:`optax.GradientTransformation` with state
@@ -344,7 +349,12 @@ def nonfinite_fallback(
   _check_scalar("weight_decay", weight_decay)
   _check_scalar("max_norm", max_norm)
   inner = inner if inner is not None else optax.identity()
-  is_recurrent = _name_predicate(decay_path) if isinstance(decay_path, str) else decay_path
+  if decay_path is None:
+    is_recurrent = lambda path: False  # noqa: E731
+  elif isinstance(decay_path, str):
+    is_recurrent = _name_predicate(decay_path)
+  else:
+    is_recurrent = decay_path
 
   def init_fn(params):
     return NonfiniteFallbackState(triggered=jnp.zeros((), jnp.bool_), inner=inner.init(params))
@@ -373,7 +383,7 @@ def nonfinite_fallback(
       return jnp.where(triggered, replacement, g)
 
     out = jax.tree_util.tree_map_with_path(fallback_leaf, passed, params)
-    if num_matched == 0:
+    if num_matched == 0 and decay_path is not None:
       raise ValueError(
         f"nonfinite_fallback: no update leaf matched decay_path={decay_path!r}; "
         "pass the recurrent matrix's field name or a key-path predicate."

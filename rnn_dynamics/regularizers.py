@@ -16,6 +16,14 @@ Two forms, selected by `form`:
   `‖(δʰ_t ⊙ σ'(x_t)) W_hhᵀ‖² / ‖δʰ_t‖²` for every step `t = 0 … T−1`, and a *mean* over
   the kept (step, sequence) pairs. The published α values were tuned with this form.
 
+Both forms are defined for any recurrence `c_t = F_θ(c_{t-1}, u_t)` with `∂x_{k+1}/∂x_k`
+read as the transition's Jacobian `∂c_t/∂c_{t-1}` and `δ_t = ∂E/∂c_t`:
+`omega_of_transition` computes them from the VJP of `F_θ` at the saved carries, for any
+cell (`rnn_dynamics.cells`). For the paper's RNN with the pre-activation as its carry it
+is the `"paper"` form above, value and gradient; with the post-activation `h` as carry
+its value is the `"original"` form's (the authors' code held `σ'(x_t)` constant where the
+VJP differentiates it, so the gradients differ there).
+
 In both forms an entry is skipped when its denominator's squared norm is below `bound`
 (1e-20 in the original code), and padded steps never count.
 
@@ -38,6 +46,7 @@ __all__ = [
   "omega",
   "omega_and_grad",
   "omega_and_total_w_hh_grad",
+  "omega_of_transition",
 ]
 
 OmegaForm = Literal["original", "paper"]
@@ -241,3 +250,51 @@ def add_omega_grad(
     forward, mask_TxB, alpha, loss_scale=loss_scale, form=form, bound=bound
   )
   return grads.replace(w_hh=w_hh_grad), om
+
+
+def omega_of_transition(
+  transition,
+  params,
+  carries_before,
+  adjoints,
+  mask_TxB: jax.Array,
+  *,
+  form: OmegaForm = "original",
+  bound: float = 1e-20,
+):
+  """Ω of any recurrence, and its immediate gradient with respect to `params`.
+
+  Args:
+    transition: `transition(params, carries_before) -> carries`, every step of the
+      recurrence at once: `c_t = F(params, c_{t-1})` for all `t` (each step depends on
+      its own `c_{t-1}` only), on `[T, B, ...]` carry pytrees.
+    params: what `transition` is differentiated with respect to.
+    carries_before: `c_{t-1}` beside step t (held constant).
+    adjoints: `δ_t = ∂E/∂c_t` (held constant), shaped like the carries.
+    mask_TxB: valid steps.
+    form, bound: as in `omega`.
+
+  The numerator of each entry is `δ_t ∂c_t/∂c_{t-1}`, the VJP of `transition` with
+  respect to its carry, so no Jacobian is formed. As in eq. (10) the carries and the
+  adjoints are constants: the gradient is Ω's immediate derivative through the
+  transition's parameters.
+
+  Returns:
+    `(Ω, ∂⁺Ω/∂params, kept_fraction)`.
+  """
+  before, delta = jax.lax.stop_gradient((carries_before, adjoints))
+
+  def value(p):
+    _, vjp = jax.vjp(lambda c: transition(p, c), before)
+    (back,) = vjp(delta)
+    return _omega_from_norms(_tree_sq(back), _tree_sq(delta), mask_TxB, form, bound)
+
+  (om, kept), grad = jax.value_and_grad(value, has_aux=True)(params)
+  return om, grad, kept
+
+
+def _tree_sq(tree) -> jax.Array:
+  """`[T, B]` squared norms of a carry pytree of `[T, B, ...]` leaves."""
+  return sum(
+    jnp.sum(jnp.square(leaf), axis=tuple(range(2, leaf.ndim))) for leaf in jax.tree.leaves(tree)
+  )

@@ -26,6 +26,7 @@ from rnn_dynamics.errors import CorruptFileError
 __all__ = [
   "atomic_write_bytes",
   "atomic_write_text",
+  "flat_arrays",
   "read_json",
   "read_npz",
   "read_results",
@@ -148,3 +149,17 @@ def read_results(stem: str | os.PathLike, remedy: str | None = None) -> list[dic
     CorruptFileError: `<stem>.json` is damaged (see `read_json`).
   """
   return read_json(f"{stem}.json", remedy)
+
+
+def flat_arrays(tree: Any) -> dict[str, np.ndarray]:
+  """A pytree's leaves by path, `"a/b"` for nested keys or fields (what `params.npz`
+  holds): the paper's RNN gives `w_in`, `w_hh`, …, a cell `cell/w_hh`, `w_out`, …"""
+
+  def name(entry) -> str:
+    for attr in ("name", "key", "idx"):
+      if hasattr(entry, attr):
+        return str(getattr(entry, attr))
+    return str(entry)
+
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {"/".join(name(e) for e in path): np.asarray(leaf) for path, leaf in leaves}

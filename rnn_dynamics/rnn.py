@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_dynamics import heads
 from rnn_dynamics.tasks.base import Batch, Head, float_dtype
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
   "init_params",
   "loss_and_grads",
   "loss_fn",
-  "readout",
   "sequence_mistakes",
   "spectral_radius",
   "step",
@@ -274,63 +274,12 @@ def unroll(
   return Unroll(hs, dsigmas, h_last)
 
 
-def readout(params: Params, h: jax.Array) -> jax.Array:
-  """Output pre-activations (logits, or the linear output) for hidden states `h`."""
-  return h @ params.w_out + jnp.expand_dims(params.b_out, tuple(range(h.ndim - 1)))
-
-
-def _wrong(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Array):
-  """`[B]` bool: which sequences the head gets wrong (docs/reference.md §1 table's error column)."""
-  if head == "last_softmax":
-    return jnp.argmax(logits, axis=-1) != targets
-  if head == "last_linear":
-    return jnp.sum((logits - targets) ** 2, axis=-1) > 0.04
-  if head == "all_softmax":
-    # A sequence is wrong if any of its valid steps is.
-    return jnp.any((jnp.argmax(logits, axis=-1) != targets) & mask_TxB, axis=0)
-  raise ValueError(f"head {head!r} has no discrete error")
-
-
-def _head_loss(head: Head, logits: jax.Array, targets: jax.Array, mask_TxB: jax.Array):
-  """(loss, error) of a readout head, as in the original code (docs/reference.md §1 table)."""
-  if head == "last_softmax":
-    logp = jax.nn.log_softmax(logits)
-    loss = -jnp.mean(jnp.take_along_axis(logp, targets[:, None], axis=1))
-  elif head == "last_linear":
-    loss = jnp.mean(jnp.sum((logits - targets) ** 2, axis=-1))
-  elif head == "all_softmax":
-    logp = jax.nn.log_softmax(logits)
-    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-    loss = jnp.sum(jnp.where(mask_TxB, nll, 0.0)) / jnp.maximum(jnp.sum(mask_TxB), 1)
-  elif head == "all_bernoulli":
-    nll = jnp.sum(optax_sigmoid_bce(logits, targets), axis=-1)
-    loss = jnp.sum(jnp.where(mask_TxB, nll, 0.0)) / jnp.maximum(jnp.sum(mask_TxB), 1)
-    return loss, loss  # no discrete error for music; the per-step NLL is the score.
-  else:
-    raise ValueError(f"unknown head {head!r}")
-  return loss, jnp.mean(_wrong(head, logits, targets, mask_TxB))
-
-
-def optax_sigmoid_bce(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Bernoulli NLL per key from logits (numerically stable)."""
-  return jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-
-
-def _is_last(head: Head) -> bool:
-  return head.startswith("last")
-
-
-def _readout_loss(params: Params, h_TxBxH, h_last_BxH, batch: Batch, head: Head):
-  h = h_last_BxH if _is_last(head) else h_TxBxH
-  return _head_loss(head, readout(params, h), batch.targets, batch.mask)
-
-
 def sequence_mistakes(params: Params, unit: Unit, batch: Batch, head: Head) -> jax.Array:
   """`[B]` bool, the sequences a model gets wrong (discrete heads only): what the
   success test counts, as integers, so that exactly 1 % never passes as < 1 %."""
   out = unroll(params, unit, batch.inputs, batch.mask)
-  h = out.h_last_BxH if _is_last(head) else out.h_TxBxH
-  return _wrong(head, readout(params, h), batch.targets, batch.mask)
+  h = out.h_last_BxH if heads.is_last(head) else out.h_TxBxH
+  return heads.wrong(head, heads.readout(params, h), batch.targets, batch.mask)
 
 
 def loss_fn(
@@ -341,7 +290,7 @@ def loss_fn(
   `h0_BxH` is the initial state (default zeros), as in `unroll`.
   """
   out = unroll(params, unit, batch.inputs, batch.mask, h0_BxH=h0_BxH)
-  return _readout_loss(params, out.h_TxBxH, out.h_last_BxH, batch, head)
+  return heads.readout_loss(params, out.h_TxBxH, out.h_last_BxH, batch, head)
 
 
 class Adjoints(NamedTuple):
@@ -412,13 +361,13 @@ def loss_and_grads(
   # The readout is not recurrent: plain autodiff gives its gradient and the direct
   # error signal injected into the hidden states.
   (loss, error), readout_vjp = jax.vjp(
-    lambda p, hs, hl: _readout_loss(p, hs, hl, batch, head),
+    lambda p, hs, hl: heads.readout_loss(p, hs, hl, batch, head),
     params,
     out.h_TxBxH,
     out.h_last_BxH,
   )
   g_readout, inject_TxBxH, inject_last = readout_vjp((jnp.ones_like(loss), jnp.zeros_like(error)))
-  if _is_last(head):
+  if heads.is_last(head):
     # h_last is the carry after the final step (held fixed past each sequence's end),
     # so its error signal enters the backward scan at the top.
     carry0 = inject_last

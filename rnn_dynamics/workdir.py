@@ -703,7 +703,7 @@ class Workdir:
     folder = self._group(group)
     results.write_npz(folder / "traces.npz", result.traces)
     n = len(result.rows)
-    params = {k: np.asarray(v)[:n] for k, v in vars(result.state.params).items()}
+    params = {k: v[:n] for k, v in results.flat_arrays(result.state.params).items()}
     results.write_npz(folder / "params.npz", params)
     rows = [dict(r, **(extra or {})) for r in result.rows]
     results.write_results(folder / "results", rows)

@@ -271,6 +271,22 @@ def test_fallback_errors():
     tx.update(params, tx.init(params), params)
 
 
+def test_fallback_without_a_recurrent_matrix_skips_the_update():
+  """decay_path=None (a cell with no recurrent weight matrix): a bad step becomes zero
+  everywhere, a good one passes unchanged."""
+  params = _rnn_params()
+  tx = clipping.nonfinite_fallback(decay_path=None)
+  bad = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params)
+  out, state = _apply(tx, bad, params)
+  assert bool(state.triggered)
+  for leaf in jax.tree.leaves(out):
+    np.testing.assert_array_equal(leaf, 0.0)
+  good = _rnn_params(seed=1)
+  out, state = _apply(tx, good, params)
+  assert not bool(state.triggered)
+  jax.tree.map(np.testing.assert_array_equal, out, good)
+
+
 def test_guard_wraps_the_clip_and_its_fallback_is_not_clipped():
   """The original code decides on the pre-clip norm and uses the fallback unclipped."""
   params = jax.tree.map(lambda x: 100.0 * x, _rnn_params())  # ‖0.02·W_hh‖ ≫ threshold

@@ -14,7 +14,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import algorithms, natural, paper, rnn, runs  # noqa: E402
+from rnn_dynamics import algorithms, heads, natural, paper, rnn, runs  # noqa: E402
 from rnn_dynamics.synthetic.train import HParams  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -63,7 +63,7 @@ def _full_nll_music(params, songs):
   for b, s in enumerate(songs):
     y[: len(s), b], x[1 : len(s), b], mask[: len(s), b] = s, s[:-1], True
   out = rnn.unroll(params, rnn.SIGMOID, jnp.asarray(x), jnp.asarray(mask))
-  nll = jnp.sum(rnn.optax_sigmoid_bce(rnn.readout(params, out.h_TxBxH), jnp.asarray(y)), axis=-1)
+  nll = jnp.sum(heads.sigmoid_bce(heads.readout(params, out.h_TxBxH), jnp.asarray(y)), axis=-1)
   return float(jnp.sum(jnp.where(mask, nll, 0.0)))
 
 
@@ -170,7 +170,7 @@ def test_truncated_bptt_with_carried_state_equals_full_forward_text():
   # Each lane is one contiguous piece of 44 steps, unrolled whole from zero.
   x, y = inputs.reshape(2, 44).T, targets.reshape(2, 44).T
   out = rnn.unroll(params, rnn.SIGMOID, jax.nn.one_hot(x, 7), jnp.ones(x.shape, bool))
-  logp = jax.nn.log_softmax(rnn.readout(params, out.h_TxBxH))
+  logp = jax.nn.log_softmax(heads.readout(params, out.h_TxBxH))
   full = -float(jnp.sum(jnp.take_along_axis(logp, jnp.asarray(y)[..., None], axis=-1)))
   seg = natural.pad_segments(natural.text_segments(ids, 2, 5, offset=2), 2)
   np.testing.assert_allclose(_chained_train_losses(trainer, params, seg, 2), full, rtol=1e-5)

@@ -21,7 +21,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import algorithms, regularizers, rnn  # noqa: E402
+from rnn_dynamics import algorithms, heads, regularizers, rnn  # noqa: E402
 from rnn_dynamics.synthetic import train  # noqa: E402
 from rnn_dynamics.regularizers import omega, omega_and_grad  # noqa: E402
 from rnn_dynamics.tasks import addition  # noqa: E402
@@ -56,7 +56,7 @@ _omega_and_grad = jax.jit(omega_and_grad, static_argnames=("form", "bound"))
 
 @jax.jit
 def _last_output(params, unit, inputs, mask):
-  return rnn.readout(params, rnn.unroll(params, unit, inputs, mask).h_last_BxH)
+  return heads.readout(params, rnn.unroll(params, unit, inputs, mask).h_last_BxH)
 
 
 def _states(params, unit, u_TxI, length):

@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rnn_dynamics import rnn  # noqa: E402
+from rnn_dynamics import heads, rnn  # noqa: E402
 from rnn_dynamics.tasks.base import Batch  # noqa: E402
 
 T, B, I, H, O = 7, 3, 4, 5, 3
@@ -111,7 +111,7 @@ def _probe_adjoints(params, unit, batch, head, h0=None):
     drive = batch.inputs @ params.w_in + params.b[None, None, :]
     start = jnp.zeros((B, H)) if h0 is None else h0
     h_last, hs = jax.lax.scan(body, start, (drive, batch.mask, probe_TxBxH))
-    return rnn._readout_loss(params, hs, h_last, batch, head)[0]
+    return heads.readout_loss(params, hs, h_last, batch, head)[0]
 
   return jax.grad(loss)(jnp.zeros((T, B, H)))
 

@@ -37,8 +37,7 @@ from experiments.validation import (
   sequence,
   task_lengths,
 )
-from rnn_dynamics import regularizers, rnn, tasks
-from rnn_dynamics.synthetic import train
+from rnn_dynamics import algorithms, regularizers, rnn, tasks
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
@@ -50,8 +49,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # docs/reference.md §1: tanh, every weight N(0, 0.1²)
   declare(c, "init", "basic_tanh", one_of(rnn.INITS))
   # --- the algorithm: SGD-CR with the Figure 7 hyper-parameters (docs/reference.md §4) ---
-  # 'sgd', 'sgd_c' or 'sgd_cr' (rnn_dynamics.synthetic.train.ALGORITHMS)
-  declare(c, "algorithm", "sgd_cr", one_of(train.ALGORITHMS))
+  # 'sgd', 'sgd_c' or 'sgd_cr' (rnn_dynamics.algorithms.PAPER_ALGORITHMS)
+  declare(c, "algorithm", "sgd_cr", one_of(algorithms.PAPER_ALGORITHMS))
   declare(c, "lr", 0.01, POSITIVE)  # constant, no momentum
   declare(c, "momentum", 0.0, fields.MOMENTUM)
   declare(c, "batch_size", 20, SIZE)

@@ -54,8 +54,7 @@ from experiments.validation import (
   sequence,
   task_min_length,
 )
-from rnn_dynamics import paper, regularizers, rnn, tasks
-from rnn_dynamics.synthetic import train
+from rnn_dynamics import algorithms, paper, regularizers, rnn, tasks
 from rnn_dynamics.errors import ConfigError
 
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
@@ -103,7 +102,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # --- the algorithms, all runs of a group in one vmapped program ---
   # SGD-CR beside its two ablations: SGD-C (the same norm clipping, no Ω) and Mikolov's
   # element-wise clipping (no Ω), so the table shows what Ω buys. 'sgd' may be added.
-  declare(c, "algorithms", ("sgd_c", "sgd_elementwise", "sgd_cr"), names(train.ALGORITHMS))
+  declare(c, "algorithms", ("sgd_c", "sgd_elementwise", "sgd_cr"), names(algorithms.PAPER_ALGORITHMS))
   # Bound on every gradient entry for 'sgd_elementwise'. The paper gives none; None
   # uses the norm threshold `clip`.
   declare(c, "elementwise_clip", placeholder(float), fields.THRESHOLD)

@@ -28,8 +28,7 @@ from experiments.validation import (
   sequence,
   task_lengths,
 )
-from rnn_dynamics import paper, regularizers, rnn, tasks
-from rnn_dynamics.synthetic import train
+from rnn_dynamics import algorithms, paper, regularizers, rnn, tasks
 
 _PAPER = paper.FIGURE7
 
@@ -43,7 +42,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # sigmoid, basic_tanh, smart_tanh (docs/reference.md §1)
   declare(c, "inits", _PAPER.inits, names(rnn.INITS))
   # --- the algorithms: SGD (no clipping), SGD-C (norm clipping), SGD-CR (clipping + Ω) ---
-  declare(c, "algorithms", _PAPER.algorithms, names(train.ALGORITHMS))
+  declare(c, "algorithms", _PAPER.algorithms, names(algorithms.PAPER_ALGORITHMS))
   declare(c, "lr", _PAPER.lr, POSITIVE)  # 0.01, constant, no momentum
   declare(c, "momentum", _PAPER.momentum, fields.MOMENTUM)
   declare(c, "batch_size", _PAPER.batch_size, SIZE)  # 20

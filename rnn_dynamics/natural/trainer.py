@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from rnn_dynamics import clipping, rnn
+from rnn_dynamics import clipping, heads, rnn
 from rnn_dynamics.algorithms import HParams, make_optimizer
 from rnn_dynamics.clipping import all_finite
 from rnn_dynamics.natural.segments import Segments
@@ -97,7 +97,7 @@ def _to_batch(task: NaturalTask, inputs, targets, mask) -> Batch:
 
 def _nll_sum(task: NaturalTask, logits, targets, mask) -> jax.Array:
   if task.kind == "music":
-    nll = jnp.sum(rnn.optax_sigmoid_bce(logits, targets), axis=-1)
+    nll = jnp.sum(heads.sigmoid_bce(logits, targets), axis=-1)
   else:
     logp = jax.nn.log_softmax(logits)
     nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
@@ -115,7 +115,7 @@ def _make_evaluate(task: NaturalTask, unit: rnn.Unit):
       batch = _to_batch(task, inputs, targets, mask)
       h0 = jnp.where(reset[:, None], 0.0, h)
       out = rnn.unroll(params, unit, batch.inputs, mask, h0_BxH=h0)
-      nll = _nll_sum(task, rnn.readout(params, out.h_TxBxH), batch.targets, mask)
+      nll = _nll_sum(task, heads.readout(params, out.h_TxBxH), batch.targets, mask)
       return out.h_last_BxH, (nll, jnp.sum(mask))
 
     h, (nll, n) = jax.lax.scan(body, h_BxH, tuple(segments))
@@ -214,7 +214,7 @@ def predict_roll(params: rnn.Params, init: str, roll: np.ndarray) -> np.ndarray:
   mask = np.ones(inputs.shape[:2], bool)
   params = jax.tree.map(jnp.asarray, params)
   out = rnn.unroll(params, rnn.unit_for_init(init), jnp.asarray(inputs), jnp.asarray(mask))
-  return np.asarray(jax.nn.sigmoid(rnn.readout(params, out.h_TxBxH))[:, 0])
+  return np.asarray(jax.nn.sigmoid(heads.readout(params, out.h_TxBxH))[:, 0])
 
 
 def sample_text(
@@ -241,7 +241,7 @@ def sample_text(
 
   def body(carry, k):
     h = carry
-    i = jax.random.categorical(k, rnn.readout(params, h))
+    i = jax.random.categorical(k, heads.readout(params, h))
     return advance(h, i), i
 
   _, ids = jax.lax.scan(body, h, jax.random.split(key, n))

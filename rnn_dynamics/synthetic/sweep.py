@@ -128,6 +128,14 @@ class _Programs:
       out_shardings=runs.runs_sharding(),
     )
     self.full_eval = jax.jit(jax.vmap(full_eval))
+    matrix = trainer.model.recurrent_matrix
+    self.recurrent_matrix = None if matrix is None else jax.jit(jax.vmap(matrix))
+
+  def spectral_radii(self, params) -> np.ndarray:
+    """`[runs]` ρ of each run's recurrent matrix (NaN for cells that have none)."""
+    if self.recurrent_matrix is None:
+      return np.full(len(jax.tree.leaves(params)[0]), np.nan)
+    return _spectral_radii(runs.host(self.recurrent_matrix(params)))
 
 
 def _stack_traces(traces: dict[str, list[np.ndarray]], n_padded: int) -> dict[str, np.ndarray]:
@@ -552,7 +560,7 @@ class _Group:
       summary,
       step=r.flags["step"].astype(np.float64),
       screen_error=screen / self.settings.screen_size,
-      spectral_radius=_spectral_radii(runs.host(r.state.params.w_hh)),
+      spectral_radius=self.programs.spectral_radii(r.state.params),
     )
     rows, group_runs = r.slots.rows, r.slots.runs()
     for f in TRACE_FIELDS:

@@ -42,9 +42,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnn_dynamics import clipping, rnn
+from rnn_dynamics import cells, clipping
 from rnn_dynamics.algorithms import ALGORITHMS, GUARD_MODES, HParams, guard_enabled, make_optimizer
-from rnn_dynamics.regularizers import add_omega_grad
 from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
 
 __all__ = [
@@ -77,7 +76,7 @@ class RunState:
     solved_at: `step` when solved (-1 otherwise).
   """
 
-  params: rnn.Params
+  params: Any
   opt_state: Any
   key: jax.Array
   step: jax.Array
@@ -104,6 +103,7 @@ class Trainer(NamedTuple):
 
   Attributes:
     task: the task.
+    model: the network (`rnn_dynamics.cells`).
     init: `init(key, hparams) -> RunState`.
     chunk: `chunk(state, hparams, chunk_index=0) -> (state, ChunkMetrics)`,
       `config.chunk_size` updates in one `lax.scan`; `chunk_index` (an unbatched
@@ -119,6 +119,7 @@ class Trainer(NamedTuple):
   """
 
   task: Task
+  model: cells.Model
   init: Callable[..., RunState]
   chunk: Callable[..., tuple[RunState, ChunkMetrics]]
   evaluate: Callable[..., jax.Array]
@@ -162,12 +163,13 @@ def _where_tree(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
-def _make_count_mistakes(config: ml_collections.ConfigDict, task: Task, lo: int, hi: int):
+def _make_count_mistakes(
+  config: ml_collections.ConfigDict, task: Task, model: cells.Model, lo: int, hi: int
+):
   """`Trainer.count_mistakes` for lengths in `[lo, hi)` (see `Trainer`)."""
   buffer = task.buffer_length(hi)
 
   def count_mistakes(params, hp: HParams, key, n_sequences: int, length=None):
-    unit = rnn.unit_for_init(hp.init)
     block = min(int(config.eval_batch), n_sequences)
     if n_sequences % block:
       raise ValueError(f"n_sequences={n_sequences} must be a multiple of eval_batch={block}")
@@ -187,7 +189,7 @@ def _make_count_mistakes(config: ml_collections.ConfigDict, task: Task, lo: int,
         lengths = jax.random.randint(k_len, (block,), lo, hi, dtype=jnp.int32)
         batch = sample_per_sequence_lengths(task, k_data, lengths, eval_buffer)
         bins = lengths - lo
-      wrong = rnn.sequence_mistakes(params, unit, batch, task.head).astype(jnp.int32)
+      wrong = model.sequence_mistakes(params, hp, batch, task.head).astype(jnp.int32)
       zeros = jnp.zeros((n_bins,), jnp.int32)
       return zeros.at[bins].add(wrong), zeros.at[bins].add(1)
 
@@ -237,18 +239,20 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   `config` fields used: `task`, `n_hidden`, `batch_size`, `min_length`, `max_length`,
   `nonfinite_guard` (`GUARD_MODES`), `omega_form`,
   `omega_bound`, `chunk_size`, `screen_size`, `eval_size`, `eval_batch`, `success_error`,
-  `max_updates`; optional `momentum`, `omega_enabled` (default True: Ω is computed, and
+  `max_updates`; optional `cell` (default "rnn", the paper's network: `cells.CELLS`),
+  `momentum`, `omega_enabled` (default True: Ω is computed, and
   logged, for every run; False skips it, for programs where every α is 0), `seed` (the
   shared length schedule), `length_buckets` (default 8), `scan_unroll` (default 1),
   `zero_mistake_stop` (default False).
   """
   task = get_task(config.task)
+  model = cells.get_model(config.get("cell", "rnn"))
   lo, hi = _length_bounds(config)
   batch_size = int(config.batch_size)
   chunk_size = int(config.chunk_size)
-  omega_form, omega_bound = config.omega_form, float(config.omega_bound)
   # Static switch: programs where every run has α = 0 can skip Ω entirely.
-  with_omega = bool(config.get("omega_enabled", True))
+  omega_on = bool(config.get("omega_enabled", True))
+  omega_form, omega_bound = config.omega_form, float(config.omega_bound)
   scan_unroll = int(config.get("scan_unroll", 1))
   buckets = length_buckets(lo, hi, int(config.get("length_buckets", 8)))
   # One length schedule per experiment, the same for every run of a program.
@@ -256,26 +260,21 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
 
   def init(key: jax.Array, hp: HParams) -> RunState:
     k_params, k_run = jax.random.split(key)
-    params = rnn.init_params(k_params, task.n_in, config.n_hidden, task.n_out, hp.init)
-    opt_state = make_optimizer(config, hp).init(params)
+    params = model.init(k_params, task.n_in, config.n_hidden, task.n_out, hp)
+    opt_state = make_optimizer(config, hp, model.decay_path).init(params)
     false = jnp.bool_(False)
     return RunState(params, opt_state, k_run, jnp.int32(0), false, false, false, jnp.int32(-1))
 
   def update_at(state: RunState, hp: HParams, length, buffer_len: int):
     """One update whose batch has nominal length `length` in `buffer_len` steps."""
-    unit = rnn.unit_for_init(hp.init)
     key, _, k_data = jax.random.split(state.key, 3)
     batch = task.sample(k_data, batch_size, length, buffer_len)
-    loss, grads, fwd = rnn.loss_and_grads(
-      state.params, unit, batch, task.head, scan_unroll=scan_unroll
-    )
-    grads, om = add_omega_grad(
-      grads, fwd, batch.mask, hp.alpha, enabled=with_omega, form=omega_form, bound=omega_bound
-    )
-    opt = make_optimizer(config, hp)
-    updates, opt_state = opt.update(grads, state.opt_state, state.params)
+    omega = cells.OmegaSettings(hp.alpha, omega_on, omega_form, omega_bound)
+    out = model.loss_and_grads(state.params, hp, batch, task.head, omega, scan_unroll)
+    opt = make_optimizer(config, hp, model.decay_path)
+    updates, opt_state = opt.update(out.grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return _apply_if_active(state, key, loss, params, opt_state, om, fwd.error, length)
+    return _apply_if_active(state, key, out.loss, params, opt_state, out.omega, out.error, length)
 
   branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in buckets]
 
@@ -300,10 +299,10 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
       return jax.lax.scan(lambda s, _: update(s, hp, jnp.int32(lo)), state, None, length=chunk_size)
     return jax.lax.scan(lambda s, n: update(s, hp, n), state, lengths_of_chunk(chunk_index))
 
-  count_mistakes = _make_count_mistakes(config, task, lo, hi)
+  count_mistakes = _make_count_mistakes(config, task, model, lo, hi)
 
   def evaluate(params, hp: HParams, key, n_sequences: int, length=None) -> jax.Array:
     mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)
     return jnp.sum(mistakes) / n_sequences
 
-  return Trainer(task, init, chunk, evaluate, count_mistakes)
+  return Trainer(task, model, init, chunk, evaluate, count_mistakes)

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_dynamics import cell, rnn
+from rnn_dynamics import rnn
+from rnn_dynamics.cells import flax_paper as cell
 
 
 @pytest.mark.parametrize("init", ["sigmoid", "smart_tanh"])
