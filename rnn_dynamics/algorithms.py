@@ -16,9 +16,9 @@ builds the one optax chain both trainers run from those values.
 | `adam` | none | ∞ | off | 0 | Adam |
 | `adam_c` | global norm | c | on | 0 | Adam |
 
-Adam (Kingma & Ba 2015; docs/reference.md §6) takes the clipped gradient, as clipping
-composes with any optimizer in optax: `adam_c` is the clipped Adam later work compares
-against. Its moment estimates are optimizer state of another shape than SGD's, so the
+Adam (Kingma & Ba 2015; docs/reference.md §6, "Later methods: Adam") takes the clipped
+gradient, as clipping composes with any optimizer in optax: `adam_c` is the clipped Adam
+later work compares against. Its moment estimates are optimizer state of another shape than SGD's, so the
 optimizer is static: one program runs runs of one optimizer (`HParams.optimizer`), while
 the clipping kind, threshold, guard and α stay per-run values.
 
