@@ -391,10 +391,9 @@ class _Fit:
     self.t_session, self.wall0 = time.time(), float(self.host.wall_s)
     events = None
     if events_dir is not None:
-      names = [runs.events.run_name(_public(lab)) for lab in self.labels]
       # Epoch scores are logged at the epoch (x-axis); resumed after the epochs done.
-      done = [self.host.epoch - 1] * len(names)
-      events = runs.events.EventLog(events_dir, names, purge_steps=done)
+      done = [self.host.epoch - 1] * len(self.labels)
+      events = runs.events.EventLog.for_runs(events_dir, map(_public, self.labels), done)
     # `checkpoint_every_s` 0 saves after every segment batch, as for the sweep; every
     # epoch's end is saved anyway.
     loop.drive(

@@ -232,9 +232,8 @@ def run_group(
     programs=programs,
   )
   events = None
-  if events_dir is not None:
-    names = [runs.events.run_name(label) for label in labels]
-    events = runs.events.EventLog(events_dir, names, purge_steps=group.full.step[: len(labels)])
+  if events_dir is not None:  # each run's series resumes at its updates done
+    events = runs.events.EventLog.for_runs(events_dir, labels, group.full.step[: len(labels)])
   loop.drive(
     group,
     checkpoint_every_s=float(config.checkpoint_every_s),
