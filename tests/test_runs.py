@@ -273,6 +273,26 @@ def test_loop_checkpoint_cadence():
   assert toy.saved == [2]
 
 
+def test_an_asked_for_save_starts_the_checkpoint_period_again(monkeypatch):
+  # Each step takes 6 s of a fake clock; the period is 10 s. Step 2 asks for a save (at
+  # 12 s), so step 3 (18 s) is not due; step 4 (24 s) is. A period left running from 0 s
+  # would save at step 3 instead.
+  clock = [0.0]
+  fake = type("Clock", (), {"time": staticmethod(lambda: clock[0])})
+  monkeypatch.setattr(runs.loop, "time", fake)
+  monkeypatch.setattr(runs.progress, "time", fake)
+  toy = _Counter(["ok", "save", "ok", "ok"])
+  take = toy.step
+
+  def step():
+    clock[0] += 6.0
+    return take()
+
+  toy.step = step
+  _drive(toy, 10.0)
+  assert toy.saved == [2, 4]
+
+
 def test_loop_reports_steps_with_work_only():
   lines = []
   _drive(_Counter(["ok", "idle", "ok"]), None, lines)
