@@ -124,6 +124,34 @@ def test_a_removed_field_resumes_only_at_the_value_the_code_kept(tmp_path):
   Workdir(tmp_path, now)  # and resumes from then on
 
 
+def test_the_published_fig7_cpu_config_resumes_under_todays_cpu_preset(tmp_path):
+  # docs/results/fig7_cpu was written before the baselines' two fields existed (and with
+  # `clipping`, since removed): today's cpu preset declares them as added, at the values
+  # that run every algorithm of a length in one group as that run did, so the committed
+  # config.json resumes and records them; another value is a different experiment.
+  from experiments.configs import success_rate
+
+  def cpu(**overrides):
+    c = success_rate.get_config("cpu")
+    c.update(overrides)
+    return validation.validate(c, "success_rate")
+
+  committed = results.read_json(PUBLISHED / "fig7_cpu" / "config.json")
+  assert "baselines_after_sgd_cr" not in committed and "baseline_min_updates" not in committed
+  results.write_json(tmp_path / "config.json", committed)
+  with pytest.raises(WorkdirConfigMismatch, match="baselines_after_sgd_cr: None -> True"):
+    Workdir(tmp_path, cpu(baselines_after_sgd_cr=True))
+  with pytest.raises(WorkdirConfigMismatch, match="baseline_min_updates: None -> 500"):
+    Workdir(tmp_path, cpu(baseline_min_updates=500))
+  Workdir(tmp_path, cpu()).close()
+  saved = results.read_json(tmp_path / "config.json")
+  assert (saved["baselines_after_sgd_cr"], saved["baseline_min_updates"]) == (False, 0)
+  assert "clipping" not in saved
+  assert {k: v for k, v in saved.items() if k in committed} == {
+    k: v for k, v in committed.items() if k != "clipping"
+  }
+
+
 def test_open_reads_what_the_writer_wrote_and_writes_nothing(tmp_path):
   wd = Workdir(tmp_path, _config())
   _finished_group(tmp_path, "T10")
