@@ -1,4 +1,4 @@
-"""Tests for rnn_dynamics/workdir.py: the writer's `Workdir(...)` and the readers'
+"""Tests for rnn_dynamics/workdir/: the writer's `Workdir(...)` and the readers'
 `Workdir.open` (read-only, clear errors), also on the results published in docs/results."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from rnn_dynamics.workdir import (
   Workdir,
   WorkdirConfigMismatch,
   group_config,
+  publish,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -422,16 +423,16 @@ def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
   wd.write_progress("T20", [dict(seed=0, updates_done=5)])
   (source / "checkpoints" / "T20").mkdir(parents=True)
   with pytest.raises(ConfigError, match=r"groups still training \(T20\).*--partial"):
-    Workdir.open(source).publish(dest)
+    publish(source, dest)
   assert not dest.exists()
   (source / "progress" / "T20.json").unlink()
   (source / "progress" / "T20.csv").unlink()
   with pytest.raises(ConfigError, match="see checkpoints/"):  # progress lost, state not
-    Workdir.open(source).publish(dest)
+    publish(source, dest)
   (source / "checkpoints" / "T20").rmdir()
   wd.close()
 
-  size = Workdir.open(source).publish(dest)
+  size = publish(source, dest)
   files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
   assert files == [
     "config.json", "groups/T10/params.npz", "groups/T10/results.csv",
@@ -441,9 +442,9 @@ def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
   assert size == sum((dest / f).stat().st_size for f in files)
   assert Workdir.open(dest).load_rows("T10") == Workdir.open(source).load_rows("T10")
   with pytest.raises(ConfigError, match="exists: pass --overwrite"):
-    Workdir.open(source).publish(dest)
+    publish(source, dest)
   (dest / "stale.txt").write_text("from an earlier publish")
-  Workdir.open(source).publish(dest, overwrite=True)
+  publish(source, dest, overwrite=True)
   assert not (dest / "stale.txt").exists()
   assert not list(dest.parent.glob(".*publishing"))
 
@@ -499,7 +500,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   (source / "partial.json").write_text("{}")  # a stale note from an earlier copy
   wd.close()
 
-  Workdir.open(source).publish(dest, partial=True)
+  publish(source, dest, partial=True)
   files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
   assert "checkpoints/T20/6/state/data" in files and "progress/T20.json" in files
   assert not any("tmp" in f for f in files) and ".lock" not in files
@@ -526,7 +527,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
     f.unlink()
   shutil.rmtree(dest / "checkpoints")
   (dest / "partial.json").write_text("{}")
-  Workdir.open(dest).publish(tmp_path / "final")
+  publish(dest, tmp_path / "final")
   assert not (tmp_path / "final" / "partial.json").exists()
 
 
