@@ -84,7 +84,7 @@ from absl import app, flags, logging
 from experiments import runtime
 from experiments.configs import success_rate
 from rnn_dynamics import algorithms, rnn, runs
-from rnn_dynamics.synthetic import resident, sweep, train
+from rnn_dynamics.synthetic import resident, train
 from rnn_dynamics.tasks import get_task
 
 try:
