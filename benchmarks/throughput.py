@@ -84,7 +84,7 @@ from absl import app, flags, logging
 from experiments import runtime
 from experiments.configs import success_rate
 from rnn_dynamics import algorithms, rnn, runs
-from rnn_dynamics.synthetic import sweep, train
+from rnn_dynamics.synthetic import resident, train
 from rnn_dynamics.tasks import get_task
 
 try:
@@ -674,7 +674,7 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
     group, live = plan.compaction_runs
     length = plan.ref_length
     flops = update_flops(length, plan.batch, plan.hidden, task.n_in)
-    compact = sweep._compact_size(live, jax.device_count())
+    compact = resident.compact_size(live, jax.device_count())
     for name, n_runs, padded in (("carried", group, None), ("compacted", live, compact)):
       log(f"jax: sgd_cr T={length} {live} live of {n_runs}: initialising")
       job = _JaxTraining(programs, "sgd_cr", length, n_runs, live=live, padded=padded)

@@ -1,11 +1,12 @@
 r"""Copies a workdir's result files into the repository, e.g. `docs/results/`.
 
 Checkpoints, progress files, the lock and SVG copies of figures stay behind
-(`Workdir.publish`); the notebooks open the copy as they open the workdir. A workdir that
-a run is still writing is refused (stop the run: it checkpoints first), and so is one
-whose groups are still training, unless `--partial`: then each group's latest checkpoint
-and progress rows go along, with `partial.json` saying how far they got, and the copy
-resumes on any machine once copied back to a workdir (BUILD.md, "Carrying a long run").
+(`rnn_dynamics.workdir.publish`); the notebooks open the copy as they open the workdir. A
+workdir that a run is still writing is refused (stop the run: it checkpoints first), and
+so is one whose groups are still training, unless `--partial`: then each group's latest
+checkpoint and progress rows go along, with `partial.json` saying how far they got, and
+the copy resumes on any machine once copied back to a workdir (BUILD.md, "Carrying a long
+run").
 
   python -m experiments.publish --workdir=runs/fig7_long --out=docs/results/fig7_long
   python -m experiments.publish --partial --overwrite --workdir=runs/addition_long \
@@ -17,7 +18,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from experiments import cli
-from rnn_dynamics.workdir import PARTIAL_FILE, Workdir
+from rnn_dynamics.workdir import PARTIAL_FILE, Workdir, publish
 
 # Above this a folder weighs on every clone; the results of one experiment fit well under.
 _LARGE_MB = 5.0
@@ -27,8 +28,7 @@ def main(argv):
   path = cli.require_workdir(argv, _WORKDIR, "runs/fig7")
   if not _OUT.value:
     raise app.UsageError("--out is required, e.g. --out=docs/results/fig7")
-  source = Workdir.open(path)
-  size_mb = source.publish(_OUT.value, overwrite=_OVERWRITE.value, partial=_PARTIAL.value) / 2**20
+  size_mb = publish(path, _OUT.value, overwrite=_OVERWRITE.value, partial=_PARTIAL.value) / 2**20
   print(f"published {path} -> {_OUT.value} ({size_mb:.2f} MB)")
   # The copy's own note, as written (a finished workdir's copy has none).
   published = Workdir.open(_OUT.value)

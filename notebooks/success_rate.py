@@ -22,7 +22,7 @@
 # results committed in `docs/results/fig7_cpu`). A sweep still in progress is
 # fine: only the lengths already finished (`groups/<T>/results.json`) are shown.
 #
-# What is in a workdir (see `rnn_dynamics/workdir.py`): `config.json`, and per finished
+# What is in a workdir (see `rnn_dynamics/workdir/`): `config.json`, and per finished
 # length `groups/T<length>/results.json` (one row per run), `traces.npz` (per-chunk
 # summaries, `[runs, chunks]`, the fields of `rnn_dynamics.synthetic.sweep.TRACE_FIELDS`, NaN once a
 # run is frozen) and `params.npz` (final weights, `[runs, ...]`).

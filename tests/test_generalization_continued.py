@@ -23,7 +23,7 @@ from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.runs import stop
 from rnn_dynamics.synthetic import continued, sweep
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,7 +188,7 @@ def test_resumed_after_stops_is_bit_identical_and_publishes(
   # Published as a partial state, and resumed from the copy alone: the source folder and
   # the interrupted workdir are not needed, and the result is the uninterrupted run's.
   copy = tmp_path / "copy"
-  Workdir.open(resumed).publish(copy, partial=True)
+  publish(resumed, copy, partial=True)
   assert (copy / "partial.json").is_file() and (copy / continued.SOURCE / "config.json").is_file()
   lines = stop_when(r"^never$")
   experiment.run(config, str(copy))
@@ -198,7 +198,7 @@ def test_resumed_after_stops_is_bit_identical_and_publishes(
 
   # A finished workdir publishes without run state; the copy loads as it is.
   final = tmp_path / "final"
-  Workdir.open(copy).publish(final)
+  publish(copy, final)
   assert not (final / "checkpoints").exists() and (final / "continued.csv").is_file()
   _, rows = experiment.run(config, str(final))
   assert rows == results.read_results(workdir / continued.TABLE)

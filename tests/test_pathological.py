@@ -309,7 +309,7 @@ def test_a_partial_copy_resumes_elsewhere_bit_for_bit(
   # them), resumed there; it must end exactly as the uninterrupted run did. A copy made
   # by code older than group files (none in it) resumes as well, and gets them.
   from rnn_dynamics.runs import stop
-  from rnn_dynamics.workdir import Workdir
+  from rnn_dynamics.workdir import Workdir, publish
 
   config = configs.get_config("test")
   config.task = "addition"
@@ -330,7 +330,7 @@ def test_a_partial_copy_resumes_elsewhere_bit_for_bit(
     experiment.run(config, str(tmp_path / "first"))
   stop.clear()
   published = tmp_path / "repo" / "docs" / "results" / "addition"
-  Workdir.open(tmp_path / "first").publish(published, partial=True)
+  publish(tmp_path / "first", published, partial=True)
   status = json.loads((published / "partial.json").read_text())
   assert status["groups"]["addition"]["updates_done"] == [50, 50]
   spec = Workdir.open(published).group_spec("addition")

@@ -175,9 +175,9 @@ def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it
     )
 
   def same(a, b):
-    a._sync()
-    b._sync()
-    for x, y in ((a.full, b.full), (a.resident.state, b.resident.state)):
+    a.runs.sync()
+    b.runs.sync()
+    for x, y in ((a.runs.full, b.runs.full), (a.runs.resident.state, b.runs.resident.state)):
       x, y = jax.tree.map(runs.host, (x, y))
       assert jax.tree.structure(x) == jax.tree.structure(y)
       leaves = jax.tree_util.tree_leaves_with_path(x)
@@ -185,20 +185,20 @@ def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it
         assert u.dtype == v.dtype, jax.tree_util.keystr(path)
         np.testing.assert_array_equal(u, v, err_msg=jax.tree_util.keystr(path))
     assert a.book == b.book
-    assert a.traces.keys() == b.traces.keys()
-    for f in a.traces:
-      np.testing.assert_array_equal(np.stack(a.traces[f]), np.stack(b.traces[f]), err_msg=f)
-    for k in a.resident.flags:
-      np.testing.assert_array_equal(a.resident.flags[k], b.resident.flags[k])
+    assert a.traces.columns.keys() == b.traces.columns.keys()
+    for f, column in a.traces.columns.items():
+      np.testing.assert_array_equal(np.stack(column), np.stack(b.traces.columns[f]), err_msg=f)
+    for k in a.runs.resident.flags:
+      np.testing.assert_array_equal(a.runs.resident.flags[k], b.runs.resident.flags[k])
 
   first = group()
   for _ in range(2):
     first.step()
   first.save()
   assert not first.done() and first.book.chunk == 2
-  first._sync()
+  first.runs.sync()
   # The momentum traces are what a dropped optimizer state would lose: not zero here.
-  traces = [np.asarray(t) for t in jax.tree.leaves(first.full.opt_state) if np.ndim(t) >= 2]
+  traces = [np.asarray(t) for t in jax.tree.leaves(first.runs.full.opt_state) if np.ndim(t) >= 2]
   assert traces and all(np.abs(t).max() > 0 for t in traces)
 
   resumed = group()
@@ -271,6 +271,26 @@ def test_loop_checkpoint_cadence():
   toy = _Counter(["ok", "save", "ok"])
   _drive(toy, 1e9)  # a long period: the asked-for one only
   assert toy.saved == [2]
+
+
+def test_an_asked_for_save_starts_the_checkpoint_period_again(monkeypatch):
+  # Each step takes 6 s of a fake clock; the period is 10 s. Step 2 asks for a save (at
+  # 12 s), so step 3 (18 s) is not due; step 4 (24 s) is. A period left running from 0 s
+  # would save at step 3 instead.
+  clock = [0.0]
+  fake = type("Clock", (), {"time": staticmethod(lambda: clock[0])})
+  monkeypatch.setattr(runs.loop, "time", fake)
+  monkeypatch.setattr(runs.progress, "time", fake)
+  toy = _Counter(["ok", "save", "ok", "ok"])
+  take = toy.step
+
+  def step():
+    clock[0] += 6.0
+    return take()
+
+  toy.step = step
+  _drive(toy, 10.0)
+  assert toy.saved == [2, 4]
 
 
 def test_loop_reports_steps_with_work_only():

@@ -5,6 +5,7 @@ is `test_bad_input.py`)."""
 from __future__ import annotations
 
 import importlib
+import re
 
 import ml_collections
 import pytest
@@ -172,3 +173,26 @@ def test_a_declared_rule_is_recorded_beside_the_config_not_in_it():
   assert validation.declared(get_config) == {"warmup": validation.COUNT}
   assert get_config("long").to_json() == '{"warmup": 100}'  # config.json: values only
   assert validation.declared(lambda: ml_collections.ConfigDict()) == {}  # nothing left over
+
+
+@pytest.mark.parametrize(
+  "target,says",
+  [
+    (0.0, "--config.target=0.0: must be > 0"),
+    (1e-6, None),
+    (0.7, None),
+    (1 - 1e-6, None),
+    (1.0, "--config.target=1.0: must be < 1"),
+  ],
+)
+def test_cliff_target_is_a_value_the_sigmoid_takes(target, says):
+  # The cliff's cost is (σ(x_T) − target)², and σ takes every value in the open (0, 1)
+  # and no other: 0 and 1 are refused (the cost could never reach 0), values just inside
+  # them pass. A bound moved either way, or made inclusive, fails one of these.
+  config = _config("cliff")
+  config.target = target
+  if says is None:
+    assert validation.validate(config, "cliff").target == target
+  else:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+      validation.validate(config, "cliff")

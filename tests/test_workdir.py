@@ -1,4 +1,4 @@
-"""Tests for rnn_dynamics/workdir.py: the writer's `Workdir(...)` and the readers'
+"""Tests for rnn_dynamics/workdir/: the writer's `Workdir(...)` and the readers'
 `Workdir.open` (read-only, clear errors), also on the results published in docs/results."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from rnn_dynamics.workdir import (
   Workdir,
   WorkdirConfigMismatch,
   group_config,
+  publish,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +123,34 @@ def test_a_removed_field_resumes_only_at_the_value_the_code_kept(tmp_path):
   Workdir(tmp_path, now)
   assert "clipping" not in results.read_json(tmp_path / "config.json")
   Workdir(tmp_path, now)  # and resumes from then on
+
+
+def test_the_published_fig7_cpu_config_resumes_under_todays_cpu_preset(tmp_path):
+  # docs/results/fig7_cpu was written before the baselines' two fields existed (and with
+  # `clipping`, since removed): today's cpu preset declares them as added, at the values
+  # that run every algorithm of a length in one group as that run did, so the committed
+  # config.json resumes and records them; another value is a different experiment.
+  from experiments.configs import success_rate
+
+  def cpu(**overrides):
+    c = success_rate.get_config("cpu")
+    c.update(overrides)
+    return validation.validate(c, "success_rate")
+
+  committed = results.read_json(PUBLISHED / "fig7_cpu" / "config.json")
+  assert "baselines_after_sgd_cr" not in committed and "baseline_min_updates" not in committed
+  results.write_json(tmp_path / "config.json", committed)
+  with pytest.raises(WorkdirConfigMismatch, match="baselines_after_sgd_cr: None -> True"):
+    Workdir(tmp_path, cpu(baselines_after_sgd_cr=True))
+  with pytest.raises(WorkdirConfigMismatch, match="baseline_min_updates: None -> 500"):
+    Workdir(tmp_path, cpu(baseline_min_updates=500))
+  Workdir(tmp_path, cpu()).close()
+  saved = results.read_json(tmp_path / "config.json")
+  assert (saved["baselines_after_sgd_cr"], saved["baseline_min_updates"]) == (False, 0)
+  assert "clipping" not in saved
+  assert {k: v for k, v in saved.items() if k in committed} == {
+    k: v for k, v in committed.items() if k != "clipping"
+  }
 
 
 def test_open_reads_what_the_writer_wrote_and_writes_nothing(tmp_path):
@@ -394,16 +423,16 @@ def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
   wd.write_progress("T20", [dict(seed=0, updates_done=5)])
   (source / "checkpoints" / "T20").mkdir(parents=True)
   with pytest.raises(ConfigError, match=r"groups still training \(T20\).*--partial"):
-    Workdir.open(source).publish(dest)
+    publish(source, dest)
   assert not dest.exists()
   (source / "progress" / "T20.json").unlink()
   (source / "progress" / "T20.csv").unlink()
   with pytest.raises(ConfigError, match="see checkpoints/"):  # progress lost, state not
-    Workdir.open(source).publish(dest)
+    publish(source, dest)
   (source / "checkpoints" / "T20").rmdir()
   wd.close()
 
-  size = Workdir.open(source).publish(dest)
+  size = publish(source, dest)
   files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
   assert files == [
     "config.json", "groups/T10/params.npz", "groups/T10/results.csv",
@@ -413,9 +442,9 @@ def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
   assert size == sum((dest / f).stat().st_size for f in files)
   assert Workdir.open(dest).load_rows("T10") == Workdir.open(source).load_rows("T10")
   with pytest.raises(ConfigError, match="exists: pass --overwrite"):
-    Workdir.open(source).publish(dest)
+    publish(source, dest)
   (dest / "stale.txt").write_text("from an earlier publish")
-  Workdir.open(source).publish(dest, overwrite=True)
+  publish(source, dest, overwrite=True)
   assert not (dest / "stale.txt").exists()
   assert not list(dest.parent.glob(".*publishing"))
 
@@ -471,7 +500,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   (source / "partial.json").write_text("{}")  # a stale note from an earlier copy
   wd.close()
 
-  Workdir.open(source).publish(dest, partial=True)
+  publish(source, dest, partial=True)
   files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
   assert "checkpoints/T20/6/state/data" in files and "progress/T20.json" in files
   assert not any("tmp" in f for f in files) and ".lock" not in files
@@ -498,7 +527,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
     f.unlink()
   shutil.rmtree(dest / "checkpoints")
   (dest / "partial.json").write_text("{}")
-  Workdir.open(dest).publish(tmp_path / "final")
+  publish(dest, tmp_path / "final")
   assert not (tmp_path / "final" / "partial.json").exists()
 
 

@@ -70,9 +70,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # True: per length, SGD-CR runs first (up to max_updates), then the other algorithms
   # get the median updates to solve of SGD-CR's solved runs there (at least
   # baseline_min_updates), so a baseline's failure means "not solved within what SGD-CR
-  # needed".
-  declare(c, "baselines_after_sgd_cr", False, boolean())
-  declare(c, "baseline_min_updates", 0, COUNT)
+  # needed". Added after Figure 7's cpu run (docs/results/fig7_cpu), which ran every
+  # algorithm of a length in one group: what False does.
+  fields.added(c, "baselines_after_sgd_cr", False, boolean(), former=False)
+  fields.added(c, "baseline_min_updates", 0, COUNT, former=0)
   # --- success test (paper: error < 1% on 10,000 fresh sequences) ---
   fields.success_test(c)
   # --- bookkeeping ---

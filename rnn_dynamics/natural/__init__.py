@@ -30,9 +30,13 @@ The package, one concern a module:
 * `task`: `NaturalTask`, the sanity baselines, small generated data sets for tests;
 * `schedules`: α's schedule and the learning-rate halving rule;
 * `trainer`: the compiled programs (`make_trainer`), `predict_roll`, `sample_text`;
+* `columns`: a table's columns (SGD, SGD-C, SGD-CR) and its runs, columns × seeds, with
+  their hyper-parameters per epoch (`RunTable`);
+* `scoring`: parameters scored on a split (`score`; every split after an epoch,
+  `SplitScores`);
+* `epochs`: a fit's record of its epochs (`FitState`, checkpointed; `FitResult`);
 * `fit`: the host loop (epochs, evaluation, best parameters, checkpoints, stop), on
   `rnn_dynamics.runs` as the synthetic sweep; `fit_in_workdir`, as a table's binary runs it;
-  `score`, trained parameters on a whole split;
 * `report`: a table's files (`write_fit_outputs`, `comparison_table`, `table_notes`,
   `wall_note`);
 * `rescore`: a finished table's best models scored on a whole split (imported as a
@@ -53,17 +57,9 @@ from rnn_dynamics.natural.datasets import (
   recorded,
   text_splits,
 )
-from rnn_dynamics.natural.fit import (
-  ALGORITHMS,
-  SPLITS,
-  Column,
-  FitResult,
-  FitState,
-  columns,
-  fit,
-  fit_in_workdir,
-  score,
-)
+from rnn_dynamics.natural.columns import ALGORITHMS, Column, columns
+from rnn_dynamics.natural.epochs import FitResult, FitState
+from rnn_dynamics.natural.fit import fit, fit_in_workdir
 from rnn_dynamics.natural.report import (
   comparison_table,
   table_notes,
@@ -71,6 +67,7 @@ from rnn_dynamics.natural.report import (
   write_fit_outputs,
 )
 from rnn_dynamics.natural.schedules import ALPHA_SCHEDULES, alpha_at, halve_lr
+from rnn_dynamics.natural.scoring import SPLITS, score
 from rnn_dynamics.natural.segments import (
   Segments,
   music_segments,

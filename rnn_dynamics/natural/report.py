@@ -10,7 +10,7 @@ import numpy as np
 from rnn_dynamics import results
 
 if TYPE_CHECKING:
-  from rnn_dynamics.natural.fit import FitResult
+  from rnn_dynamics.natural.epochs import FitResult
 
 __all__ = ["comparison_table", "table_notes", "wall_note", "write_fit_outputs"]
 

@@ -5,7 +5,7 @@ symbols each epoch (`max_eval_symbols`), which keeps an epoch's evaluation cheap
 published number is the whole split's. `rescore` reads the workdir's `config.json` and
 `best_params.npz` (each run's best-validation parameters), loads the data as the binary
 did but untruncated, and scores every run with the trainer's own evaluation program
-(`fit.score`); `write` puts the rows beside the workdir's files without changing them.
+(`scoring.score`); `write` puts the rows beside the workdir's files without changing them.
 A workdir that records its data by name and sha256 (`datasets.recorded`) needs
 `data_path`, and the files there must have the recorded checksums.
 `experiments/rescore.py` runs it.
@@ -22,7 +22,7 @@ from absl import logging
 from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.natural.datasets import music_splits, recorded, text_splits
-from rnn_dynamics.natural.fit import SPLITS, score
+from rnn_dynamics.natural.scoring import SPLITS, score
 from rnn_dynamics.natural.task import music_task, text_task
 from rnn_dynamics.workdir import Workdir
 

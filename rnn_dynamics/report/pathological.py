@@ -283,7 +283,7 @@ def load_workdir(path: str | Path) -> dict[str, Any]:
     training → its runs as of the last checkpoint (`Workdir.in_progress`), `specs`: each
     of those groups → what it runs (`Workdir.spec`: task variant, lengths, budget, chunk
     size), and `partial`:
-    a partial copy's `partial.json` (`Workdir.publish`), None elsewhere. Missing
+    a partial copy's `partial.json` (`rnn_dynamics.workdir.publish`), None elsewhere. Missing
     pieces (a sweep still running) read as empty.
 
   Raises:

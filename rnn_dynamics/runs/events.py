@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -57,6 +57,14 @@ class EventLog:
       purge = None if purge_steps is None or not purge_steps[i] else int(purge_steps[i]) + 1
       logdir = str(Path(directory) / name)
       self.writers.append(SummaryWriter(logdir, purge_step=purge, filename_suffix=suffix))
+
+  @classmethod
+  def for_runs(
+    cls, directory: str | Path, labels: Iterable[Mapping[str, Any]], resumed_at: Sequence[int]
+  ) -> EventLog:
+    """The log of a trainer's runs: a folder per run, named by its labels (`run_name`),
+    each resumed at its step in `resumed_at` (0: a fresh start)."""
+    return cls(directory, [run_name(label) for label in labels], purge_steps=resumed_at)
 
   def write(self, steps: np.ndarray, scalars: Mapping[str, np.ndarray]) -> None:
     """Logs `scalars[tag][i]` at `steps[i]` for run i; non-finite values (frozen or

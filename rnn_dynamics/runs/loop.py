@@ -106,10 +106,10 @@ def drive(
         now = time.time()
         if step.units or step.report:  # a step of no work (an evaluation) has no line
           progress.report(lambda: stepper.progress_line(progress, now), now, force=step.report)
-        if step.save or (checkpoints is not None and checkpoints.due(now)):
+        # An asked-for save is due whatever the period, and starts the period again.
+        due = step.save if checkpoints is None else checkpoints.due(now, force=step.save)
+        if due:
           stepper.save()
-          if checkpoints is not None:
-            checkpoints.reset(now)
           if events is not None:
             events.flush()
         if step.new_phase:

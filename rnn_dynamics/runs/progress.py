@@ -19,7 +19,8 @@ def format_duration(s: float) -> str:
 
 class Every:
   """A wall-clock period: `due(now)` is True once `seconds` passed since the last time it
-  was (or since `reset`). `seconds <= 0` is due every time."""
+  was (or since the start); `due(now, force=True)` is True now and starts the period
+  again. `seconds <= 0` is due every time."""
 
   def __init__(self, seconds: float, now: float | None = None):
     self.seconds = float(seconds)
@@ -30,9 +31,6 @@ class Every:
       self.last = now
       return True
     return False
-
-  def reset(self, now: float | None = None) -> None:
-    self.last = time.time() if now is None else now
 
 
 class Progress:

@@ -27,7 +27,9 @@ and length range; any mix of seeds, learning rates, thresholds, α and initialis
 test of candidates, compaction) that the one host loop (`runs.loop.drive`, shared with
 the natural tasks' trainer) drives until every run is decided, then `_Group.finish` (the
 final test of unsolved runs, the rows). Polling, stopping, checkpoint cadence and
-progress lines are the loop's.
+progress lines are the loop's. What a group is made of, a module each: its runs on the
+host and in the program, and compaction (`resident`), the success test (`success`), and
+its record on the host, bookkeeping and traces, with the rows they give (`record`).
 `run_in_workdir` is how a binary trains one group of its workdir with it.
 
 References:
@@ -37,7 +39,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -53,26 +54,21 @@ from rnn_dynamics.synthetic import train as train_lib
 from rnn_dynamics.runs import checkpoint, loop
 from rnn_dynamics.runs.outcome import GroupResult
 from rnn_dynamics.runs.progress import format_duration
+from rnn_dynamics.synthetic.record import (
+  TRACE_FIELDS,
+  Bookkeeping,
+  Traces,
+  result_row,
+  snapshot_rows,
+)
+from rnn_dynamics.synthetic.resident import GroupRuns
+from rnn_dynamics.synthetic.success import SuccessTest
 from rnn_dynamics.synthetic.train import HParams, RunState, Trainer
 
 if TYPE_CHECKING:
   from rnn_dynamics.workdir import Group, Workdir
 
 __all__ = ["GroupResult", "TRACE_FIELDS", "run_group", "run_in_workdir"]
-
-# Per-chunk summaries kept for every run (the "traces").
-TRACE_FIELDS = (
-  "step",
-  "loss",
-  "grad_norm",
-  "grad_norm_max",
-  "guard_fired",
-  "clip_rate",
-  "omega",
-  "train_error",
-  "screen_error",
-  "spectral_radius",
-)
 
 
 def _spectral_radii(w_hh: np.ndarray) -> np.ndarray:
@@ -136,55 +132,6 @@ class _Programs:
     if self.recurrent_matrix is None:
       return np.full(len(jax.tree.leaves(params)[0]), np.nan)
     return _spectral_radii(runs.host(self.recurrent_matrix(params)))
-
-
-def _stack_traces(traces: dict[str, list[np.ndarray]], n_padded: int) -> dict[str, np.ndarray]:
-  """`[chunks, runs]` float32 arrays (an empty group gives `[0, runs]`)."""
-  return {
-    f: np.stack(v).astype(np.float32) if v else np.zeros((0, n_padded), np.float32)
-    for f, v in traces.items()
-  }
-
-
-def _compact_size(n_live: int, n_devices: int) -> int:
-  """The program size for `n_live` runs: the smallest `n_devices · 2^k`, k ≥ 1, that
-  holds them. Never one run per device: XLA simplifies a size-1 runs axis away, which
-  changes the rounding of the reductions most (the loss, the norm)."""
-  size = 2 * n_devices
-  while size < n_live:
-    size *= 2
-  return size
-
-
-def _take(tree: Any, idx: np.ndarray) -> Any:
-  return jax.tree.map(lambda x: np.asarray(x)[idx], tree)
-
-
-def _put(full: Any, idx: np.ndarray, part: Any) -> Any:
-  def put(f, p):
-    f = np.array(f, copy=True)
-    f[idx] = p
-    return f
-
-  return jax.tree.map(put, full, part)
-
-
-class _Slots:
-  """Which runs of the group the compiled program holds, in which rows.
-
-  `index[i]` is the group run in row i; `real[i]` is False for filler rows (copies of a
-  decided run, frozen, never read back), which pad a compacted program to its size.
-  """
-
-  def __init__(self, index: np.ndarray, real: np.ndarray):
-    self.index, self.real = index, real
-
-  @property
-  def rows(self) -> np.ndarray:
-    return np.flatnonzero(self.real)
-
-  def runs(self) -> np.ndarray:
-    return self.index[self.real]
 
 
 def run_group(
@@ -252,9 +199,8 @@ def run_group(
     initial_params=initial_params,
   )
   events = None
-  if events_dir is not None:
-    names = [runs.events.run_name(label) for label in labels]
-    events = runs.events.EventLog(events_dir, names, purge_steps=group.full.step[: len(labels)])
+  if events_dir is not None:  # each run's series resumes at its updates done
+    events = runs.events.EventLog.for_runs(events_dir, labels, group.runs.full.step[: len(labels)])
   loop.drive(
     group if wrap is None else wrap(group),
     checkpoint_every_s=float(config.checkpoint_every_s),
@@ -327,33 +273,6 @@ def run_in_workdir(
   return workdir.group(group, spec, train)
 
 
-@dataclasses.dataclass
-class Bookkeeping:
-  """A group's host-side state, checkpointed as the JSON item `host`.
-
-  Attributes:
-    chunk: chunks done (the next chunk's index: it seeds the chunk's data).
-    final_mistakes: per padded run, the mistakes of its last full test (None before one).
-    worst: per padded run, `[length, error]` of its worst nominal length in that test
-      (None before one, and for a single length).
-  """
-
-  chunk: int
-  final_mistakes: list[int | None]
-  worst: list[list | None]
-
-  @classmethod
-  def start(cls, n_padded: int) -> Bookkeeping:
-    return cls(0, [None] * n_padded, [None] * n_padded)
-
-  @classmethod
-  def from_json(cls, d: Mapping[str, Any]) -> Bookkeeping:
-    return cls(int(d["chunk"]), list(d["final_mistakes"]), list(d["worst"]))
-
-  def to_json(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-
 @dataclasses.dataclass(frozen=True)
 class _Settings:
   """What a group reads from its config, once."""
@@ -387,32 +306,12 @@ class _Settings:
     )
 
 
-class _Resident:
-  """The rows the compiled program holds (`slots`): their device state, hyper-parameters
-  and, on the host, the decision flags as of the last chunk."""
-
-  def __init__(self, slots: _Slots, full: RunState, hparams_full: HParams, sharding):
-    self.slots = slots
-    rows = (_take(full, slots.index), _take(hparams_full, slots.index))
-    self.state, self.hparams = runs.to_devices(rows, sharding)
-    self.read_flags()
-
-  def read_flags(self) -> dict[str, np.ndarray]:
-    self.flags = {k: runs.host(getattr(self.state, k)).copy() for k in _FLAGS}
-    return self.flags
-
-  def into(self, full: RunState) -> RunState:
-    """`full` with the program's real rows written back."""
-    program = _take(jax.tree.map(runs.host, self.state), self.slots.rows)
-    return _put(full, self.slots.runs(), program)
-
-
 class _Group:
   """One group in training, a `runs.loop` stepper: one step is a chunk of updates for
   every run the program holds, its screen and the full tests of its candidates.
 
-  `full` (host) is the whole group as of the last sync, written back from the program
-  (`resident`) before every save and compaction.
+  Its parts: the runs (`runs`: `full` on the host as of the last sync, the program's
+  `resident` rows), the success test (`test`), and its record, `book` and `traces`.
   """
 
   def __init__(
@@ -433,7 +332,7 @@ class _Group:
     n_runs = len(labels)
     if jax.tree.leaves(hparams)[0].shape[0] != n_runs or keys.shape[0] != n_runs:
       raise ValueError("labels, hparams and keys must have the same number of runs")
-    self.settings = _Settings.of(config)
+    self.settings = s = _Settings.of(config)
     self.labels, self.name, self.say, self.on_checkpoint = labels, name, say, on_checkpoint
     self.programs = programs or _Programs(trainer, config)
     self.sharding = runs.runs_sharding()
@@ -441,63 +340,52 @@ class _Group:
 
     # Pad the runs axis to a multiple of the device count; padded runs start frozen.
     self.n_runs, self.n_padded = n_runs, runs.pad_to(n_runs, jax.device_count())
-    self.hparams_full = jax.device_get(runs.pad_runs(hparams, self.n_padded))
+    hparams_full = jax.device_get(runs.pad_runs(hparams, self.n_padded))
     self.is_pad = np.arange(self.n_padded) >= n_runs
     state = self.programs.init(
-      runs.pad_runs(keys, self.n_padded), jax.tree.map(jnp.asarray, self.hparams_full)
+      runs.pad_runs(keys, self.n_padded), jax.tree.map(jnp.asarray, hparams_full)
     )
     if initial_params is not None:
       start = runs.pad_runs(jax.tree.map(jnp.asarray, initial_params), self.n_padded)
       state = state.replace(
         params=jax.tree.map(lambda x, like: x.astype(like.dtype), start, state.params)
       )
-    self.full = jax.device_get(state.replace(done=state.done | jnp.asarray(self.is_pad)))
+    full = jax.device_get(state.replace(done=state.done | jnp.asarray(self.is_pad)))
     self.book = Bookkeeping.start(self.n_padded)
-    self.traces: dict[str, list[np.ndarray]] = {f: [] for f in TRACE_FIELDS}
+    self.traces = Traces(self.n_padded)
     self.manager = None if checkpoint_dir is None else checkpoint.manager(checkpoint_dir)
     if self.manager is not None:
-      self._resume(checkpoint_dir)
-    everything = _Slots(np.arange(self.n_padded), np.ones(self.n_padded, bool))
-    self.resident = _Resident(everything, self.full, self.hparams_full, self.sharding)
+      full = self._resume(checkpoint_dir, full)
+    self.runs = GroupRuns(full, hparams_full, self.sharding)
+    limits = dict(screen_limit=s.screen_limit, full_limit=s.full_limit, min_length=s.min_length)
+    self.test = SuccessTest(self.programs.full_eval, self.book, **limits)
     self._maybe_compact()
 
-  def _resume(self, checkpoint_dir) -> None:
-    restored = checkpoint.restore(self.manager, self.full, self.sharding, traces=True)
+  def _resume(self, checkpoint_dir, full):
+    """The run state of the group's checkpoint (`full` where it has none), with its
+    bookkeeping and traces."""
+    restored = checkpoint.restore(self.manager, full, self.sharding, traces=True)
     if restored is None:
-      return
-    self.full = jax.tree.map(runs.host, restored.state)
+      return full
     self.book = Bookkeeping.from_json(restored.host)
-    self.traces = {f: list(np.asarray(restored.traces[f])) for f in TRACE_FIELDS}
+    self.traces = Traces(self.n_padded, {f: np.asarray(restored.traces[f]) for f in TRACE_FIELDS})
     self.say(f"{self.name}: resumed from chunk {self.book.chunk} ({checkpoint_dir})")
-
-  def _sync(self) -> None:
-    self.full = self.resident.into(self.full)
+    return jax.tree.map(runs.host, restored.state)
 
   def _maybe_compact(self) -> None:
-    """Goes on with a smaller program once the live runs fit in half of this one."""
-    slots = self.resident.slots
-    live = slots.real & ~self.resident.flags["done"]
-    n_live = int(live.sum())
-    size = _compact_size(n_live, jax.device_count())
-    if not self.settings.compaction or n_live == 0 or size > len(slots.index) // 2:
-      return
-    self._sync()
-    # Filler rows copy a decided run: frozen, so they cost a slot and nothing else.
-    filler = slots.index[np.flatnonzero(~live)[0]]
-    index = np.concatenate([slots.index[live], np.full(size - n_live, filler)])
-    compacted = _Slots(index, np.arange(size) < n_live)
-    self.resident = _Resident(compacted, self.full, self.hparams_full, self.sharding)
-    self.say(f"{self.name}: {n_live} live runs, continuing with a {size}-run program")
+    compacted = self.runs.compact() if self.settings.compaction else None
+    if compacted is not None:
+      n_live, size = compacted
+      self.say(f"{self.name}: {n_live} live runs, continuing with a {size}-run program")
 
   # --- the stepper (`runs.loop.Stepper`) -------------------------------------------------
 
   def done(self) -> bool:
-    r = self.resident
-    return bool((r.flags["done"] | ~r.slots.real).all())
+    return self.runs.done()
 
   def step(self) -> loop.Step:
     """One chunk of updates for every run of the program, its screen and full tests."""
-    r, s = self.resident, self.settings
+    r, s = self.runs.resident, self.settings
     r.state, summary, screen = self.programs.chunk_and_screen(
       r.state, r.hparams, np.int32(self.book.chunk)
     )
@@ -505,17 +393,14 @@ class _Group:
     screen = runs.host(screen)
     traced = self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
     if s.stop_on_success:
-      self._confirm(screen)
+      self.test.confirm(r, screen)
     flags["done"] |= flags["step"] >= s.max_updates
-    decisions = {k: flags[k] for k in ("done", "solved", "solved_at")}
-    r.state = r.state.replace(**runs.to_devices(decisions, self.sharding))
+    self.runs.decide(flags)
     self.book.chunk += 1
-    full_flags = {k: getattr(self.full, k) for k in _FLAGS}
-    self.full = self.full.replace(**_put(full_flags, r.slots.runs(), _take(flags, r.slots.rows)))
     self._maybe_compact()
     return loop.Step(
       units=s.chunk_size,
-      report=bool(self.full.done.all()),
+      report=bool(self.runs.full.done.all()),
       scalars={f: traced[f] for f in TRACE_FIELDS if f != "step"},
       at=traced["step"],
     )
@@ -525,13 +410,13 @@ class _Group:
     # refuses the empty traces).
     if self.manager is None or self.book.chunk in (0, self.manager.latest_step()):
       return
-    self._sync()
+    self.runs.sync()
     checkpoint.save(
       self.manager,
       self.book.chunk,
-      state=runs.to_devices(self.full, self.sharding),
+      state=runs.to_devices(self.runs.full, self.sharding),
       host=self.book.to_json(),
-      traces=_stack_traces(self.traces, self.n_padded),
+      traces=self.traces.stacked(),
     )
     if self.on_checkpoint is not None:
       self.on_checkpoint(self.snapshot())
@@ -541,148 +426,48 @@ class _Group:
 
   def state(self) -> RunState:
     """The whole group's state (host arrays, padded runs included) as of the last step."""
-    self._sync()
-    return self.full
+    self.runs.sync()
+    return self.runs.full
 
   def progress_line(self, progress: runs.Progress, now: float) -> str:
     return _progress_line(
-      self.name, self.full, self.n_runs, progress, now, self.settings.max_updates
+      self.name, self.runs.full, self.n_runs, progress, now, self.settings.max_updates
     )
-
-  # --- what a step does on the host ------------------------------------------------------
 
   def _record_traces(self, summary, screen: np.ndarray) -> dict[str, np.ndarray]:
     """Appends this chunk's traces (`[padded runs]` each) and returns them."""
     # Runs frozen before this chunk report NaN summaries; keep their traces NaN too.
-    r = self.resident
-    active = np.isfinite(summary["loss"])
+    r = self.runs.resident
     record = dict(
       summary,
       step=r.flags["step"].astype(np.float64),
       screen_error=screen / self.settings.screen_size,
       spectral_radius=self.programs.spectral_radii(r.state.params),
     )
-    rows, group_runs = r.slots.rows, r.slots.runs()
-    for f in TRACE_FIELDS:
-      column = np.full(self.n_padded, np.nan, np.float32)
-      column[group_runs] = np.where(active, record[f], np.nan)[rows]
-      self.traces[f].append(column)
-    return {f: self.traces[f][-1] for f in TRACE_FIELDS}
-
-  def _confirm(self, screen: np.ndarray) -> None:
-    """Confirms screen passes with the full test, on the host-selected runs only."""
-    r, s = self.resident, self.settings
-    flags, slots = r.flags, r.slots
-    candidates = np.flatnonzero(slots.real & ~flags["done"] & (screen <= s.screen_limit))
-    if not candidates.size:
-      return
-    on_host = jax.tree.map(runs.host, (r.state.params, r.hparams, r.state.key))
-    totals = self._full_test(*on_host, candidates, slots.index[candidates])
-    passed = candidates[totals <= s.full_limit]
-    flags["solved"][passed] = True
-    flags["solved_at"][passed] = flags["step"][passed]
-    flags["done"][passed] = True
-
-  def _full_test(self, params, hparams, keys, rows: np.ndarray, group_runs: np.ndarray):
-    """The paper's test of `rows` of host arrays, recorded for the group's `group_runs`;
-    returns each one's mistakes."""
-    mistakes, counts = _full_eval(self.programs, params, hparams, keys, rows)
-    for run, m, c in zip(group_runs, mistakes, counts, strict=True):
-      self.book.final_mistakes[run] = int(m.sum())
-      self.book.worst[run] = _worst_length(m, c, self.settings.min_length)
-    return mistakes.sum(axis=1)
+    active = np.isfinite(summary["loss"])
+    return self.traces.append(record, active, r.slots.rows, r.slots.runs())
 
   # --- the end ---------------------------------------------------------------------------
 
   def snapshot(self) -> list[dict[str, Any]]:
-    """One row per run as of the last sync (`_snapshot_rows`)."""
-    return _snapshot_rows(self.labels, self.full, self.book, self.traces, self.settings.eval_size)
+    """One row per run as of the last sync (`record.snapshot_rows`)."""
+    full, eval_size = self.runs.full, self.settings.eval_size
+    return snapshot_rows(self.labels, full, self.book, self.traces, eval_size)
 
   def finish(self) -> GroupResult:
     """The final test of the unsolved runs, a last checkpoint, and the rows."""
-    self._sync()
-    full = self.full
+    self.runs.sync()
+    full = self.runs.full
     # Unsolved runs get the full test once more at the end, for the table.
     missing = np.flatnonzero(~self.is_pad & ~full.solved)
     if missing.size:
-      self._full_test(full.params, self.hparams_full, full.key, missing, missing)
+      self.test.test(full.params, self.runs.hparams_full, full.key, missing, missing)
     self.save()
-    traces = {f: a.T[: self.n_runs] for f, a in _stack_traces(self.traces, self.n_padded).items()}
     rows = [
-      _result_row(label, i, full, self.book, self.settings.eval_size)
+      result_row(label, i, full, self.book, self.settings.eval_size)
       for i, label in enumerate(self.labels)
     ]
-    return GroupResult(rows, traces, full, time.time() - self.t_start)
-
-
-def _snapshot_rows(labels, full: RunState, book: Bookkeeping, traces, eval_size: int):
-  """One row per run of a group still training: its labels, `updates_done`, `solved`,
-  `updates_to_solve`, `diverged`, the latest and best screen error, and the error of its
-  last full test (None before its first)."""
-  n_padded = len(book.final_mistakes)
-  screen = np.asarray(traces["screen_error"], np.float64).reshape(-1, n_padded)
-  seen = np.isfinite(screen)
-  out = []
-  for i, label in enumerate(labels):
-    errors = screen[seen[:, i], i]
-    mistakes = book.final_mistakes[i]
-    solved = bool(full.solved[i])
-    out.append(
-      dict(
-        label,
-        updates_done=int(full.step[i]),
-        solved=solved,
-        updates_to_solve=int(full.solved_at[i]) if solved else None,
-        diverged=bool(full.diverged[i]),
-        screen_error=float(errors[-1]) if errors.size else None,
-        best_screen_error=float(errors.min()) if errors.size else None,
-        full_test_error=None if mistakes is None else mistakes / eval_size,
-      )
-    )
-  return out
-
-
-def _result_row(label, i: int, full: RunState, book: Bookkeeping, eval_size: int):
-  """A finished run's row (`GroupResult.rows`)."""
-  solved, mistakes, worst = bool(full.solved[i]), book.final_mistakes[i], book.worst[i]
-  return dict(
-    label,
-    solved=solved,
-    updates_to_solve=int(full.solved_at[i]) if solved else None,
-    final_error=mistakes / eval_size,
-    final_mistakes=mistakes,
-    strict_solved=bool(solved and mistakes == 0),
-    worst_length=None if worst is None else worst[0],
-    worst_length_error=None if worst is None else worst[1],
-    diverged=bool(full.diverged[i]),
-    updates_done=int(full.step[i]),
-  )
-
-
-_FLAGS = ("step", "done", "solved", "solved_at", "diverged")
-
-
-def _worst_length(mistakes: np.ndarray, counts: np.ndarray, lo: int) -> list | None:
-  """`[length, error]` of the nominal length with the highest error (mixed lengths only)."""
-  if len(counts) < 2:
-    return None
-  rates = np.where(counts > 0, mistakes / np.maximum(counts, 1), -1.0)
-  i = int(np.argmax(rates))
-  return [lo + i, float(rates[i])]
-
-
-def _full_eval(programs: _Programs, params, hparams: HParams, keys, idx: np.ndarray):
-  """The paper's test (eval_size fresh sequences) for the runs `idx` of host arrays.
-
-  The selected runs are gathered into a batch padded to a power of two, so only a few
-  shapes are ever compiled. Returns `(mistakes, sequences)`, `[len(idx), bins]` int
-  arrays, per nominal length.
-  """
-  size = 1 << int(math.ceil(math.log2(max(len(idx), 1))))
-  take = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])
-  pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[take]), tree)
-  mistakes, counts = programs.full_eval(pick(params), pick(hparams), pick(keys))
-  return np.asarray(mistakes)[: len(idx)], np.asarray(counts)[: len(idx)]
+    return GroupResult(rows, self.traces.per_run(self.n_runs), full, time.time() - self.t_start)
 
 
 def _progress_line(name, full, n_runs, progress: runs.Progress, now: float, max_updates) -> str:
