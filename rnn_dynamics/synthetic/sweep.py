@@ -260,6 +260,7 @@ def run_in_workdir(
   grid: runs.Grid,
   *,
   name: str | None = None,
+  extra: Callable[[GroupResult], Mapping[str, Any]] | None = None,
 ) -> Group:
   """The workdir's `group`, `grid`'s runs trained with `config`, as every sweep binary
   runs one: loaded if it is finished, else trained with `run_group`, checkpointed there
@@ -274,6 +275,8 @@ def run_in_workdir(
       from the binary's config is recorded in the group's spec (`GroupSpec`).
     grid: the runs (`runs.grid`: labels, stacked hparams, paired keys).
     name: shown in log and progress lines (default: `group`).
+    extra: `extra(result) -> fields` added to every row of the group when it is saved
+      (e.g. its wall time); None: nothing.
 
   Returns:
     The group's spec, rows and traces (`workdir.Group`).
@@ -305,6 +308,9 @@ def run_in_workdir(
       on_checkpoint=lambda rows: workdir.write_progress(group, rows),
       events_dir=workdir.events_dir(group),
     )
+    if extra is not None:
+      added = dict(extra(result))
+      result.rows = [dict(row, **added) for row in result.rows]
     workdir.save_group(group, result)
     logging.info("%s: finished in %.0f s", name, result.wall_s)
     return result
@@ -321,11 +327,14 @@ class Bookkeeping:
     final_mistakes: per padded run, the mistakes of its last full test (None before one).
     worst: per padded run, `[length, error]` of its worst nominal length in that test
       (None before one, and for a single length).
+    wall_s: seconds spent on the group up to the checkpoint, over every session
+      (checkpoints written before the field existed start it at 0).
   """
 
   chunk: int
   final_mistakes: list[int | None]
   worst: list[list | None]
+  wall_s: float = 0.0
 
   @classmethod
   def start(cls, n_padded: int) -> Bookkeeping:
@@ -333,7 +342,8 @@ class Bookkeeping:
 
   @classmethod
   def from_json(cls, d: Mapping[str, Any]) -> Bookkeeping:
-    return cls(int(d["chunk"]), list(d["final_mistakes"]), list(d["worst"]))
+    wall = float(d.get("wall_s", 0.0))
+    return cls(int(d["chunk"]), list(d["final_mistakes"]), list(d["worst"]), wall)
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -434,6 +444,7 @@ class _Group:
     self.manager = None if checkpoint_dir is None else checkpoint.manager(checkpoint_dir)
     if self.manager is not None:
       self._resume(checkpoint_dir)
+    self.wall0 = self.book.wall_s  # earlier sessions' seconds
     everything = _Slots(np.arange(self.n_padded), np.ones(self.n_padded, bool))
     self.resident = _Resident(everything, self.full, self.hparams_full, self.sharding)
     self._maybe_compact()
@@ -500,6 +511,7 @@ class _Group:
     if self.manager is None or self.manager.latest_step() == self.book.chunk:
       return
     self._sync()
+    self.book.wall_s = self.wall_s()
     checkpoint.save(
       self.manager,
       self.book.chunk,
@@ -512,6 +524,10 @@ class _Group:
 
   def position(self) -> str:
     return f"chunk {self.book.chunk}"
+
+  def wall_s(self) -> float:
+    """Seconds spent on the group so far, earlier sessions included."""
+    return self.wall0 + time.time() - self.t_start
 
   def progress_line(self, progress: runs.Progress, now: float) -> str:
     return _progress_line(
@@ -581,7 +597,7 @@ class _Group:
       _result_row(label, i, full, self.book, self.settings.eval_size)
       for i, label in enumerate(self.labels)
     ]
-    return GroupResult(rows, traces, full, time.time() - self.t_start)
+    return GroupResult(rows, traces, full, self.wall_s())
 
 
 def _snapshot_rows(labels, full: RunState, book: Bookkeeping, traces, eval_size: int):
