@@ -17,6 +17,7 @@ PRESETS = {
   "success_rate": ("paper", "long", "cpu", "test"),
   "generalization": ("paper", "long", "cpu", "test"),
   "pathological": ("paper", "long", "cpu", "test"),
+  "methods": ("long", "cpu", "test"),
   "char_lm": ("paper", "cpu", "test"),
   "polyphonic": ("paper", "cpu", "test"),
   "threshold_grid": ("paper", "cpu", "test"),
