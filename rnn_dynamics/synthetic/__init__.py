@@ -8,9 +8,10 @@ Beside `rnn_dynamics.natural` (truncated BPTT on music and text), one concern a 
   loop (`rnn_dynamics.runs.loop`), with its screen, full tests and compaction;
   `run_in_workdir`, as a binary trains a group of its workdir;
 * `generalization`: single models trained over a length range, tested at longer lengths;
-* `threshold_grid`: the (clipping threshold × α) grid of one task and length.
+* `threshold_grid`: the (clipping threshold × α) grid of one task and length;
+* `flops`: what one update costs in floating-point operations, from XLA's cost analysis.
 """
 
-from rnn_dynamics.synthetic import generalization, sweep, threshold_grid, train
+from rnn_dynamics.synthetic import flops, generalization, sweep, threshold_grid, train
 
-__all__ = ["generalization", "sweep", "threshold_grid", "train"]
+__all__ = ["flops", "generalization", "sweep", "threshold_grid", "train"]
