@@ -25,12 +25,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import jax
 import ml_collections
 from absl import logging
 
 from experiments import cli, validation
-from rnn_dynamics import cells, methods, results, runs
+from rnn_dynamics import methods, results, runs
 from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.report import methods as report
 from rnn_dynamics.report import style
@@ -50,11 +49,13 @@ def group_name(method: str, task: str, length: int, grid: bool = False) -> str:
 def group_config(
   config: ml_collections.ConfigDict, method: methods.Method, task: str, length: int, budget: int
 ) -> ml_collections.ConfigDict:
-  """The config one group trains with: the binary's, with the method's cell, the task at
-  the fixed length, the budget, and Ω computed only where the method uses it (its
-  `group.json` records these)."""
+  """The config one group trains with: the binary's, with the method's cell and size
+  (`methods.hidden_units`), the task at the fixed length, the budget, and Ω computed only
+  where the method uses it (its `group.json` records these where they differ)."""
   cfg = config.copy_and_resolve_references()
+  n_hidden = methods.hidden_units(method, task, config.n_hidden, config.match)
   with cfg.unlocked():
+    cfg.n_hidden = n_hidden
     cfg.cell = method.cell
     cfg.task = task
     cfg.min_length = cfg.max_length = int(length)
@@ -67,18 +68,19 @@ def _wall(result) -> dict:
   return dict(wall_s=round(float(result.wall_s), 1))
 
 
-def _labels(method: methods.Method, task: str, length: int, budget: int, lr_source: str):
+def _labels(method: methods.Method, task: str, length: int, gcfg, lr_source: str):
   def label(lr, seed):
     return dict(
       method=method.name,
       cell=method.cell,
       algorithm=method.algorithm,
+      n_hidden=int(gcfg.n_hidden),
       task=task,
       length=int(length),
       lr=float(lr),
       lr_source=lr_source,
       seed=int(seed),
-      budget=int(budget),
+      budget=int(gcfg.max_updates),
     )
 
   return label
@@ -89,7 +91,7 @@ def _train(workdir: Workdir, group: str, gcfg, method, task, length, lrs, seeds,
     lrs,
     seeds,
     seed=gcfg.seed,
-    label=_labels(method, task, length, gcfg.max_updates, source),
+    label=_labels(method, task, length, gcfg, source),
     hparams=lambda lr: methods.hparams(method, task, lr),
   )
   return sweep.run_in_workdir(workdir, group, gcfg, grid, name=name, extra=_wall).rows
@@ -135,7 +137,8 @@ def run_grid(config, workdir: Workdir) -> tuple[list[dict], dict[tuple[str, str]
     picks[(m.name, task)] = methods.pick_lr(group_rows)
     logging.info("%s: picked lr %g", group, picks[(m.name, task)])
     _write_grid(workdir, config, rows, picks)
-  _write_grid(workdir, config, rows, picks)
+  if not todo:  # every method has published rates: an empty grid, said so
+    _write_grid(workdir, config, rows, picks)
   return rows, picks
 
 
@@ -214,19 +217,17 @@ def flops_per_update(workdir: Workdir, config, rows) -> dict[tuple[str, str, int
   return out
 
 
-def parameter_counts(config, rows) -> dict[tuple[str, str], int]:
+def parameter_counts(rows) -> dict[tuple[str, str], int]:
   """(method, task) → trainable parameters of the method's network on the task (its cell
-  and the linear readout), at `config.n_hidden`."""
-  out = {}
-  for method, task in dict.fromkeys((r["method"], r["task"]) for r in rows):
-    m, t = methods.get(method), get_task(task)
-    model = cells.get_model(m.cell)
-    hp = methods.hparams(m, task, 0.01)
-    shapes = jax.eval_shape(
-      lambda key: model.init(key, t.n_in, config.n_hidden, t.n_out, hp), jax.random.PRNGKey(0)
-    )
-    out[(method, task)] = int(sum(x.size for x in jax.tree.leaves(shapes)))
-  return out
+  and the linear readout) at the hidden units its runs had."""
+  pairs = dict.fromkeys((r["method"], r["task"], int(r["n_hidden"])) for r in rows)
+  return {(m, t): methods.parameter_count(methods.get(m), t, n) for m, t, n in pairs}
+
+
+def _size(config) -> str:
+  if config.match == "state":
+    return f"{config.n_hidden} hidden units (state size) in every cell"
+  return f"each cell sized to the parameters of the paper's RNN at {config.n_hidden} units"
 
 
 def write_outputs(workdir: Workdir, config, rows: list[dict], figures: bool = True) -> list[dict]:
@@ -236,13 +237,13 @@ def write_outputs(workdir: Workdir, config, rows: list[dict], figures: bool = Tr
     rows,
     methods=config.methods,
     flops=flops_per_update(workdir, config, rows),
-    params=parameter_counts(config, rows),
+    params=parameter_counts(rows),
     batch_size=config.batch_size,
   )
   workdir.write_table(table, stem="table")
   head = (
-    f"**Methods** ({config.preset} preset): {config.n_hidden} hidden units (state size) in "
-    f"every cell, batch {config.batch_size}, {config.seeds} seeds, ≤{config.max_updates:,} "
+    f"**Methods** ({config.preset} preset): {_size(config)}, batch {config.batch_size}, "
+    f"{config.seeds} seeds, ≤{config.max_updates:,} "
     f"updates per run; success = error < {config.success_error:.0%} on "
     f"{config.eval_size:,} fresh sequences. FLOPs: XLA's count of one update "
     "(rnn_dynamics/synthetic/flops.py).\n\n"

@@ -50,7 +50,9 @@ for name in workdir.groups():  # finished groups only
   (grid_rows if name.startswith("grid_") else rows).extend(workdir.load_rows(name))
 print(f"{WORKDIR}: preset {config['preset']!r}, {len(rows)} finished runs of the comparison, "
       f"{len(grid_rows)} of the grid")
-print(f"{config['n_hidden']} hidden units in every cell, batch {config['batch_size']}, "
+size = ("hidden units in every cell" if config.get("match", "state") == "state"
+        else "hidden units of the paper's RNN, every other cell sized to its parameters")
+print(f"{config['n_hidden']} {size}, batch {config['batch_size']}, "
       f"{config['seeds']} seeds, ≤{config['max_updates']:,} updates per run; success: error < "
       f"{config['success_error']:.0%} on {config['eval_size']:,} fresh sequences")
 for group, progress in workdir.in_progress().items():

@@ -23,25 +23,32 @@ the notebook pick it up by name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from rnn_dynamics import algorithms, cells, paper
+from rnn_dynamics.tasks import get_task
 
 __all__ = [
   "ADAM_GRID",
   "GATED_SGD_GRID",
+  "MATCHES",
   "METHODS",
   "Method",
   "PENDING_CELLS",
   "Published",
   "SGD_GRID",
   "TASKS",
+  "closest_size",
   "get",
+  "hidden_units",
   "hparams",
+  "parameter_count",
   "pick_lr",
   "rnn_init",
   "runnable",
@@ -190,6 +197,55 @@ def hparams(method: Method, task: str, lr: float) -> algorithms.HParams:
   threshold, Ω weight and RNN initialisation."""
   clip, alpha = task_setting(task)
   return algorithms.hparams(method.algorithm, lr=lr, clip=clip, alpha=alpha, init=rnn_init(task))
+
+
+# --- size: state size or parameters ------------------------------------------------------
+
+MATCHES = ("state", "parameters")
+"""How methods are sized against each other: `state`, every cell with the same hidden
+units (the default; docs/methods.md says why), or `parameters`, each cell with the hidden
+units that bring its parameter count closest to the paper RNN's at that size."""
+
+
+def parameter_count(method: Method, task: str, n_hidden: int) -> int:
+  """Trainable parameters of the method's network on `task` (its cell and the linear
+  readout) at `n_hidden` units."""
+  t, model = get_task(task), cells.get_model(method.cell)
+  hp = hparams(method, task, 0.01)
+  shapes = jax.eval_shape(
+    lambda key: model.init(key, t.n_in, int(n_hidden), t.n_out, hp), jax.random.PRNGKey(0)
+  )
+  return int(sum(x.size for x in jax.tree.leaves(shapes)))
+
+
+def closest_size(count, target: int, largest: int) -> int:
+  """The size `n` in `[1, largest]` whose `count(n)` is closest to `target` (ties → the
+  smaller), for a `count` that grows with `n`."""
+  best, best_gap = 1, math.inf
+  for n in range(1, int(largest) + 1):
+    gap = abs(count(n) - target)
+    if gap < best_gap:
+      best, best_gap = n, gap
+    elif count(n) > target:
+      break
+  return best
+
+
+def hidden_units(method: Method, task: str, n_hidden: int, match: str = "state") -> int:
+  """The hidden units `method` runs with on `task`: `n_hidden` when matched by state
+  size; matched by parameters, the size whose count is closest to the paper RNN's at
+  `n_hidden` (searched up to 4 × `n_hidden`)."""
+  if match == "state":
+    return int(n_hidden)
+  if match != "parameters":
+    raise ValueError(f"match must be one of {MATCHES}, not {match!r}")
+  return _matched_units(method.name, task, int(n_hidden))
+
+
+@functools.lru_cache(maxsize=None)
+def _matched_units(name: str, task: str, n_hidden: int) -> int:
+  target = parameter_count(METHODS["rnn_sgd_cr"], task, n_hidden)
+  return closest_size(lambda n: parameter_count(METHODS[name], task, n), target, 4 * n_hidden)
 
 
 # --- the grid's rule ---------------------------------------------------------------------

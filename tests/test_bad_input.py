@@ -155,6 +155,9 @@ CASES = {
   "methods_unknown_stage": Case(
     "methods", ("--config.stage=grids",), 2, "--config.stage=grids: must be one of all, grid, main"
   ),
+  "methods_unknown_size_match": Case(
+    "methods", ("--config.match=flops",), 2, "--config.match=flops: must be one of state, parameters"
+  ),
   "methods_length_below_task_minimum": Case(
     "methods", ("--config.lengths.addition=5,20",), 2, "addition needs lengths ≥ 10"
   ),

@@ -114,6 +114,23 @@ def test_the_grid_picks_most_solved_then_fewest_updates_then_lowest_error_then_s
     methods.pick_lr([])
 
 
+def test_sizes_match_state_by_default_or_parameters():
+  rnn, irnn = methods.get("rnn_sgd_cr"), methods.get("irnn_sgd_c")
+  # 6 inputs, 50 units, 4 classes: W_in, W_hh, b, the readout's weights and bias.
+  assert methods.parameter_count(rnn, "temporal_order", 50) == 6 * 50 + 50 * 50 + 50 + 50 * 4 + 4
+  assert methods.hidden_units(irnn, "temporal_order", 50) == 50
+  # The IRNN has the paper RNN's parameters at any size: matched by parameters, the same.
+  assert methods.hidden_units(irnn, "temporal_order", 50, "parameters") == 50
+  # A cell with four blocks (an LSTM's count) gets about half the units.
+  lstm_like = lambda n: 4 * (6 * n + n * n + n) + 4 * n + 4
+  target = 6 * 50 + 50 * 50 + 50 + 50 * 4 + 4
+  n = methods.closest_size(lstm_like, target, 200)
+  assert n == 24 and lstm_like(24) - target == 22  # 3,076 against 3,054
+  assert methods.closest_size(lambda n: 10 * n, 25, 10) == 2  # ties: the smaller
+  with pytest.raises(ValueError, match="match must be"):
+    methods.hidden_units(irnn, "temporal_order", 50, "flops")
+
+
 # --- FLOPs per update ------------------------------------------------------------------------
 
 

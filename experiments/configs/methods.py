@@ -84,8 +84,11 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   )
   declare(c, "lengths", lengths, mapping(methods.TASKS, sequence(SIZE, unique=True)))
   # --- the model and training (Figure 7's: 50 units, batch 20, no momentum) ---
-  # hidden units of every cell: methods are matched by state size (docs/methods.md)
+  # hidden units of every cell ('state': matched by state size, docs/methods.md says
+  # why), or of the paper's RNN, every other cell then sized to its parameter count
+  # ('parameters')
   declare(c, "n_hidden", paper.FIGURE7.n_hidden, SIZE)
+  declare(c, "match", "state", one_of(methods.MATCHES))
   declare(c, "batch_size", paper.FIGURE7.batch_size, SIZE)
   declare(c, "momentum", paper.FIGURE7.momentum, fields.MOMENTUM)  # SGD's
   fields.nonfinite_guard(c)

@@ -45,6 +45,7 @@ HEADERS = {
   "length": "T",
   "lr": "lr",
   "lr_source": "lr from",
+  "n_hidden": "units",
   "params": "params",
   "seeds": "runs",
   "success": "solved (95 % interval)",
@@ -64,7 +65,7 @@ HEADERS = {
 }
 
 COMPARISON_COLUMNS = (
-  "method", "task", "length", "lr", "lr_source", "params", "success",
+  "method", "task", "length", "lr", "lr_source", "n_hidden", "params", "success",
   "updates_to_solve_median", "sequences_to_solve_median", "budget_updates",
   "budget_sequences", "flops_per_update", "budget_flops", "wall_s", "diverged",
 )  # fmt: skip
@@ -136,6 +137,7 @@ def comparison_table(
             length=length,
             lr=float(runs[0]["lr"]),
             lr_source=runs[0]["lr_source"],
+            n_hidden=runs[0].get("n_hidden"),
             params=params.get((method, task)),
             seeds=len(runs),
             solved=len(solved),
