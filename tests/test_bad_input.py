@@ -25,6 +25,7 @@ import pytest
 import scipy.io
 
 from experiments import validation
+from rnn_dynamics.methods import METHODS
 from rnn_dynamics.workdir import Workdir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +168,24 @@ CASES = {
   "summary_of_no_workdir": Case(
     "pathological_summary", (), 2, "is not a workdir of experiments.pathological", "none"
   ),
+  "methods_unknown_method": Case(
+    "methods", ("--config.methods=rnn_sgd_cr,rnn_sgd_x",), 2, "entry 'rnn_sgd_x' must be one of"
+  ),
+  "methods_unknown_task": Case(
+    "methods", ("--config.tasks=temporal_order,adding",), 2, "entry 'adding' must be one of"
+  ),
+  "methods_unknown_stage": Case(
+    "methods", ("--config.stage=grids",), 2, "--config.stage=grids: must be one of all, grid, main"
+  ),
+  "methods_unknown_size_match": Case(
+    "methods", ("--config.match=flops",), 2, "--config.match=flops: must be one of state, parameters"
+  ),
+  "methods_length_below_task_minimum": Case(
+    "methods", ("--config.lengths.addition=5,20",), 2, "addition needs lengths ≥ 10"
+  ),
+  "methods_main_stage_before_its_grid": Case(
+    "methods", ("--config.stage=main",), 2, "the learning-rate grid of irnn_sgd_c on temporal_order"
+  ),
   # Damaged data files, one per loader: the file exists, so validation lets it through and
   # the loader's DataError (a UserError) is the one line, exit code 1.
   "truncated_mat": Case(
@@ -198,6 +217,16 @@ CASES = {
     data="truncated_ptb",
   ),
 }
+
+
+# A method of the table whose cell this build does not have yet (none once every cell is
+# registered): refused with one line naming the cell.
+_PENDING = next((n for n, m in METHODS.items() if not m.available), None)
+if _PENDING is not None:
+  CASES["methods_cell_not_in_this_build"] = Case(
+    "methods", (f"--config.methods=rnn_sgd_cr,{_PENDING}",), 2,
+    f"entry '{_PENDING}' needs cell '{METHODS[_PENDING].cell}', which this build does not have",
+  )
 
 
 def _small_mat() -> bytes:

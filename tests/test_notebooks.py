@@ -201,3 +201,23 @@ def test_pathological_notebook_opens_the_published_partial_runs(kernel, monkeypa
     assert f"; code: {note['code']}" in text
     for r in rows:
       assert f"sgd_cr seed {r['seed']}: {r['updates_done']:,} updates" in text
+
+
+def test_methods_notebook_opens_a_fresh_test_run(tmp_path, kernel, monkeypatch):
+  """Two methods of the test preset on temporal order (one with its grid): the table with
+  intervals, both figures, the grid and its figure."""
+  workdir = tmp_path / "methods"
+  subprocess.run(
+    [sys.executable, "-m", "experiments.methods",
+     "--config=experiments/configs/methods.py:test", f"--workdir={workdir}",
+     "--config.methods=rnn_sgd_cr,rnn_adam_c", "--config.tasks=temporal_order",
+     "--config.lengths.temporal_order=10,12"],
+    cwd=REPO, check=True, capture_output=True, timeout=600,
+  )
+  monkeypatch.setenv("RNN_DYNAMICS_METHODS_WORKDIR", str(workdir))
+  nb = execute(REPO / "notebooks" / "methods.py", kernel)
+  text = outputs_text(nb)
+  assert str(workdir) in text and "still training" not in text
+  assert "rnn_adam_c" in text and "rnn_sgd_cr" in text and "✓" in text  # the grid's pick
+  assert re.search(r"\d+/\d+ \(\d+–\d+ %\)", text)  # rates carry their 95 % interval
+  assert count_images(nb) == 3  # success rate, updates to solve, the grid

@@ -448,7 +448,7 @@ def test_natural_columns_read_the_same_table():
   with pytest.raises(ValueError, match="unknown algorithm"):
     natural.columns(["sgd_elementwise"], lambda a: 0.5, 2.0, 0.25)  # not in §4.2's tables
   with pytest.raises(ValueError, match="unknown algorithm"):
-    algorithms.hparams("adam", lr=0.1, clip=1.0, alpha=0.0, init="sigmoid")
+    algorithms.hparams("adamw", lr=0.1, clip=1.0, alpha=0.0, init="sigmoid")
 
 
 def test_add_omega_grad_adds_to_w_hh_only_and_can_be_switched_off():

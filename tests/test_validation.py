@@ -19,6 +19,7 @@ PRESETS = {
   "generalization": ("paper", "long", "cpu", "test"),
   "generalization_continued": ("long", "cpu", "test"),
   "pathological": ("paper", "long", "cpu", "test"),
+  "methods": ("long", "cpu", "test"),
   "char_lm": ("paper", "cpu", "test"),
   "polyphonic": ("paper", "cpu", "test"),
   "threshold_grid": ("paper", "cpu", "test"),

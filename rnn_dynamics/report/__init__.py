@@ -12,6 +12,7 @@ saved (so a notebook redraws them from a workdir) and returning a matplotlib fig
 * `threshold_grid`: the threshold × α heatmaps (`experiments/threshold_grid.py`, §3.2);
 * `dynamics`: Figures 3 and 6, the lag curves of §2.1 and a trained network's attractors
   (`experiments/bifurcation.py`, `cliff.py`, `mechanics.py`, `attractors.py`);
+* `methods`: the methods comparison's tables and figures (`experiments/methods.py`);
 * `natural`: the natural tasks' score per epoch (Tables 1–2; their tables are
   `rnn_dynamics.natural.report`'s).
 

@@ -29,7 +29,8 @@ class GroupResult:
       run is frozen).
     state: the final stacked run state (`synthetic.train.RunState`) as host (numpy)
       arrays, e.g. for analysis.
-    wall_s: seconds spent in this process (not counting earlier, resumed-from sessions).
+    wall_s: seconds spent on the group, over every session (a resumed group counts the
+      sessions before its checkpoint too).
   """
 
   rows: list[dict[str, Any]]

@@ -11,9 +11,10 @@ Beside `rnn_dynamics.natural` (truncated BPTT on music and text), one concern a 
   * `success`: the paper's test of the runs that pass the screen;
   * `record`: a group's bookkeeping and traces, and the rows they give;
 * `generalization`: single models trained over a length range, tested at longer lengths;
-* `threshold_grid`: the (clipping threshold × α) grid of one task and length.
+* `threshold_grid`: the (clipping threshold × α) grid of one task and length;
+* `flops`: what one update costs in floating-point operations, from XLA's cost analysis.
 """
 
-from rnn_dynamics.synthetic import generalization, sweep, threshold_grid, train
+from rnn_dynamics.synthetic import flops, generalization, sweep, threshold_grid, train
 
-__all__ = ["generalization", "sweep", "threshold_grid", "train"]
+__all__ = ["flops", "generalization", "sweep", "threshold_grid", "train"]

@@ -42,11 +42,14 @@ class Bookkeeping:
     final_mistakes: per padded run, the mistakes of its last full test (None before one).
     worst: per padded run, `[length, error]` of its worst nominal length in that test
       (None before one, and for a single length).
+    wall_s: seconds spent on the group up to the checkpoint, over every session
+      (checkpoints written before the field existed start it at 0).
   """
 
   chunk: int
   final_mistakes: list[int | None]
   worst: list[list | None]
+  wall_s: float = 0.0
 
   @classmethod
   def start(cls, n_padded: int) -> Bookkeeping:
@@ -54,7 +57,8 @@ class Bookkeeping:
 
   @classmethod
   def from_json(cls, d: Mapping[str, Any]) -> Bookkeeping:
-    return cls(int(d["chunk"]), list(d["final_mistakes"]), list(d["worst"]))
+    wall = float(d.get("wall_s", 0.0))
+    return cls(int(d["chunk"]), list(d["final_mistakes"]), list(d["worst"]), wall)
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)

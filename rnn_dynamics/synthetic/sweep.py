@@ -218,6 +218,7 @@ def run_in_workdir(
   grid: runs.Grid,
   *,
   name: str | None = None,
+  extra: Callable[[GroupResult], Mapping[str, Any]] | None = None,
   **options: Any,
 ) -> Group:
   """The workdir's `group`, `grid`'s runs trained with `config`, as every sweep binary
@@ -233,6 +234,8 @@ def run_in_workdir(
       from the binary's config is recorded in the group's spec (`GroupSpec`).
     grid: the runs (`runs.grid`: labels, stacked hparams, paired keys).
     name: shown in log and progress lines (default: `group`).
+    extra: `extra(result) -> fields` added to every row of the group when it is saved
+      (e.g. its wall time); None: nothing.
     **options: further arguments of `run_group` (`initial_params`, `wrap`).
 
   Returns:
@@ -266,6 +269,9 @@ def run_in_workdir(
       events_dir=workdir.events_dir(group),
       **options,
     )
+    if extra is not None:
+      added = dict(extra(result))
+      result.rows = [dict(row, **added) for row in result.rows]
     workdir.save_group(group, result)
     logging.info("%s: finished in %.0f s", name, result.wall_s)
     return result
@@ -356,6 +362,7 @@ class _Group:
     self.manager = None if checkpoint_dir is None else checkpoint.manager(checkpoint_dir)
     if self.manager is not None:
       full = self._resume(checkpoint_dir, full)
+    self.wall0 = self.book.wall_s  # earlier sessions' seconds
     self.runs = GroupRuns(full, hparams_full, self.sharding)
     limits = dict(screen_limit=s.screen_limit, full_limit=s.full_limit, min_length=s.min_length)
     self.test = SuccessTest(self.programs.full_eval, self.book, **limits)
@@ -411,6 +418,7 @@ class _Group:
     if self.manager is None or self.book.chunk in (0, self.manager.latest_step()):
       return
     self.runs.sync()
+    self.book.wall_s = self.wall_s()
     checkpoint.save(
       self.manager,
       self.book.chunk,
@@ -423,6 +431,10 @@ class _Group:
 
   def position(self) -> str:
     return f"chunk {self.book.chunk}"
+
+  def wall_s(self) -> float:
+    """Seconds spent on the group so far, earlier sessions included."""
+    return self.wall0 + time.time() - self.t_start
 
   def state(self) -> RunState:
     """The whole group's state (host arrays, padded runs included) as of the last step."""
@@ -467,7 +479,7 @@ class _Group:
       result_row(label, i, full, self.book, self.settings.eval_size)
       for i, label in enumerate(self.labels)
     ]
-    return GroupResult(rows, self.traces.per_run(self.n_runs), full, time.time() - self.t_start)
+    return GroupResult(rows, self.traces.per_run(self.n_runs), full, self.wall_s())
 
 
 def _progress_line(name, full, n_runs, progress: runs.Progress, now: float, max_updates) -> str:

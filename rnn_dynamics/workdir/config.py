@@ -33,7 +33,9 @@ FILE = "config.json"
 FORMER_VALUES = "former_values"
 
 # Fields that may change between a run and its resumption without changing results.
-VOLATILE = frozenset({"checkpoint_every_s", "progress_every_s", FORMER_VALUES})
+# (`stage` picks which of a binary's groups a session runs, e.g. `experiments.methods`'
+# learning-rate grid before the comparison, not what any group computes).
+VOLATILE = frozenset({"checkpoint_every_s", "progress_every_s", "stage", FORMER_VALUES})
 
 # Fields configs no longer have: field → (the saved value that does what the code does
 # now, why any other value cannot resume). A saved config holding that value resumes its
