@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -153,3 +154,33 @@ def stop_group(monkeypatch):
     return lines
 
   return arm
+
+
+def _tiny_cell_config(cell):
+  return ml_collections.ConfigDict(
+    dict(
+      task="temporal_order",
+      cell=cell,
+      n_hidden=8,
+      batch_size=4,
+      min_length=10,
+      max_length=10,
+      nonfinite_guard="original",
+      omega_form="original",
+      omega_bound=1e-20,
+      chunk_size=5,
+      screen_size=20,
+      eval_size=20,
+      eval_batch=20,
+      success_error=0.01,
+      max_updates=100,
+      momentum=0.0,
+    )
+  )
+
+
+@pytest.fixture
+def tiny_cell_config():
+  """`tiny_cell_config(cell)`: a trainer config small enough for one chunk of any cell
+  (temporal order at T = 10, 8 units), shared by the cell tests."""
+  return _tiny_cell_config

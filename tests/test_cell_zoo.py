@@ -8,7 +8,6 @@ generic Ω of a gated cell. Their initialisations are the ones docs/reference.md
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -238,33 +237,10 @@ def test_exprnn_is_orthogonal_at_initialisation(x64):
   )
 
 
-def _config(cell):
-  return ml_collections.ConfigDict(
-    dict(
-      task="temporal_order",
-      cell=cell,
-      n_hidden=8,
-      batch_size=4,
-      min_length=10,
-      max_length=10,
-      nonfinite_guard="original",
-      omega_form="original",
-      omega_bound=1e-20,
-      chunk_size=5,
-      screen_size=20,
-      eval_size=20,
-      eval_batch=20,
-      success_error=0.01,
-      max_updates=100,
-      momentum=0.0,
-    )
-  )
-
-
-def test_exprnn_stays_orthogonal_through_the_trainer():
+def test_exprnn_stays_orthogonal_through_the_trainer(tiny_cell_config):
   """float32: after a chunk of SGD-CR (with Ω) the skew parameter has moved, W is still
   orthogonal to 1e-5, and the ρ trace reads 1."""
-  trainer = train.make_train(_config("exprnn"))
+  trainer = train.make_train(tiny_cell_config("exprnn"))
   hp = algorithms.hparams("sgd_cr", lr=0.5, clip=1.0, alpha=2.0, init="basic_tanh")
   state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hp)
   new, _ = jax.jit(trainer.chunk)(state, hp)

@@ -10,7 +10,6 @@ computed on `h`.
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -170,35 +169,11 @@ def test_update_gradient_is_error_plus_alpha_omega(x64, alpha):
     assert not np.allclose(skipped.grads.cell["w_hh"], slow.grads.cell["w_hh"])
 
 
-def _config(cell):
-  c = ml_collections.ConfigDict(
-    dict(
-      task="temporal_order",
-      cell=cell,
-      n_hidden=8,
-      batch_size=4,
-      min_length=10,
-      max_length=10,
-      nonfinite_guard="original",
-      omega_form="original",
-      omega_bound=1e-20,
-      chunk_size=5,
-      screen_size=20,
-      eval_size=20,
-      eval_batch=20,
-      success_error=0.01,
-      max_updates=100,
-      momentum=0.0,
-    )
-  )
-  return c
-
-
 @pytest.mark.parametrize("cell", cells.CELLS)
-def test_every_cell_trains_through_the_trainer(cell):
+def test_every_cell_trains_through_the_trainer(cell, tiny_cell_config):
   """One chunk of SGD-CR for every registered cell: finite loss and Ω, parameters moved,
   and the update count advanced, all through the one `make_train`."""
-  trainer = train.make_train(_config(cell))
+  trainer = train.make_train(tiny_cell_config(cell))
   hp = algorithms.hparams("sgd_cr", lr=0.05, clip=1.0, alpha=2.0, init="basic_tanh")
   state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hp)
   new, m = jax.jit(trainer.chunk)(state, hp)

@@ -5,10 +5,8 @@ grid's pick rule, FLOPs per update, and the binary end to end on its `test` pres
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jax
-import numpy as np
 import pytest
 
 from experiments import methods as experiment
