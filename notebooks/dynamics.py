@@ -37,6 +37,9 @@ from rnn_dynamics.analysis import (
 )
 from rnn_dynamics.report import dynamics
 
+# rnn_dynamics.report.style selects Agg for the binaries; bring inline figures back in Jupyter.
+# %matplotlib inline
+
 SMOKE = os.environ.get("RNN_DYNAMICS_SMOKE") == "1"
 H, T, N_TRAJ = (12, 20, 2) if SMOKE else (50, 60, 8)
 

@@ -21,7 +21,7 @@
 #     python -m experiments.generalization --workdir=runs/generalization
 #     python -m experiments.attractors --workdir=runs/generalization/attractors/seed0_T100 ...
 #
-# (any preset; set `RNN_DYNAMICS_GENERALIZATION_WORKDIR` to read another one; with neither,
+# (any preset; set `RNN_DYNAMICS_GENERALIZATION` to read another one; with neither,
 # it opens the results committed in `docs/results/generalization_long`). A run still
 # training shows its runs as of the last checkpoint (`progress/train.json`).
 #
@@ -46,11 +46,9 @@ from rnn_dynamics.workdir import Workdir, locate
 # %matplotlib inline
 
 
-# RNN_DYNAMICS_GENERALIZATION_WORKDIR names the workdir; without it, the first of these
-# that exists opens.
-WORKDIR = locate(
-  "RNN_DYNAMICS_GENERALIZATION_WORKDIR", "runs/generalization", "docs/results/generalization_long"
-)
+# RNN_DYNAMICS_GENERALIZATION names the workdir; without it, the first of these that
+# exists opens.
+WORKDIR = locate("generalization", "runs/generalization", "docs/results/generalization_long")
 # Read-only: a notebook never writes into a workdir (a run may be going on in it).
 workdir = Workdir.open(WORKDIR, of="experiments.generalization")
 config = workdir.config

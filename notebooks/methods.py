@@ -22,9 +22,10 @@
 #
 #     python -m experiments.methods --workdir=runs/methods
 #
-# (any preset; set `RNN_DYNAMICS_METHODS_WORKDIR` to read another one; without it the
-# first of `runs/methods`, `runs/methods_long` that exists opens). A run still in progress
-# is fine: only the finished groups are shown, and the groups still training are listed.
+# (any preset; set `RNN_DYNAMICS_METHODS` to read another one; without it the first of
+# `runs/methods`, `runs/methods_long` and the committed `docs/results/methods_*` that exists
+# opens). A run still in progress is fine: only the finished groups are shown, and the
+# groups still training are listed.
 
 # %%
 from collections import defaultdict
@@ -40,7 +41,10 @@ from rnn_dynamics.workdir import Workdir, locate
 # rnn_dynamics.report.style selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
-WORKDIR = locate("RNN_DYNAMICS_METHODS_WORKDIR", "runs/methods", "runs/methods_long")
+# RNN_DYNAMICS_METHODS names the workdir; without it, the first of these that exists opens.
+WORKDIR = locate(
+  "methods", "runs/methods", "runs/methods_long", "docs/results/methods_long", "docs/results/methods_cpu"
+)
 # Read-only: a notebook never writes into a workdir (a run may be going on in it).
 workdir = Workdir.open(WORKDIR, of="experiments.methods")
 config = workdir.config

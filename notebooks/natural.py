@@ -19,8 +19,8 @@
 #     python -m experiments.polyphonic --workdir=runs/music      # Table 1 (built-in Bach default)
 #     python -m experiments.char_lm --workdir=runs/chars         # Table 2 (built-in Shakespeare)
 #
-# (any preset or data set; set `RNN_DYNAMICS_MUSIC_WORKDIR` / `RNN_DYNAMICS_TEXT_WORKDIR` to
-# read others). A run still in progress is fine: the files are rewritten after every epoch.
+# (any preset or data set; set `RNN_DYNAMICS_NATURAL` to a comma-separated list of workdirs
+# to read others; with neither, it opens the committed Nottingham and PTB runs). A run still in progress is fine: the files are rewritten after every epoch.
 #
 # What a workdir holds: `table.md` / `table.csv` (each column's score at its best-validation
 # epoch, beside the paper's numbers), `history.json` (one row per run and epoch: learning
@@ -30,14 +30,12 @@
 # or `samples.json` (text: samples from each column's best model).
 
 # %%
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
 from rnn_dynamics.report import natural, style
-from rnn_dynamics.workdir import Workdir, locate
+from rnn_dynamics.workdir import Workdir, locate, named_workdirs
 
 # %matplotlib inline
 
@@ -45,23 +43,35 @@ COLORS = style.COLORS
 LABELS = style.TABLE_LABELS  # Tables 1–2 write SGD+C, SGD+CR (docs/reference.md §4)
 
 
-def find_workdir(env: str, default: str) -> Workdir | None:
-  """The workdir named by `env` (or `default`), opened read-only; None if there is none,
-  or it has no finished epoch yet."""
-  path = locate(env, default)
+def opened(path) -> Workdir | None:
+  """The workdir at `path`, read-only; None if there is none, or it has no finished epoch."""
   if not (path / "config.json").exists():
     return None
   workdir = Workdir.open(path)
   return workdir if workdir.exists("history.json") else None
 
 
-MUSIC = find_workdir("RNN_DYNAMICS_MUSIC_WORKDIR", "runs/music")
-TEXT = find_workdir("RNN_DYNAMICS_TEXT_WORKDIR", "runs/chars")
+def is_text(workdir: Workdir) -> bool:
+  # Only char_lm's configs have a target offset (predict the n-th next character).
+  return "target_offset" in workdir.config
+
+
+# RNN_DYNAMICS_NATURAL names the workdirs, music and text in any order; without it, your
+# own runs under runs/music and runs/chars, else the committed Nottingham and PTB runs.
+named = named_workdirs("natural")
+paths = named if named is not None else [
+  locate("natural", "runs/music", "docs/results/nottingham_cpu"),
+  locate("natural", "runs/chars", "docs/results/ptb5_cpu"),
+]
+found = [w for w in map(opened, paths) if w is not None]
+MUSIC = next((w for w in found if not is_text(w)), None)
+TEXTS = [w for w in found if is_text(w)]
+TEXT = TEXTS[0] if TEXTS else None
 if MUSIC is None and TEXT is None:
   raise FileNotFoundError(
     "No natural-task workdir found. Make one with `python -m experiments.polyphonic "
     "--workdir=runs/music` or `python -m experiments.char_lm --workdir=runs/chars`, or point "
-    "RNN_DYNAMICS_MUSIC_WORKDIR / RNN_DYNAMICS_TEXT_WORKDIR at yours."
+    "RNN_DYNAMICS_NATURAL at yours (comma-separated)."
   )
 
 
@@ -208,15 +218,14 @@ else:
 # %% [markdown]
 # ### Two text runs side by side: model size, epochs, the scored subset
 #
-# Set `RNN_DYNAMICS_TEXT_COMPARE` to more text workdirs (comma-separated) to draw every
-# column of each beside the one above, per epoch, with the paper's test number. Where a
+# Name more text workdirs in `RNN_DYNAMICS_NATURAL` to draw every column of each beside
+# the first, per epoch, with the paper's test number. Where a
 # workdir was rescored on whole splits (`python -m experiments.rescore`), the table below
 # gives each run's best-validation model on the whole split beside its score during
 # training (the `cpu` preset scores the first 100,000 symbols of each split).
 
 # %%
-others = [p for p in os.environ.get("RNN_DYNAMICS_TEXT_COMPARE", "").split(",") if p]
-compare = [w for w in [TEXT] + [Workdir.open(locate(None, p)) for p in others] if w is not None]
+compare = TEXTS
 if len(compare) > 1:
   curves, reference = [], {}
   for w in compare:

@@ -20,33 +20,22 @@
 #     python -m experiments.pathological --config.task=addition --workdir=runs/pathological/addition
 #
 # This notebook only reads those workdirs. By default it opens every
-# `runs/pathological/*` and the runs published under `docs/results/pathological_*` (the
-# long ones at the paper's lengths, partial while they still train); set
-# `RNN_DYNAMICS_PATHOLOGICAL` to a comma-separated list of workdirs (or glob patterns) to
-# open others — the tests point it at the `test` preset's output.
+# `runs/pathological/*`, or, when there is none, the runs published under
+# `docs/results/pathological_*` (the long ones at the paper's lengths, partial while they
+# still train); set `RNN_DYNAMICS_PATHOLOGICAL` to a comma-separated list of workdirs (or
+# glob patterns) to open others.
 
 # %%
-import glob
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
 from rnn_dynamics.report import pathological, style
+from rnn_dynamics.workdir import locate_all
 
-patterns = os.environ.get(
-  "RNN_DYNAMICS_PATHOLOGICAL", "runs/pathological/*,docs/results/pathological_*"
-).split(",")
-# Paths are the repository root's; Jupyter starts kernels in notebooks/.
-paths = sorted(
-  {
-    p
-    for pat in patterns
-    for p in glob.glob(pat.strip()) or glob.glob(os.path.join("..", pat.strip()))
-    if os.path.exists(os.path.join(p, "config.json"))
-  }
-)
+# RNN_DYNAMICS_PATHOLOGICAL names the workdirs; without it, your own runs under
+# runs/pathological/ if there are any, else the published ones.
+paths = locate_all("pathological", "runs/pathological/*", "docs/results/pathological_*")
 workdirs = [pathological.load_workdir(p) for p in paths]
 print(
   f"{len(workdirs)} workdir(s):",

@@ -18,7 +18,7 @@
 #
 #     python -m experiments.success_rate --workdir=runs/fig7
 #
-# (any preset; set `RNN_DYNAMICS_WORKDIR` to read another one; with neither, it opens the
+# (any preset; set `RNN_DYNAMICS_SUCCESS_RATE` to read another one; with neither, it opens the
 # results committed in `docs/results/fig7_cpu`). A sweep still in progress is
 # fine: only the lengths already finished (`groups/<T>/results.json`) are shown.
 #
@@ -44,8 +44,8 @@ from rnn_dynamics.workdir import Workdir, locate
 # rnn_dynamics.report.style selects Agg for the binaries; bring inline figures back in Jupyter.
 # %matplotlib inline
 
-# RNN_DYNAMICS_WORKDIR names the workdir; without it, the first of these that exists opens.
-WORKDIR = locate("RNN_DYNAMICS_WORKDIR", "runs/fig7", "docs/results/fig7_cpu")
+# RNN_DYNAMICS_SUCCESS_RATE names the workdir; without it, the first of these that exists opens.
+WORKDIR = locate("success_rate", "runs/fig7", "docs/results/fig7_cpu")
 # Read-only: a notebook never writes into a workdir (a sweep may be running in it).
 workdir = Workdir.open(WORKDIR)
 config = workdir.config

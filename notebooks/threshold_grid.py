@@ -22,7 +22,7 @@
 #
 #     python -m experiments.threshold_grid --workdir=runs/threshold_grid
 #
-# (any preset; set `RNN_DYNAMICS_THRESHOLD_WORKDIR` to read another one; with neither, it
+# (any preset; set `RNN_DYNAMICS_THRESHOLD_GRID` to read another one; with neither, it
 # opens the results committed in `docs/results/threshold_grid_cpu`). A grid still training
 # shows its runs as of the last checkpoint (`progress/grid.json`).
 #
@@ -46,11 +46,9 @@ from rnn_dynamics.workdir import Workdir, locate
 # %matplotlib inline
 
 
-# RNN_DYNAMICS_THRESHOLD_WORKDIR names the workdir; without it, the first of these
-# that exists opens.
-WORKDIR = locate(
-  "RNN_DYNAMICS_THRESHOLD_WORKDIR", "runs/threshold_grid", "docs/results/threshold_grid_cpu"
-)
+# RNN_DYNAMICS_THRESHOLD_GRID names the workdir; without it, the first of these that
+# exists opens.
+WORKDIR = locate("threshold_grid", "runs/threshold_grid", "docs/results/threshold_grid_cpu")
 # Read-only: a notebook never writes into a workdir (a grid may be training in it).
 workdir = Workdir.open(WORKDIR, of="experiments.threshold_grid")
 config = workdir.config

@@ -342,10 +342,10 @@ def test_notebook_runs_on_both_workdirs(music_run, text_run, monkeypatch):
   import matplotlib
 
   matplotlib.use("Agg")
-  monkeypatch.setenv("RNN_DYNAMICS_MUSIC_WORKDIR", str(music_run[0]))
-  monkeypatch.setenv("RNN_DYNAMICS_TEXT_WORKDIR", str(text_run[0]))
+  # One variable names both, text first: each is shown by what it is.
+  monkeypatch.setenv("RNN_DYNAMICS_NATURAL", f"{text_run[0]},{music_run[0]}")
   ns = runpy.run_path(str(Path(__file__).resolve().parents[1] / "notebooks" / "natural.py"))
-  assert ns["MUSIC"] is not None and ns["TEXT"] is not None
+  assert ns["MUSIC"].path == Path(music_run[0]) and ns["TEXT"].path == Path(text_run[0])
 
 
 def test_char_lm_command_line(tmp_path):

@@ -1,4 +1,6 @@
-"""The notebooks run end to end on what the experiments write (smoke-sized inputs).
+"""The notebooks run end to end on what the experiments write (smoke-sized inputs), and
+every one of them opens in a fresh clone with no environment variable set, on the results
+committed under docs/results/ (`FRESH`).
 
 The kernel is this test's own interpreter, declared in a temporary kernelspec put first on
 `JUPYTER_PATH`: a fresh `pip install -e .[test,notebooks]` needs no `ipykernel install`,
@@ -6,7 +8,9 @@ and a user-level "python3" kernel pointing at another environment cannot get in 
 """
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,11 +39,34 @@ def kernel(tmp_path, monkeypatch):
   return KERNEL
 
 
-def execute(notebook: Path, kernel_name: str):
-  """Executes a jupytext percent file in memory; raises on the first failing cell."""
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory):
+  """The repository's tracked files and nothing else (no runs/, no outputs), as a fresh
+  clone has them."""
+  listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True)
+  if listed.returncode != 0:
+    pytest.skip("not a git checkout: no tracked files to copy")
+  root = tmp_path_factory.mktemp("clone")
+  for name in filter(None, listed.stdout.decode().split("\0")):
+    if (REPO / name).is_file():
+      (root / name).parent.mkdir(parents=True, exist_ok=True)
+      shutil.copy2(REPO / name, root / name)
+  return root
+
+
+@pytest.fixture
+def no_variables(monkeypatch):
+  """No `RNN_DYNAMICS_*` variable: what a newcomer's shell has."""
+  for name in [n for n in os.environ if n.startswith("RNN_DYNAMICS_")]:
+    monkeypatch.delenv(name)
+
+
+def execute(notebook: Path, kernel_name: str, root: Path = REPO):
+  """Executes a jupytext percent file in memory, from `root` (the repository, or a fresh
+  clone of it); raises on the first failing cell."""
   nb = jupytext.read(notebook)
   client = nbclient.NotebookClient(
-    nb, kernel_name=kernel_name, timeout=120, resources={"metadata": {"path": str(REPO)}}
+    nb, kernel_name=kernel_name, timeout=120, resources={"metadata": {"path": str(root)}}
   )
   client.execute()
   return nb
@@ -58,13 +85,9 @@ def count_images(nb) -> int:
   return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
 
 
-def test_success_rate_notebook_opens_the_published_results(kernel, monkeypatch):
-  """With no workdir given (and no runs/fig7), the committed docs/results/fig7_cpu opens."""
-  if (REPO / "runs" / "fig7").exists():
-    monkeypatch.setenv("RNN_DYNAMICS_WORKDIR", str(REPO / "docs" / "results" / "fig7_cpu"))
-  else:
-    monkeypatch.delenv("RNN_DYNAMICS_WORKDIR", raising=False)
-  nb = execute(REPO / "notebooks" / "success_rate.py", kernel)
+def test_success_rate_notebook_opens_the_published_results(fresh_clone, no_variables, kernel):
+  """In a fresh clone with nothing set, the committed docs/results/fig7_cpu opens."""
+  nb = execute(fresh_clone / "notebooks" / "success_rate.py", kernel, fresh_clone)
   text = outputs_text(nb)
   assert "the paper says" in text and "SGD-CR" in text
   # The published T = 50 cells: SGD-CR 5/5 under both tanh initialisations.
@@ -79,7 +102,7 @@ def test_success_rate_notebook(tmp_path, kernel, monkeypatch):
      "--config=experiments/configs/success_rate.py:test", f"--workdir={workdir}"],
     cwd=REPO, check=True, capture_output=True, timeout=300,
   )
-  monkeypatch.setenv("RNN_DYNAMICS_WORKDIR", str(workdir))
+  monkeypatch.setenv("RNN_DYNAMICS_SUCCESS_RATE", str(workdir))
   nb = execute(REPO / "notebooks" / "success_rate.py", kernel)
   text = outputs_text(nb)
   assert "the paper says" in text  # the claims table was rendered
@@ -91,12 +114,10 @@ def test_success_rate_notebook(tmp_path, kernel, monkeypatch):
   assert re.search(r"\d+/\d+ \(\d+–\d+ %\)", text)
 
 
-def test_natural_notebook_opens_the_published_tables(kernel, monkeypatch):
-  """Tables 1 and 2 as committed: the Nottingham run (music) and PTB fifth-ahead (text)."""
-  published = REPO / "docs" / "results"
-  monkeypatch.setenv("RNN_DYNAMICS_MUSIC_WORKDIR", str(published / "nottingham_cpu"))
-  monkeypatch.setenv("RNN_DYNAMICS_TEXT_WORKDIR", str(published / "ptb5_cpu"))
-  nb = execute(REPO / "notebooks" / "natural.py", kernel)
+def test_natural_notebook_opens_the_published_tables(fresh_clone, no_variables, kernel):
+  """In a fresh clone with nothing set, Tables 1 and 2 as committed: the Nottingham run
+  (music) and PTB fifth-ahead (text)."""
+  nb = execute(fresh_clone / "notebooks" / "natural.py", kernel, fresh_clone)
   text = outputs_text(nb)
   assert "Nottingham" in text and "Penn Treebank" in text
   assert "| test | ours | 4.11 | 3.39 | 3.39 |" in text  # the committed table, as written
@@ -105,7 +126,7 @@ def test_natural_notebook_opens_the_published_tables(kernel, monkeypatch):
 
 def test_success_rate_notebook_opens_the_long_run(kernel, monkeypatch):
   """The committed Figure 7 run at the paper's lengths, with T = 200's baselines."""
-  monkeypatch.setenv("RNN_DYNAMICS_WORKDIR", str(REPO / "docs" / "results" / "fig7_long"))
+  monkeypatch.setenv("RNN_DYNAMICS_SUCCESS_RATE", str(REPO / "docs" / "results" / "fig7_long"))
   nb = execute(REPO / "notebooks" / "success_rate.py", kernel)
   text = outputs_text(nb)
   assert "SGD-CR" in text and "200" in text
@@ -114,11 +135,10 @@ def test_success_rate_notebook_opens_the_long_run(kernel, monkeypatch):
   assert "135 finished runs" in text
 
 
-def test_generalization_notebook_opens_the_long_run(kernel, monkeypatch):
-  """The committed single-model run: 5/5 solved at zero mistakes, its attractors."""
-  published = REPO / "docs" / "results" / "generalization_long"
-  monkeypatch.setenv("RNN_DYNAMICS_GENERALIZATION_WORKDIR", str(published))
-  nb = execute(REPO / "notebooks" / "generalization.py", kernel)
+def test_generalization_notebook_opens_the_long_run(fresh_clone, no_variables, kernel):
+  """In a fresh clone with nothing set, the committed single-model run: 5/5 solved at zero
+  mistakes, its attractors."""
+  nb = execute(fresh_clone / "notebooks" / "generalization.py", kernel, fresh_clone)
   text = outputs_text(nb)
   assert "solved 5/5 (48–100 %)" in text
   assert "| 0 | yes | 254,000 | 0 of 10,000 |" in text  # seed 0's row, as committed
@@ -128,10 +148,8 @@ def test_generalization_notebook_opens_the_long_run(kernel, monkeypatch):
   assert n_images == 2  # training traces, error against length
 
 
-def test_threshold_grid_notebook_opens_the_published_grid(kernel, monkeypatch):
-  published = REPO / "docs" / "results" / "threshold_grid_cpu"
-  monkeypatch.setenv("RNN_DYNAMICS_THRESHOLD_WORKDIR", str(published))
-  nb = execute(REPO / "notebooks" / "threshold_grid.py", kernel)
+def test_threshold_grid_notebook_opens_the_published_grid(fresh_clone, no_variables, kernel):
+  nb = execute(fresh_clone / "notebooks" / "threshold_grid.py", kernel, fresh_clone)
   text = outputs_text(nb)
   assert "average pre-clip gradient norm: 0.397" in text
   assert "α=2: thresholds 0.5–10× avg" in text  # the summary, as the binary writes it
@@ -144,8 +162,8 @@ def test_threshold_grid_notebook_opens_the_published_grid(kernel, monkeypatch):
 
 @pytest.mark.parametrize(
   "experiment, env",
-  [("generalization", "RNN_DYNAMICS_GENERALIZATION_WORKDIR"),
-   ("threshold_grid", "RNN_DYNAMICS_THRESHOLD_WORKDIR")],
+  [("generalization", "RNN_DYNAMICS_GENERALIZATION"),
+   ("threshold_grid", "RNN_DYNAMICS_THRESHOLD_GRID")],
 )
 def test_long_memory_notebooks_open_a_fresh_test_run(experiment, env, tmp_path, kernel, monkeypatch):
   workdir = tmp_path / experiment
@@ -168,9 +186,10 @@ def test_long_memory_notebooks_open_a_fresh_test_run(experiment, env, tmp_path, 
 def test_natural_notebook_compares_the_two_published_ptb_runs(kernel, monkeypatch):
   """256 units (three columns) beside 500 units (SGD+C), with their whole-split scores."""
   published = REPO / "docs" / "results"
-  monkeypatch.setenv("RNN_DYNAMICS_MUSIC_WORKDIR", str(published / "nottingham_cpu"))
-  monkeypatch.setenv("RNN_DYNAMICS_TEXT_WORKDIR", str(published / "ptb1_cpu"))
-  monkeypatch.setenv("RNN_DYNAMICS_TEXT_COMPARE", str(published / "ptb1_500_sgdc"))
+  monkeypatch.setenv(
+    "RNN_DYNAMICS_NATURAL",
+    ",".join(str(published / w) for w in ("ptb1_cpu", "nottingham_cpu", "ptb1_500_sgdc")),
+  )
   nb = execute(REPO / "notebooks" / "natural.py", kernel)
   text = outputs_text(nb)
   assert "| ptb1_cpu | 256 | SGD+C | test | 30 | 1.634 | 1.670 |" in text
@@ -178,11 +197,10 @@ def test_natural_notebook_compares_the_two_published_ptb_runs(kernel, monkeypatc
   assert "| test | paper | 1.50 | 1.42 | 1.41 |" in text  # the table beside the paper
 
 
-def test_pathological_notebook_opens_the_published_partial_runs(kernel, monkeypatch):
-  """With no workdir given, the committed long runs still training are listed, run by
-  run, with the budget and the commits their partial state records."""
-  monkeypatch.delenv("RNN_DYNAMICS_PATHOLOGICAL", raising=False)
-  nb = execute(REPO / "notebooks" / "pathological.py", kernel)
+def test_pathological_notebook_opens_the_published_partial_runs(fresh_clone, no_variables, kernel):
+  """In a fresh clone with nothing set, the committed long runs still training are listed,
+  run by run, with the budget and the commits their partial state records."""
+  nb = execute(fresh_clone / "notebooks" / "pathological.py", kernel, fresh_clone)
   text = outputs_text(nb)
   partial = sorted((REPO / "docs/results").glob("pathological_long_*/partial.json"))
   assert partial, "no committed long run is still training"
@@ -217,10 +235,22 @@ def test_methods_notebook_opens_a_fresh_test_run(tmp_path, kernel, monkeypatch):
      "--config.lengths.temporal_order=10,12"],
     cwd=REPO, check=True, capture_output=True, timeout=600,
   )
-  monkeypatch.setenv("RNN_DYNAMICS_METHODS_WORKDIR", str(workdir))
+  monkeypatch.setenv("RNN_DYNAMICS_METHODS", str(workdir))
   nb = execute(REPO / "notebooks" / "methods.py", kernel)
   text = outputs_text(nb)
   assert str(workdir) in text and "still training" not in text
   assert "rnn_adam_c" in text and "rnn_sgd_cr" in text and "✓" in text  # the grid's pick
   assert re.search(r"\d+/\d+ \(\d+–\d+ %\)", text)  # rates carry their 95 % interval
   assert count_images(nb) == 3  # success rate, updates to solve, the grid
+
+
+def test_dynamics_notebook_runs_in_a_fresh_clone(fresh_clone, no_variables, kernel, monkeypatch):
+  """§2's argument piece by piece, at the sizes `RNN_DYNAMICS_SMOKE=1` picks: every figure
+  is drawn."""
+  monkeypatch.setenv("RNN_DYNAMICS_SMOKE", "1")
+  nb = execute(fresh_clone / "notebooks" / "dynamics.py", kernel, fresh_clone)
+  text = outputs_text(nb)
+  assert "linear, ρ = 1.1: max |‖∂x_t/∂x_k‖ / ρ^(t−k) − 1| =" in text
+  assert "9 fixed points, 4 attractors" in text  # two uncoupled bistable units: 3 × 3, 2 × 2
+  assert count_images(nb) == 3  # the mechanics, the bifurcation, the cliff
+

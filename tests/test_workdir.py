@@ -346,21 +346,38 @@ def test_a_workdir_without_group_files_opens_and_gets_them(tmp_path):
   assert Workdir.open(tmp_path).group_spec("T10") == spec
 
 
-def test_locate_takes_the_environment_then_the_first_existing_candidate(tmp_path, monkeypatch):
-  from rnn_dynamics.workdir import locate
+def test_notebooks_find_their_workdirs_by_one_naming_scheme(tmp_path, monkeypatch):
+  from rnn_dynamics.workdir import locate, locate_all, named_workdirs
+
+  def workdir(path):
+    (tmp_path / path).mkdir(parents=True)
+    (tmp_path / path / "config.json").write_text("{}")
 
   (tmp_path / "notebooks").mkdir()
-  (tmp_path / "docs" / "published").mkdir(parents=True)
+  workdir("docs/published_a")
+  workdir("docs/published_b")
+  (tmp_path / "docs" / "published_c").mkdir()  # not a workdir: no config.json
   monkeypatch.chdir(tmp_path / "notebooks")  # where Jupyter starts kernels
-  monkeypatch.delenv("RNN_DYNAMICS_X", raising=False)
+  monkeypatch.delenv("RNN_DYNAMICS_SOME_BOOK", raising=False)
   # runs/x does not exist: the published folder opens, found from the repository root.
-  assert locate("RNN_DYNAMICS_X", "runs/x", "docs/published") == Path("../docs/published")
-  (tmp_path / "runs" / "x").mkdir(parents=True)
-  assert locate("RNN_DYNAMICS_X", "runs/x", "docs/published") == Path("../runs/x")
-  monkeypatch.setenv("RNN_DYNAMICS_X", "/elsewhere")
-  assert locate("RNN_DYNAMICS_X", "runs/x") == Path("/elsewhere")
-  monkeypatch.setenv("RNN_DYNAMICS_X", "")
-  assert locate("RNN_DYNAMICS_X", "runs/none") == Path("runs/none")  # nothing exists: the first
+  assert locate("some_book", "runs/x", "docs/published_a") == Path("../docs/published_a")
+  assert locate_all("some_book", "runs/*", "docs/published_*") == [
+    Path("../docs/published_a"), Path("../docs/published_b")]
+  workdir("runs/x")
+  assert locate("some_book", "runs/x", "docs/published_a") == Path("../runs/x")
+  # The user's own runs replace the published ones rather than mix with them.
+  assert locate_all("some_book", "runs/*", "docs/published_*") == [Path("../runs/x")]
+  # The variable is named after the notebook, upper case, and wins over the defaults.
+  monkeypatch.setenv("RNN_DYNAMICS_SOME_BOOK", "/elsewhere")
+  assert locate("some_book", "runs/x") == Path("/elsewhere")
+  assert named_workdirs("some_book") == [Path("/elsewhere")]
+  monkeypatch.setenv("RNN_DYNAMICS_SOME_BOOK", "docs/published_b, docs/published_*")
+  assert locate_all("some_book", "runs/x") == [
+    Path("../docs/published_b"), Path("../docs/published_a"), Path("../docs/published_b")]
+  monkeypatch.setenv("RNN_DYNAMICS_SOME_BOOK", "")
+  assert named_workdirs("some_book") is None
+  assert locate("some_book", "runs/none") == Path("runs/none")  # nothing exists: the first
+  assert locate_all("some_book", "runs/none*") == []
 
 
 _HOLD_SCRIPT = """

@@ -46,7 +46,8 @@ The pieces, one module each:
 * `groups`: what a group runs (`GroupSpec`) and its folder (`GroupFolder`);
 * `training`: the run state of groups still training (checkpoints, progress, events);
 * `published`: the published copy, whole or partial (`publish`, `partial.json`);
-* `reader`: the workdir as every reader sees it (`Reader`, `Workdir.open`; `locate`);
+* `reader`: the workdir as every reader sees it (`Reader`, `Workdir.open`);
+* `notebooks`: which workdirs a notebook opens (`RNN_DYNAMICS_<NOTEBOOK>`, else its defaults);
 * `writer`: the workdir as its writer sees it (`Workdir`, a `Reader` that writes).
 """
 
@@ -60,7 +61,8 @@ from rnn_dynamics.workdir.groups import (
 )
 from rnn_dynamics.workdir.lock import WorkdirBusyError
 from rnn_dynamics.workdir.published import PARTIAL_FILE, publish
-from rnn_dynamics.workdir.reader import Reader, locate
+from rnn_dynamics.workdir.notebooks import locate, locate_all, named_workdirs
+from rnn_dynamics.workdir.reader import Reader
 from rnn_dynamics.workdir.writer import ReadOnlyWorkdirError, Workdir, make_folder
 
 __all__ = [
@@ -73,6 +75,8 @@ __all__ = [
   "REMOVED_FIELDS",
   "Reader",
   "locate",
+  "locate_all",
+  "named_workdirs",
   "ReadOnlyWorkdirError",
   "Workdir",
   "WorkdirBusyError",

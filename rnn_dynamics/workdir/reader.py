@@ -24,30 +24,10 @@ from rnn_dynamics.workdir import groups as groups_lib
 from rnn_dynamics.workdir.groups import GroupFolder, GroupSpec
 from rnn_dynamics.workdir.training import Training
 
-__all__ = ["READ_REMEDY", "Reader", "locate"]
+__all__ = ["READ_REMEDY", "Reader"]
 
 # A reader cannot recompute a file; the experiment that wrote the workdir can.
 READ_REMEDY = "run the experiment that wrote this workdir on it again to recompute it"
-
-
-def locate(env: str | None, *candidates: str) -> Path:
-  """The workdir a notebook opens: the path in the environment variable `env` if it is
-  set (None: no variable), else the first of `candidates` that exists, else the first
-  one (for its error).
-
-  Relative paths are tried from the working directory, then from its parent: Jupyter
-  starts kernels in `notebooks/`, and the paths are the repository root's.
-  """
-
-  def find(path: str) -> Path:
-    p = Path(path)
-    if not p.is_absolute() and not p.exists() and (Path("..") / p).exists():
-      p = Path("..") / p
-    return p
-
-  if env and os.environ.get(env):
-    return find(os.environ[env])
-  return next((p for p in map(find, candidates) if p.exists()), Path(candidates[0]))
 
 
 class Reader:
