@@ -222,6 +222,7 @@ def run_in_workdir(
   *,
   name: str | None = None,
   extra: Callable[[GroupResult], Mapping[str, Any]] | None = None,
+  former_labels: Mapping[str, Any] | None = None,
   **options: Any,
 ) -> Group:
   """The workdir's `group`, `grid`'s runs trained with `config`, as every sweep binary
@@ -239,6 +240,9 @@ def run_in_workdir(
     name: shown in log and progress lines (default: `group`).
     extra: `extra(result) -> fields` added to every row of the group when it is saved
       (e.g. its wall time); None: nothing.
+    former_labels: labels of `grid` added since groups were saved without them, label →
+      the value every run had then (`Workdir.group`): a saved group without the label
+      resumes only where every run holds that value.
     **options: further arguments of `run_group` (`initial_params`, `wrap`).
 
   Returns:
@@ -279,7 +283,7 @@ def run_in_workdir(
     logging.info("%s: finished in %.0f s", name, result.wall_s)
     return result
 
-  return workdir.group(group, spec, train)
+  return workdir.group(group, spec, train, former_labels)
 
 
 @dataclasses.dataclass(frozen=True)
