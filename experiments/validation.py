@@ -62,6 +62,7 @@ __all__ = [
   "rules",
   "schema",
   "sequence",
+  "short_lengths",
   "task_lengths",
   "task_min_length",
   "text",
@@ -263,17 +264,23 @@ def task_min_length(name: str) -> int:
   return tasks.get_task(name).min_length
 
 
+def short_lengths(field: str, value, task: str) -> Iterable[str]:
+  """The problem, if any, with `--config.<field>=<value>` (a length or several) where a
+  length is shorter than task `task`'s shortest well-formed sequence."""
+  least = task_min_length(task)
+  lengths = value if isinstance(value, (tuple, list)) else (value,)
+  if any(is_int(v) and v < least for v in lengths):
+    yield f"--config.{field}={_show(value)}: {task} needs lengths ≥ {least}"
+
+
 def task_lengths(*fields: str, task_field: str = "task") -> Relation:
   """Every length in `fields` is at least the task's shortest well-formed length."""
 
   def relation(c):
     if c[task_field] not in tasks.TASKS:
       return  # reported by the task field's own check
-    least = task_min_length(c[task_field])
     for field in fields:
-      values = c[field] if isinstance(c[field], (tuple, list)) else (c[field],)
-      if any(is_int(v) and v < least for v in values):
-        yield f"{flag(field, c)}: {c[task_field]} needs lengths ≥ {least}"
+      yield from short_lengths(field, c[field], c[task_field])
 
   return relation
 

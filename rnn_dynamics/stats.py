@@ -2,7 +2,8 @@
 
 With 3 or 5 seeds per point a success rate is a coarse measurement: 3/5 is compatible with
 anything from 15 % to 95 %. Every table, figure and notebook that shows a rate goes through
-`success_interval` / `format_rate`, so they all carry the same 95 % interval, and
+`success_interval` / `format_rate` (a table's columns: `rate_columns`), so they all carry
+the same 95 % interval, and
 `intervals_separate` is the one test used when two rates are compared in words.
 
 References:
@@ -21,6 +22,7 @@ __all__ = [
   "RateInterval",
   "format_rate",
   "intervals_separate",
+  "rate_columns",
   "success_interval",
 ]
 
@@ -83,6 +85,19 @@ def format_rate(k: int | Iterable[bool] | RateInterval, n: int | None = None) ->
   """
   ci = k if isinstance(k, RateInterval) else success_interval(k, n)
   return f"{ci.k}/{ci.n} ({_pct(ci.low)}–{_pct(ci.high)} %)"
+
+
+def rate_columns(ci: RateInterval) -> dict[str, int | float | str]:
+  """The columns every table gives a success rate in, from its interval: `seeds` (runs),
+  `solved`, `success` (`format_rate`), `success_rate`, `success_low`, `success_high`."""
+  return dict(
+    seeds=ci.n,
+    solved=ci.k,
+    success=format_rate(ci),
+    success_rate=ci.rate,
+    success_low=ci.low,
+    success_high=ci.high,
+  )
 
 
 def intervals_separate(a: RateInterval, b: RateInterval) -> bool:

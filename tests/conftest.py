@@ -30,6 +30,19 @@ jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+@pytest.fixture(scope="module")
+def fast_compiles():
+  """XLA's optimizations off for a module whose programs run a few hundred updates (they
+  cost more than they save there); a module asks with
+  `pytestmark = pytest.mark.usefixtures("fast_compiles")`."""
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
 @pytest.fixture
 def x64():
   """Runs a test in float64 (gradient checks against finite differences need it)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import pytest
 
 from experiments import methods as experiment
@@ -16,16 +15,7 @@ from rnn_dynamics import algorithms, cells, methods, paper
 from rnn_dynamics.synthetic import flops, sweep
 from rnn_dynamics.tasks import get_task
 
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-  # These programs run a few hundred updates: XLA's optimizations cost more than they save.
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  try:
-    yield
-  finally:
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # a few hundred updates per program
 
 
 # --- the table -------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import json
 import shutil
 from pathlib import Path
 
-import jax
 import pytest
 
 from experiments import pathological as experiment
@@ -25,17 +24,7 @@ from rnn_dynamics.tasks import get_task
 from rnn_dynamics.workdir import WorkdirConfigMismatch
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-  # These programs run a hundred updates: XLA's optimizations cost more than they save.
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  try:
-    yield
-  finally:
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # a hundred updates per program
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,19 @@ def test_interval_from_outcomes_and_formatting():
     stats.success_interval([])
 
 
+def test_rate_columns_are_every_tables_six_in_order():
+  # The methods, pathological and threshold-grid tables all write these, in this order
+  # (their CSV columns).
+  columns = stats.rate_columns(stats.success_interval(3, 5))
+  assert list(columns) == [
+    "seeds", "solved", "success", "success_rate", "success_low", "success_high"
+  ]  # fmt: skip
+  assert columns["seeds"] == 5 and columns["solved"] == 3 and columns["success_rate"] == 0.6
+  assert columns["success"] == "3/5 (15–95 %)"
+  ends = (columns["success_low"], columns["success_high"])
+  assert ends == pytest.approx((0.1466, 0.9473), abs=1e-4)
+
+
 def test_intervals_separate():
   ci = stats.success_interval
   # 0/5 [0, 52 %] and 5/5 [48 %, 100 %] overlap: five seeds cannot tell them apart...

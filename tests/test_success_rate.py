@@ -5,6 +5,7 @@ refusing a workdir of another config."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -329,6 +330,31 @@ def test_a_group_asked_to_run_otherwise_is_refused(tmp_path, binary, monkeypatch
   assert f"max_updates: {budget} -> {budget + 100}" in message and "delete" in message
   # The groups are as they were (the tables were rewritten from SGD-CR's group first).
   assert groups() == before
+
+
+def test_the_published_fig7_cpu_run_resumes_and_trains_nothing(tmp_path, binary, monkeypatch):
+  # docs/results/fig7_cpu was saved before the runs were labelled with their budget (its
+  # group.json files have no `budget`): a copy resumes under today's cpu preset and loads
+  # every length as it is; a budget label that says otherwise is still refused.
+  from experiments import validation
+  from rnn_dynamics.workdir import GroupSpecMismatch
+
+  module, configs = binary
+  copy = tmp_path / "fig7_cpu"
+  shutil.copytree(REPO / "docs" / "results" / "fig7_cpu", copy)
+  assert "budget" not in json.loads((copy / "groups" / "T10" / "group.json").read_text())["labels"]
+  committed = _rows(copy)
+  trained = lambda *args, **kwargs: pytest.fail("a finished group was trained again")
+  monkeypatch.setattr(sweep, "run_group", trained)
+  config = validation.validate(configs.get_config("cpu"), "success_rate")
+  assert module.run(config, str(copy)) == committed == _rows(copy)
+  spec_file = copy / "groups" / "T20" / "group.json"
+  spec = json.loads(spec_file.read_text())
+  spec["labels"]["budget"] = [20_000]
+  spec_file.write_text(json.dumps(spec))
+  refused = r"T20 ran .*\(labels.budget: \[20000\] -> \[40000\]\)"
+  with pytest.raises(GroupSpecMismatch, match=refused):
+    module.run(config, str(copy))
 
 
 def test_sgd_cr_column_is_written_before_the_baselines_run(tmp_path, binary, monkeypatch):

@@ -321,6 +321,45 @@ def test_a_group_records_its_spec_first_and_refuses_another(tmp_path):
     Workdir.open(tmp_path).group("T20", spec, lambda: pytest.fail("trained"))
 
 
+def test_a_label_added_since_resumes_only_at_its_former_value(tmp_path):
+  # Groups saved before their runs got a `budget` label (docs/results/fig7_cpu): declared
+  # with its former value, a saved spec without it matches where every run holds that value.
+  base = _config(task="temporal_order", min_length=10, max_length=10, max_updates=300,
+                 chunk_size=100)
+  wd = Workdir(tmp_path, base)
+  old = _spec(wd)
+  assert "budget" not in old.labels
+  wd.group("T10", old, lambda: _finished_group(tmp_path, "T10") or _Result([]))
+  wd.write_progress("T20", [])  # and one still training, whose spec is recorded too
+  (tmp_path / "groups" / "T20").mkdir()
+  results.write_json(tmp_path / "groups" / "T20" / "group.json", old.to_json())
+
+  def spec(budgets=(300, 300), **overrides):
+    config = group_config(base, **overrides)
+    return GroupSpec.of(wd.config, config, [dict(seed=s, budget=b) for s, b in enumerate(budgets)])
+
+  untrained = lambda: pytest.fail("trained")
+  with pytest.raises(GroupSpecMismatch, match=r"\(labels.budget: None -> \[300\]\)"):
+    wd.group("T10", spec(), untrained)  # not declared
+  with pytest.raises(GroupSpecMismatch, match=r"\(labels.budget: None -> \[300\]\)"):
+    wd.group("T10", spec(), untrained, former_labels=dict(budget=200))
+  with pytest.raises(GroupSpecMismatch, match=r"\(labels.budget: None -> \[300, 500\]\)"):
+    wd.group("T10", spec((300, 500)), untrained, former_labels=dict(budget=300))
+  # Any other change is still refused, and the message names only it.
+  with pytest.raises(GroupSpecMismatch, match=r"\(max_updates: 300 -> 500, overrides"):
+    wd.group("T10", spec((500, 500), max_updates=500), untrained, former_labels=dict(budget=500))
+  finished = wd.group("T10", spec(), untrained, former_labels=dict(budget=300))
+  assert len(finished.rows) == 2 and Workdir.open(tmp_path).group_spec("T10") == old
+  seen = []
+
+  def train():
+    seen.append(Workdir.open(tmp_path).group_spec("T20"))
+    return _Result([])
+
+  wd.group("T20", spec(), train, former_labels=dict(budget=300))
+  assert seen == [spec()]  # a group still training records the labels its rows will have
+
+
 def test_a_workdir_without_group_files_opens_and_gets_them(tmp_path):
   # What older code left: a finished group and one training, no group.json anywhere.
   base = _config(task="temporal_order", min_length=10, max_length=10, max_updates=300,

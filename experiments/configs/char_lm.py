@@ -34,7 +34,7 @@ from experiments.validation import (
   one_of,
   text,
 )
-from rnn_dynamics import natural, paper, regularizers, rnn
+from rnn_dynamics import natural, paper, rnn
 
 # The fields left unset take the task's published value (`rnn_dynamics.paper.TABLE2_SETUPS`,
 # docs/reference.md §4 "Table 2"): learning rates per column, the α schedule and the columns.
@@ -83,8 +83,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "alpha0", config_dict.placeholder(float), number(ge=0))
   # paper: constant (fifth ahead: 1/t)
   declare(c, "alpha_schedule", config_dict.placeholder(str), one_of(natural.ALPHA_SCHEDULES))
-  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
-  declare(c, "omega_bound", 1e-20, number(ge=0))
+  fields.omega(c)
   # --- budget and bookkeeping ---
   declare(c, "max_epochs", 30, SIZE)  # not stated in the paper
   declare(c, "time_budget_s", 0.0, SECONDS)  # start no epoch that would end past this (0: no limit)

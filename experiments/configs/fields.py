@@ -29,6 +29,7 @@ from experiments.validation import (  # `declare` lives with the rules it record
   number,
   one_of,
 )
+from rnn_dynamics import regularizers
 from rnn_dynamics.synthetic import train
 from rnn_dynamics.workdir import FORMER_VALUES
 
@@ -66,6 +67,23 @@ def nonfinite_guard(c: ml_collections.ConfigDict) -> None:
   # norm-clipped runs only, as in the authors' code; "always" = every run (more robust
   # than the paper's plain SGD); "never".
   declare(c, "nonfinite_guard", "original", one_of(train.GUARD_MODES))
+
+
+def zero_mistake_stop(c: ml_collections.ConfigDict, default: bool) -> None:
+  """`zero_mistake_stop`, the synthetic sweeps' success criterion."""
+  # True: success needs 0 mistakes on the test (the original code's stop and the ICML
+  # text's "0 misclassified sequences"); False: the paper's < success_error. Zero-mistake
+  # runs are reported as strict_solved either way.
+  declare(c, "zero_mistake_stop", default, boolean())
+
+
+def omega(c: ml_collections.ConfigDict) -> None:
+  """Ω's form and bound (`rnn_dynamics.regularizers`; its weight is each config's)."""
+  # 'original' (squared ratio, mean; the published α were tuned with it) or 'paper'
+  # (eq. 9; docs/reference.md §2); Ω skips the terms whose adjoint has a squared norm
+  # below the bound.
+  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
+  declare(c, "omega_bound", 1e-20, number(ge=0))
 
 
 def engine(c: ml_collections.ConfigDict) -> None:

@@ -32,19 +32,15 @@ from experiments.configs.fields import declare
 from experiments.validation import (
   SIZE,
   anything,
-  boolean,
-  flag,
   integer,
-  is_int,
   mapping,
   multiple_of,
   names,
-  number,
   one_of,
   sequence,
-  task_min_length,
+  short_lengths,
 )
-from rnn_dynamics import cells, methods, paper, regularizers
+from rnn_dynamics import cells, methods, paper
 
 STAGES = ("all", "grid", "main")
 
@@ -93,13 +89,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "momentum", paper.FIGURE7.momentum, fields.MOMENTUM)  # SGD's
   fields.nonfinite_guard(c)
   fields.engine(c)
-  # True: success needs 0 mistakes on the test (the original code's stop); False: the
-  # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
-  declare(c, "zero_mistake_stop", False, boolean())
-  # Ω's form and bound for the SGD-CR methods (α and the threshold are the task's
-  # published ones: rnn_dynamics.methods.task_setting)
-  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
-  declare(c, "omega_bound", 1e-20, number(ge=0))
+  fields.zero_mistake_stop(c, False)
+  # Ω for the SGD-CR methods (α and the threshold are the task's published ones:
+  # rnn_dynamics.methods.task_setting)
+  fields.omega(c)
   # --- the comparison ---
   declare(c, "seeds", 10, SIZE)  # runs per (method, task, length); paired across methods
   declare(c, "seed", 0, integer(0))  # base seed
@@ -159,11 +152,8 @@ def _lengths(c: ml_collections.ConfigDict):
     if task not in c.lengths:
       yield f"--config.tasks={','.join(c.tasks)}: {task} has no --config.lengths.{task}"
       continue
-    least = task_min_length(task)
-    if any(is_int(v) and v < least for v in c.lengths[task]):
-      yield f"--config.lengths.{task}={','.join(map(str, c.lengths[task]))}: {task} needs lengths ≥ {least}"
-    if c.grid_length < least:
-      yield f"{flag('grid_length', c)}: {task} needs lengths ≥ {least}"
+    yield from short_lengths(f"lengths.{task}", c.lengths[task], task)
+    yield from short_lengths("grid_length", c.grid_length, task)
 
 
 RELATIONS = (

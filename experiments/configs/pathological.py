@@ -43,18 +43,16 @@ from experiments.validation import (
   POSITIVE,
   SIZE,
   anything,
-  boolean,
   flag,
   integer,
-  is_int,
   mapping,
   names,
   number,
   one_of,
   sequence,
-  task_min_length,
+  short_lengths,
 )
-from rnn_dynamics import algorithms, paper, regularizers, rnn, tasks
+from rnn_dynamics import algorithms, paper, rnn, tasks
 from rnn_dynamics.errors import ConfigError
 
 # Updates per run in the cpu preset: the tasks learn at different speeds (lr 0.01 for
@@ -108,13 +106,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "elementwise_clip", placeholder(float), fields.THRESHOLD)
   fields.nonfinite_guard(c)
   fields.engine(c)
-  # True: success needs 0 mistakes on the test (the original code's stop); False: the
-  # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
-  declare(c, "zero_mistake_stop", False, boolean())
-  # 'original' (squared ratio, mean; α tuned for it) or 'paper'
-  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
-  # skip Ω terms whose adjoint has squared norm below this
-  declare(c, "omega_bound", 1e-20, number(ge=0))
+  fields.zero_mistake_stop(c, False)
+  fields.omega(c)
   # --- lengths ---
   # [min, max): drawn per update, one model for all lengths
   declare(c, "train_lengths", (50, 200), sequence(SIZE, length=2))
@@ -243,13 +236,9 @@ def _lengths(c: ml_collections.ConfigDict) -> Iterable[str]:
   if c.task not in _tasks():
     return
   for variant in paper.variants(c.task):
-    least = task_min_length(variant)
-    mem = variant.startswith("memorization")
-    for field in ("memorization_lengths",) if mem else ("train_lengths",):
-      if any(is_int(v) and v < least for v in c[field]):
-        yield f"{flag(field, c)}: {variant} needs lengths ≥ {least}"
-    if any(is_int(v) and v < least for v in c.generalization_lengths):
-      yield f"{flag('generalization_lengths', c)}: {variant} needs lengths ≥ {least}"
+    trained = "memorization_lengths" if variant.startswith("memorization") else "train_lengths"
+    for field in (trained, "generalization_lengths"):
+      yield from short_lengths(field, c[field], variant)
   lo, hi = c.train_lengths
   if not c.task.startswith("memorization") and lo > hi:
     yield f"{flag('train_lengths', c)}: must be (min, max) with min ≤ max"

@@ -36,7 +36,7 @@ from experiments.validation import (
   one_of,
   text,
 )
-from rnn_dynamics import natural, paper, regularizers, rnn
+from rnn_dynamics import natural, paper, rnn
 
 # The fields left unset take the data set's published value (`rnn_dynamics.paper.TABLE1_SETUPS`,
 # docs/reference.md §4 "Table 1"); JSB and the built-in sets take Nottingham's.
@@ -81,9 +81,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "alpha0", config_dict.placeholder(float), number(ge=0))
   # α_t = α_0 / t, t the epoch (1-based); or 'constant'
   declare(c, "alpha_schedule", "inverse", one_of(natural.ALPHA_SCHEDULES))
-  # the form the published α were tuned with (docs/reference.md §2)
-  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
-  declare(c, "omega_bound", 1e-20, number(ge=0))
+  fields.omega(c)
   # --- budget and bookkeeping ---
   declare(c, "max_epochs", 200, SIZE)  # not stated in the paper; the lr halving anneals long before
   declare(c, "time_budget_s", 0.0, SECONDS)  # start no epoch that would end past this (0: no limit)

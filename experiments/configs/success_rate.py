@@ -28,7 +28,7 @@ from experiments.validation import (
   sequence,
   task_lengths,
 )
-from rnn_dynamics import algorithms, paper, regularizers, rnn, tasks
+from rnn_dynamics import algorithms, paper, rnn, tasks
 
 _PAPER = paper.FIGURE7
 
@@ -50,15 +50,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "clip", _PAPER.clip, fields.THRESHOLD)
   fields.nonfinite_guard(c)
   fields.engine(c)
-  # True: success needs 0 mistakes on the test (the original code's stop); False: the
-  # paper's < success_error. Zero-mistake runs are reported as strict_solved either way.
-  declare(c, "zero_mistake_stop", False, boolean())
+  fields.zero_mistake_stop(c, False)
   # Ω weight for SGD-CR (paper text: 4; original code's default: 2)
   declare(c, "alpha", _PAPER.alpha, number(ge=0))
-  # 'original' (squared ratio, mean; tuned α) or 'paper' (eq. 9)
-  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
-  # skip Ω terms whose adjoint has squared norm below this
-  declare(c, "omega_bound", 1e-20, number(ge=0))
+  fields.omega(c)
   # --- the sweep ---
   # 5 per (init, algorithm, length); paired across algorithms
   declare(c, "seeds", _PAPER.seeds, SIZE)

@@ -32,8 +32,7 @@ from experiments.validation import (
   sequence,
   task_lengths,
 )
-from rnn_dynamics import regularizers, rnn, tasks
-from rnn_dynamics.synthetic import train
+from rnn_dynamics import rnn, tasks
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
@@ -47,10 +46,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "lr", 0.01, POSITIVE)
   declare(c, "momentum", 0.0, fields.MOMENTUM)
   declare(c, "batch_size", 20, SIZE)
-  # the original code: norm-clipped runs only (not c = ∞)
-  declare(c, "nonfinite_guard", "original", one_of(train.GUARD_MODES))
-  declare(c, "omega_form", "original", one_of(regularizers.OMEGA_FORMS))
-  declare(c, "omega_bound", 1e-20, number(ge=0))
+  fields.nonfinite_guard(c)  # "original": norm-clipped runs only (not c = ∞)
+  fields.omega(c)
   # --- the grid (every cell trained with `sgd_cr`, which keeps α as given, also α = 0) ---
   # Finite thresholds. The unclipped α = 0 runs' average pre-clip norm at T = 50 measured
   # 0.42 over their first 600 updates (basic_tanh), so these reach from 1/20 of it to 50×,

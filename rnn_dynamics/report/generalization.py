@@ -74,11 +74,7 @@ def seed_curves_figure(
     ax.plot([t for t, _ in pts], [e for _, e in pts], marker="o", ms=4,
             ls="-" if solved[seed] else "--", color=style.run_color(i),
             label=f"seed {seed}" + ("" if solved[seed] else " (not solved)"))
-  if train_range is not None:
-    ax.axvspan(*train_range, color="0.85", zorder=0, label="training lengths")
-  ax.axhline(success_error, color="k", ls=":", lw=1, label=f"{success_error:.0%} (success)")
-  if chance_error is not None:
-    ax.axhline(chance_error, color="0.5", ls="--", lw=1, label="chance")
+  _reference_lines(ax, train_range, success_error, chance_error, span="0.85")
   style.length_axis(ax, sorted({int(r["eval_length"]) for r in rows}))
   ax.set_xlabel("evaluation length")
   ax.tick_params(axis="x", labelrotation=45)
@@ -172,12 +168,8 @@ def continued_figure(
     ax.set_visible(False)
 
   def frame(ax, heading: str, labelled: bool = False) -> None:
-    name = lambda text: text if labelled else None
-    if train_range is not None:
-      ax.axvspan(*train_range, color="0.88", zorder=0, label=name("training lengths"))
-    ax.axhline(success_error, color="k", ls=":", lw=1, label=name(f"{success_error:.0%} (success)"))
-    if chance_error is not None:
-      ax.axhline(chance_error, color="0.5", ls="--", lw=1, label=name("chance"))
+    lines = (train_range, success_error, chance_error)
+    _reference_lines(ax, *lines, span="0.88", labelled=labelled)
     ax.set_title(heading, fontsize=style.FONT_TITLE)
     ax.grid(alpha=0.3, which="major")
 
@@ -189,15 +181,7 @@ def continued_figure(
     solved = solved_at.get(seed)
     frame(ax, f"seed {seed}" + (f" (passed at {solved:,})" if solved is not None else ""))
   median_ax = flat[len(seeds)]
-  for p in points:
-    by_length = [[curves[s, p][t] for s in seeds if t in curves.get((s, p), {})] for t in lengths]
-    xs = [t for t, e in zip(lengths, by_length) if e]
-    es = [np.asarray(e) for e in by_length if e]
-    median_ax.plot(xs, [np.nanmedian(e) for e in es], marker="o", ms=2.5, lw=1.4,
-                   color=shade[p], label=f"+{p:,}")
-    if p in (points[0], points[-1]):
-      median_ax.fill_between(xs, [np.nanmin(e) for e in es], [np.nanmax(e) for e in es],
-                             color=shade[p], alpha=0.15, lw=0)
+  _median_panel(median_ax, curves, seeds, lengths, shade)
   frame(median_ax, f"median of {len(seeds)} models (shaded: their range)", labelled=True)
   for ax in flat[:n_panels]:
     style.length_axis(ax, lengths)
@@ -217,6 +201,32 @@ def continued_figure(
     fig.suptitle(title, fontsize=style.FONT_SUPTITLE)
   fig.tight_layout()
   return fig
+
+
+def _reference_lines(ax, train_range, success_error, chance_error, *, span, labelled=True):
+  """The training lengths shaded (grey `span`), the success threshold dotted and chance
+  dashed; `labelled`: named in the legend."""
+  name = lambda text: text if labelled else None
+  if train_range is not None:
+    ax.axvspan(*train_range, color=span, zorder=0, label=name("training lengths"))
+  ax.axhline(success_error, color="k", ls=":", lw=1, label=name(f"{success_error:.0%} (success)"))
+  if chance_error is not None:
+    ax.axhline(chance_error, color="0.5", ls="--", lw=1, label=name("chance"))
+
+
+def _median_panel(ax, curves, seeds, lengths, shade) -> None:
+  """The median over the models at each test point (`shade`: test point → colour), the
+  range of the models shaded for the first and the last."""
+  points = list(shade)
+  for p in points:
+    by_length = [[curves[s, p][t] for s in seeds if t in curves.get((s, p), {})] for t in lengths]
+    xs = [t for t, e in zip(lengths, by_length) if e]
+    es = [np.asarray(e) for e in by_length if e]
+    ax.plot(xs, [np.nanmedian(e) for e in es], marker="o", ms=2.5, lw=1.4, color=shade[p],
+            label=f"+{p:,}")
+    if p in (points[0], points[-1]):
+      ax.fill_between(xs, [np.nanmin(e) for e in es], [np.nanmax(e) for e in es],
+                      color=shade[p], alpha=0.15, lw=0)
 
 
 def write_continued_figure(setup: Mapping[str, Any], stem: Path, rows: list[dict]) -> None:

@@ -2,7 +2,8 @@
 
 What a checkpoint keeps beside the run state: `Bookkeeping` (the chunk count and each
 run's last full test, the JSON item `host`) and `Traces` (per-chunk summaries of every
-run, the item `traces`). From them and the run state come one row per run: while the
+run, the item `traces`); `save_checkpoint` and `restore_checkpoint` write and read the
+three. From them and the run state come one row per run: while the
 group trains (`snapshot_rows`, the workdir's progress files) and once every run is
 decided (`result_row`, `GroupResult.rows`).
 """
@@ -12,11 +13,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
+import jax
 import numpy as np
 
+from rnn_dynamics import runs
+from rnn_dynamics.runs import checkpoint
 from rnn_dynamics.synthetic.train import RunState
 
-__all__ = ["TRACE_FIELDS", "Bookkeeping", "Traces", "result_row", "snapshot_rows"]
+__all__ = [
+  "TRACE_FIELDS",
+  "Bookkeeping",
+  "Traces",
+  "restore_checkpoint",
+  "result_row",
+  "save_checkpoint",
+  "snapshot_rows",
+]
 
 # Per-chunk summaries kept for every run (the "traces").
 TRACE_FIELDS = (
@@ -99,6 +111,23 @@ class Traces:
   def per_run(self, n_runs: int) -> dict[str, np.ndarray]:
     """`[runs, chunks]` arrays of the real runs (`GroupResult.traces`)."""
     return {f: a.T[:n_runs] for f, a in self.stacked().items()}
+
+
+def save_checkpoint(manager, state: RunState, book: Bookkeeping, traces: Traces) -> None:
+  """Checkpoints a group's run `state` (on its devices) with its record, as of chunk
+  `book.chunk` (`runs.checkpoint.save`)."""
+  checkpoint.save(manager, book.chunk, state=state, host=book.to_json(), traces=traces.stacked())
+
+
+def restore_checkpoint(manager, like: RunState, sharding):
+  """`(state, book, traces)` of a group's latest checkpoint, its run state on the host
+  with `like`'s shapes and dtypes; None where it has none."""
+  restored = checkpoint.restore(manager, like, sharding, traces=True)
+  if restored is None:
+    return None
+  columns = {f: np.asarray(restored.traces[f]) for f in TRACE_FIELDS}
+  traces = Traces(len(like.step), columns)
+  return jax.tree.map(runs.host, restored.state), Bookkeeping.from_json(restored.host), traces
 
 
 def snapshot_rows(labels, full: RunState, book: Bookkeeping, traces: Traces, eval_size: int):

@@ -6,6 +6,9 @@ device count (padded runs start frozen). The group keeps every run twice (`Group
 compiled program holds on the devices (`Resident`, its rows named by `Slots`), written
 back into `full` before every save and compaction.
 
+A group starts from `start_state`: every run as the trainer's `init` makes it (or from
+parameters trained elsewhere), padded runs frozen.
+
 Compaction: once the live runs fit in half the program, the group goes on with a smaller
 program (sizes `device_count · 2^k`, so compiles stay few and cached) holding only them,
 padded with frozen copies of a decided run, so decided runs stop costing.
@@ -13,15 +16,17 @@ padded with frozen copies of a decided run, so decided runs stop costing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from rnn_dynamics import runs
 from rnn_dynamics.synthetic.train import HParams, RunState
 
-__all__ = ["FLAGS", "GroupRuns", "Resident", "Slots", "compact_size"]
+__all__ = ["FLAGS", "GroupRuns", "Resident", "Slots", "compact_size", "start_state"]
 
 # The decision flags of a run, read back to the host after every chunk.
 FLAGS = ("step", "done", "solved", "solved_at", "diverged")
@@ -35,6 +40,31 @@ def compact_size(n_live: int, n_devices: int) -> int:
   while size < n_live:
     size *= 2
   return size
+
+
+def start_state(
+  init: Callable, keys: jax.Array, hparams: HParams, initial_params: Any = None
+) -> tuple[RunState, HParams]:
+  """The group's runs at their start, and their hyper-parameters, on the host, padded to
+  a multiple of the device count (padded runs start frozen).
+
+  Args:
+    init: `[runs]` keys and hparams → run states (the vmapped `Trainer.init`).
+    keys, hparams: `[runs]` each.
+    initial_params: `[runs]` parameters the runs start from instead of their
+      initialisation (None: `init`'s); the rest of the state is `init`'s.
+  """
+  n_runs = keys.shape[0]
+  n_padded = runs.pad_to(n_runs, jax.device_count())
+  hparams_full = jax.device_get(runs.pad_runs(hparams, n_padded))
+  state = init(runs.pad_runs(keys, n_padded), jax.tree.map(jnp.asarray, hparams_full))
+  if initial_params is not None:
+    start = runs.pad_runs(jax.tree.map(jnp.asarray, initial_params), n_padded)
+    state = state.replace(
+      params=jax.tree.map(lambda x, like: x.astype(like.dtype), start, state.params)
+    )
+  is_pad = np.arange(n_padded) >= n_runs
+  return jax.device_get(state.replace(done=state.done | jnp.asarray(is_pad))), hparams_full
 
 
 def take(tree: Any, idx: np.ndarray) -> Any:

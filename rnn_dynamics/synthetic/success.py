@@ -6,6 +6,7 @@ confirmed with the paper's test (`eval_size` fresh sequences, error < `success_e
 counted as integer mistakes: `train.success_limit`), gathered into a batch padded to a
 power of two so that only a few shapes are ever compiled. The test counts mistakes per
 nominal length, so each run's last test also names its worst length (mixed lengths).
+Once every run is decided, the runs still unsolved take the test once more, for the table.
 
 References:
   Pascanu, Mikolov & Bengio (2013), ICML, §4.1.1 (success criterion).
@@ -22,7 +23,7 @@ import numpy as np
 
 from rnn_dynamics import runs
 from rnn_dynamics.synthetic.record import Bookkeeping
-from rnn_dynamics.synthetic.resident import Resident
+from rnn_dynamics.synthetic.resident import GroupRuns, Resident
 
 __all__ = ["SuccessTest"]
 
@@ -32,7 +33,8 @@ class SuccessTest:
   and sequences) of a group whose bookkeeping is `book`, where every test is recorded.
 
   `screen_limit` and `full_limit` are the most mistakes that pass the screen and the test;
-  `min_length` is the first nominal length.
+  `min_length` is the first nominal length; `while_training` False: no run is tested
+  (nor so frozen) before every run is decided (the config's `stop_on_success`).
   """
 
   def __init__(
@@ -43,13 +45,17 @@ class SuccessTest:
     screen_limit: int,
     full_limit: int,
     min_length: int,
+    while_training: bool = True,
   ):
     self.full_eval, self.book = full_eval, book
     self.screen_limit, self.full_limit, self.min_length = screen_limit, full_limit, min_length
+    self.while_training = while_training
 
   def confirm(self, resident: Resident, screen: np.ndarray) -> None:
     """Confirms the screen passes (`screen`: mistakes per program row) of the program's
     live runs with the full test; the runs that pass are marked solved in its flags."""
+    if not self.while_training:
+      return
     flags, slots = resident.flags, resident.slots
     candidates = np.flatnonzero(slots.real & ~flags["done"] & (screen <= self.screen_limit))
     if not candidates.size:
@@ -60,6 +66,13 @@ class SuccessTest:
     flags["solved"][passed] = True
     flags["solved_at"][passed] = flags["step"][passed]
     flags["done"][passed] = True
+
+  def test_unsolved(self, group: GroupRuns, n_runs: int) -> None:
+    """Tests the real runs (the first `n_runs`) of `group.full` (synced) not solved."""
+    full = group.full
+    unsolved = np.flatnonzero(~np.asarray(full.solved)[:n_runs])
+    if unsolved.size:
+      self.test(full.params, group.hparams_full, full.key, unsolved, unsolved)
 
   def test(self, params, hparams, keys, rows: np.ndarray, group_runs: np.ndarray) -> np.ndarray:
     """The test of `rows` of host arrays, recorded for the group's `group_runs`; returns

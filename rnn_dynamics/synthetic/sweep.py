@@ -28,8 +28,9 @@ test of candidates, compaction) that the one host loop (`runs.loop.drive`, share
 the natural tasks' trainer) drives until every run is decided, then `_Group.finish` (the
 final test of unsolved runs, the rows). Polling, stopping, checkpoint cadence and
 progress lines are the loop's. What a group is made of, a module each: its runs on the
-host and in the program, and compaction (`resident`), the success test (`success`), and
-its record on the host, bookkeeping and traces, with the rows they give (`record`).
+host and in the program, their start and compaction (`resident`), the success test
+(`success`), and its record on the host, bookkeeping and traces, with the rows they give
+and their checkpoint (`record`).
 `run_in_workdir` is how a binary trains one group of its workdir with it.
 
 References:
@@ -58,10 +59,12 @@ from rnn_dynamics.synthetic.record import (
   TRACE_FIELDS,
   Bookkeeping,
   Traces,
+  restore_checkpoint,
   result_row,
+  save_checkpoint,
   snapshot_rows,
 )
-from rnn_dynamics.synthetic.resident import GroupRuns
+from rnn_dynamics.synthetic.resident import GroupRuns, start_state
 from rnn_dynamics.synthetic.success import SuccessTest
 from rnn_dynamics.synthetic.train import HParams, RunState, Trainer
 
@@ -219,6 +222,7 @@ def run_in_workdir(
   *,
   name: str | None = None,
   extra: Callable[[GroupResult], Mapping[str, Any]] | None = None,
+  former_labels: Mapping[str, Any] | None = None,
   **options: Any,
 ) -> Group:
   """The workdir's `group`, `grid`'s runs trained with `config`, as every sweep binary
@@ -236,6 +240,9 @@ def run_in_workdir(
     name: shown in log and progress lines (default: `group`).
     extra: `extra(result) -> fields` added to every row of the group when it is saved
       (e.g. its wall time); None: nothing.
+    former_labels: labels of `grid` added since groups were saved without them, label →
+      the value every run had then (`Workdir.group`): a saved group without the label
+      resumes only where every run holds that value.
     **options: further arguments of `run_group` (`initial_params`, `wrap`).
 
   Returns:
@@ -276,7 +283,7 @@ def run_in_workdir(
     logging.info("%s: finished in %.0f s", name, result.wall_s)
     return result
 
-  return workdir.group(group, spec, train)
+  return workdir.group(group, spec, train, former_labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,42 +349,23 @@ class _Group:
     self.labels, self.name, self.say, self.on_checkpoint = labels, name, say, on_checkpoint
     self.programs = programs or _Programs(trainer, config)
     self.sharding = runs.runs_sharding()
-    self.t_start = time.time()
-
-    # Pad the runs axis to a multiple of the device count; padded runs start frozen.
-    self.n_runs, self.n_padded = n_runs, runs.pad_to(n_runs, jax.device_count())
-    hparams_full = jax.device_get(runs.pad_runs(hparams, self.n_padded))
-    self.is_pad = np.arange(self.n_padded) >= n_runs
-    state = self.programs.init(
-      runs.pad_runs(keys, self.n_padded), jax.tree.map(jnp.asarray, hparams_full)
-    )
-    if initial_params is not None:
-      start = runs.pad_runs(jax.tree.map(jnp.asarray, initial_params), self.n_padded)
-      state = state.replace(
-        params=jax.tree.map(lambda x, like: x.astype(like.dtype), start, state.params)
-      )
-    full = jax.device_get(state.replace(done=state.done | jnp.asarray(self.is_pad)))
-    self.book = Bookkeeping.start(self.n_padded)
-    self.traces = Traces(self.n_padded)
-    self.manager = None if checkpoint_dir is None else checkpoint.manager(checkpoint_dir)
-    if self.manager is not None:
-      full = self._resume(checkpoint_dir, full)
+    self.t_start, self.n_runs = time.time(), n_runs
+    full, hparams_full = start_state(self.programs.init, keys, hparams, initial_params)
+    self.book, self.traces = Bookkeeping.start(len(full.step)), Traces(len(full.step))
+    self.manager = restored = None
+    if checkpoint_dir is not None:
+      self.manager = checkpoint.manager(checkpoint_dir)
+      restored = restore_checkpoint(self.manager, full, self.sharding)
+    if restored is not None:
+      full, self.book, self.traces = restored
+      self.say(f"{self.name}: resumed from chunk {self.book.chunk} ({checkpoint_dir})")
     self.wall0 = self.book.wall_s  # earlier sessions' seconds
     self.runs = GroupRuns(full, hparams_full, self.sharding)
     limits = dict(screen_limit=s.screen_limit, full_limit=s.full_limit, min_length=s.min_length)
-    self.test = SuccessTest(self.programs.full_eval, self.book, **limits)
+    self.test = SuccessTest(
+      self.programs.full_eval, self.book, **limits, while_training=s.stop_on_success
+    )
     self._maybe_compact()
-
-  def _resume(self, checkpoint_dir, full):
-    """The run state of the group's checkpoint (`full` where it has none), with its
-    bookkeeping and traces."""
-    restored = checkpoint.restore(self.manager, full, self.sharding, traces=True)
-    if restored is None:
-      return full
-    self.book = Bookkeeping.from_json(restored.host)
-    self.traces = Traces(self.n_padded, {f: np.asarray(restored.traces[f]) for f in TRACE_FIELDS})
-    self.say(f"{self.name}: resumed from chunk {self.book.chunk} ({checkpoint_dir})")
-    return jax.tree.map(runs.host, restored.state)
 
   def _maybe_compact(self) -> None:
     compacted = self.runs.compact() if self.settings.compaction else None
@@ -399,8 +387,7 @@ class _Group:
     flags = r.read_flags()
     screen = runs.host(screen)
     traced = self._record_traces({k: runs.host(v) for k, v in summary.items()}, screen)
-    if s.stop_on_success:
-      self.test.confirm(r, screen)
+    self.test.confirm(r, screen)
     flags["done"] |= flags["step"] >= s.max_updates
     self.runs.decide(flags)
     self.book.chunk += 1
@@ -419,13 +406,8 @@ class _Group:
       return
     self.runs.sync()
     self.book.wall_s = self.wall_s()
-    checkpoint.save(
-      self.manager,
-      self.book.chunk,
-      state=runs.to_devices(self.runs.full, self.sharding),
-      host=self.book.to_json(),
-      traces=self.traces.stacked(),
-    )
+    state = runs.to_devices(self.runs.full, self.sharding)
+    save_checkpoint(self.manager, state, self.book, self.traces)
     if self.on_checkpoint is not None:
       self.on_checkpoint(self.snapshot())
 
@@ -470,10 +452,7 @@ class _Group:
     """The final test of the unsolved runs, a last checkpoint, and the rows."""
     self.runs.sync()
     full = self.runs.full
-    # Unsolved runs get the full test once more at the end, for the table.
-    missing = np.flatnonzero(~self.is_pad & ~full.solved)
-    if missing.size:
-      self.test.test(full.params, self.runs.hparams_full, full.key, missing, missing)
+    self.test.test_unsolved(self.runs, self.n_runs)
     self.save()
     rows = [
       result_row(label, i, full, self.book, self.settings.eval_size)

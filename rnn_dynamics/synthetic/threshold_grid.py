@@ -124,12 +124,7 @@ def cell_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         init=key[0],
         clip=key[1],
         alpha=key[2],
-        seeds=ci.n,
-        solved=ci.k,
-        success=stats.format_rate(ci),
-        success_rate=ci.rate,
-        success_low=ci.low,
-        success_high=ci.high,
+        **stats.rate_columns(ci),
         updates_to_solve_median=float(np.median(took)) if took else None,
         diverged=sum(bool(r["diverged"]) for r in runs),
       )

@@ -21,9 +21,10 @@ Deleting a group's folder makes the next run recompute that group (and only it).
 length, a budget, a task variant) is the group's own `GroupSpec`, in `group.json`, written
 when the group starts and read back with its results. `Workdir.group(name, spec, train)`
 is the one load-or-train step every sweep binary takes (through `sweep.run_in_workdir`):
-it refuses a group whose saved spec differs from the one asked for, records the spec, and
-loads the group if it is finished, else trains it. A group written before group files
-existed has none: it opens, resumes or loads as before, and gets its spec then.
+it refuses a group whose saved spec differs from the one asked for (a label added since
+matches at its former value), records the spec, and loads the group if it is finished,
+else trains it. A group written before group files existed has none: it opens, resumes
+or loads as before, and gets its spec then.
 
 `Workdir(path, config)` is the writer's view: it records the config and refuses a
 different one, and it makes its process the workdir's only writer (a lock on

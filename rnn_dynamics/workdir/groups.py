@@ -5,6 +5,12 @@ folder `groups/<name>/` holds from its start `group.json`, the group's `GroupSpe
 it runs where that differs from the binary's config (`config.json`), e.g. a length or a
 budget. Once every run is decided the folder gets the runs' traces and final parameters,
 then their result rows, whose file marks the group finished.
+
+A label added to a binary's runs after groups were saved without it is declared with its
+former value (`former_labels` of `GroupFolder.refuse_another`, passed where the label is
+made): a saved spec without the label matches only where every run now holds that value,
+the one that labels what ran before; like a config field's (`FORMER_VALUES`), so adding a
+label never strands a saved group.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ FOLDER = "groups"
 
 # A group's record of what it runs, beside its results (`GroupSpec`).
 GROUP_FILE = "group.json"
+
+# A label or override a spec does not have (shown as None).
+_MISSING = object()
 
 # Fields of a result or progress row that are not the run's labels (`runs.outcome.GroupResult`,
 # `Workdir.in_progress`): what is left of a row without them is what the grid gave it.
@@ -130,21 +139,30 @@ class GroupSpec:
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
-  def differences(self, other: GroupSpec) -> list[str]:
+  def differences(
+    self, other: GroupSpec, former_labels: Mapping[str, Any] | None = None
+  ) -> list[str]:
     """`field: self's value -> other's` for each value that differs (one level into
-    `labels` and `overrides`)."""
+    `labels` and `overrides`; a missing one shows as None), but for a label `self` lacks
+    that `other` gives every run at its former value (`former_labels`: label → value)."""
     a, b = self.to_json(), other.to_json()
+    former = results.to_jsonable(dict(former_labels or {}))
     out = []
     for k in a:
       if isinstance(a[k], dict):
-        out += [
-          f"{k}.{f}: {a[k].get(f)!r} -> {b[k].get(f)!r}"
-          for f in dict.fromkeys([*a[k], *b[k]])
-          if a[k].get(f) != b[k].get(f)
-        ]
+        for f in dict.fromkeys([*a[k], *b[k]]):
+          x, y = a[k].get(f, _MISSING), b[k].get(f, _MISSING)
+          if x is _MISSING and k == "labels" and f in former and y == [former[f]]:
+            continue
+          if x != y:
+            out.append(f"{k}.{f}: {_shown(x)!r} -> {_shown(y)!r}")
       elif a[k] != b[k]:
         out.append(f"{k}: {a[k]!r} -> {b[k]!r}")
     return out
+
+
+def _shown(value: Any) -> Any:
+  return None if value is _MISSING else value
 
 
 class Group(NamedTuple):
@@ -211,19 +229,22 @@ class GroupFolder:
   def write_spec(self, spec: GroupSpec) -> None:
     results.write_json(self.path / GROUP_FILE, spec.to_json())
 
-  def refuse_another(self, spec: GroupSpec, checkpoints: Path) -> GroupSpec | None:
-    """The saved spec (None: none yet), if it is `spec`.
+  def refuse_another(
+    self, spec: GroupSpec, checkpoints: Path, former_labels: Mapping[str, Any] | None = None
+  ) -> GroupSpec | None:
+    """The saved spec (None: none yet), if it is `spec` (or `spec` but for labels added
+    since, at their former values: `former_labels`, label → the value every run had).
 
     Raises:
       GroupSpecMismatch: the group ran another spec; the message names both ways on
         (a new workdir, or deleting the group's folder and its `checkpoints`).
     """
     saved = self.spec()
-    if saved is not None and saved != spec:
-      diffs = ", ".join(saved.differences(spec))
+    diffs = [] if saved is None else saved.differences(spec, former_labels)
+    if diffs:
       raise GroupSpecMismatch(
         f"{self.path / GROUP_FILE}: group {self.name} ran another set-up than this run "
-        f"asks of it ({diffs}). Use a new --workdir, or delete {self.path} and "
+        f"asks of it ({', '.join(diffs)}). Use a new --workdir, or delete {self.path} and "
         f"{checkpoints} to run that group again as asked."
       )
     return saved

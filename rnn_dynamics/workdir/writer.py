@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import ml_collections
 from absl import logging
@@ -87,12 +87,21 @@ class Workdir(Reader):
       # A partial copy's note (how far it got when published) is stale once it resumes.
       (self.path / PARTIAL_FILE).unlink(missing_ok=True)
 
-  def group(self, name: str, spec: GroupSpec, train: Callable[[], GroupResult]) -> Group:
+  def group(
+    self,
+    name: str,
+    spec: GroupSpec,
+    train: Callable[[], GroupResult],
+    former_labels: Mapping[str, Any] | None = None,
+  ) -> Group:
     """The group `name` as `spec` describes it: loaded if it is finished, else trained by
     `train()` (which resumes from the group's checkpoint and saves the group).
 
     The spec goes to `groups/<name>/group.json` before anything else, so a group still
-    training says what it runs; a group without one (written by older code) gets it now.
+    training says what it runs; a group without one (written by older code) gets it now,
+    as does one still training whose saved spec lacks labels added since (`former_labels`:
+    label → the value that labels what ran before; a finished group keeps the spec its
+    rows were written with).
 
     Raises:
       GroupSpecMismatch: the group's saved spec differs from `spec` (the workdir's
@@ -101,11 +110,11 @@ class Workdir(Reader):
     if self.read_only:
       raise ReadOnlyWorkdirError(f"{self.path} was opened read-only (Workdir.open)")
     folder = self._group(name)
-    saved = folder.refuse_another(spec, self.checkpoint_dir(name))
+    saved = folder.refuse_another(spec, self.checkpoint_dir(name), former_labels)
     # A finished group is read first: a damaged file is refused with nothing written.
     loaded = Group(spec, folder.rows(), folder.traces()) if folder.is_done() else None
     self._writable()
-    if saved is None:
+    if saved is None or (saved != spec and loaded is None):
       folder.write_spec(spec)
     if loaded is not None:
       logging.info("%s: already finished, loaded from %s", name, self.path)
