@@ -28,7 +28,10 @@ def main(argv):
   path = cli.require_workdir(argv, _WORKDIR, "runs/fig7")
   if not _OUT.value:
     raise app.UsageError("--out is required, e.g. --out=docs/results/fig7")
-  size_mb = publish(path, _OUT.value, overwrite=_OVERWRITE.value, partial=_PARTIAL.value) / 2**20
+  size_mb = publish(
+    path, _OUT.value, overwrite=_OVERWRITE.value, partial=_PARTIAL.value,
+    leave_out=_LEAVE_OUT.value or (),
+  ) / 2**20
   print(f"published {path} -> {_OUT.value} ({size_mb:.2f} MB)")
   # The copy's own note, as written (a finished workdir's copy has none).
   published = Workdir.open(_OUT.value)
@@ -40,7 +43,10 @@ def main(argv):
       f"{got['budget']} updates"
     )
   if size_mb > _LARGE_MB:
-    print(f"warning: over {_LARGE_MB:.0f} MB; leave out what a reader does not need")
+    print(
+      f"warning: over {_LARGE_MB:.0f} MB; leave out what a reader does not need "
+      "(--leave_out=<glob relative to the workdir>, e.g. groups/grid_*/params.npz)"
+    )
 
 
 if __name__ == "__main__":
@@ -49,5 +55,10 @@ if __name__ == "__main__":
   _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace --out if it exists.")
   _PARTIAL = flags.DEFINE_bool(
     "partial", False, "Publish groups still training with what resuming them needs."
+  )
+  _LEAVE_OUT = flags.DEFINE_list(
+    "leave_out", None,
+    "Glob patterns of files, relative to the workdir, that the copy does without (e.g. "
+    "groups/grid_*/params.npz: weights no reader needs and resuming does not read).",
   )
   cli.run(main)

@@ -254,3 +254,43 @@ def test_dynamics_notebook_runs_in_a_fresh_clone(fresh_clone, no_variables, kern
   assert "9 fixed points, 4 attractors" in text  # two uncoupled bistable units: 3 × 3, 2 × 2
   assert count_images(nb) == 3  # the mechanics, the bifurcation, the cliff
 
+
+
+def test_methods_notebook_opens_the_published_run(fresh_clone, no_variables, kernel):
+  """In a fresh clone with nothing set, the committed methods run: every finished group's
+  runs counted, every group still training listed with how far it got."""
+  nb = execute(fresh_clone / "notebooks" / "methods.py", kernel, fresh_clone)
+  text = outputs_text(nb)
+  # The notebook's own order of preference.
+  published = [REPO / "docs/results" / n for n in ("methods_long", "methods_cpu")]
+  folder = next((f for f in published if (f / "config.json").exists()), None)
+  assert folder is not None, "no committed methods run"
+  counts = {"grid": 0, "main": 0}
+  for results_file in (folder / "groups").glob("*/results.json"):
+    kind = "grid" if results_file.parent.name.startswith("grid_") else "main"
+    counts[kind] += len(json.loads(results_file.read_text()))
+  assert (
+    f"{folder.name}: preset 'cpu', {counts['main']} finished runs of the comparison, "
+    f"{counts['grid']} of the grid"
+  ) in text
+  partial = folder / "partial.json"
+  for group in json.loads(partial.read_text())["groups"] if partial.exists() else {}:
+    assert f"{group} still training" in text
+  assert count_images(nb) >= (3 if counts["main"] else 1)
+
+
+# The tests above that open each notebook in a fresh clone with nothing set.
+FRESH = {
+  "dynamics": test_dynamics_notebook_runs_in_a_fresh_clone,
+  "generalization": test_generalization_notebook_opens_the_long_run,
+  "methods": test_methods_notebook_opens_the_published_run,
+  "natural": test_natural_notebook_opens_the_published_tables,
+  "pathological": test_pathological_notebook_opens_the_published_partial_runs,
+  "success_rate": test_success_rate_notebook_opens_the_published_results,
+  "threshold_grid": test_threshold_grid_notebook_opens_the_published_grid,
+}
+
+
+def test_every_notebook_opens_in_a_fresh_clone():
+  """A new notebook needs a test that opens it as a newcomer would."""
+  assert {p.stem for p in (REPO / "notebooks").glob("*.py")} == set(FRESH)

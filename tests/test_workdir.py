@@ -556,9 +556,12 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   (source / "partial.json").write_text("{}")  # a stale note from an earlier copy
   wd.close()
 
-  publish(source, dest, partial=True)
+  publish(source, dest, partial=True, leave_out=["groups/T1*/params.npz"])
   files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
   assert "checkpoints/T20/6/state/data" in files and "progress/T20.json" in files
+  # Left out as asked, and only that: the finished group still reads as finished.
+  assert "groups/T10/params.npz" not in files and "groups/T10/traces.npz" in files
+  assert Workdir.open(dest).groups() == ["T10"]
   assert not any("tmp" in f for f in files) and ".lock" not in files
   marker = (dest / "checkpoints/T20/6/commit_success.txt").read_text()
   assert marker == "Checkpoint commit was successful to <workdir>/checkpoints/T20/6"
@@ -568,6 +571,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
     runs=2, solved=1, diverged=0, updates_done=[200, 300], budget=1000, best_screen_error=0.0
   )
   assert status["code"] == provenance.summary(source) != "not recorded"
+  assert status["left_out"] == ["groups/T1*/params.npz"]
   assert Workdir.open(dest).in_progress() == Workdir.open(source).in_progress()
 
   # Resuming the copy makes the note stale: the writer's first write removes it and

@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from rnn_dynamics import provenance, results
@@ -44,12 +45,16 @@ def publish(
   *,
   overwrite: bool = False,
   partial: bool = False,
+  leave_out: Sequence[str] = (),
 ) -> int:
   """Copies the result files of the workdir at `workdir` to `dest`; returns their bytes.
 
   With `partial`, a workdir whose groups are still training is copied with what resuming
-  them needs, and `partial.json` (`partial_status`). The copy is written beside `dest`
-  and renamed into place, so an interrupted publish leaves `dest` as it was.
+  them needs, and `partial.json` (`partial_status`). `leave_out` are glob patterns of
+  files, relative to the workdir (e.g. `groups/grid_*/params.npz`), that no reader of the
+  copy needs and resuming it does not read; a partial copy lists them in `partial.json`.
+  The copy is written beside `dest` and renamed into place, so an interrupted publish
+  leaves `dest` as it was.
 
   Raises:
     ConfigError: `workdir` is not a workdir, a run is still writing it, a group is still
@@ -81,7 +86,9 @@ def publish(
 
   def left_out(folder: str, names: list[str]) -> set[str]:
     top = set(names) & folders_out if Path(folder) == path else set()
-    return set(files(folder, names)) | top
+    relative = Path(folder).relative_to(path)
+    asked = {n for n in names if any((relative / n).match(p) for p in leave_out)}
+    return set(files(folder, names)) | top | asked
 
   shutil.copytree(path, staging, ignore=left_out)
   # Orbax's commit markers name the folder they were written to; only their presence
@@ -90,18 +97,18 @@ def publish(
     text = marker.read_text(errors="replace").replace(str(path.absolute()), "<workdir>")
     marker.write_text(text)
   if partial and training:
-    results.write_json(staging / PARTIAL_FILE, partial_status(source))
+    results.write_json(staging / PARTIAL_FILE, partial_status(source, leave_out))
   if dest.exists():
     shutil.rmtree(dest)
   staging.rename(dest)
   return sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
 
 
-def partial_status(source: Reader) -> dict[str, Any]:
+def partial_status(source: Reader, left_out: Sequence[str] = ()) -> dict[str, Any]:
   """How far the groups still training in `source` got, as a partial copy records it: per
   group its runs, how many are solved or diverged, the updates done (least and most over
-  its runs), the budget (its spec's, else the config's) and the best screen error; and
-  the finished groups and the commits that ran the workdir."""
+  its runs), the budget (its spec's, else the config's) and the best screen error; the
+  finished groups, the commits that ran the workdir, and the files `left_out` of the copy."""
   specs = source.group_specs()
   groups = {}
   for group, rows in source.in_progress().items():
@@ -121,4 +128,5 @@ def partial_status(source: Reader) -> dict[str, Any]:
     finished_groups=source.groups(),
     groups=groups,
     code=provenance.summary(source.path),
+    left_out=list(left_out),
   )
