@@ -44,6 +44,7 @@ import optax
 
 from rnn_dynamics import cells, clipping
 from rnn_dynamics.algorithms import ALGORITHMS, GUARD_MODES, HParams, guard_enabled, make_optimizer
+from rnn_dynamics.analysis import lyapunov
 from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
 
 __all__ = [
@@ -116,6 +117,10 @@ class Trainer(NamedTuple):
       (mistakes, sequences)`, the same test as integer counts per nominal length
       (`[max_length - min_length]` for mixed lengths, else `[1]`), so the success test
       compares counts and can report the worst length.
+    exponents: `exponents(params, hparams, key, n_sequences, k) -> [k]`, the top-k
+      Lyapunov exponents of the network driven by `n_sequences` fresh sequences of the
+      longest training length (each sequence's, sorted, then averaged; the first quarter
+      of the steps is warm-up, `lyapunov.training_warmup`); static `n_sequences`, `k`.
   """
 
   task: Task
@@ -124,6 +129,7 @@ class Trainer(NamedTuple):
   chunk: Callable[..., tuple[RunState, ChunkMetrics]]
   evaluate: Callable[..., jax.Array]
   count_mistakes: Callable[..., tuple[jax.Array, jax.Array]]
+  exponents: Callable[..., jax.Array]
 
 
 def _length_bounds(config) -> tuple[int, int]:
@@ -305,4 +311,13 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)
     return jnp.sum(mistakes) / n_sequences
 
-  return Trainer(task, model, init, chunk, evaluate, count_mistakes)
+  # The traces' exponents: the longest length trained, the dynamics over the most steps.
+  trace_length = lo if lo == hi else hi - 1
+
+  def exponents(params, hp: HParams, key, n_sequences: int, k: int) -> jax.Array:
+    buffer = task.buffer_length(trace_length)
+    batch = task.sample(key, n_sequences, jnp.int32(trace_length), buffer)
+    warmup = lyapunov.training_warmup(trace_length)
+    return jnp.mean(model.exponents(params, hp, batch.inputs, batch.mask, k, warmup), axis=0)
+
+  return Trainer(task, model, init, chunk, evaluate, count_mistakes, exponents)
