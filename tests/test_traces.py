@@ -47,10 +47,10 @@ CONFIG = ml_collections.ConfigDict(
 N_CHUNKS = CONFIG.max_updates // CONFIG.chunk_size
 
 
-def _group(n_runs):
-  labels = [dict(algorithm=a, seed=s) for s in range(n_runs // 2) for a in ("sgd", "sgd_cr")]
+def _group(n_runs, algs=("sgd", "sgd_cr")):
+  labels = [dict(algorithm=a, seed=s) for s in range(n_runs // 2) for a in algs]
   hps = [
-    algorithms.hparams(lab["algorithm"], lr=0.01, clip=1.0, alpha=4.0, init="sigmoid")
+    algorithms.hparams(lab["algorithm"], lr=0.01, clip=1.0, alpha=4.0, init="sigmoid", floss=1.0)
     for lab in labels
   ]
   keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(0), lab["seed"]) for lab in labels])
@@ -72,15 +72,22 @@ def _fresh_counters():
   chex.clear_trace_counter()
 
 
-def test_groups_compile_their_chunk_program_once():
-  trainer = _at_most_once(train.make_train(CONFIG))
-  programs = sweep._Programs(trainer, CONFIG)
+# Flossing on some updates of every chunk (its schedule reads the chunk index too) and
+# the exponents traced after each.
+FLOSSING = dict(floss_enabled=True, floss_k=1, floss_every=20, floss_for=5, lyapunov_k=2)
+
+
+@pytest.mark.parametrize("flossing", [False, True])
+def test_groups_compile_their_chunk_program_once(flossing):
+  config = ml_collections.ConfigDict(dict(CONFIG.to_dict(), **(FLOSSING if flossing else {})))
+  trainer = _at_most_once(train.make_train(config))
+  programs = sweep._Programs(trainer, config)
   # Two groups of one shape (as the lengths of Figure 7 are) sharing `programs`.
   for seed in (0, 1):
-    labels, hp, keys = _group(4)
+    labels, hp, keys = _group(4, ("sgd", "sgd_cf") if flossing else ("sgd", "sgd_cr"))
     keys = jax.vmap(lambda k: jax.random.fold_in(k, seed))(keys)  # noqa: B023
     result = sweep.run_group(
-      trainer, CONFIG, labels=labels, hparams=hp, keys=keys, programs=programs,
+      trainer, config, labels=labels, hparams=hp, keys=keys, programs=programs,
       on_progress=lambda line: None,
     )
     # Every chunk ran (nothing was solved early), each a call of the one compiled program.

@@ -204,7 +204,14 @@ def run_group(
 
   Raises:
     KeyboardInterrupt: on a stop request (`runs.stop`), after the chunk and a checkpoint.
+    ValueError: a run has a flossing weight and `config.floss_enabled` is not set (its
+      program would not floss).
   """
+  flossing = hparams.floss is not None and np.any(np.asarray(hparams.floss) != 0)
+  if flossing and not config.get("floss_enabled", False):
+    raise ValueError(
+      f"{name or 'group'}: runs with a flossing weight need config.floss_enabled=True"
+    )
   group = _Group(
     trainer,
     config,
