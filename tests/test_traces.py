@@ -111,10 +111,16 @@ def test_the_check_itself_catches_a_retrace():
 # --- the top Lyapunov exponents in the traces ---------------------------------------------
 
 
-def _run(config, labels, hp, keys):
+def _run(config, labels, hp, keys, initial_params=None):
   trainer = train.make_train(config)
   return sweep.run_group(
-    trainer, config, labels=labels, hparams=hp, keys=keys, on_progress=lambda line: None
+    trainer,
+    config,
+    labels=labels,
+    hparams=hp,
+    keys=keys,
+    on_progress=lambda line: None,
+    initial_params=initial_params,
   )
 
 
@@ -126,10 +132,15 @@ def test_traced_exponents_change_no_run_and_are_each_runs_exponents():
   labels, hp, keys = _group(4)
   config = CONFIG.copy_and_resolve_references()
   config.max_updates = 2 * config.chunk_size
+  # Inputs strong enough to saturate the units, so that the exponents depend on which
+  # sequences drive the network (at the init's scale σ' is nearly constant and they would
+  # not, and any sequences would match).
+  start = jax.vmap(train.make_train(config).init)(keys, hp).params
+  start = start.replace(w_in=start.w_in * 300.0, w_hh=start.w_hh * 300.0)
   out = {}
   for k in (0, 2):
     config.lyapunov_k = k
-    out[k] = _run(config, labels, hp, keys)
+    out[k] = _run(config, labels, hp, keys, start)
   off, on = out[0], out[2]
   for a, b in zip(jax.tree.leaves(off.state), jax.tree.leaves(on.state), strict=True):
     np.testing.assert_array_equal(a, b)
