@@ -35,6 +35,11 @@ them alike:
   `x autodiff` compares the same computation written two ways.
 * **matmul** — a 2048×2048 float32 `jnp.dot` on one device, and one such product per
   device sharded like the runs; the faster of the two is the machine's GFLOP/s ceiling.
+* **lyapunov trace** — one step of a Figure 7 `cpu` group as `synthetic.sweep` runs it
+  (`_Programs.chunk_and_screen`: a chunk of the sweep's size for every init × algorithm
+  × seed, its screen), with and without the traces' top Lyapunov exponents
+  (`config.lyapunov_k`): `lyapunov_trace_overhead` is the time of the first over the
+  second (`_lyapunov_trace_cases`).
 * **step product** — the recurrence's `[B, H]·[H, H]` product alone (`h ← tanh(h @ w)`),
   for the reference number of runs, vmapped and sharded like them: the ceiling for
   products of the size a training step is made of (two per step, plus one large
@@ -84,7 +89,7 @@ from absl import app, flags, logging
 from experiments import runtime
 from experiments.configs import success_rate
 from rnn_dynamics import algorithms, rnn, runs
-from rnn_dynamics.synthetic import resident, train
+from rnn_dynamics.synthetic import resident, sweep, train
 from rnn_dynamics.tasks import get_task
 
 try:
@@ -145,6 +150,8 @@ class Plan:
     compaction_runs: `(group, live)`: SGD-CR at `ref_length` in a program of `group` runs
       of which only `live` are undecided, against the program `sweep` compacts them into
       (None: no compaction case).
+    lyapunov_trace: `(k, runs)`: a sweep step of `runs` Figure 7 runs at `ref_length`
+      with the traces' top-k exponents against the same without (None: no such case).
   """
 
   lengths: Sequence[int] = (50, 100, 200)
@@ -168,6 +175,7 @@ class Plan:
   mixed_range: tuple[int, int] | None = (50, 200)
   length_buckets: int = 8
   compaction_runs: tuple[int, int] | None = (45, 15)
+  lyapunov_trace: tuple[int, int] | None = (2, 45)
 
 
 FULL = Plan()
@@ -180,6 +188,7 @@ QUICK = Plan(
   torch_nn_rnn=(),
   autodiff_lengths=(50,),
   rounds=7,
+  lyapunov_trace=(2, 15),
 )
 
 
@@ -311,6 +320,59 @@ class _JaxTraining:
   def stopped_runs(self) -> int:
     """Real runs that stopped training (diverged) — they would cost the same anyway."""
     return int(np.asarray(self.state.done)[: self.n_runs].sum())
+
+
+class _SweepStep:
+  """A group's step as `synthetic.sweep` compiles it (`_Programs.chunk_and_screen`): the
+  first `n_runs` runs of Figure 7's grid (every init × algorithm × seed) at one length,
+  a chunk of the preset's size, the screen, and the top-`lyapunov_k` exponents (0: none).
+  """
+
+  def __init__(self, plan: Plan, length: int, n_runs: int, lyapunov_k: int):
+    cfg = success_rate.get_config(plan.preset)
+    cfg.min_length, cfg.max_length = int(length), int(length)
+    cfg.lyapunov_k = int(lyapunov_k)
+    self.chunk_size = int(cfg.chunk_size)
+    grid = runs.grid(
+      [(i, a) for i in cfg.inits for a in cfg.algorithms],
+      cfg.seeds,
+      seed=cfg.seed,
+      label=lambda cell, s: {},
+      hparams=lambda cell: algorithms.hparams(
+        cell[1], lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=cell[0]
+      ),
+    )
+    self.n_runs, self.n_padded = n_runs, _padded(n_runs)
+    take = lambda x: runs.pad_runs(x[:n_runs], self.n_padded)
+    hparams, keys = jax.tree.map(take, grid.hparams), take(grid.keys)
+    self.programs = sweep._Programs(train.make_train(cfg), cfg)
+    state = self.programs.init(keys, hparams)
+    self.state, self.hparams = runs.to_devices((state, hparams), runs.runs_sharding())
+    self.chunk_index = 0
+
+  def __call__(self) -> None:
+    self.state, summary, _ = self.programs.chunk_and_screen(
+      self.state, self.hparams, np.int32(self.chunk_index)
+    )
+    self.chunk_index += 1
+    jax.block_until_ready((self.state, summary))
+
+
+def _lyapunov_trace_cases(plan: Plan, task, log: Callable[[str], None]) -> list[_Case]:
+  """The sweep step with the traces' exponents and without (`Plan.lyapunov_trace`)."""
+  if plan.lyapunov_trace is None:
+    return []
+  k, n_runs = plan.lyapunov_trace
+  cases = []
+  for lyapunov_k in (0, k):
+    log(f"sweep step T={plan.ref_length} runs={n_runs} lyapunov_k={lyapunov_k}: initialising")
+    job = _SweepStep(plan, plan.ref_length, n_runs, lyapunov_k)
+    ru = n_runs * job.chunk_size
+    flops = ru * update_flops(plan.ref_length, plan.batch, plan.hidden, task.n_in)
+    key = dict(side="lyapunov_trace", algorithm="fig7", length=plan.ref_length, runs=n_runs)
+    info = dict(runs_padded=job.n_padded, chunk_size=job.chunk_size)
+    cases.append(_Case(dict(key, k=lyapunov_k), job, ru, flops, info))
+  return cases
 
 
 # --- the autodiff peer ---------------------------------------------------------------
@@ -695,6 +757,7 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
           {"runs_padded": job.n_padded, "chunk_size": _chunk_size(plan, length)},
         )
       )
+  cases += _lyapunov_trace_cases(plan, task, log)
   for length in plan.autodiff_lengths:
     for alg in (a for a in plan.algorithms if a in ("sgd_c", "sgd_cr")):
       log(f"autodiff: {alg} T={length} runs={plan.ref_runs}: initialising")
@@ -804,7 +867,8 @@ def _name(key: dict) -> str:
     return f"step product [{key['batch']}x{key['hidden']}]·[{key['hidden']}x{key['hidden']}] runs={key['runs']}"
   if key["side"] == "matmul":
     return f"matmul {key['n']}{' sharded' if key['sharded'] else ''}"
-  return f"{key['side']} {key['algorithm']} T={key['length']} runs={key['runs']}"
+  k = f" lyapunov_k={key['k']}" if "k" in key else ""
+  return f"{key['side']} {key['algorithm']} T={key['length']} runs={key['runs']}{k}"
 
 
 def _case_result(c: _Case) -> dict[str, Any]:
@@ -872,6 +936,8 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
   for name, side, fast, slow in (
     ("mixed_length_speedup", "mixed", {"buckets": plan.length_buckets}, {"buckets": 1}),
     ("compaction_speedup", "compaction", {"program": "compacted"}, {"program": "carried"}),
+    # Rates without the exponents over rates with them: the time they add, as a factor.
+    ("lyapunov_trace_overhead", "lyapunov_trace", {"k": 0}, {"k": (plan.lyapunov_trace or [0])[0]}),
   ):
     f, sl = find(side=side, **fast), find(side=side, **slow)
     if f and sl:
@@ -886,7 +952,7 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
     (
       r
       for r in ratios
-      if r["algorithm"] == alg and r["length"] == plan.ref_length and r["runs"] == plan.ref_runs
+      if r.get("algorithm") == alg and r["length"] == plan.ref_length and r["runs"] == plan.ref_runs
     ),
     {},
   )
@@ -898,6 +964,8 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
     mixed_length_speedup_per_cpu_s=num(engine.get("mixed_length_speedup_per_cpu_s")),
     compaction_speedup=num(engine.get("compaction_speedup")),
     compaction_speedup_per_cpu_s=num(engine.get("compaction_speedup_per_cpu_s")),
+    lyapunov_trace_overhead=num(engine.get("lyapunov_trace_overhead")),
+    lyapunov_trace_overhead_per_cpu_s=num(engine.get("lyapunov_trace_overhead_per_cpu_s")),
     ratio_vs_torch=num(cr.get("ratio_vs_torch")),
     ratio_vs_torch_per_cpu_s=num(cr.get("ratio_vs_torch_per_cpu_s")),
     omega_overhead=num(cr.get("omega_overhead")),
@@ -968,7 +1036,7 @@ def format_table(results: dict[str, Any]) -> str:
     {
       (c["length"], c["algorithm"])
       for c in cases
-      if c["side"] not in ("matmul", "step_product", "mixed", "compaction")
+      if c["side"] not in ("matmul", "step_product", "mixed", "compaction", "lyapunov_trace")
     },
     key=lambda k: (k[0], list(_ALG).index(k[1]) if k[1] in _ALG else 9),
   )
@@ -1034,7 +1102,12 @@ def format_table(results: dict[str, Any]) -> str:
         f"{c['runs']} live SGD-CR runs at T={c['length']} in a {c['program_runs']}-run "
         f"program ({c['program']}): {c['run_updates_per_s']:,.0f} live run-updates/s"
       )
-  for name in ("mixed_length_speedup", "compaction_speedup"):
+    if c["side"] == "lyapunov_trace":
+      lines.append(
+        f"Figure 7 sweep step at T={c['length']}, {c['runs']} runs, chunk {c['chunk_size']} "
+        f"+ screen, top-{c['k']} exponents traced: {c['run_updates_per_s']:,.0f} run-updates/s"
+      )
+  for name in ("mixed_length_speedup", "compaction_speedup", "lyapunov_trace_overhead"):
     if name in engine:
       lines.append(
         f"{name}: {engine[name]:.2f}x ({engine[name + '_per_cpu_s']:.2f}x per CPU-second)"

@@ -8,6 +8,8 @@ out of budget. Results, traces and the figure go to --workdir; re-running with t
   python -m experiments.success_rate --workdir=runs/fig7            # cpu preset
   python -m experiments.success_rate \
       --config=experiments/configs/success_rate.py:paper --workdir=runs/fig7_paper
+  python -m experiments.success_rate \
+      --config=experiments/configs/success_rate.py:flossing_cpu --workdir=runs/flossing
 """
 
 from __future__ import annotations
@@ -71,11 +73,14 @@ def _run_group(config, workdir: Workdir, group: str, length: int, names, budget=
   """One length's runs of the algorithms `names` in one program; loaded if already finished.
 
   The group runs the binary's config at length T = `length` and, for the baselines,
-  with `budget` updates; its `group.json` records both (`config.json` keeps the config
-  as given)."""
+  with `budget` updates; a group with a flossing algorithm computes flossing
+  (`floss_enabled`: the others' programs skip it); its `group.json` records all three
+  (`config.json` keeps the config as given)."""
   overrides = dict(min_length=int(length), max_length=int(length))
   if budget is not None:
     overrides["max_updates"] = int(budget)
+  if any(algorithms.get(name).uses_flossing for name in names):
+    overrides["floss_enabled"] = True
   cfg = group_config(config, **overrides)
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
@@ -86,7 +91,7 @@ def _run_group(config, workdir: Workdir, group: str, length: int, names, budget=
       init=cell[0], algorithm=cell[1], length=int(length), seed=seed, budget=cfg.max_updates
     ),
     hparams=lambda cell: algorithms.hparams(
-      cell[1], lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=cell[0]
+      cell[1], lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=cell[0], floss=cfg.floss_weight
     ),
   )
   # `budget` joined the labels after Figure 7's cpu run (docs/results/fig7_cpu), whose

@@ -1,20 +1,31 @@
-"""The one algorithm table: SGD, SGD-C, SGD-CR, element-wise clipping and Adam.
+"""The one algorithm table: SGD, SGD-C, SGD-CR, element-wise clipping, flossing and Adam.
 
 Every algorithm is a setting of the same compiled program, not a fork (docs/reference.md
 §2, §4): its clipping kind, whether the threshold is used, whether the original code's
-non-finite guard protects it and whether Ω's gradient is added. The table below is the
+non-finite guard protects it and which regularizer's gradient is added. The table below is the
 only place that says so; `hparams` (synthetic tasks) and `rnn_dynamics.natural.columns`
 (natural tasks) read it into plain per-run values (`HParams`), and `make_optimizer`
 builds the one optax chain both trainers run from those values.
 
-| algorithm | clipping | threshold | guard ("original") | Ω (α) | optimizer |
-|---|---|---|---|---|---|
-| `sgd` | none | ∞ | off | 0 | SGD |
-| `sgd_c` | global norm | c | on | 0 | SGD |
-| `sgd_cr` | global norm | c | on | α | SGD |
-| `sgd_elementwise` | element-wise | c (or its own bound) | off | 0 | SGD |
-| `adam` | none | ∞ | off | 0 | Adam |
-| `adam_c` | global norm | c | on | 0 | Adam |
+| algorithm | clipping | threshold | guard ("original") | Ω (α) | flossing | optimizer |
+|---|---|---|---|---|---|---|
+| `sgd` | none | ∞ | off | 0 | 0 | SGD |
+| `sgd_c` | global norm | c | on | 0 | 0 | SGD |
+| `sgd_cr` | global norm | c | on | α | 0 | SGD |
+| `sgd_cf` | global norm | c | on | 0 | weight | SGD |
+| `sgd_elementwise` | element-wise | c (or its own bound) | off | 0 | 0 | SGD |
+| `adam` | none | ∞ | off | 0 | 0 | Adam |
+| `adam_c` | global norm | c | on | 0 | 0 | Adam |
+
+`sgd_cf` is SGD-C with gradient flossing (`rnn_dynamics.flossing`; Engelken 2023,
+docs/reference.md §6) in Ω's place: the squared top-k Lyapunov exponents, times the
+run's weight, added to the loss on the flossing updates. It is a row of its own rather
+than flossing on top of SGD-CR because the question it answers is flossing *against* Ω:
+both ask the backward Jacobian products to neither grow nor shrink, Ω through the
+one-step ratios along the error signal, flossing through the growth rates along the
+forward trajectory, and a row with both would credit neither. The program takes both at
+once (α and the flossing weight are independent per-run values), so such a row is one
+line here.
 
 Adam (Kingma & Ba 2015; docs/reference.md §6, "Later methods: Adam") takes the clipped
 gradient, as clipping composes with any optimizer in optax: `adam_c` is the clipped Adam
@@ -47,6 +58,7 @@ from rnn_dynamics import clipping, rnn
 __all__ = [
   "ALGORITHMS",
   "Algorithm",
+  "FLOSSING_ALGORITHMS",
   "GUARD_MODES",
   "HParams",
   "OPTIMIZERS",
@@ -55,6 +67,7 @@ __all__ = [
   "TABLE",
   "alpha_of",
   "clipping_of",
+  "floss_of",
   "get",
   "guard_enabled",
   "hparams",
@@ -81,6 +94,7 @@ class Algorithm:
       original code has no element-wise clipping, so nothing justifies a guard there.
     uses_omega: whether Ω's gradient is added (α as given; else α = 0).
     optimizer: "sgd" (with `config.momentum`) or "adam".
+    uses_flossing: whether gradient flossing's is added (its weight as given; else 0).
   """
 
   name: str
@@ -88,6 +102,7 @@ class Algorithm:
   guarded: bool
   uses_omega: bool
   optimizer: str = "sgd"
+  uses_flossing: bool = False
 
   @property
   def uses_threshold(self) -> bool:
@@ -100,6 +115,7 @@ TABLE = {
     Algorithm("sgd", "none", guarded=False, uses_omega=False),
     Algorithm("sgd_c", "norm", guarded=True, uses_omega=False),
     Algorithm("sgd_cr", "norm", guarded=True, uses_omega=True),
+    Algorithm("sgd_cf", "norm", guarded=True, uses_omega=False, uses_flossing=True),
     Algorithm("sgd_elementwise", "elementwise", guarded=False, uses_omega=False),
     Algorithm("adam", "none", guarded=False, uses_omega=False, optimizer="adam"),
     Algorithm("adam_c", "norm", guarded=True, uses_omega=False, optimizer="adam"),
@@ -108,6 +124,9 @@ TABLE = {
 ALGORITHMS = tuple(TABLE)
 # The paper's algorithms, which every experiment of the paper may sweep.
 PAPER_ALGORITHMS = ("sgd", "sgd_c", "sgd_cr", "sgd_elementwise")
+# The algorithms that floss: a binary runs them only where it sets `floss_enabled` on
+# their groups (`rnn_dynamics.flossing`).
+FLOSSING_ALGORITHMS = tuple(a.name for a in TABLE.values() if a.uses_flossing)
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -126,6 +145,11 @@ def threshold_of(name: str, clip: float) -> float:
 def alpha_of(name: str, alpha: float) -> float:
   """Ω's weight an algorithm runs with: `alpha` for SGD-CR, else 0."""
   return float(alpha) if get(name).uses_omega else 0.0
+
+
+def floss_of(name: str, weight: float) -> float:
+  """Gradient flossing's weight an algorithm runs with: `weight` where it flosses, else 0."""
+  return float(weight) if get(name).uses_flossing else 0.0
 
 
 class RunClipping(NamedTuple):
@@ -174,6 +198,9 @@ class HParams:
       global norm to `clip`), so runs of both kinds share one vmapped program.
     guarded: whether the non-finite guard protects the run under
       `config.nonfinite_guard` "original" (the table's `guarded`, `clipping_of`).
+    floss: gradient flossing's weight (0: no flossing gradient; `rnn_dynamics.flossing`),
+      or None where a trainer never flosses (the natural one), so that its hyper-parameters
+      need not carry it.
     optimizer: the table's optimizer, static (not an array): runs stacked into one
       program must share it (`stack_hparams`).
   """
@@ -184,6 +211,7 @@ class HParams:
   init: jax.Array
   elementwise: jax.Array
   guarded: jax.Array
+  floss: jax.Array | None = None
   optimizer: str = flax.struct.field(pytree_node=False, default="sgd")
 
 
@@ -195,17 +223,19 @@ def hparams(
   alpha: float,
   init: str,
   elementwise_clip: float | None = None,
+  floss: float = 0.0,
 ) -> HParams:
   """The hyper-parameters that make an algorithm out of the shared program.
 
   Args:
     algorithm: one of `ALGORITHMS`.
     lr: learning rate.
-    clip: clipping threshold (SGD-C, SGD-CR; and `sgd_elementwise`'s bound when
+    clip: clipping threshold (SGD-C, SGD-CR, SGD-CF; and `sgd_elementwise`'s bound when
       `elementwise_clip` is None).
     alpha: Ω weight (SGD-CR only).
     init: initialisation name.
     elementwise_clip: `sgd_elementwise`'s bound on every entry (None: `clip`).
+    floss: gradient flossing's weight (flossing algorithms only).
   """
   run = clipping_of(algorithm, clip, elementwise_clip)
   return HParams(
@@ -215,6 +245,7 @@ def hparams(
     init=jnp.int32(rnn.init_id(init)),
     elementwise=jnp.bool_(run.elementwise),
     guarded=jnp.bool_(run.guarded),
+    floss=jnp.float32(floss_of(algorithm, floss)),
     optimizer=get(algorithm).optimizer,
   )
 

@@ -34,6 +34,7 @@ _TINY = throughput.Plan(
   mixed_range=(10, 14),
   length_buckets=2,
   compaction_runs=(12, 2),
+  lyapunov_trace=(2, 2),
 )
 
 
@@ -58,6 +59,7 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
 
   sides = {c["side"] for c in results["cases"]}
   assert {"matmul", "step_product", "jax", "autodiff", "mixed", "compaction"} <= sides
+  assert "lyapunov_trace" in sides
   programs = {
     c["program"]: c["program_runs"] for c in results["cases"] if c["side"] == "compaction"
   }
@@ -72,6 +74,7 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   summary = results["summary"]
   names = ["ratio_vs_torch", "omega_overhead", "matmul_fraction", "ratio_vs_autodiff"]
   names += ["ratio_vs_autodiff_per_cpu_s", "mixed_length_speedup", "compaction_speedup"]
+  names += ["lyapunov_trace_overhead"]
   for name in names if has_torch else names[1:]:
     assert math.isfinite(summary[name]) and summary[name] > 0, name
   assert math.isfinite(summary["step_product_fraction"]) and summary["step_product_fraction"] > 0
@@ -98,6 +101,10 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   assert summary["mixed_length_speedup"] == pytest.approx(rate(fast) / rate(slow))
   fast, slow = case(side="compaction", program="compacted"), case(program="carried")
   assert summary["compaction_speedup"] == pytest.approx(rate(fast) / rate(slow))
+  # The sweep step (chunk of the preset's size + screen) without and with the exponents.
+  bare, traced = case(side="lyapunov_trace", k=0), case(side="lyapunov_trace", k=2)
+  assert bare["chunk_size"] == success_rate.get_config(_TINY.preset).chunk_size
+  assert summary["lyapunov_trace_overhead"] == pytest.approx(rate(bare) / rate(traced))
   ceiling = max(flop_rate(m) for m in results["cases"] if m["side"] == "matmul")
   assert summary["matmul_fraction"] == pytest.approx(flop_rate(cr) / ceiling)
   step = case(side="step_product")
@@ -129,6 +136,7 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   table = throughput.format_table(results)
   assert "run-updates per second" in table and "x autodiff@2" in table
   assert "mixed_length_speedup" in table and "compaction_speedup" in table
+  assert "lyapunov_trace_overhead" in table and "top-2 exponents traced" in table
 
 
 @pytest.mark.parametrize("alpha", [0.0, 4.0])

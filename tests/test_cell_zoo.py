@@ -212,6 +212,37 @@ def test_lstm_generic_omega_equals_explicit_jacobians(x64, form):
   jax.tree.map(_close, got_grad, want_grad)
 
 
+def test_lstm_exponents_sum_to_the_log_determinants_of_its_jacobians(x64):
+  """The model's Lyapunov exponents of the LSTM's whole `(c, h)` carry (k = 2H: every
+  one), by JVPs of its flattened step: their sum is exactly the mean of `log |det J_t|`
+  over the accumulated valid steps, with `J_t` the explicit Jacobian of the step written
+  on `[c; h]`, whatever the basis (QR of `J Q` with a square orthogonal `Q`). One
+  sequence ends early: its padded steps count for nothing."""
+  n_t, n_b, n_h, n_in, warmup = 9, 2, 3, 2, 2
+  cell = cells.get_cell("lstm")
+  model = cells.get_model("lstm")
+  params = jax.tree.map(lambda a: 2.0 * a, model.init(jax.random.PRNGKey(3), n_in, n_h, O, None))
+  inputs = jnp.asarray(np.random.default_rng(4).standard_normal((n_t, n_b, n_in)))
+  valid = [n_t, 6]
+  mask = jnp.asarray(np.arange(n_t)[:, None] < np.asarray(valid)[None, :])
+  got = model.exponents(params, None, inputs, mask, 2 * n_h, warmup)
+  assert got.shape == (n_b, 2 * n_h)
+
+  def step(v, u):
+    c, h = cell.step(params.cell, (v[None, :n_h], v[None, n_h:]), u[None])
+    return jnp.concatenate([c[0], h[0]])
+
+  for b in range(n_b):
+    v, logdets = jnp.zeros(2 * n_h), []
+    for t in range(valid[b]):
+      logdets.append(jnp.linalg.slogdet(jax.jacfwd(step)(v, inputs[t, b]))[1])
+      v = step(v, inputs[t, b])
+    want = np.mean(logdets[warmup:])
+    _close(jnp.sum(got[b]), want, rtol=1e-9, atol=1e-12)
+  assert np.all(np.diff(np.asarray(got), axis=1) <= 0)  # sorted, largest first
+  assert abs(float(jnp.sum(got[0]) - jnp.sum(got[1]))) > 1e-3  # the mask mattered
+
+
 # --- expRNN -------------------------------------------------------------------------------
 
 

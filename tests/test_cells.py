@@ -172,7 +172,8 @@ def test_update_gradient_is_error_plus_alpha_omega(x64, alpha):
 @pytest.mark.parametrize("cell", cells.CELLS)
 def test_every_cell_trains_through_the_trainer(cell, tiny_cell_config):
   """One chunk of SGD-CR for every registered cell: finite loss and Ω, parameters moved,
-  and the update count advanced, all through the one `make_train`."""
+  and the update count advanced, all through the one `make_train`; then the top
+  Lyapunov exponents the traces log, from JVPs of the cell's step."""
   trainer = train.make_train(tiny_cell_config(cell))
   hp = algorithms.hparams("sgd_cr", lr=0.05, clip=1.0, alpha=2.0, init="basic_tanh")
   state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hp)
@@ -184,6 +185,11 @@ def test_every_cell_trains_through_the_trainer(cell, tiny_cell_config):
   assert any(jax.tree.leaves(moved))
   err = trainer.evaluate(new.params, hp, jax.random.PRNGKey(1), 20)
   assert 0.0 <= float(err) <= 1.0
+  # What the traces log after a chunk: the top exponents of the cell's carry.
+  exps = jax.jit(trainer.exponents, static_argnums=(3, 4))(
+    new.params, hp, jax.random.PRNGKey(2), 4, 2
+  )
+  assert exps.shape == (2,) and np.all(np.isfinite(np.asarray(exps))) and exps[0] >= exps[1]
 
 
 def test_irnn_initialisation():

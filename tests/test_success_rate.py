@@ -418,3 +418,26 @@ def test_figure_title_names_the_configured_task(binary, monkeypatch, tmp_path):
     config.task = task
     success_rate._write_outputs(FakeWorkdir(), config, [])
     assert titles[-1].startswith(says)
+
+
+def test_flossing_preset_trains_sgd_cf_beside_sgd_cr_and_traces_exponents(tmp_path, binary):
+  """The `flossing_test` preset end to end: SGD-CF and SGD-CR runs in each length's group,
+  flossing switched on for those groups (recorded in their spec), the top exponents in
+  the traces."""
+  from experiments import validation
+
+  module, configs = binary
+  config = validation.validate(configs.get_config("flossing_test"), "success_rate")
+  rows = module.run(config, str(tmp_path))
+  assert {r["algorithm"] for r in rows} == {"sgd_cr", "sgd_cf"}
+  assert len(rows) == len(config.inits) * 2 * config.seeds * len(config.lengths)
+  workdir = Workdir.open(tmp_path)
+  for length in config.lengths:
+    assert workdir.group_spec(f"T{length}").overrides.get("floss_enabled") is True
+    with np.load(tmp_path / "groups" / f"T{length}" / "traces.npz") as traces:
+      trained = np.isfinite(traces["loss"])
+      assert trained.any()
+      assert np.isfinite(traces["lyapunov_1"][trained]).all()
+      assert np.isfinite(traces["lyapunov_2"][trained]).all()
+      assert np.isnan(traces["lyapunov_3"]).all()  # k = 2 by default
+  assert (tmp_path / "success_rate.png").stat().st_size > 0

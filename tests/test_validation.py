@@ -15,7 +15,7 @@ from experiments.configs import fields
 from rnn_dynamics.errors import ConfigError
 
 PRESETS = {
-  "success_rate": ("paper", "long", "cpu", "test"),
+  "success_rate": ("paper", "long", "cpu", "test", "flossing_cpu", "flossing_test"),
   "generalization": ("paper", "long", "cpu", "test"),
   "generalization_continued": ("long", "cpu", "test"),
   "pathological": ("paper", "long", "cpu", "test"),

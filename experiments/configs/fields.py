@@ -18,6 +18,7 @@ from typing import Any
 import ml_collections
 
 from experiments.validation import (  # `declare` lives with the rules it records
+  COUNT,
   SECONDS,
   SIZE,
   Check,
@@ -25,9 +26,11 @@ from experiments.validation import (  # `declare` lives with the rules it record
   anything,
   boolean,
   eval_blocks,
+  integer,
   multiple_of,
   number,
   one_of,
+  ordered,
 )
 from rnn_dynamics import regularizers
 from rnn_dynamics.synthetic import train
@@ -110,6 +113,43 @@ def bookkeeping(
   """How often a training binary saves its state and logs its progress (seconds)."""
   declare(c, "checkpoint_every_s", checkpoint_every_s, SECONDS)
   declare(c, "progress_every_s", progress_every_s, SECONDS)
+
+
+def lyapunov_traces(c: ml_collections.ConfigDict) -> None:
+  """The top Lyapunov exponents the synthetic sweep traces after every chunk
+  (`rnn_dynamics.synthetic.sweep`: fresh sequences at the run's current parameters).
+
+  They change no run, only what the traces hold, so a workdir resumes under other values
+  (`rnn_dynamics.workdir.config.VOLATILE`); its earlier chunks keep what they logged."""
+  # How many (0: none, and no cost; at most 5), measured on how many fresh sequences.
+  declare(c, "lyapunov_k", 2, integer(0, 5))
+  declare(c, "lyapunov_sequences", 8, SIZE)
+
+
+def flossing(c: ml_collections.ConfigDict) -> None:
+  """Gradient flossing's settings, for the algorithms that floss (`sgd_cf`;
+  `rnn_dynamics.flossing`, docs/reference.md §6). They change nothing for the others, so
+  a workdir saved before them resumes under their defaults (`added`)."""
+  # weight · Σ_{i≤k} λ_i² added to the loss, the top k exponents of the update's first
+  # floss_sequences sequences (its first quarter of steps as warm-up)
+  added(c, "floss_weight", 1.0, number(ge=0), former=1.0)
+  added(c, "floss_k", 5, SIZE, former=5)
+  added(c, "floss_sequences", 1, SIZE, former=1)
+  # On the updates i with i mod floss_every < floss_for, for floss_phases phases (0: no
+  # limit). The default is the source's timeline: 3 phases of 500 flossing updates, 100
+  # updates apart (there, flossing-only updates before and early in training).
+  added(c, "floss_every", 600, SIZE, former=600)
+  added(c, "floss_for", 500, SIZE, former=500)
+  added(c, "floss_phases", 3, COUNT, former=3)
+
+
+# What the flossing and trace settings must respect (configs that have those fields).
+FLOSSING_RELATIONS = (
+  ordered("floss_for", "floss_every", strict=False),
+  ordered("floss_sequences", "batch_size", strict=False),
+  ordered("floss_k", "n_hidden", strict=False),
+)
+LYAPUNOV_RELATIONS = (ordered("lyapunov_k", "n_hidden", strict=False),)
 
 
 # The synthetic sweeps' relations (every config that has `success_test`'s fields):

@@ -6,6 +6,9 @@ Presets, chosen with `--config=experiments/configs/success_rate.py:<preset>`:
   cpu: the built-in default, sized for a 2-core CPU (minutes; the README gives the
     measured time; BUILD.md how its budget was chosen and what it trades away).
   test: seconds; for CI and the end-to-end tests.
+  flossing_cpu: gradient flossing (`sgd_cf`) against SGD-CR at T = 50, 100, 200 under
+    the sigmoid and smart_tanh initialisations, 5 seeds, 40k updates (about an hour on
+    one core; docs/reference.md §6). flossing_test: the same, seconds.
 Every field can be overridden on the command line, e.g. `--config.lengths=10,20,50`.
 The published values come from `rnn_dynamics.paper.FIGURE7`; the lengths are the
 project's (the paper plots its points without listing them).
@@ -41,8 +44,14 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   declare(c, "n_hidden", _PAPER.n_hidden, SIZE)  # hidden units (paper: 50)
   # sigmoid, basic_tanh, smart_tanh (docs/reference.md §1)
   declare(c, "inits", _PAPER.inits, names(rnn.INITS))
-  # --- the algorithms: SGD (no clipping), SGD-C (norm clipping), SGD-CR (clipping + Ω) ---
-  declare(c, "algorithms", _PAPER.algorithms, names(algorithms.PAPER_ALGORITHMS))
+  # --- the algorithms: SGD (no clipping), SGD-C (norm clipping), SGD-CR (clipping + Ω);
+  # beyond the paper, SGD-CF (clipping + gradient flossing) ---
+  declare(
+    c,
+    "algorithms",
+    _PAPER.algorithms,
+    names(algorithms.PAPER_ALGORITHMS + algorithms.FLOSSING_ALGORITHMS),
+  )
   declare(c, "lr", _PAPER.lr, POSITIVE)  # 0.01, constant, no momentum
   declare(c, "momentum", _PAPER.momentum, fields.MOMENTUM)
   declare(c, "batch_size", _PAPER.batch_size, SIZE)  # 20
@@ -54,6 +63,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # Ω weight for SGD-CR (paper text: 4; original code's default: 2)
   declare(c, "alpha", _PAPER.alpha, number(ge=0))
   fields.omega(c)
+  # gradient flossing (SGD-CF only), and the exponents every run's traces log
+  fields.flossing(c)
+  fields.lyapunov_traces(c)
   # --- the sweep ---
   # 5 per (init, algorithm, length); paired across algorithms
   declare(c, "seeds", _PAPER.seeds, SIZE)
@@ -91,6 +103,31 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.max_updates = 150_000
     c.baselines_after_sgd_cr = True
     c.baseline_min_updates = 20_000
+  elif preset in ("flossing_cpu", "flossing_test"):
+    # Flossing against Ω (issue: does it avoid SGD-CR's Ω run-away under sigmoid?): the
+    # cpu preset's protocol at the paper's long lengths, every algorithm on the same
+    # budget. Worst case (no run solves, 20 runs per length) ≈ 20 × 40k run-updates at
+    # T = 50, 100, 200: at one core's ~2,000 / 1,000 / 500 run-updates/s (BUILD.md's
+    # two-core rates, halved) about 47 min, plus the flossing phases (≈ 1.5k updates).
+    c.inits = ("sigmoid", "smart_tanh")
+    c.algorithms = ("sgd_cr", "sgd_cf")
+    c.lengths = (50, 100, 200)
+    c.max_updates = 40_000
+    c.chunk_size = 500
+    c.screen_size = 500
+    c.eval_batch = 500
+    if preset == "flossing_test":
+      c.seeds = 2
+      c.lengths = (10, 12)
+      c.n_hidden = 8
+      c.max_updates = 200
+      c.chunk_size = 50
+      c.screen_size = 100
+      c.eval_size = 1000
+      c.floss_k = 2
+      c.floss_every, c.floss_for, c.floss_phases = 100, 60, 2
+      c.checkpoint_every_s = 0.0
+      c.progress_every_s = 0.0
   elif preset == "test":
     c.inits = ("sigmoid", "smart_tanh")
     c.seeds = 2
@@ -103,11 +140,19 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.checkpoint_every_s = 0.0
     c.progress_every_s = 0.0
   else:
-    raise ValueError(f"unknown preset {preset!r}; choose 'paper', 'long', 'cpu' or 'test'")
+    raise ValueError(
+      f"unknown preset {preset!r}; choose 'paper', 'long', 'cpu', 'test', 'flossing_cpu' "
+      "or 'flossing_test'"
+    )
   # Filled per length by the experiment (one compiled program per length).
   declare(c, "min_length", c.lengths[0], SIZE)
   declare(c, "max_length", c.lengths[0], SIZE)
   return c
 
 
-RELATIONS = (*fields.SWEEP_RELATIONS, task_lengths("lengths"))
+RELATIONS = (
+  *fields.SWEEP_RELATIONS,
+  *fields.FLOSSING_RELATIONS,
+  *fields.LYAPUNOV_RELATIONS,
+  task_lengths("lengths"),
+)

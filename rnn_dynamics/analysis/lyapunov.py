@@ -53,6 +53,7 @@ __all__ = [
   "rnn_spectrum",
   "rnn_tangent",
   "rnn_transition",
+  "training_warmup",
 ]
 
 Step = Callable[[jax.Array, jax.Array], jax.Array]
@@ -107,6 +108,14 @@ def default_basis(n: int, k: int, dtype=None) -> jax.Array:
   """
   dtype = dtype or jnp.zeros(()).dtype
   return positive_qr(jax.random.normal(jax.random.key(0), (n, k), dtype))[0]
+
+
+def training_warmup(n_steps: int) -> int:
+  """The warm-up of exponents measured while training (flossing, the traces): a quarter
+  of the sequence's steps, so that the basis has turned towards the fast directions
+  before accumulating and most of a short sequence still counts (the flossing source
+  runs 16 of 55 steps first; docs/reference.md §6)."""
+  return int(n_steps) // 4
 
 
 def jvp_tangent(step: Step) -> Tangent:

@@ -10,6 +10,10 @@ steps at once: no second scan.
 Past a sequence's end the carry is held fixed (as in `rnn.unroll`), so the readout of
 `last_*` heads reads each sequence's own last state and padded steps pass the adjoint
 through unchanged; Ω never counts them.
+
+The Lyapunov exponents of any cell (`Model.exponents`) come from Jacobian-vector products
+of its step on the carry flattened to one vector per sequence (`lyapunov.jvp_tangent`):
+`(c, h)` of an LSTM is one `2H` state, the exponents those of the whole carry.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from rnn_dynamics import heads, regularizers
+from rnn_dynamics.analysis import lyapunov
 from rnn_dynamics.cells.base import Cell, CellParams, Model, OmegaSettings, Update
 from rnn_dynamics.tasks.base import Batch, Head, float_dtype
 
-__all__ = ["Unrolled", "loss_and_adjoints", "model", "unroll"]
+__all__ = ["Unrolled", "exponents", "loss_and_adjoints", "model", "unroll"]
 
 
 def _where(valid_B: jax.Array, new: Any, old: Any) -> Any:
@@ -112,6 +118,30 @@ def _carries_before(out: Unrolled) -> Any:
   return jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]]), out.carry0, out.carries)
 
 
+def exponents(
+  cell: Cell, params: Any, inputs_TxBxI: jax.Array, mask_TxB: jax.Array, k: int, warmup: int
+) -> jax.Array:
+  """`[B, K]`: the top-k Lyapunov exponents of each sequence's trajectory of `cell`
+  (parameters `params`, the cell's own), from its initial carry; padded steps hold the
+  state and count for nothing (`lyapunov.lyapunov_spectrum`)."""
+  prepared = cell.prepare(params)
+  drives = cell.drive(prepared, inputs_TxBxI)
+  carry0 = cell.initial_carry(prepared, inputs_TxBxI.shape[1], inputs_TxBxI.dtype)
+  _, unravel = ravel_pytree(jax.tree.map(lambda a: a[0], carry0))
+  flat = lambda carry: ravel_pytree(carry)[0]
+
+  def step(h_H, d_D):
+    # One sequence as a batch of one: the cell's step is written for batches.
+    one = jax.tree.map(lambda a: a[None], unravel(h_H))
+    return flat(jax.tree.map(lambda a: a[0], cell.step(prepared, one, d_D[None])))
+
+  tangent = lyapunov.jvp_tangent(step)
+  one_sequence = lambda h0, ds, valid: (
+    lyapunov.lyapunov_spectrum(tangent, h0, ds, k, warmup=warmup, valid_T=valid).exponents_K
+  )
+  return jax.vmap(one_sequence, in_axes=(0, 1, 1))(jax.vmap(flat)(carry0), drives, mask_TxB)
+
+
 def model(cell: Cell) -> Model:
   """The `Model` of a cell with a linear readout (`Cell.readout_std`), trained by
   autodiff."""
@@ -165,4 +195,16 @@ def model(cell: Cell) -> Model:
   if cell.recurrent_matrix is not None:
     recurrent = lambda params: cell.recurrent_matrix(cell.prepare(params.cell))
 
-  return Model(cell.name, init, loss_and_grads, sequence_mistakes, recurrent, cell.decay_path)
+  def model_exponents(params: CellParams, hp, inputs_TxBxI, mask_TxB, k: int, warmup: int):
+    del hp
+    return exponents(cell, params.cell, inputs_TxBxI, mask_TxB, k, warmup)
+
+  return Model(
+    cell.name,
+    init,
+    loss_and_grads,
+    sequence_mistakes,
+    recurrent,
+    cell.decay_path,
+    exponents=model_exponents,
+  )

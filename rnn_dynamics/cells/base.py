@@ -115,6 +115,11 @@ class Model(NamedTuple):
     sequence_mistakes: `sequence_mistakes(params, hp, batch, head) -> [B] bool`.
     recurrent_matrix: `recurrent_matrix(params) -> [H, H]` for the ρ trace, or None.
     decay_path: the leaves of `params` the non-finite guard decays (`Cell.decay_path`).
+    exponents: `exponents(params, hp, inputs_TxBxI, mask_TxB, k, warmup) -> [B, K]`, the
+      top-k Lyapunov exponents of each sequence's trajectory from the initial carry
+      (sorted, natural log per step; `rnn_dynamics.analysis.lyapunov`), differentiable in
+      `params`: what the traces log and gradient flossing pushes towards 0 (`k` and
+      `warmup` static).
   """
 
   name: str
@@ -123,3 +128,4 @@ class Model(NamedTuple):
   sequence_mistakes: Callable[..., jax.Array]
   recurrent_matrix: Callable[[Any], jax.Array] | None
   decay_path: DecayPath = "w_hh"
+  exponents: Callable[..., jax.Array] | None = None

@@ -49,8 +49,9 @@ ALGORITHM_LABELS = {
   "sgd_c": "SGD-C",
   "sgd_cr": "SGD-CR",
   "sgd_elementwise": "SGD (element-wise clip)",
+  "sgd_cf": "SGD-CF (flossing)",
 }
-"""Figure 7's and §4.1's names (docs/reference.md §2, §4)."""
+"""Figure 7's and §4.1's names (docs/reference.md §2, §4), and SGD-CF's (§6)."""
 
 TABLE_LABELS = {"sgd": "SGD", "sgd_c": "SGD+C", "sgd_cr": "SGD+CR"}
 """Tables 1–2's names for the same algorithms (docs/reference.md §4)."""
@@ -60,8 +61,9 @@ COLORS = {
   "sgd_c": "tab:orange",
   "sgd_cr": "tab:green",
   "sgd_elementwise": "tab:purple",
+  "sgd_cf": "tab:red",
 }
-MARKERS = {"sgd": "o", "sgd_c": "s", "sgd_cr": "^", "sgd_elementwise": "v"}
+MARKERS = {"sgd": "o", "sgd_c": "s", "sgd_cr": "^", "sgd_elementwise": "v", "sgd_cf": "D"}
 
 LINESTYLES = ("-", "--", ":", "-.")
 """Line styles for a second grouping (e.g. one per initialisation), in order."""

@@ -21,16 +21,23 @@ from rnn_dynamics.runs import checkpoint
 from rnn_dynamics.synthetic.train import RunState
 
 __all__ = [
+  "LYAPUNOV_FIELDS",
   "TRACE_FIELDS",
   "Bookkeeping",
   "Traces",
+  "exponent_fields",
   "restore_checkpoint",
   "result_row",
   "save_checkpoint",
   "snapshot_rows",
 ]
 
-# Per-chunk summaries kept for every run (the "traces").
+# The top Lyapunov exponents at the end of each chunk, λ_1 (the largest) first: as many
+# as `config.lyapunov_k` asks (at most these five), NaN beyond it and when it is 0.
+LYAPUNOV_FIELDS = tuple(f"lyapunov_{i}" for i in range(1, 6))
+
+# Per-chunk summaries kept for every run (the "traces"). A field added here reads NaN
+# for the chunks a checkpoint written before it holds (`Traces`), so a group resumes.
 TRACE_FIELDS = (
   "step",
   "loss",
@@ -42,7 +49,17 @@ TRACE_FIELDS = (
   "train_error",
   "screen_error",
   "spectral_radius",
+  *LYAPUNOV_FIELDS,
 )
+
+
+def exponent_fields(exponents_K, nan) -> dict[str, Any]:
+  """The `LYAPUNOV_FIELDS` of one chunk from its `[k]` exponents (k ≤ 5; `nan` fills
+  the rest: a NaN of the caller's array type, traced or not)."""
+  k = exponents_K.shape[-1]
+  if k > len(LYAPUNOV_FIELDS):
+    raise ValueError(f"the traces keep at most {len(LYAPUNOV_FIELDS)} exponents, got k = {k}")
+  return {f: exponents_K[..., i] if i < k else nan for i, f in enumerate(LYAPUNOV_FIELDS)}
 
 
 @dataclasses.dataclass
@@ -84,11 +101,18 @@ class Bookkeeping:
 
 class Traces:
   """Per-chunk summaries (`TRACE_FIELDS`) of every padded run: one `[padded runs]` column
-  per chunk and field, NaN where a run was frozen or not in the program."""
+  per chunk and field, NaN where a run was frozen or not in the program.
+
+  `columns` (e.g. a checkpoint's traces) may lack fields added since it was written: they
+  read NaN for its chunks. Fields it has that `TRACE_FIELDS` no longer lists are dropped.
+  """
 
   def __init__(self, n_padded: int, columns: Mapping[str, Sequence[np.ndarray]] | None = None):
     self.n_padded = n_padded
-    self.columns = {f: list(columns[f]) if columns else [] for f in TRACE_FIELDS}
+    columns = columns or {}
+    n_chunks = len(columns["step"]) if "step" in columns else 0
+    missing = lambda: [np.full(n_padded, np.nan, np.float32) for _ in range(n_chunks)]
+    self.columns = {f: list(columns[f]) if f in columns else missing() for f in TRACE_FIELDS}
 
   def append(
     self, record: Mapping[str, np.ndarray], active: np.ndarray, rows: np.ndarray, group_runs
@@ -125,7 +149,8 @@ def restore_checkpoint(manager, like: RunState, sharding):
   restored = checkpoint.restore(manager, like, sharding, traces=True)
   if restored is None:
     return None
-  columns = {f: np.asarray(restored.traces[f]) for f in TRACE_FIELDS}
+  # A checkpoint written before a field was added lacks it: `Traces` fills it with NaN.
+  columns = {f: np.asarray(v) for f, v in restored.traces.items()}
   traces = Traces(len(like.step), columns)
   return jax.tree.map(runs.host, restored.state), Bookkeeping.from_json(restored.host), traces
 

@@ -56,9 +56,11 @@ from rnn_dynamics.runs import checkpoint, loop
 from rnn_dynamics.runs.outcome import GroupResult
 from rnn_dynamics.runs.progress import format_duration
 from rnn_dynamics.synthetic.record import (
+  LYAPUNOV_FIELDS,
   TRACE_FIELDS,
   Bookkeeping,
   Traces,
+  exponent_fields,
   restore_checkpoint,
   result_row,
   save_checkpoint,
@@ -102,17 +104,35 @@ def _chunk_summary(m) -> dict[str, jax.Array]:
 
 
 class _Programs:
-  """The compiled functions of a group (kept so tests can count their traces)."""
+  """The compiled functions of a group (kept so tests can count their traces).
+
+  After each chunk the program screens every run and, with `config.lyapunov_k` > 0
+  (default 0), measures its top Lyapunov exponents on `config.lyapunov_sequences`
+  (default 8) fresh sequences (`Trainer.exponents`), for the traces.
+  """
 
   def __init__(self, trainer: Trainer, config: ml_collections.ConfigDict):
     screen_size, eval_size = int(config.screen_size), int(config.eval_size)
+    lyapunov_k = int(config.get("lyapunov_k", 0))
+    lyapunov_sequences = int(config.get("lyapunov_sequences", 8))
+    if not 0 <= lyapunov_k <= len(LYAPUNOV_FIELDS) or lyapunov_sequences < 1:
+      raise ValueError(
+        f"need 0 <= lyapunov_k <= {len(LYAPUNOV_FIELDS)} and lyapunov_sequences >= 1, got "
+        f"lyapunov_k={lyapunov_k}, lyapunov_sequences={lyapunov_sequences}"
+      )
 
     def chunk_and_screen(state: RunState, hp: HParams, chunk_index):
       state, m = trainer.chunk(state, hp, chunk_index)
       # Evaluation keys branch off the run key without advancing it.
       key = jax.random.fold_in(state.key, 1)
       mistakes, _ = trainer.count_mistakes(state.params, hp, key, screen_size)
-      return state, _chunk_summary(m), jnp.sum(mistakes)
+      summary = _chunk_summary(m)
+      exponents = jnp.zeros((0,), jnp.float32)
+      if lyapunov_k:
+        key = jax.random.fold_in(state.key, 3)
+        exponents = trainer.exponents(state.params, hp, key, lyapunov_sequences, lyapunov_k)
+      summary.update(exponent_fields(exponents.astype(jnp.float32), jnp.float32(jnp.nan)))
+      return state, summary, jnp.sum(mistakes)
 
     def full_eval(params, hp: HParams, key):
       return trainer.count_mistakes(params, hp, jax.random.fold_in(key, 2), eval_size)
@@ -187,7 +207,14 @@ def run_group(
 
   Raises:
     KeyboardInterrupt: on a stop request (`runs.stop`), after the chunk and a checkpoint.
+    ValueError: a run has a flossing weight and `config.floss_enabled` is not set (its
+      program would not floss).
   """
+  flossing = hparams.floss is not None and np.any(np.asarray(hparams.floss) != 0)
+  if flossing and not config.get("floss_enabled", False):
+    raise ValueError(
+      f"{name or 'group'}: runs with a flossing weight need config.floss_enabled=True"
+    )
   group = _Group(
     trainer,
     config,

@@ -2,9 +2,10 @@
 
 A run's whole state (parameters, optimizer state, PRNG key, counters, flags) is one
 pytree, so a sweep is `jax.vmap` over keys and hyper-parameter arrays, and whole chunks of
-updates run inside one compiled call (`lax.scan`). SGD, SGD-C, SGD-CR and element-wise
+updates run inside one compiled call (`lax.scan`). SGD, SGD-C, SGD-CR, SGD-CF and element-wise
 clipping are hyper-parameter settings of the same program, not forks (the table is
-`rnn_dynamics.algorithms`).
+`rnn_dynamics.algorithms`); gradient flossing (`rnn_dynamics.flossing`) is added to the
+gradient of the runs that have a weight, on the updates its schedule picks.
 
 The original code's non-finite guard (`clipping.nonfinite_fallback`) follows
 `config.nonfinite_guard`: "original" (the default) guards norm-clipped runs only, as the
@@ -42,8 +43,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from rnn_dynamics import cells, clipping
+from rnn_dynamics import cells, clipping, flossing
 from rnn_dynamics.algorithms import ALGORITHMS, GUARD_MODES, HParams, guard_enabled, make_optimizer
+from rnn_dynamics.analysis import lyapunov
 from rnn_dynamics.tasks import Task, get_task, sample_per_sequence_lengths
 
 __all__ = [
@@ -116,6 +118,10 @@ class Trainer(NamedTuple):
       (mistakes, sequences)`, the same test as integer counts per nominal length
       (`[max_length - min_length]` for mixed lengths, else `[1]`), so the success test
       compares counts and can report the worst length.
+    exponents: `exponents(params, hparams, key, n_sequences, k) -> [k]`, the top-k
+      Lyapunov exponents of the network driven by `n_sequences` fresh sequences of the
+      longest training length (each sequence's, sorted, then averaged; the first quarter
+      of the steps is warm-up, `lyapunov.training_warmup`); static `n_sequences`, `k`.
   """
 
   task: Task
@@ -124,6 +130,7 @@ class Trainer(NamedTuple):
   chunk: Callable[..., tuple[RunState, ChunkMetrics]]
   evaluate: Callable[..., jax.Array]
   count_mistakes: Callable[..., tuple[jax.Array, jax.Array]]
+  exponents: Callable[..., jax.Array]
 
 
 def _length_bounds(config) -> tuple[int, int]:
@@ -243,7 +250,9 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   `momentum`, `omega_enabled` (default True: Ω is computed, and
   logged, for every run; False skips it, for programs where every α is 0), `seed` (the
   shared length schedule), `length_buckets` (default 8), `scan_unroll` (default 1),
-  `zero_mistake_stop` (default False).
+  `zero_mistake_stop` (default False), and gradient flossing's `floss_enabled` (default
+  False: nothing is computed, whatever the runs' weights) with its settings
+  (`flossing.settings_of`).
   """
   task = get_task(config.task)
   model = cells.get_model(config.get("cell", "rnn"))
@@ -254,6 +263,7 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   omega_on = bool(config.get("omega_enabled", True))
   omega_form, omega_bound = config.omega_form, float(config.omega_bound)
   scan_unroll = int(config.get("scan_unroll", 1))
+  floss = flossing.settings_of(config, lo)
   buckets = length_buckets(lo, hi, int(config.get("length_buckets", 8)))
   # One length schedule per experiment, the same for every run of a program.
   schedule_key = jax.random.fold_in(jax.random.PRNGKey(int(config.get("seed", 0))), 0x1E)
@@ -265,26 +275,34 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     false = jnp.bool_(False)
     return RunState(params, opt_state, k_run, jnp.int32(0), false, false, false, jnp.int32(-1))
 
-  def update_at(state: RunState, hp: HParams, length, buffer_len: int):
-    """One update whose batch has nominal length `length` in `buffer_len` steps."""
+  def update_at(state: RunState, hp: HParams, length, index, buffer_len: int):
+    """One update whose batch has nominal length `length` in `buffer_len` steps; `index`
+    is its place in the group's updates (unbatched: flossing's schedule), or None."""
     key, _, k_data = jax.random.split(state.key, 3)
     batch = task.sample(k_data, batch_size, length, buffer_len)
     omega = cells.OmegaSettings(hp.alpha, omega_on, omega_form, omega_bound)
     out = model.loss_and_grads(state.params, hp, batch, task.head, omega, scan_unroll)
+    grads = out.grads
+    if floss.enabled:
+      if hp.floss is None:
+        raise ValueError("floss_enabled needs each run's flossing weight (HParams.floss)")
+      grads, _ = flossing.add_flossing_grad(
+        grads, model, state.params, hp, batch, hp.floss, floss, index
+      )
     opt = make_optimizer(config, hp, model.decay_path)
-    updates, opt_state = opt.update(out.grads, state.opt_state, state.params)
+    updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return _apply_if_active(state, key, out.loss, params, opt_state, out.omega, out.error, length)
 
   branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in buckets]
 
-  def update(state: RunState, hp: HParams, length) -> tuple[RunState, ChunkMetrics]:
+  def update(state: RunState, hp: HParams, length, index) -> tuple[RunState, ChunkMetrics]:
     if len(branches) == 1:
-      return branches[0](state, hp, length)
+      return branches[0](state, hp, length, index)
     # `length` is the same for every run, so under vmap the index stays unbatched and
     # the switch runs one branch: the scans cost the bucket's length, not max_length.
-    index = jnp.searchsorted(jnp.asarray(buckets, jnp.int32), length)
-    return jax.lax.switch(index, branches, state, hp, length)
+    bucket = jnp.searchsorted(jnp.asarray(buckets, jnp.int32), length)
+    return jax.lax.switch(bucket, branches, state, hp, length, index)
 
   def lengths_of_chunk(chunk_index) -> jax.Array:
     """`[chunk_size]` nominal lengths of the chunk's updates, shared by all runs."""
@@ -293,11 +311,22 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     k = jax.random.fold_in(schedule_key, chunk_index)
     return jax.random.randint(k, (chunk_size,), lo, hi, dtype=jnp.int32)
 
+  def indices_of_chunk(chunk_index) -> jax.Array | None:
+    """`[chunk_size]` the chunk's updates' places in the group (flossing's schedule: every
+    live run of a group has done exactly these many updates), None where unused."""
+    if not floss.enabled:
+      return None
+    first = jnp.asarray(chunk_index, jnp.int32) * chunk_size
+    return first + jnp.arange(chunk_size, dtype=jnp.int32)
+
   def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
+    indices = indices_of_chunk(chunk_index)
     if lo == hi:
       # Fixed length: the one bucket (the length traced, as the samplers expect).
-      return jax.lax.scan(lambda s, _: update(s, hp, jnp.int32(lo)), state, None, length=chunk_size)
-    return jax.lax.scan(lambda s, n: update(s, hp, n), state, lengths_of_chunk(chunk_index))
+      step = lambda s, i: update(s, hp, jnp.int32(lo), i)
+      return jax.lax.scan(step, state, indices, length=chunk_size)
+    step = lambda s, xs: update(s, hp, *xs)
+    return jax.lax.scan(step, state, (lengths_of_chunk(chunk_index), indices))
 
   count_mistakes = _make_count_mistakes(config, task, model, lo, hi)
 
@@ -305,4 +334,13 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)
     return jnp.sum(mistakes) / n_sequences
 
-  return Trainer(task, model, init, chunk, evaluate, count_mistakes)
+  # The traces' exponents: the longest length trained, the dynamics over the most steps.
+  trace_length = lo if lo == hi else hi - 1
+
+  def exponents(params, hp: HParams, key, n_sequences: int, k: int) -> jax.Array:
+    buffer = task.buffer_length(trace_length)
+    batch = task.sample(key, n_sequences, jnp.int32(trace_length), buffer)
+    warmup = lyapunov.training_warmup(trace_length)
+    return jnp.mean(model.exponents(params, hp, batch.inputs, batch.mask, k, warmup), axis=0)
+
+  return Trainer(task, model, init, chunk, evaluate, count_mistakes, exponents)

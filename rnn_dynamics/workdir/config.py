@@ -5,7 +5,8 @@ later run on the same folder is compared against it: resuming under another conf
 mix two experiments in one folder (`WorkdirConfigMismatch`). Three kinds of field are let
 through, so that the code can move on without stranding a long run:
 
-* bookkeeping that does not change results (`VOLATILE`: how often to checkpoint or log);
+* bookkeeping that does not change results (`VOLATILE`: how often to checkpoint or log,
+  which Lyapunov exponents the traces measure besides training);
 * a field added since the saved config was written, where the config holds the value
   that does what the code did before it (`FORMER_VALUES`, declared beside the field by
   `experiments.configs.fields.added`);
@@ -34,8 +35,19 @@ FORMER_VALUES = "former_values"
 
 # Fields that may change between a run and its resumption without changing results.
 # (`stage` picks which of a binary's groups a session runs, e.g. `experiments.methods`'
-# learning-rate grid before the comparison, not what any group computes).
-VOLATILE = frozenset({"checkpoint_every_s", "progress_every_s", "stage", FORMER_VALUES})
+# learning-rate grid before the comparison, not what any group computes; `lyapunov_*`
+# what the synthetic traces measure after each chunk, from keys that no run draws from:
+# a resumed group logs them from then on, its earlier chunks keep what they logged.)
+VOLATILE = frozenset(
+  {
+    "checkpoint_every_s",
+    "progress_every_s",
+    "stage",
+    "lyapunov_k",
+    "lyapunov_sequences",
+    FORMER_VALUES,
+  }
+)
 
 # Fields configs no longer have: field → (the saved value that does what the code does
 # now, why any other value cannot resume). A saved config holding that value resumes its
