@@ -209,7 +209,7 @@ def test_a_checkpoint_written_before_the_exponents_resumes(tmp_path, monkeypatch
     )
   resumed.step()
   column = np.stack(resumed.traces.columns["lyapunov_1"])
-  assert column.shape == (3, resumed.n_padded)
+  assert column.shape == (3, resumed.traces.n_padded)
   assert np.isnan(column[:2]).all() and np.isfinite(column[2, : len(labels)]).all()
 
 

@@ -56,7 +56,7 @@ _OUTCOME_FIELDS = frozenset(
   (
     "solved", "updates_to_solve", "final_error", "final_mistakes", "strict_solved",
     "worst_length", "worst_length_error", "diverged", "updates_done", "screen_error",
-    "best_screen_error", "full_test_error",
+    "best_screen_error", "full_test_error", "wall_s",
   )
 )  # fmt: skip
 
