@@ -1,5 +1,5 @@
 """The throughput benchmark on a tiny size: it runs, and its JSON and summary line are sound;
-its autodiff peer computes the engine's gradient."""
+its autodiff peer and its batched PyTorch peers compute the engine's gradient."""
 
 import dataclasses
 import json
@@ -9,11 +9,12 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from benchmarks import accelerator, throughput
+from benchmarks import accelerator, throughput, torch_peers
 from experiments.configs import success_rate
-from rnn_dynamics import rnn
+from rnn_dynamics import algorithms, cells, rnn
 from rnn_dynamics.regularizers import omega_and_grad
 from rnn_dynamics.tasks import get_task
 
@@ -167,6 +168,101 @@ def test_autodiff_peer_gradient_is_the_engines(alpha):
     assert float(jnp.max(jnp.abs(alpha * om_grad))) > 0.1 * float(jnp.max(jnp.abs(grads.w_hh)))
   else:
     assert bool(jnp.isnan(peer_om))
+
+
+def test_every_cell_has_a_torch_peer():
+  assert set(torch_peers.CELLS) == set(cells.CELLS)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 4.0])
+@pytest.mark.parametrize("cell", cells.CELLS)
+def test_batched_torch_peer_update_is_the_engines(cell, alpha):
+  """Two runs with their own weights: the peer's loss, Ω and gradient equal the engine's
+  (`Model.loss_and_grads`, vmapped) to float32 round-off, and one `Batched` update equals
+  the engine's optimizer step (norm clipping per run, then SGD), with the threshold
+  between the two runs' gradient norms so that exactly one run is clipped."""
+  torch = pytest.importorskip("torch")
+  task = get_task("temporal_order")
+  runs, length, batch, hidden, lr = 2, 12, 5, 6, 0.1
+  model = cells.get_model(cell)
+  hp = algorithms.hparams("sgd_cr", lr=lr, clip=1.0, alpha=alpha, init="basic_tanh")
+  keys = jax.random.split(jax.random.PRNGKey(3), runs)
+  params = jax.vmap(lambda k: model.init(k, task.n_in, hidden, task.n_out, hp))(keys)
+  if cell == "rnn":  # weights large enough that the adjoints neither vanish nor stay trivial
+    params = params.replace(w_hh=params.w_hh * 8.0, w_in=params.w_in * 5.0)
+  if cell == "irnn":  # its N(0, 0.001²) input and readout weights give gradients of ~1e-5
+    cell_params = dict(params.cell, w_in=params.cell["w_in"] * 100.0)
+    params = params.replace(cell=cell_params, w_out=params.w_out * 100.0)
+  if cell == "exprnn":  # a modReLU threshold that cuts units, or Ω would be ≈ 0
+    params = params.replace(cell=dict(params.cell, b=params.cell["b"] - 0.5))
+  data = jax.random.split(jax.random.PRNGKey(4), runs)
+  b = jax.vmap(lambda k: task.sample(k, batch, jnp.int32(length), task.buffer_length(length)))(data)
+  assert bool(jnp.all(b.mask)), "the peer assumes fixed-length batches"
+  cfg = success_rate.get_config("cpu")
+
+  @jax.jit
+  def engine(params, b):
+    def grads(alpha_on):
+      omega = cells.OmegaSettings(hp.alpha * alpha_on, bool(alpha) and alpha_on, "original", 1e-20)
+      return jax.vmap(lambda p, x: model.loss_and_grads(p, hp, x, task.head, omega))(params, b)
+
+    want, plain = grads(True), grads(False).grads
+    norms = jax.vmap(optax.tree.norm)(want.grads)
+    clip = jnp.sqrt(norms[0] * norms[1])  # between the two: one run clipped, one not
+    opt = algorithms.make_optimizer(cfg, hp.replace(clip=clip), model.decay_path)
+
+    def step(p, g):
+      updates, _ = opt.update(g, opt.init(p), p)
+      return optax.apply_updates(p, updates)
+
+    return want, plain, norms, clip, jax.vmap(step)(params, want.grads)
+
+  want, plain, norms, clip, stepped = engine(params, b)
+
+  p = {k: torch.tensor(v, requires_grad=True) for k, v in torch_peers.to_peer(cell, params).items()}
+  inputs, targets = np.array(b.inputs), np.array(b.targets)
+  loss, grads, om = torch_peers.loss_and_grads(
+    cell, p, torch.from_numpy(inputs), torch.from_numpy(targets).long(), alpha=alpha
+  )
+  np.testing.assert_allclose(loss.numpy(), want.loss, rtol=1e-5)
+  engine_grads = torch_peers.to_peer(cell, want.grads)
+  for name, g in engine_grads.items():
+    scale = float(np.max(np.abs(g)))
+    assert scale > 1e-4, f"{name}: a vanishing gradient would make the check trivial"
+    np.testing.assert_allclose(grads[name].numpy(), g, rtol=1e-4, atol=3e-5 * scale, err_msg=name)
+  if alpha:
+    assert float(np.min(want.omega)) > 1e-3  # Ω is not trivial in either run
+    np.testing.assert_allclose(om.numpy(), want.omega, rtol=1e-4)
+    # Ω's part of the gradient is itself sizeable, so it is checked, not drowned out —
+    # except expRNN's, which is 0: with W orthogonal and modReLU piecewise linear,
+    # ‖δ_t ∂h_t/∂h_{t-1}‖ does not depend on the parameters.
+    part = max(
+      float(jnp.max(jnp.abs(a - c)))
+      for a, c in zip(jax.tree.leaves(want.grads), jax.tree.leaves(plain))
+    )
+    largest = max(float(np.max(np.abs(g))) for g in engine_grads.values())
+    assert (part > 0.05 * largest) == (cell != "exprnn"), (part, largest)
+  else:
+    assert om is None
+
+  # One update: the engine's optimizer (its clip inside the guard, then SGD) per run.
+  assert abs(float(norms[0] - norms[1])) > 1e-3 * float(norms.max()), "norms must differ"
+  job = torch_peers.Batched(
+    cell,
+    torch_peers.to_peer(cell, params),
+    inputs[None],
+    targets[None],
+    lr=lr,
+    clip=float(clip),
+    alpha=alpha,
+  )
+  job.update()
+  before = torch_peers.to_peer(cell, params)
+  for name, value in torch_peers.to_peer(cell, stepped).items():
+    # The step, compared as the gradients are (the parameters hide its round-off).
+    got, want_step = job.p[name].detach().numpy() - before[name], value - before[name]
+    scale = float(np.max(np.abs(want_step)))
+    np.testing.assert_allclose(got, want_step, rtol=1e-4, atol=3e-5 * scale, err_msg=name)
 
 
 # --- benchmarks/accelerator.py ---------------------------------------------------------
