@@ -35,6 +35,14 @@ _TINY = throughput.Plan(
   mixed_range=(10, 14),
   length_buckets=2,
   compaction_runs=(12, 2),
+  batched_lengths=(10,),
+  # One cheap autodiff cell, with Ω; its length apart from the paper RNN's so that every
+  # case below is found by its key alone.
+  cells=("irnn",),
+  cell_algorithms=("sgd_cr",),
+  cell_lengths=(12,),
+  cell_runs=2,
+  torch_processes=2,
 )
 
 
@@ -64,9 +72,12 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   }
   assert programs["carried"] == 12 and programs["compacted"] < 12
   assert ("torch" in sides) == has_torch
+  assert ({"torch_batched", "torch_per_core"} <= sides) == has_torch
   for case in results["cases"]:
     assert len(case["seconds"]) == _TINY.rounds
-    assert case["median_s"] > 0 and math.isfinite(case["gflops"]) and case["gflops"] > 0
+    assert case["median_s"] > 0 and math.isfinite(case["gflops"])
+    # Flops are counted for the paper's RNN only.
+    assert (case["gflops"] > 0) == (case.get("cell", "rnn") == "rnn"), case
     if case["side"] not in ("matmul", "step_product"):
       assert case["run_updates_per_s"] > 0 and math.isfinite(case["run_updates_per_s"])
 
@@ -107,20 +118,62 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
     torch_cr = case(side="torch", algorithm="sgd_cr", length=_TINY.ref_length)
     assert summary["ratio_vs_torch"] == pytest.approx(rate(cr) / rate(torch_cr))
 
+  # Against the peers: every ratio is the quotient of the two rates, the strongest peer
+  # the fastest (per CPU-second: the most efficient), for the paper's RNN and the cell.
+  cpu_rate = lambda c: c["run_updates_per_block"] / c["cpu_seconds"][0]  # noqa: E731
+  peer_sides = ("torch_batched", "torch_per_core", "autodiff") if has_torch else ("autodiff",)
+  workloads = [("rnn", "sgd_c", _TINY.ref_length), ("rnn", "sgd_cr", _TINY.ref_length)]
+  workloads += [("irnn", "sgd_cr", 12)] if has_torch else []
+  rows = {(r["cell"], r["algorithm"], r["length"]): r for r in results["peers"]}
+  assert set(rows) == set(workloads)
+  for cell, alg, length in workloads:
+    r = rows[(cell, alg, length)]
+    key = dict(algorithm=alg, length=length, runs=_TINY.ref_runs)
+    engine = case(side="jax", **key, **({} if cell == "rnn" else {"cell": cell}))
+    peers = {
+      side: case(side=side, **key, **({} if side == "autodiff" else {"cell": cell}))
+      for side in peer_sides
+      if side != "autodiff" or cell == "rnn"
+    }
+    assert r["engine"] == pytest.approx(rate(engine))
+    for side, p in peers.items():
+      assert r[side] == pytest.approx(rate(p))
+      assert r[f"ratio_vs_{side}"] == pytest.approx(rate(engine) / rate(p))
+      assert r[f"ratio_vs_{side}_per_cpu_s"] == pytest.approx(cpu_rate(engine) / cpu_rate(p))
+    fastest = max(peers, key=lambda side: rate(peers[side]))
+    assert r["strongest"] == fastest
+    assert r["ratio_vs_strongest"] == pytest.approx(rate(engine) / rate(peers[fastest]))
+    leanest = max(peers, key=lambda side: cpu_rate(peers[side]))
+    assert r["strongest_per_cpu_s"] == leanest
+    assert r["ratio_vs_strongest_per_cpu_s"] == pytest.approx(
+      cpu_rate(engine) / cpu_rate(peers[leanest])
+    )
+  if has_torch:
+    per_core = case(side="torch_per_core", cell="irnn")
+    # Two workers of one run each; their CPU time is counted, not only this process's.
+    assert per_core["processes"] == 2 and per_core["threads"] == 1
+    assert per_core["cpu_seconds"][0] > 0.05 * per_core["seconds"][0]
+  ref = rows[("rnn", "sgd_cr", _TINY.ref_length)]
+  assert summary["ratio_vs_strongest"] == ref["ratio_vs_strongest"]
+  assert summary["strongest_peer"] == ref["strongest"]
+
   line = throughput.summary_line(results)
   m = re.fullmatch(
     r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+) "
-    r"mixed_length_speedup=(\S+) compaction_speedup=(\S+) ratio_vs_autodiff=(\S+)",
+    r"mixed_length_speedup=(\S+) compaction_speedup=(\S+) ratio_vs_autodiff=(\S+) "
+    r"ratio_vs_strongest=(\S+) strongest_peer=(\S+)",
     line,
   )
   assert m, line
-  assert [float(x) for x in m.groups()][1:] == [
+  assert [float(x) for x in m.groups()[1:-1]] == [
     float(f"{summary['omega_overhead']:.3f}"),
     float(f"{summary['matmul_fraction']:.3f}"),
     float(f"{summary['mixed_length_speedup']:.2f}"),
     float(f"{summary['compaction_speedup']:.2f}"),
     float(f"{summary['ratio_vs_autodiff']:.2f}"),
+    float(f"{summary['ratio_vs_strongest']:.2f}"),
   ]
+  assert m.group(8) == summary["strongest_peer"]
 
   path = tmp_path / "throughput.json"
   throughput.write_json(results, str(path))
@@ -130,6 +183,8 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   table = throughput.format_table(results)
   assert "run-updates per second" in table and "x autodiff@2" in table
   assert "mixed_length_speedup" in table and "compaction_speedup" in table
+  assert "x strongest" in table
+  assert any(line.split()[:2] == ["irnn", "SGD-CR"] for line in table.splitlines()) == has_torch
 
 
 @pytest.mark.parametrize("alpha", [0.0, 4.0])
