@@ -479,7 +479,10 @@ def _worker() -> None:
   sys.stdout = sys.stderr  # nothing else may write into the reply channel
   job = None
   while True:
-    command, arg = pickle.load(channel_in)
+    try:
+      command, arg = pickle.load(channel_in)
+    except EOFError:  # the benchmark has gone
+      return
     if command == "init":
       args, hparams = arg
       job, reply = Batched(*args, **hparams), None
