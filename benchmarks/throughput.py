@@ -1,9 +1,10 @@
-r"""Training throughput: the JAX engine against a plain PyTorch loop and the matmul ceiling.
+r"""Training throughput: the JAX engine against its peers — batched PyTorch, a PyTorch loop,
+`jax.grad` — and the matmul ceiling.
 
 The workload is the paper's Figure 7 point (docs/reference.md §4): temporal order, 50 tanh units
-(`basic_tanh`), minibatch 20, fixed length T, for SGD, SGD-C and SGD-CR. Four things are
-timed in the same process, interleaved round by round so that a busy machine slows all of
-them alike:
+(`basic_tanh`), minibatch 20, fixed length T, for SGD, SGD-C and SGD-CR; and the same task
+for every other cell of `rnn_dynamics.cells` (50 units). Everything is timed in turn,
+interleaved round by round so that a busy machine slows all of it alike:
 
 * **jax** — the real engine: `rnn_dynamics.synthetic.train.make_train(config)` with the
   `experiments/configs/success_rate.py:cpu` config, `trainer.chunk` vmapped over runs and
@@ -21,8 +22,20 @@ them alike:
   forward, no Ω) for SGD and SGD-C. Torch runs on one thread by default
   (`--torch_threads`): at these sizes (20×50 by 50×50 products) a second thread only adds
   synchronisation, and on a loaded 2-core machine torch's default of 2 threads was
-  measured 50× slower. One torch process uses one core while the engine uses them all; a
-  user could run one torch process per core, which is at most `cpu_count`× more.
+  measured 50× slower. One run at a time on one core is the weakest way to use PyTorch
+  here; the batched peers below are the ones the engine's speed is claimed against.
+* **torch batched** (`benchmarks/torch_peers.py`) — the same update as a competent PyTorch
+  user would write it for many runs: each run's own weights stacked on a runs axis, one
+  `baddbmm` per step for every run, the input products outside the time loop (`unbind`),
+  per-run norm clipping and SGD, Ω from the adjoints autograd returns (detached). Timed
+  two ways, the same runs and weights as the engine's: in this process
+  (`torch_batched`, `torch_threads` threads) and split over one 1-thread worker process
+  per core (`torch_per_core`; its CPU time is the workers'). For the paper's RNN at
+  `batched_lengths` with `ref_runs` runs, and for every autodiff cell of `plan.cells`
+  (`cell_lengths`, `cell_runs` runs), each beside its engine case. The `peers` rows of
+  the JSON, and the second table, give each peer's rate and the engine's ratio over the
+  **strongest peer**: the fastest of the batched torch peers and the autodiff one
+  (per CPU-second: the most efficient of them).
 * **autodiff** — the same update as a JAX user would write it first: `jax.grad` through a
   plain `lax.scan` over `h_t = tanh(h_{t-1} @ W_hh + u_t @ W_in + b)` (what
   `flax.linen.RNN(SimpleCell)` scans), mean cross-entropy of the last state's softmax
@@ -56,15 +69,18 @@ is recorded too: on a shared machine, work per CPU-second (`*_per_cpu_s` in the 
 bracketed column of the table) measures efficiency independently of how much CPU the
 scheduler happened to grant; on an idle machine the wall-clock ratios are what a user sees.
 
-  python -m benchmarks.throughput              # full table, ~10 min on an idle 2-core CPU
-  python -m benchmarks.throughput --quick      # T=50, 15 runs; a minute or two
+  python -m benchmarks.throughput              # full table
+  python -m benchmarks.throughput --quick      # T=50, 15 runs, and the LSTM at T=100, 10 runs
+  python -m benchmarks.throughput --peers      # the peers' table alone (every cell)
   python -m benchmarks.throughput --out=throughput.json
 
 The last line printed is `ratio_vs_torch=<x> omega_overhead=<y> matmul_fraction=<z>
-ratio_vs_autodiff=<w>`: JAX SGD-CR run-updates/s at 15 runs over torch SGD-CR updates/s,
-JAX time per SGD-CR update over time per SGD-C update (15 runs), JAX SGD-CR training
-GFLOP/s over the matmul's (15 runs, T=50), and JAX SGD-CR run-updates/s over the autodiff
-peer's (15 runs, T=50).
+mixed_length_speedup=… compaction_speedup=… ratio_vs_autodiff=<w> ratio_vs_strongest=<s>
+strongest_peer=<name>`: JAX SGD-CR run-updates/s at 15 runs over the torch loop's SGD-CR
+updates/s, JAX time per SGD-CR update over time per SGD-C update (15 runs), JAX SGD-CR
+training GFLOP/s over the matmul's (15 runs, T=50), the engine's own savings, JAX SGD-CR
+run-updates/s over the autodiff peer's (15 runs, T=50), and over the strongest peer's
+(15 runs, T=50), which it names.
 """
 
 from __future__ import annotations
@@ -86,9 +102,10 @@ import numpy as np
 import optax
 from absl import app, flags, logging
 
+from benchmarks import torch_peers
 from experiments import runtime
 from experiments.configs import success_rate
-from rnn_dynamics import algorithms, rnn, runs
+from rnn_dynamics import algorithms, cells, rnn, runs
 from rnn_dynamics.synthetic import resident, sweep, train
 from rnn_dynamics.tasks import get_task
 
@@ -99,6 +116,7 @@ except ImportError:  # optional: pip install 'rnn_dynamics[benchmark]'
 
 __all__ = [
   "FULL",
+  "PEERS",
   "QUICK",
   "Plan",
   "autodiff_loss_and_grads",
@@ -110,6 +128,18 @@ __all__ = [
 ]
 
 _INIT = "basic_tanh"  # tanh units, N(0, 0.1²): the same model on both sides
+# Measured with jax 0.10.2 on a 2-core CPU: expRNN's chunk never returns where two batched
+# LUs of its matrix exponential (LAPACK getrf) run at once — one per device on several
+# devices, or on one device with Ω (whose transition computes the exponential again) —
+# each waiting for batch work queued on the intra-op thread pool that the waiting kernels
+# hold (`jax::ParallelBatchMap`). SGD-C on one device runs;
+# `--xla_cpu_multi_thread_eigen=false` does not help.
+_DEADLOCKS_ON_CPU = ("exprnn",)
+_DEADLOCK_NOTE = (
+  "{cell} {alg} skipped: its engine program deadlocks here (two batched LUs of the matrix "
+  "exponential at once on {devices} CPU device(s), jax 0.10.2); SGD-C runs on one device: "
+  "XLA_FLAGS=--xla_force_host_platform_device_count=1 --cells={cell}"
+)
 _TORCH_MISSING = (
   "torch is not importable: the torch column is skipped (pip install 'rnn_dynamics[benchmark]')"
 )
@@ -152,6 +182,12 @@ class Plan:
       (None: no compaction case).
     lyapunov_trace: `(k, runs)`: a sweep step of `runs` Figure 7 runs at `ref_length`
       with the traces' top-k exponents against the same without (None: no such case).
+    batched_lengths: lengths for the paper RNN's batched PyTorch peers (`torch_peers`:
+      `ref_runs` runs at once, `plan.algorithms` among SGD-C and SGD-CR).
+    cells: the autodiff cells (`rnn_dynamics.cells`) timed against their batched peers,
+      each at `cell_lengths` with `cell_runs` runs, for `cell_algorithms`.
+    torch_processes: worker processes of the one-process-per-core peer (None: one per
+      CPU; fewer than 2: no such peer).
   """
 
   lengths: Sequence[int] = (50, 100, 200)
@@ -176,6 +212,12 @@ class Plan:
   length_buckets: int = 8
   compaction_runs: tuple[int, int] | None = (45, 15)
   lyapunov_trace: tuple[int, int] | None = (2, 45)
+  batched_lengths: Sequence[int] = (50, 100, 200)
+  cells: Sequence[str] = ("tanh", "irnn", "orthogonal", "lstm", "gru", "exprnn", "lru")
+  cell_algorithms: Sequence[str] = ("sgd_c", "sgd_cr")
+  cell_lengths: Sequence[int] = (100,)
+  cell_runs: int = 10
+  torch_processes: int | None = None
 
 
 FULL = Plan()
@@ -189,12 +231,38 @@ QUICK = Plan(
   autodiff_lengths=(50,),
   rounds=7,
   lyapunov_trace=(2, 15),
+  batched_lengths=(50,),
+  cells=("lstm",),
+)
+# The comparison with the peers alone: the paper's RNN at T=50 and every cell at T=100,
+# in shorter blocks (the cells' engine blocks are the longest), no engine-only cases.
+PEERS = Plan(
+  lengths=(50,),
+  run_counts=(15,),
+  algorithms=("sgd_c", "sgd_cr"),
+  torch_lengths=(50,),
+  torch_algorithms=("sgd_cr",),
+  torch_nn_rnn=(),
+  autodiff_lengths=(50,),
+  batched_lengths=(50,),
+  chunk_steps=2000,
+  rounds=5,
+  mixed_range=None,
+  compaction_runs=None,
+  lyapunov_trace=None,
 )
 
 
 def update_flops(length: int, batch: int, hidden: int, n_in: int) -> float:
   """Flops of one training update as counted here: `6·T·B·(H² + H·n_in)`."""
   return 6.0 * length * batch * (hidden * hidden + hidden * n_in)
+
+
+def _deadlocks(cell: str, algorithm: str) -> bool:
+  """Whether the engine's program for `cell` is known to deadlock on these devices."""
+  if cell not in _DEADLOCKS_ON_CPU or jax.devices()[0].platform != "cpu":
+    return False
+  return jax.device_count() > 1 or algorithm == "sgd_cr"
 
 
 def _padded(n_runs: int) -> int:
@@ -211,8 +279,9 @@ def _mean_length(plan: Plan) -> float:
   return (lo + hi - 1) / 2
 
 
-def _config(plan: Plan, length: int, with_omega: bool, lengths=None, buckets=None):
+def _config(plan: Plan, length: int, with_omega: bool, lengths=None, buckets=None, cell="rnn"):
   cfg = success_rate.get_config(plan.preset)
+  cfg.cell = cell
   cfg.min_length, cfg.max_length = lengths or (int(length), int(length))
   if buckets is not None:
     cfg.length_buckets = int(buckets)
@@ -256,24 +325,25 @@ class _JaxPrograms:
   def __init__(self, plan: Plan):
     self.plan = plan
     self._cache: dict[tuple, tuple[train.Trainer, Callable]] = {}
-    self._init = None
+    self._init: dict[str, Callable] = {}
 
-  def get(self, length: int, with_omega: bool, lengths=None, buckets=None):
-    """`(init, chunk)`, both `jit(vmap(·))`; `init` is shared (it depends on neither).
+  def get(self, length: int, with_omega: bool, lengths=None, buckets=None, cell="rnn"):
+    """`(init, chunk)`, both `jit(vmap(·))`; `init` is shared by a cell's programs (it
+    depends on neither length nor Ω).
 
     `chunk(state, hparams, chunk_index)`: the index is shared by the runs (unbatched).
     """
-    k = (int(length), bool(with_omega), lengths, buckets)
+    k = (int(length), bool(with_omega), lengths, buckets, cell)
     if k not in self._cache:
-      cfg = _config(self.plan, length, with_omega, lengths, buckets)
+      cfg = _config(self.plan, length, with_omega, lengths, buckets, cell)
       if lengths is not None:
         cfg.chunk_size = _chunk_size(self.plan, _mean_length(self.plan))
       trainer = train.make_train(cfg)
       chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, 0, None)), donate_argnums=0)
       self._cache[k] = (trainer, chunk)
-      if self._init is None:
-        self._init = jax.jit(jax.vmap(trainer.init))
-    return self._init, self._cache[k][1]
+      if cell not in self._init:
+        self._init[cell] = jax.jit(jax.vmap(trainer.init))
+    return self._init[cell], self._cache[k][1]
 
 
 class _JaxTraining:
@@ -281,7 +351,8 @@ class _JaxTraining:
 
   `lengths`/`buckets`: a mixed-length program (`[min, max)`, `config.length_buckets`);
   `live`: only the first `live` runs train, the others are decided (frozen) runs that the
-  program still carries, as a group does before it is compacted.
+  program still carries, as a group does before it is compacted; `cell`: the network
+  (`rnn_dynamics.cells`, the paper's RNN by default).
   """
 
   def __init__(
@@ -295,11 +366,12 @@ class _JaxTraining:
     buckets=None,
     live: int | None = None,
     padded: int | None = None,
+    cell: str = "rnn",
   ):
     plan = programs.plan
     with_omega = algorithm == "sgd_cr"
-    init, self.chunk = programs.get(length, with_omega, lengths, buckets)
-    cfg = _config(plan, length, with_omega)
+    init, self.chunk = programs.get(length, with_omega, lengths, buckets, cell)
+    cfg = _config(plan, length, with_omega, cell=cell)
     hp = algorithms.hparams(algorithm, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=_INIT)
     self.n_runs = n_runs
     self.n_padded = padded or _padded(n_runs)
@@ -600,6 +672,57 @@ class _TorchTraining:
       self.update()
 
 
+# --- the batched PyTorch peers (benchmarks/torch_peers.py) ---------------------------------
+
+_PEER_SIDES = {
+  "torch_batched": "torch batched, 1 process",
+  "torch_per_core": "torch batched, 1 process per core",
+  "autodiff": "jax.grad",
+}
+
+
+def _peer_setup(plan: Plan, task, cell: str, algorithm: str, length: int, n_runs: int):
+  """`(args, hparams)` of a batched torch peer of `n_runs` runs (`torch_peers.Batched`).
+
+  Its runs start from the engine's initial weights (the same keys as `_JaxTraining`);
+  its batches are drawn ahead of time by the task's sampler (not counted), 8 per run."""
+  model = cells.get_model(cell)
+  cfg = _config(plan, length, algorithm == "sgd_cr", cell=cell)
+  hp = algorithms.hparams(algorithm, lr=cfg.lr, clip=cfg.clip, alpha=cfg.alpha, init=_INIT)
+
+  @jax.jit
+  def draw(keys, pool):
+    k_params = jax.vmap(lambda k: jax.random.split(k)[0])(keys)  # as `Trainer.init` splits
+    params = jax.vmap(lambda k: model.init(k, task.n_in, plan.hidden, task.n_out, hp))(k_params)
+    sample = lambda k: task.sample(k, plan.batch, length, task.buffer_length(length))  # noqa: E731
+    return params, jax.vmap(jax.vmap(sample))(pool)
+
+  keys = jax.random.split(jax.random.PRNGKey(0), _padded(n_runs))[:n_runs]
+  pool = jax.random.split(jax.random.PRNGKey(1), 8 * n_runs).reshape(8, n_runs, -1)
+  params, b = jax.tree.map(np.asarray, draw(keys, pool))
+  hparams = dict(
+    lr=float(cfg.lr),
+    clip=None if algorithm == "sgd" else float(cfg.clip),
+    alpha=float(cfg.alpha) if algorithm == "sgd_cr" else 0.0,
+    bound=float(cfg.omega_bound),
+  )
+  # inputs [P, R, T, B, I], targets [P, R, B]
+  return (cell, torch_peers.to_peer(cell, params), b.inputs, b.targets), hparams
+
+
+def _peer_cases(plan: Plan, task, cell: str, alg: str, length: int, n_runs: int, log) -> list:
+  """The batched torch peers of one workload: in this process, and split over one
+  1-thread process per core."""
+  processes = os.cpu_count() if plan.torch_processes is None else plan.torch_processes
+  log(f"torch peers: {cell} {alg} T={length} runs={n_runs}: initialising")
+  args, hparams = _peer_setup(plan, task, cell, alg, length, n_runs)
+  jobs = [("torch_batched", torch_peers.Batched(*args, **hparams))]
+  if (processes or 0) >= 2:
+    jobs.append(("torch_per_core", torch_peers.PerCore(*args, processes=processes, **hparams)))
+  key = dict(cell=cell, algorithm=alg, length=length, runs=n_runs)
+  return [_Case(dict(side=side, **key), job, 0, 0.0) for side, job in jobs]
+
+
 class _Matmul:
   """`reps` float32 N×N products, on one device or one per device (sharded)."""
 
@@ -773,6 +896,28 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
           {"runs_padded": job.n_padded, "chunk_size": _chunk_size(plan, length)},
         )
       )
+  peer_algs = [a for a in plan.algorithms if a in ("sgd_c", "sgd_cr")]
+  if torch is not None:
+    for length in plan.batched_lengths:
+      for alg in peer_algs:
+        cases += _peer_cases(plan, task, "rnn", alg, length, plan.ref_runs, log)
+  # Every autodiff cell beside its peers (adjacent within a round). No flops counted:
+  # `update_flops` is the paper RNN's.
+  for cell in plan.cells:
+    for length in plan.cell_lengths:
+      for alg in plan.cell_algorithms:
+        if _deadlocks(cell, alg):
+          notes.append(_DEADLOCK_NOTE.format(cell=cell, alg=alg, devices=jax.device_count()))
+          log(notes[-1])
+          continue
+        log(f"jax: {cell} {alg} T={length} runs={plan.cell_runs}: initialising")
+        job = _JaxTraining(programs, alg, length, plan.cell_runs, cell=cell)
+        ru = plan.cell_runs * _chunk_size(plan, length)
+        key = dict(side="jax", cell=cell, algorithm=alg, length=length, runs=plan.cell_runs)
+        info = dict(runs_padded=job.n_padded, chunk_size=_chunk_size(plan, length))
+        cases.append(_Case(key, job, ru, 0.0, info))
+        if torch is not None:
+          cases += _peer_cases(plan, task, cell, alg, length, plan.cell_runs, log)
   if torch is None:
     notes.append(_TORCH_MISSING)
     log(_TORCH_MISSING)
@@ -790,17 +935,25 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
 def _finish_torch_case(case: _Case, plan: Plan, task) -> None:
   job = case.block
   job.calibrate(plan.torch_block_s)
+  runs = case.key["runs"]
   flops = update_flops(case.key["length"], plan.batch, plan.hidden, task.n_in)
-  case.run_updates = job.updates_per_block
-  case.flops = job.updates_per_block * flops
-  case.info = dict(updates_per_block=job.updates_per_block, threads=torch.get_num_threads())
+  case.run_updates = job.updates_per_block * runs
+  # Flops are counted for the paper's RNN only (`update_flops`).
+  case.flops = case.run_updates * flops if case.key.get("cell", "rnn") == "rnn" else 0.0
+  workers = len(getattr(job, "workers", ()))
+  case.info = dict(
+    updates_per_block=job.updates_per_block,
+    threads=1 if workers else torch.get_num_threads(),
+    processes=workers or 1,
+  )
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
-  """Wall seconds and process CPU seconds (every thread) that `fn()` takes."""
+  """Wall seconds and CPU seconds (every thread) that `fn()` takes: this process's, plus
+  what `fn` returns, the CPU seconds of worker processes it waited for."""
   t0, c0 = time.perf_counter(), time.process_time()
-  fn()
-  return time.perf_counter() - t0, time.process_time() - c0
+  elsewhere = fn() or 0.0
+  return time.perf_counter() - t0, time.process_time() - c0 + elsewhere
 
 
 def run_benchmark(plan: Plan, log: Callable[[str], None] = logging.info) -> dict[str, Any]:
@@ -823,16 +976,22 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = logging.info) -> dict
   if torch is not None and plan.torch_threads is not None:
     threads_before = torch.get_num_threads()
     torch.set_num_threads(int(plan.torch_threads))
+  cases: list[_Case] = []
   try:
-    results = _run(plan, task, log, t_start, load_before)
+    results = _run(plan, task, log, t_start, load_before, cases)
   finally:
     if threads_before is not None:
       torch.set_num_threads(threads_before)
+    for case in cases:  # the worker processes of the one-process-per-core peers
+      getattr(case.block, "close", lambda: None)()
   return results
 
 
-def _run(plan: Plan, task, log, t_start: float, load_before: list[float]) -> dict[str, Any]:
-  cases, notes = _build_cases(plan, log)
+def _run(
+  plan: Plan, task, log, t_start: float, load_before: list[float], cases: list[_Case]
+) -> dict[str, Any]:
+  built, notes = _build_cases(plan, log)
+  cases += built
   # Warm-up round: compiles the JAX programs, sizes the torch blocks.
   for case in cases:
     if case.key["side"].startswith("torch"):
@@ -856,7 +1015,9 @@ def _run(plan: Plan, task, log, t_start: float, load_before: list[float]) -> dic
     notes=notes,
   )
   results["ratios"] = _ratios(cases, plan)
+  results["peers"] = _peer_ratios(cases)
   results["summary"] = _summary(results["ratios"], plan)
+  results["summary"].update(_peer_summary(results["peers"], plan))
   results["machine"]["loadavg_after"] = _loadavg()
   results["wall_s"] = time.time() - t_start
   return results
@@ -867,8 +1028,9 @@ def _name(key: dict) -> str:
     return f"step product [{key['batch']}x{key['hidden']}]·[{key['hidden']}x{key['hidden']}] runs={key['runs']}"
   if key["side"] == "matmul":
     return f"matmul {key['n']}{' sharded' if key['sharded'] else ''}"
+  cell = f"{key['cell']} " if "cell" in key else ""
   k = f" lyapunov_k={key['k']}" if "k" in key else ""
-  return f"{key['side']} {key['algorithm']} T={key['length']} runs={key['runs']}{k}"
+  return f"{key['side']} {cell}{key['algorithm']} T={key['length']} runs={key['runs']}{k}"
 
 
 def _case_result(c: _Case) -> dict[str, Any]:
@@ -891,8 +1053,12 @@ def _per_round(c: _Case, flops: bool = False, cpu: bool = False) -> np.ndarray:
 
 
 def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
-  """Within-round ratios (median over rounds) for every JAX case that has a partner."""
-  find = lambda **k: next((c for c in cases if all(c.key.get(a) == v for a, v in k.items())), None)
+  """Within-round ratios (median over rounds) for every JAX case of the paper's RNN that
+  has a partner (the batched peers' are `_peer_ratios`)."""
+  find = lambda **k: next(
+    (c for c in cases if "cell" not in c.key and all(c.key.get(a) == v for a, v in k.items())),
+    None,
+  )
   mm = [c for c in cases if c.key["side"] == "matmul"]
   ceiling = np.max([_per_round(c, flops=True) for c in mm], axis=0)  # flop/s per round
   ceiling_cpu = np.max([_per_round(c, flops=True, cpu=True) for c in mm], axis=0)
@@ -900,7 +1066,7 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
   med = lambda a: float(np.median(a))
   rows = []
   for c in cases:
-    if c.key["side"] != "jax":
+    if c.key["side"] != "jax" or "cell" in c.key:  # the cells' rows are `_peer_ratios`'
       continue
     alg, length, runs = c.key["algorithm"], c.key["length"], c.key["runs"]
     row = dict(algorithm=alg, length=length, runs=runs)
@@ -947,6 +1113,67 @@ def _ratios(cases: list[_Case], plan: Plan) -> list[dict[str, Any]]:
   return rows
 
 
+def _peer_ratios(cases: list[_Case]) -> list[dict[str, Any]]:
+  """For every engine workload with a peer (`_PEER_SIDES`, the same runs): each peer's
+  rate and ratio, and the ratio over the strongest peer, wall-clock and per CPU-second.
+
+  The strongest peer is the one with the highest median rate (per CPU-second: the highest
+  median rate per CPU-second); its ratio is the median over rounds of the within-round
+  ratio, as every ratio here."""
+  cell_of = lambda key: key.get("cell", "rnn")  # noqa: E731
+  med = lambda a: float(np.median(a))  # noqa: E731
+  rows = []
+  for c in cases:
+    if c.key["side"] != "jax":
+      continue
+    k = c.key
+    peers = [
+      p
+      for p in cases
+      if p.key["side"] in _PEER_SIDES
+      and cell_of(p.key) == cell_of(k)
+      and all(p.key[a] == k[a] for a in ("algorithm", "length", "runs"))
+    ]
+    if not peers:
+      continue
+    row = dict(kind="peers", cell=cell_of(k), algorithm=k["algorithm"], length=k["length"])
+    row.update(
+      runs=k["runs"], engine=med(_per_round(c)), engine_per_cpu_s=med(_per_round(c, cpu=True))
+    )
+    for p in peers:
+      side = p.key["side"]
+      row[side] = med(_per_round(p))
+      row[f"{side}_per_cpu_s"] = med(_per_round(p, cpu=True))
+      row[f"ratio_vs_{side}"] = med(_per_round(c) / _per_round(p))
+      row[f"ratio_vs_{side}_per_cpu_s"] = med(_per_round(c, cpu=True) / _per_round(p, cpu=True))
+    strongest = max(peers, key=lambda p: row[p.key["side"]]).key["side"]
+    row["strongest"], row["ratio_vs_strongest"] = strongest, row[f"ratio_vs_{strongest}"]
+    strongest = max(peers, key=lambda p: row[f"{p.key['side']}_per_cpu_s"]).key["side"]
+    row["strongest_per_cpu_s"] = strongest
+    row["ratio_vs_strongest_per_cpu_s"] = row[f"ratio_vs_{strongest}_per_cpu_s"]
+    rows.append(row)
+  return rows
+
+
+def _peer_summary(peers: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
+  """The paper's RNN, SGD-CR at the reference point, against its strongest peer."""
+  r = next(
+    (
+      r
+      for r in peers
+      if (r["cell"], r["algorithm"], r["length"], r["runs"])
+      == ("rnn", "sgd_cr", plan.ref_length, plan.ref_runs)
+    ),
+    {},
+  )
+  return dict(
+    ratio_vs_strongest=r.get("ratio_vs_strongest", math.nan),
+    strongest_peer=r.get("strongest"),
+    ratio_vs_strongest_per_cpu_s=r.get("ratio_vs_strongest_per_cpu_s", math.nan),
+    strongest_peer_per_cpu_s=r.get("strongest_per_cpu_s"),
+  )
+
+
 def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
   pick = lambda alg: next(
     (
@@ -982,14 +1209,16 @@ def _summary(ratios: list[dict[str, Any]], plan: Plan) -> dict[str, float]:
 
 def summary_line(results: dict[str, Any]) -> str:
   """`ratio_vs_torch=… omega_overhead=… matmul_fraction=… mixed_length_speedup=…
-  compaction_speedup=… ratio_vs_autodiff=…` (nan where not measured)."""
+  compaction_speedup=… ratio_vs_autodiff=… ratio_vs_strongest=… strongest_peer=…` (nan,
+  or `-` for the peer, where not measured)."""
   s = results["summary"]
   return (
     f"ratio_vs_torch={s['ratio_vs_torch']:.2f} omega_overhead={s['omega_overhead']:.3f} "
     f"matmul_fraction={s['matmul_fraction']:.3f} "
     f"mixed_length_speedup={s['mixed_length_speedup']:.2f} "
     f"compaction_speedup={s['compaction_speedup']:.2f} "
-    f"ratio_vs_autodiff={s['ratio_vs_autodiff']:.2f}"
+    f"ratio_vs_autodiff={s['ratio_vs_autodiff']:.2f} "
+    f"ratio_vs_strongest={s['ratio_vs_strongest']:.2f} strongest_peer={s['strongest_peer'] or '-'}"
   )
 
 
@@ -1017,7 +1246,7 @@ def format_table(results: dict[str, Any]) -> str:
         f"recurrent step product [{c['batch']}x{c['hidden']}]·[{c['hidden']}x{c['hidden']}] "
         f"alone, {c['runs']} runs: {c['gflops']:.1f} GFLOP/s (best {c['gflops_best']:.1f})"
       )
-  jax_runs = sorted({c["runs"] for c in cases if c["side"] == "jax"})
+  jax_runs = sorted({c["runs"] for c in cases if c["side"] == "jax" and "cell" not in c})
   has_nn = any(c["side"] == "torch_nn_rnn" for c in cases)
   has_ad = any(c["side"] == "autodiff" for c in cases)
   ratios = {
@@ -1037,6 +1266,7 @@ def format_table(results: dict[str, Any]) -> str:
       (c["length"], c["algorithm"])
       for c in cases
       if c["side"] not in ("matmul", "step_product", "mixed", "compaction", "lyapunov_trace")
+      and "cell" not in c
     },
     key=lambda k: (k[0], list(_ALG).index(k[1]) if k[1] in _ALG else 9),
   )
@@ -1044,7 +1274,11 @@ def format_table(results: dict[str, Any]) -> str:
     (
       f"{c['run_updates_per_s']:,.0f}"
       for c in cases
-      if c["side"] == side and c["algorithm"] == alg and c["length"] == t and c["runs"] == n
+      if c["side"] == side
+      and "cell" not in c
+      and c["algorithm"] == alg
+      and c["length"] == t
+      and c["runs"] == n
     ),
     "-",
   )
@@ -1056,6 +1290,7 @@ def format_table(results: dict[str, Any]) -> str:
         c["gflops"]
         for c in cases
         if c["side"] == "jax"
+        and "cell" not in c
         and c["algorithm"] == alg
         and c["length"] == t
         and c["runs"] == ref_runs
@@ -1112,8 +1347,38 @@ def format_table(results: dict[str, Any]) -> str:
       lines.append(
         f"{name}: {engine[name]:.2f}x ({engine[name + '_per_cpu_s']:.2f}x per CPU-second)"
       )
+  lines += _format_peers(results)
   lines += [f"note: {n}" for n in results["notes"]]
   return "\n".join(lines)
+
+
+def _format_peers(results: dict[str, Any]) -> list[str]:
+  """The engine against each batched peer and the strongest one (`_peer_ratios`)."""
+  rows = results.get("peers") or []
+  if not rows:
+    return []
+  sides = [s for s in _PEER_SIDES if any(s in r for r in rows)]
+  procs = next((c["processes"] for c in results["cases"] if c["side"] == "torch_per_core"), None)
+  label = lambda s: _PEER_SIDES[s] + (f" ({procs})" if s == "torch_per_core" else "")  # noqa: E731
+  head = ["cell", "alg", "T", "runs", "engine"] + [label(s) for s in sides]
+  head += ["strongest", "x strongest", "strongest per CPU s", "(x per CPU s)"]
+  table = [head]
+  fmt = lambda v, f: "-" if v is None else f.format(v)  # noqa: E731
+  for r in rows:
+    row = [r["cell"], _ALG.get(r["algorithm"], r["algorithm"]), str(r["length"]), str(r["runs"])]
+    row += [f"{r['engine']:,.0f}"] + [fmt(r.get(s), "{:,.0f}") for s in sides]
+    row += [_PEER_SIDES[r["strongest"]], f"{r['ratio_vs_strongest']:.2f}x"]
+    row += [_PEER_SIDES[r["strongest_per_cpu_s"]], f"({r['ratio_vs_strongest_per_cpu_s']:.2f}x)"]
+    table.append(row)
+  widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+  lines = [
+    "the engine against its batched peers, run-updates per second (median over rounds); "
+    "x strongest: within-round median ratio over the fastest peer, bracketed: over the "
+    "most efficient peer per CPU-second:"
+  ]
+  for row in table:
+    lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+  return lines
 
 
 def _loadavg() -> list[float]:
@@ -1177,10 +1442,17 @@ def write_json(results: dict[str, Any], path: str) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  plan = QUICK if _QUICK.value else FULL
+  if _QUICK.value and _PEERS.value:
+    raise app.UsageError("--quick and --peers are two plans: choose one")
+  plan = QUICK if _QUICK.value else PEERS if _PEERS.value else FULL
   if _ROUNDS.value is not None:
     plan = dataclasses.replace(plan, rounds=_ROUNDS.value)
   plan = dataclasses.replace(plan, torch_threads=_TORCH_THREADS.value or None)
+  if _CELLS.value is not None:
+    autodiff = [c for c in cells.CELLS if c != "rnn"]  # the paper's RNN is always timed
+    if unknown := sorted(set(_CELLS.value) - set(autodiff)):
+      raise app.UsageError(f"--cells: unknown {unknown}; choose from {', '.join(autodiff)}")
+    plan = dataclasses.replace(plan, cells=tuple(_CELLS.value))
   results = run_benchmark(plan)
   if _OUT.value:
     write_json(results, _OUT.value)
@@ -1191,7 +1463,17 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined only when run as a binary, so one benchmark can import the other.
-  _QUICK = flags.DEFINE_bool("quick", False, "Only T=50, 15 runs, SGD-C and SGD-CR (+ matmul).")
+  _QUICK = flags.DEFINE_bool(
+    "quick", False, "Only T=50, 15 runs, SGD-C and SGD-CR, and the LSTM at T=100 (+ matmul)."
+  )
+  _PEERS = flags.DEFINE_bool(
+    "peers",
+    False,
+    "Only the comparison with the peers: the paper's RNN at T=50, every cell at T=100.",
+  )
+  _CELLS = flags.DEFINE_list(
+    "cells", None, "The autodiff cells timed against their peers (default: the plan's)."
+  )
   _OUT = flags.DEFINE_string("out", None, "Write every number as JSON to this file.")
   _ROUNDS = flags.DEFINE_integer("rounds", None, "Timed rounds (default: the plan's).")
   _TORCH_THREADS = flags.DEFINE_integer(

@@ -1,5 +1,5 @@
 """The throughput benchmark on a tiny size: it runs, and its JSON and summary line are sound;
-its autodiff peer computes the engine's gradient."""
+its autodiff peer and its batched PyTorch peers compute the engine's gradient."""
 
 import dataclasses
 import json
@@ -9,11 +9,12 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from benchmarks import accelerator, throughput
+from benchmarks import accelerator, throughput, torch_peers
 from experiments.configs import success_rate
-from rnn_dynamics import rnn
+from rnn_dynamics import algorithms, cells, rnn
 from rnn_dynamics.regularizers import omega_and_grad
 from rnn_dynamics.tasks import get_task
 
@@ -35,6 +36,14 @@ _TINY = throughput.Plan(
   length_buckets=2,
   compaction_runs=(12, 2),
   lyapunov_trace=(2, 2),
+  batched_lengths=(10,),
+  # One cheap autodiff cell, with Ω; its length apart from the paper RNN's so that every
+  # case below is found by its key alone.
+  cells=("irnn",),
+  cell_algorithms=("sgd_cr",),
+  cell_lengths=(12,),
+  cell_runs=2,
+  torch_processes=2,
 )
 
 
@@ -65,9 +74,12 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   }
   assert programs["carried"] == 12 and programs["compacted"] < 12
   assert ("torch" in sides) == has_torch
+  assert ({"torch_batched", "torch_per_core"} <= sides) == has_torch
   for case in results["cases"]:
     assert len(case["seconds"]) == _TINY.rounds
-    assert case["median_s"] > 0 and math.isfinite(case["gflops"]) and case["gflops"] > 0
+    assert case["median_s"] > 0 and math.isfinite(case["gflops"])
+    # Flops are counted for the paper's RNN only.
+    assert (case["gflops"] > 0) == (case.get("cell", "rnn") == "rnn"), case
     if case["side"] not in ("matmul", "step_product"):
       assert case["run_updates_per_s"] > 0 and math.isfinite(case["run_updates_per_s"])
 
@@ -113,20 +125,62 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
     torch_cr = case(side="torch", algorithm="sgd_cr", length=_TINY.ref_length)
     assert summary["ratio_vs_torch"] == pytest.approx(rate(cr) / rate(torch_cr))
 
+  # Against the peers: every ratio is the quotient of the two rates, the strongest peer
+  # the fastest (per CPU-second: the most efficient), for the paper's RNN and the cell.
+  cpu_rate = lambda c: c["run_updates_per_block"] / c["cpu_seconds"][0]  # noqa: E731
+  peer_sides = ("torch_batched", "torch_per_core", "autodiff") if has_torch else ("autodiff",)
+  workloads = [("rnn", "sgd_c", _TINY.ref_length), ("rnn", "sgd_cr", _TINY.ref_length)]
+  workloads += [("irnn", "sgd_cr", 12)] if has_torch else []
+  rows = {(r["cell"], r["algorithm"], r["length"]): r for r in results["peers"]}
+  assert set(rows) == set(workloads)
+  for cell, alg, length in workloads:
+    r = rows[(cell, alg, length)]
+    key = dict(algorithm=alg, length=length, runs=_TINY.ref_runs)
+    engine = case(side="jax", **key, **({} if cell == "rnn" else {"cell": cell}))
+    peers = {
+      side: case(side=side, **key, **({} if side == "autodiff" else {"cell": cell}))
+      for side in peer_sides
+      if side != "autodiff" or cell == "rnn"
+    }
+    assert r["engine"] == pytest.approx(rate(engine))
+    for side, p in peers.items():
+      assert r[side] == pytest.approx(rate(p))
+      assert r[f"ratio_vs_{side}"] == pytest.approx(rate(engine) / rate(p))
+      assert r[f"ratio_vs_{side}_per_cpu_s"] == pytest.approx(cpu_rate(engine) / cpu_rate(p))
+    fastest = max(peers, key=lambda side: rate(peers[side]))
+    assert r["strongest"] == fastest
+    assert r["ratio_vs_strongest"] == pytest.approx(rate(engine) / rate(peers[fastest]))
+    leanest = max(peers, key=lambda side: cpu_rate(peers[side]))
+    assert r["strongest_per_cpu_s"] == leanest
+    assert r["ratio_vs_strongest_per_cpu_s"] == pytest.approx(
+      cpu_rate(engine) / cpu_rate(peers[leanest])
+    )
+  if has_torch:
+    per_core = case(side="torch_per_core", cell="irnn")
+    # Two workers of one run each; their CPU time is counted, not only this process's.
+    assert per_core["processes"] == 2 and per_core["threads"] == 1
+    assert per_core["cpu_seconds"][0] > 0.05 * per_core["seconds"][0]
+  ref = rows[("rnn", "sgd_cr", _TINY.ref_length)]
+  assert summary["ratio_vs_strongest"] == ref["ratio_vs_strongest"]
+  assert summary["strongest_peer"] == ref["strongest"]
+
   line = throughput.summary_line(results)
   m = re.fullmatch(
     r"ratio_vs_torch=(\S+) omega_overhead=(\S+) matmul_fraction=(\S+) "
-    r"mixed_length_speedup=(\S+) compaction_speedup=(\S+) ratio_vs_autodiff=(\S+)",
+    r"mixed_length_speedup=(\S+) compaction_speedup=(\S+) ratio_vs_autodiff=(\S+) "
+    r"ratio_vs_strongest=(\S+) strongest_peer=(\S+)",
     line,
   )
   assert m, line
-  assert [float(x) for x in m.groups()][1:] == [
+  assert [float(x) for x in m.groups()[1:-1]] == [
     float(f"{summary['omega_overhead']:.3f}"),
     float(f"{summary['matmul_fraction']:.3f}"),
     float(f"{summary['mixed_length_speedup']:.2f}"),
     float(f"{summary['compaction_speedup']:.2f}"),
     float(f"{summary['ratio_vs_autodiff']:.2f}"),
+    float(f"{summary['ratio_vs_strongest']:.2f}"),
   ]
+  assert m.group(8) == summary["strongest_peer"]
 
   path = tmp_path / "throughput.json"
   throughput.write_json(results, str(path))
@@ -137,6 +191,8 @@ def test_tiny_run_gives_positive_finite_numbers_json_and_summary(tmp_path):
   assert "run-updates per second" in table and "x autodiff@2" in table
   assert "mixed_length_speedup" in table and "compaction_speedup" in table
   assert "lyapunov_trace_overhead" in table and "top-2 exponents traced" in table
+  assert "x strongest" in table
+  assert any(line.split()[:2] == ["irnn", "SGD-CR"] for line in table.splitlines()) == has_torch
 
 
 @pytest.mark.parametrize("alpha", [0.0, 4.0])
@@ -175,6 +231,111 @@ def test_autodiff_peer_gradient_is_the_engines(alpha):
     assert float(jnp.max(jnp.abs(alpha * om_grad))) > 0.1 * float(jnp.max(jnp.abs(grads.w_hh)))
   else:
     assert bool(jnp.isnan(peer_om))
+
+
+def test_every_cell_has_a_torch_peer():
+  assert set(torch_peers.CELLS) == set(cells.CELLS)
+
+
+def test_only_the_known_deadlock_is_skipped():
+  # expRNN's engine program deadlocks on a CPU where two batched LUs run at once: on
+  # several devices, or with Ω (throughput._DEADLOCKS_ON_CPU says why); nothing else.
+  cpu = jax.devices()[0].platform == "cpu"
+  assert throughput._deadlocks("exprnn", "sgd_cr") == cpu
+  assert throughput._deadlocks("exprnn", "sgd_c") == (cpu and jax.device_count() > 1)
+  others = [c for c in cells.CELLS if c != "exprnn"]
+  assert not any(throughput._deadlocks(c, a) for c in others for a in ("sgd_c", "sgd_cr"))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 4.0])
+@pytest.mark.parametrize("cell", cells.CELLS)
+def test_batched_torch_peer_update_is_the_engines(cell, alpha):
+  """Two runs with their own weights: the peer's loss, Ω and gradient equal the engine's
+  (`Model.loss_and_grads`, vmapped) to float32 round-off, and one `Batched` update equals
+  the engine's optimizer step (norm clipping per run, then SGD), with the threshold
+  between the two runs' gradient norms so that exactly one run is clipped."""
+  torch = pytest.importorskip("torch")
+  task = get_task("temporal_order")
+  runs, length, batch, hidden, lr = 2, 12, 5, 6, 0.1
+  model = cells.get_model(cell)
+  hp = algorithms.hparams("sgd_cr", lr=lr, clip=1.0, alpha=alpha, init="basic_tanh")
+  keys = jax.random.split(jax.random.PRNGKey(3), runs)
+  params = jax.vmap(lambda k: model.init(k, task.n_in, hidden, task.n_out, hp))(keys)
+  if cell == "rnn":  # weights large enough that the adjoints neither vanish nor stay trivial
+    params = params.replace(w_hh=params.w_hh * 8.0, w_in=params.w_in * 5.0)
+  if cell == "irnn":  # its N(0, 0.001²) input and readout weights give gradients of ~1e-5
+    cell_params = dict(params.cell, w_in=params.cell["w_in"] * 100.0)
+    params = params.replace(cell=cell_params, w_out=params.w_out * 100.0)
+  if cell == "exprnn":  # a modReLU threshold that cuts units, or Ω would be ≈ 0
+    params = params.replace(cell=dict(params.cell, b=params.cell["b"] - 0.5))
+  data = jax.random.split(jax.random.PRNGKey(4), runs)
+  b = jax.vmap(lambda k: task.sample(k, batch, jnp.int32(length), task.buffer_length(length)))(data)
+  assert bool(jnp.all(b.mask)), "the peer assumes fixed-length batches"
+  cfg = success_rate.get_config("cpu")
+
+  @jax.jit
+  def engine(params, b):
+    def grads(alpha_on):
+      omega = cells.OmegaSettings(hp.alpha * alpha_on, bool(alpha) and alpha_on, "original", 1e-20)
+      return jax.vmap(lambda p, x: model.loss_and_grads(p, hp, x, task.head, omega))(params, b)
+
+    want, plain = grads(True), grads(False).grads
+    norms = jax.vmap(optax.tree.norm)(want.grads)
+    clip = jnp.sqrt(norms[0] * norms[1])  # between the two: one run clipped, one not
+    opt = algorithms.make_optimizer(cfg, hp.replace(clip=clip), model.decay_path)
+
+    def step(p, g):
+      updates, _ = opt.update(g, opt.init(p), p)
+      return optax.apply_updates(p, updates)
+
+    return want, plain, norms, clip, jax.vmap(step)(params, want.grads)
+
+  want, plain, norms, clip, stepped = engine(params, b)
+
+  p = {k: torch.tensor(v, requires_grad=True) for k, v in torch_peers.to_peer(cell, params).items()}
+  inputs, targets = np.array(b.inputs), np.array(b.targets)
+  loss, grads, om = torch_peers.loss_and_grads(
+    cell, p, torch.from_numpy(inputs), torch.from_numpy(targets).long(), alpha=alpha
+  )
+  np.testing.assert_allclose(loss.numpy(), want.loss, rtol=1e-5)
+  engine_grads = torch_peers.to_peer(cell, want.grads)
+  for name, g in engine_grads.items():
+    scale = float(np.max(np.abs(g)))
+    assert scale > 1e-4, f"{name}: a vanishing gradient would make the check trivial"
+    np.testing.assert_allclose(grads[name].numpy(), g, rtol=1e-4, atol=3e-5 * scale, err_msg=name)
+  if alpha:
+    assert float(np.min(want.omega)) > 1e-3  # Ω is not trivial in either run
+    np.testing.assert_allclose(om.numpy(), want.omega, rtol=1e-4)
+    # Ω's part of the gradient is itself sizeable, so it is checked, not drowned out —
+    # except expRNN's, which is 0: with W orthogonal and modReLU piecewise linear,
+    # ‖δ_t ∂h_t/∂h_{t-1}‖ does not depend on the parameters.
+    part = max(
+      float(jnp.max(jnp.abs(a - c)))
+      for a, c in zip(jax.tree.leaves(want.grads), jax.tree.leaves(plain))
+    )
+    largest = max(float(np.max(np.abs(g))) for g in engine_grads.values())
+    assert (part > 0.05 * largest) == (cell != "exprnn"), (part, largest)
+  else:
+    assert om is None
+
+  # One update: the engine's optimizer (its clip inside the guard, then SGD) per run.
+  assert abs(float(norms[0] - norms[1])) > 1e-3 * float(norms.max()), "norms must differ"
+  job = torch_peers.Batched(
+    cell,
+    torch_peers.to_peer(cell, params),
+    inputs[None],
+    targets[None],
+    lr=lr,
+    clip=float(clip),
+    alpha=alpha,
+  )
+  job.update()
+  before = torch_peers.to_peer(cell, params)
+  for name, value in torch_peers.to_peer(cell, stepped).items():
+    # The step, compared as the gradients are (the parameters hide its round-off).
+    got, want_step = job.p[name].detach().numpy() - before[name], value - before[name]
+    scale = float(np.max(np.abs(want_step)))
+    np.testing.assert_allclose(got, want_step, rtol=1e-4, atol=3e-5 * scale, err_msg=name)
 
 
 # --- benchmarks/accelerator.py ---------------------------------------------------------

@@ -1,5 +1,6 @@
 """The README's two commands are the ones CI and users run."""
 
+import json
 import re
 from pathlib import Path
 
@@ -73,3 +74,26 @@ def test_no_machine_paths_in_the_docs():
     if p.is_file() and p.suffix in (".md", ".json", ".csv", ".txt") and "/work/" in p.read_text()
   ]
   assert not offenders
+
+
+# What the README's speed sentence may name, by the `strongest_peer` it reports.
+_PEER_WORDS = {
+  "autodiff": "`jax.grad`",
+  "torch_batched": "batched PyTorch",
+  "torch_per_core": "one PyTorch process per core",
+}
+
+
+def test_the_speed_claim_is_the_strongest_peer_s():
+  # Every "N× faster" of the README is the newest committed benchmark's ratio over the
+  # strongest peer it measured, and the README names that peer.
+  runs = (ROOT / "docs" / "results" / "benchmarks").glob("throughput_*.json")
+  newest = sorted(p for p in runs if re.fullmatch(r"throughput_[\d-]+\.json", p.name))[-1]
+  summary = json.loads(newest.read_text())["summary"]
+  readme = " ".join((ROOT / "README.md").read_text().split())
+  claims = list(re.finditer(r"(\d+(?:\.\d+)?)× faster", readme))
+  assert claims, "the README states no speed"
+  for m in claims:
+    assert m.group(1) == f"{summary['ratio_vs_strongest']:.1f}", m.group(0)
+    # The peer is named in the claim's own sentence.
+    assert _PEER_WORDS[summary["strongest_peer"]] in readme[m.end() : m.end() + 120], m.group(0)
