@@ -6,7 +6,8 @@ triangular (only `A`'s entries above the diagonal are used, as in the authors' c
 each entry of `S` has one parameter). Since `S` is skew-symmetric, `W` is orthogonal
 (`Wᵀ W = I`, `det W = 1`) for any `A`, so plain gradient steps on `A` never leave the
 orthogonal group and ρ(W) = 1 throughout training. `prepare` computes `expm(S)` once per
-sequence (`jax.scipy.linalg.expm`), and autodiff differentiates through it.
+update (`cells.expm`: matrix products only, no linear solve), and autodiff differentiates
+through it.
 
 modReLU (Arjovsky, Shah & Bengio 2016, real case): `modReLU(z) = sign(z) relu(|z| + b)`
 element-wise, one trainable `b` per unit. The carry is the hidden state `h` (the authors'
@@ -42,6 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_dynamics.cells.base import Cell
+from rnn_dynamics.cells.expm import expm
 from rnn_dynamics.tasks.base import float_dtype
 
 __all__ = ["INITS", "block_angles", "exprnn", "modrelu", "skew"]
@@ -89,7 +91,7 @@ def exprnn(init: str = "henaff") -> Cell:
     )
 
   def prepare(params):
-    return dict(params, w_hh=jax.scipy.linalg.expm(skew(params["a"])))
+    return dict(params, w_hh=expm(skew(params["a"])))
 
   def initial_carry(prepared, batch_size, dtype):
     return jnp.zeros((batch_size, prepared["a"].shape[0]), dtype)
