@@ -128,18 +128,6 @@ __all__ = [
 ]
 
 _INIT = "basic_tanh"  # tanh units, N(0, 0.1²): the same model on both sides
-# Measured with jax 0.10.2 on a 2-core CPU: expRNN's chunk never returns where two batched
-# LUs of its matrix exponential (LAPACK getrf) run at once — one per device on several
-# devices, or on one device with Ω (whose transition computes the exponential again) —
-# each waiting for batch work queued on the intra-op thread pool that the waiting kernels
-# hold (`jax::ParallelBatchMap`). SGD-C on one device runs;
-# `--xla_cpu_multi_thread_eigen=false` does not help.
-_DEADLOCKS_ON_CPU = ("exprnn",)
-_DEADLOCK_NOTE = (
-  "{cell} {alg} skipped: its engine program deadlocks here (two batched LUs of the matrix "
-  "exponential at once on {devices} CPU device(s), jax 0.10.2); SGD-C runs on one device: "
-  "XLA_FLAGS=--xla_force_host_platform_device_count=1 --cells={cell}"
-)
 _TORCH_MISSING = (
   "torch is not importable: the torch column is skipped (pip install 'rnn_dynamics[benchmark]')"
 )
@@ -256,13 +244,6 @@ PEERS = Plan(
 def update_flops(length: int, batch: int, hidden: int, n_in: int) -> float:
   """Flops of one training update as counted here: `6·T·B·(H² + H·n_in)`."""
   return 6.0 * length * batch * (hidden * hidden + hidden * n_in)
-
-
-def _deadlocks(cell: str, algorithm: str) -> bool:
-  """Whether the engine's program for `cell` is known to deadlock on these devices."""
-  if cell not in _DEADLOCKS_ON_CPU or jax.devices()[0].platform != "cpu":
-    return False
-  return jax.device_count() > 1 or algorithm == "sgd_cr"
 
 
 def _padded(n_runs: int) -> int:
@@ -906,10 +887,6 @@ def _build_cases(plan: Plan, log: Callable[[str], None]) -> tuple[list[_Case], l
   for cell in plan.cells:
     for length in plan.cell_lengths:
       for alg in plan.cell_algorithms:
-        if _deadlocks(cell, alg):
-          notes.append(_DEADLOCK_NOTE.format(cell=cell, alg=alg, devices=jax.device_count()))
-          log(notes[-1])
-          continue
         log(f"jax: {cell} {alg} T={length} runs={plan.cell_runs}: initialising")
         job = _JaxTraining(programs, alg, length, plan.cell_runs, cell=cell)
         ru = plan.cell_runs * _chunk_size(plan, length)

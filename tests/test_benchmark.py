@@ -237,16 +237,6 @@ def test_every_cell_has_a_torch_peer():
   assert set(torch_peers.CELLS) == set(cells.CELLS)
 
 
-def test_only_the_known_deadlock_is_skipped():
-  # expRNN's engine program deadlocks on a CPU where two batched LUs run at once: on
-  # several devices, or with Ω (throughput._DEADLOCKS_ON_CPU says why); nothing else.
-  cpu = jax.devices()[0].platform == "cpu"
-  assert throughput._deadlocks("exprnn", "sgd_cr") == cpu
-  assert throughput._deadlocks("exprnn", "sgd_c") == (cpu and jax.device_count() > 1)
-  others = [c for c in cells.CELLS if c != "exprnn"]
-  assert not any(throughput._deadlocks(c, a) for c in others for a in ("sgd_c", "sgd_cr"))
-
-
 @pytest.mark.parametrize("alpha", [0.0, 4.0])
 @pytest.mark.parametrize("cell", cells.CELLS)
 def test_batched_torch_peer_update_is_the_engines(cell, alpha):
