@@ -67,10 +67,14 @@ class GroupSpecMismatch(ConfigError):
 
 def group_config(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collections.ConfigDict:
   """The config one group trains with: a copy of the binary's `config` with `overrides`
-  set (e.g. a length, a budget). The binary's config itself is never changed."""
+  set (e.g. a length, a budget, or a field only some groups have, like `floss_enabled`).
+  The binary's config itself is never changed."""
   cfg = config.copy_and_resolve_references()
-  for field, value in overrides.items():
-    cfg[field] = value
+  # The command line's config is locked (absl's config flags), and a group may set a
+  # field the config lacks: the copy is the group's own.
+  with cfg.unlocked():
+    for field, value in overrides.items():
+      cfg[field] = value
   return cfg
 
 
