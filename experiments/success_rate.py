@@ -79,9 +79,11 @@ def _run_group(config, workdir: Workdir, group: str, length: int, names, budget=
   overrides = dict(min_length=int(length), max_length=int(length))
   if budget is not None:
     overrides["max_updates"] = int(budget)
-  if any(algorithms.get(name).uses_flossing for name in names):
-    overrides["floss_enabled"] = True
   cfg = group_config(config, **overrides)
+  if any(algorithms.get(name).uses_flossing for name in names):
+    # Not a field of the config (absl hands the binary its config locked): the group's own.
+    with cfg.unlocked():
+      cfg.floss_enabled = True
   # Runs with the same seed share initial weights and data across algorithms (paired).
   grid = runs.grid(
     [(init, alg) for init in cfg.inits for alg in names],

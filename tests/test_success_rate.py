@@ -428,6 +428,7 @@ def test_flossing_preset_trains_sgd_cf_beside_sgd_cr_and_traces_exponents(tmp_pa
 
   module, configs = binary
   config = validation.validate(configs.get_config("flossing_test"), "success_rate")
+  config.lock()  # as `--config` hands it to the binary: no field can be added to it
   rows = module.run(config, str(tmp_path))
   assert {r["algorithm"] for r in rows} == {"sgd_cr", "sgd_cf"}
   assert len(rows) == len(config.inits) * 2 * config.seeds * len(config.lengths)
