@@ -326,7 +326,7 @@ def exponents_figure(
   fig, axes = plt.subplots(len(panels), len(algorithms), sharex=True, sharey="row",
                            figsize=(4.2 * len(algorithms), 6.4), squeeze=False)  # fmt: skip
   until = max((int(r["traces"]["step"][-1]) for r in group if r["traces"]["step"].size), default=1)
-  rho_positive = False
+  rho: list[np.ndarray] = []  # every run's ρ, to pick the axis scale
   for col, alg in enumerate(algorithms):
     mine = sorted((r for r in group if r["algorithm"] == alg), key=lambda r: int(r["seed"]))
     solved = sum(outcome(r) == "solved" for r in mine)
@@ -345,7 +345,7 @@ def exponents_figure(
         if outcome(r) == "diverged" and np.isfinite(values).any():
           last = np.flatnonzero(np.isfinite(values))[-1]
           ax.plot(steps[last], values[last], "x", color=colour, ms=6)
-      rho_positive |= bool(np.nan_to_num(_finite(_trace(r, "spectral_radius"))).max(initial=0) > 0)
+      rho.append(_finite(_trace(r, "spectral_radius")))
     axes[0][col].axhline(0.0, color="0.5", ls=":", lw=1)
     if (bound := _inverse_gamma(init)) is not None:
       axes[1][col].axhline(bound, color="0.5", ls=":", lw=1)
@@ -355,8 +355,13 @@ def exponents_figure(
           ax.axvspan(start, end, color="tab:red", alpha=0.08, lw=0)
   for ax, (name, _) in zip(axes[:, 0], panels):
     ax.set_ylabel(name, fontsize=style.FONT_MEDIUM)
-  if rho_positive:
-    axes[1][0].set_yscale("log")  # ρ spans decades: a sigmoid start near 0 to a run-away
+  positive = np.concatenate(rho + [np.zeros(0)])
+  positive = positive[positive > 0]  # NaN compares False
+  if positive.size and positive.max() > 10 * positive.min():
+    # ρ spanning decades (a sigmoid start near 0, a run-away): log, ticks in plain numbers.
+    axes[1][0].set_yscale("log")
+    axes[1][0].yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[1][0].yaxis.set_minor_formatter(ticker.NullFormatter())
   for ax in axes.flat:
     ax.grid(alpha=0.3)
   for ax in axes[-1]:
@@ -369,9 +374,10 @@ def exponents_figure(
   if phases and any(a in FLOSSING_ALGORITHMS for a in algorithms):
     handles.append(Patch(color="tab:red", alpha=0.15, label="flossing updates"))
   fig.suptitle(title or f"{init}, T = {length}", fontsize=style.FONT_SUPTITLE)
-  fig.tight_layout(rect=(0, 0, 1, 0.94))
-  fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=style.FONT_SMALL,
-             bbox_to_anchor=(0.5, 0.965), frameon=False)  # fmt: skip
+  # The legend in a strip below the panels, clear of the title and the x labels.
+  fig.tight_layout(rect=(0, 0.05, 1, 1))
+  fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=style.FONT_SMALL,
+             bbox_to_anchor=(0.5, 0.0), frameon=False)  # fmt: skip
   return fig
 
 
