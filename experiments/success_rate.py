@@ -118,12 +118,14 @@ def _write_outputs(workdir: Workdir, config, rows: list[dict]) -> None:
 
 def _summary(rows: list[dict], config) -> str:
   rates = report.success_intervals(rows)  # seeds solved, with the 95 % interval
-  lines = ["init        algorithm  " + " ".join(f"T={t:<14}" for t in config.lengths)]
+  # As wide as the longest label ("SGD-CF (flossing)"), so the length columns line up.
+  width = max(len("algorithm"), *(len(style.label(a)) for a in config.algorithms))
+  lines = [f"init        {'algorithm':<{width}} " + " ".join(f"T={t:<14}" for t in config.lengths)]
   for init in config.inits:
     for alg in config.algorithms:
       cells = [rates.get((init, alg, int(t))) for t in config.lengths]
       lines.append(
-        f"{init:<11} {style.label(alg):<10} "
+        f"{init:<11} {style.label(alg):<{width}} "
         + " ".join(f"{stats.format_rate(c) if c else '-':<16}" for c in cells)
       )
   return "\n".join(lines)

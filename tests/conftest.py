@@ -197,3 +197,18 @@ def tiny_cell_config():
   """`tiny_cell_config(cell)`: a trainer config small enough for one chunk of any cell
   (temporal order at T = 10, 8 units), shared by the cell tests."""
   return _tiny_cell_config
+
+
+@pytest.fixture(scope="session")
+def flossing_test_run(tmp_path_factory):
+  """The workdir `experiments.success_rate` leaves on its `flossing_test` preset (SGD-CR
+  and SGD-CF, exponents in the traces), run once per test session as the notebook tests
+  run the binaries: the command, from the repository. Read it; never write into it."""
+  workdir = tmp_path_factory.mktemp("flossing_test") / "workdir"
+  done = subprocess.run(
+    [sys.executable, "-m", "experiments.success_rate",
+     "--config=experiments/configs/success_rate.py:flossing_test", f"--workdir={workdir}"],
+    cwd=REPO, capture_output=True, text=True, timeout=600,
+  )  # fmt: skip
+  assert done.returncode == 0, done.stderr[-3000:]
+  return workdir

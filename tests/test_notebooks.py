@@ -279,9 +279,51 @@ def test_methods_notebook_opens_the_published_run(fresh_clone, no_variables, ker
   assert count_images(nb) >= (3 if counts["main"] else 1)
 
 
-# The tests above that open each notebook in a fresh clone with nothing set.
+def test_flossing_notebook_opens_a_flossing_test_run(flossing_test_run, kernel, monkeypatch):
+  """The `flossing_test` preset's workdir (made once per session): the table with
+  intervals, the rates figure, an exponents figure per (init, length), a line per run."""
+  monkeypatch.setenv("RNN_DYNAMICS_FLOSSING", str(flossing_test_run))
+  nb = execute(REPO / "notebooks" / "flossing.py", kernel)
+  text = outputs_text(nb)
+  config = json.loads((flossing_test_run / "config.json").read_text())
+  rows = json.loads((flossing_test_run / "results.json").read_text())
+  assert f"{flossing_test_run}: preset 'flossing_test', {len(rows)} finished runs" in text
+  assert "still training" not in text
+  assert "SGD-CR: solved (95 %)" in text and "SGD-CF (flossing): solved (95 %)" in text
+  assert re.search(r"\d+/\d+ \(\d+–\d+ %\)", text)  # rates carry their 95 % interval
+  per_run = (r"^\| \w+ \| \d+ \| SGD-C[RF]( \(flossing\))? \| \d+ \| "
+             r"(solved at|not solved in|diverged by) ")
+  assert len(re.findall(per_run, text, re.M)) == len(rows)
+  assert count_images(nb) == 1 + len(config["inits"]) * len(config["lengths"])
+
+
+FLOSSING_PUBLISHED = REPO / "docs" / "results" / "flossing_cpu"
+
+
+@pytest.mark.skipif(
+  not (FLOSSING_PUBLISHED / "config.json").is_file(),
+  reason="docs/results/flossing_cpu is not published yet (the flossing_cpu run): the "
+  "notebook has nothing to open in a fresh clone until it is committed",
+)
+def test_flossing_notebook_opens_the_published_run(fresh_clone, no_variables, kernel):
+  """In a fresh clone with nothing set, the committed flossing_cpu run: every finished
+  group's runs, an exponents figure per finished (init, length)."""
+  nb = execute(fresh_clone / "notebooks" / "flossing.py", kernel, fresh_clone)
+  text = outputs_text(nb)
+  config = json.loads((FLOSSING_PUBLISHED / "config.json").read_text())
+  finished = (FLOSSING_PUBLISHED / "groups").glob("*/results.json")
+  runs = [r for f in finished for r in json.loads(f.read_text())]
+  assert f"flossing_cpu: preset {config['preset']!r}, {len(runs)} finished runs" in text
+  assert "SGD-CF (flossing): solved (95 %)" in text
+  points = {(r["init"], r["length"]) for r in runs}
+  assert count_images(nb) == 1 + len(points)
+
+
+# The tests above that open each notebook in a fresh clone with nothing set (flossing's
+# is skipped until its run is published).
 FRESH = {
   "dynamics": test_dynamics_notebook_runs_in_a_fresh_clone,
+  "flossing": test_flossing_notebook_opens_the_published_run,
   "generalization": test_generalization_notebook_opens_the_long_run,
   "methods": test_methods_notebook_opens_the_published_run,
   "natural": test_natural_notebook_opens_the_published_tables,

@@ -442,3 +442,21 @@ def test_flossing_preset_trains_sgd_cf_beside_sgd_cr_and_traces_exponents(tmp_pa
       assert np.isfinite(traces["lyapunov_2"][trained]).all()
       assert np.isnan(traces["lyapunov_3"]).all()  # k = 2 by default
   assert (tmp_path / "success_rate.png").stat().st_size > 0
+
+
+def test_summary_columns_line_up_with_long_algorithm_labels(binary):
+  # "SGD-CF (flossing)" is longer than the other labels: every length column of the
+  # printed table still starts at the header's offset.
+  module, configs = binary
+  config = configs.get_config("flossing_test")
+  rows = [
+    dict(init=i, algorithm=a, length=t, solved=s == 0)
+    for i in config.inits for a in config.algorithms for t in config.lengths
+    for s in range(config.seeds)
+  ]  # fmt: skip
+  lines = module._summary(rows, config).splitlines()
+  assert len(lines) == 1 + len(config.inits) * len(config.algorithms)
+  starts = lambda line: [m.start() for m in re.finditer(r"\S+ \(\d+–\d+ %\)|T=\d+", line)]
+  header = starts(lines[0])
+  assert len(header) == len(config.lengths)
+  assert all(starts(line) == header for line in lines[1:]), "\n".join(lines)

@@ -6,6 +6,8 @@ saved (so a notebook redraws them from a workdir) and returning a matplotlib fig
 * `style`: one look for every figure (algorithm labels, colours, markers, font sizes,
   the length axis) and the one writer, `save_figure`; it selects the Agg backend;
 * `success_rate`: Figure 7 and the updates-to-solve curves (`experiments/success_rate.py`);
+* `flossing`: gradient flossing (SGD-CF) beside Ω (SGD-CR) in a Figure 7 workdir: seeds
+  solved and updates to solve, each run's ρ, Ω and Lyapunov exponents over training;
 * `generalization`: the figure and terminal table of `experiments/generalization.py`
   (§4.1.1);
 * `pathological`: the tables and figures of `experiments/pathological.py` (§4.1.2);
