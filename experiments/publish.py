@@ -6,7 +6,8 @@ workdir that a run is still writing is refused (stop the run: it checkpoints fir
 so is one whose groups are still training, unless `--partial`: then each group's latest
 checkpoint and progress rows go along, with `partial.json` saying how far they got, and
 the copy resumes on any machine once copied back to a workdir (BUILD.md, "Carrying a long
-run").
+run"). `--leave_out` leaves out files no reader needs (e.g. a grid's weights); the copy
+lists them in `left_out.json`, and its readers name such a file as left out, not damaged.
 
   python -m experiments.publish --workdir=runs/fig7_long --out=docs/results/fig7_long
   python -m experiments.publish --partial --overwrite --workdir=runs/addition_long \
@@ -18,7 +19,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from experiments import cli
-from rnn_dynamics.workdir import PARTIAL_FILE, Workdir, publish
+from rnn_dynamics.workdir import LEFT_OUT_FILE, PARTIAL_FILE, Workdir, publish
 
 # Above this a folder weighs on every clone; the results of one experiment fit well under.
 _LARGE_MB = 5.0
@@ -33,8 +34,10 @@ def main(argv):
     leave_out=_LEAVE_OUT.value or (),
   ) / 2**20
   print(f"published {path} -> {_OUT.value} ({size_mb:.2f} MB)")
-  # The copy's own note, as written (a finished workdir's copy has none).
   published = Workdir.open(_OUT.value)
+  if published.exists(LEFT_OUT_FILE):
+    print(f"  left out (listed in {LEFT_OUT_FILE}): {', '.join(published.left_out())}")
+  # The copy's own note, as written (a finished workdir's copy has none).
   note = published.read_json(PARTIAL_FILE) if published.exists(PARTIAL_FILE) else {"groups": {}}
   for group, got in note["groups"].items():
     lo, hi = got["updates_done"]
@@ -59,6 +62,7 @@ if __name__ == "__main__":
   _LEAVE_OUT = flags.DEFINE_list(
     "leave_out", None,
     "Glob patterns of files, relative to the workdir, that the copy does without (e.g. "
-    "groups/grid_*/params.npz: weights no reader needs and resuming does not read).",
+    "groups/grid_*/params.npz: weights no reader needs and resuming does not read); the "
+    "copy lists them in left_out.json.",
   )
   cli.run(main)

@@ -1,5 +1,6 @@
-"""Shared test set-up: float64 where asked, a persistent compilation cache, and a
-comparison of two workdirs' results."""
+"""Shared test set-up: float64 where asked, a persistent compilation cache, a
+comparison of two workdirs' results, and the tiny trainer config the trainer's tests
+start from."""
 
 import csv
 import io
@@ -169,34 +170,35 @@ def stop_group(monkeypatch):
   return arm
 
 
-def _tiny_cell_config(cell):
-  return ml_collections.ConfigDict(
-    dict(
-      task="temporal_order",
-      cell=cell,
-      n_hidden=8,
-      batch_size=4,
-      min_length=10,
-      max_length=10,
-      nonfinite_guard="original",
-      omega_form="original",
-      omega_bound=1e-20,
-      chunk_size=5,
-      screen_size=20,
-      eval_size=20,
-      eval_batch=20,
-      success_error=0.01,
-      max_updates=100,
-      momentum=0.0,
-    )
+def tiny_trainer_config(**overrides) -> ml_collections.ConfigDict:
+  """A trainer config (`train.make_train`, `sweep.run_group`) small enough for tests:
+  temporal order at T = 10, 8 units, batches of 4, chunks of 5 updates, a screen and test
+  of 20 sequences, the original code's guard and Ω, no momentum, and no checkpoint or
+  progress line while a test's group runs. `overrides` set or add fields.
+
+  A plain function rather than a fixture: test modules build their configs at import
+  (`test_train.CONFIG` feeds module-scoped fixtures), where no fixture can reach."""
+  base = dict(
+    task="temporal_order",
+    cell="rnn",
+    n_hidden=8,
+    batch_size=4,
+    min_length=10,
+    max_length=10,
+    nonfinite_guard="original",
+    omega_form="original",
+    omega_bound=1e-20,
+    momentum=0.0,
+    chunk_size=5,
+    max_updates=100,
+    screen_size=20,
+    eval_size=20,
+    eval_batch=20,
+    success_error=0.01,
+    checkpoint_every_s=1e9,
+    progress_every_s=1e9,
   )
-
-
-@pytest.fixture
-def tiny_cell_config():
-  """`tiny_cell_config(cell)`: a trainer config small enough for one chunk of any cell
-  (temporal order at T = 10, 8 units), shared by the cell tests."""
-  return _tiny_cell_config
+  return ml_collections.ConfigDict(dict(base, **overrides))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from rnn_dynamics.cells import autodiff, exprnn, flax_adapter, lru
 from rnn_dynamics.cells.base import CellParams
 from rnn_dynamics.synthetic import sweep, train
 from rnn_dynamics.tasks.base import Batch
+from conftest import tiny_trainer_config
 
 T, B, I, H, O = 6, 3, 4, 5, 3
 
@@ -268,10 +269,10 @@ def test_exprnn_is_orthogonal_at_initialisation(x64):
   )
 
 
-def test_exprnn_stays_orthogonal_through_the_trainer(tiny_cell_config):
+def test_exprnn_stays_orthogonal_through_the_trainer():
   """float32: after a chunk of SGD-CR (with Ω) the skew parameter has moved, W is still
   orthogonal to 1e-5, and the ρ trace reads 1."""
-  trainer = train.make_train(tiny_cell_config("exprnn"))
+  trainer = train.make_train(tiny_trainer_config(cell="exprnn", n_hidden=8))
   hp = algorithms.hparams("sgd_cr", lr=0.5, clip=1.0, alpha=2.0, init="basic_tanh")
   state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hp)
   new, _ = jax.jit(trainer.chunk)(state, hp)

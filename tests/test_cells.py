@@ -18,6 +18,7 @@ from rnn_dynamics.cells import autodiff, vanilla
 from rnn_dynamics.cells.base import Cell, CellParams
 from rnn_dynamics.synthetic import train
 from rnn_dynamics.tasks.base import Batch
+from conftest import tiny_trainer_config
 
 T, B, I, H, O = 7, 3, 4, 5, 3
 
@@ -170,15 +171,16 @@ def test_update_gradient_is_error_plus_alpha_omega(x64, alpha):
 
 
 @pytest.mark.parametrize("cell", cells.CELLS)
-def test_every_cell_trains_through_the_trainer(cell, tiny_cell_config):
+def test_every_cell_trains_through_the_trainer(cell):
   """One chunk of SGD-CR for every registered cell: finite loss and Ω, parameters moved,
   and the update count advanced, all through the one `make_train`; then the top
   Lyapunov exponents the traces log, from JVPs of the cell's step."""
-  trainer = train.make_train(tiny_cell_config(cell))
+  config = tiny_trainer_config(cell=cell)
+  trainer = train.make_train(config)
   hp = algorithms.hparams("sgd_cr", lr=0.05, clip=1.0, alpha=2.0, init="basic_tanh")
   state = jax.jit(trainer.init)(jax.random.PRNGKey(0), hp)
   new, m = jax.jit(trainer.chunk)(state, hp)
-  assert int(new.step) == 5
+  assert int(new.step) == config.chunk_size
   assert np.all(np.isfinite(np.asarray(m.loss)))
   assert np.all(np.isfinite(np.asarray(m.omega)))
   moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), new.params, state.params)

@@ -11,7 +11,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -19,29 +18,24 @@ from rnn_dynamics import algorithms, cells, flossing, heads, rnn, runs
 from rnn_dynamics.analysis import lyapunov
 from rnn_dynamics.cells import autodiff
 from rnn_dynamics.synthetic import sweep, train
+from conftest import tiny_trainer_config
 
 T, B, H, K, N_SEQ = 12, 4, 6, 2, 2
 WARMUP = lyapunov.training_warmup(T)
 
 
 def _config(cell="rnn", **overrides):
-  base = dict(
-    task="temporal_order",
+  """One update per chunk at T = 12, 6 units, every update flossed; `overrides` set fields."""
+  fields = dict(
     cell=cell,
     n_hidden=H,
     batch_size=B,
     min_length=T,
     max_length=T,
-    nonfinite_guard="original",
-    omega_form="original",
-    omega_bound=1e-20,
-    momentum=0.0,
     chunk_size=1,
-    max_updates=100,
     screen_size=10,
     eval_size=10,
     eval_batch=10,
-    success_error=0.01,
     floss_enabled=True,
     floss_k=K,
     floss_sequences=N_SEQ,
@@ -49,7 +43,7 @@ def _config(cell="rnn", **overrides):
     floss_for=1,
     floss_phases=0,
   )
-  return ml_collections.ConfigDict(dict(base, **overrides))
+  return tiny_trainer_config(**dict(fields, **overrides))
 
 
 def _hp(algorithm, weight, *, lr=1.0, clip=math.inf, init="basic_tanh"):

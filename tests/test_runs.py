@@ -12,6 +12,7 @@ import pytest
 from rnn_dynamics import algorithms, clipping, natural, regularizers, rnn, runs
 from rnn_dynamics.synthetic import sweep, train
 from rnn_dynamics.runs import checkpoint, stop
+from conftest import tiny_trainer_config
 
 # --- grid --------------------------------------------------------------------------------
 
@@ -127,27 +128,7 @@ def test_group_resumed_from_a_checkpoint_has_every_leaf_of_the_one_that_saved_it
   a NEW group built from the checkpoint must hold the same run state (parameters, momentum
   traces and clipping statistics, keys, counters, flags), host bookkeeping and traces, bit
   for bit, and go on to the same next chunk."""
-  config = ml_collections.ConfigDict(
-    dict(
-      task="temporal_order",
-      n_hidden=8,
-      batch_size=10,
-      min_length=10,
-      max_length=10,
-      nonfinite_guard="original",
-      omega_form="original",
-      omega_bound=1e-20,
-      momentum=0.9,
-      chunk_size=10,
-      max_updates=100,
-      screen_size=20,
-      eval_size=20,
-      eval_batch=20,
-      success_error=0.01,
-      checkpoint_every_s=1e9,
-      progress_every_s=1e9,
-    )
-  )
+  config = tiny_trainer_config(batch_size=10, momentum=0.9, chunk_size=10)
   trainer = train.make_train(config)
   programs = sweep._Programs(trainer, config)
   g = runs.grid(

@@ -18,31 +18,20 @@ import pytest
 from rnn_dynamics import algorithms, rnn, runs
 from rnn_dynamics.analysis import lyapunov
 from rnn_dynamics.synthetic import record, sweep, train
+from conftest import tiny_trainer_config
 
 # Lengths drawn in [10, 14) per update, four length buckets: the chunk index changes the
 # lengths of every chunk, and must stay a traced argument. Plain SGD on sigmoid units does
 # not solve in 150 updates, so every chunk runs.
-CONFIG = ml_collections.ConfigDict(
-  dict(
-    task="temporal_order",
-    n_hidden=8,
-    batch_size=4,
-    min_length=10,
-    max_length=14,
-    length_buckets=4,
-    nonfinite_guard="original",
-    omega_form="original",
-    omega_bound=1e-20,
-    momentum=0.0,
-    chunk_size=25,
-    max_updates=150,
-    screen_size=50,
-    eval_size=100,
-    eval_batch=50,
-    success_error=0.01,
-    checkpoint_every_s=1e9,
-    progress_every_s=1e9,
-  )
+CONFIG = tiny_trainer_config(
+  min_length=10,
+  max_length=14,
+  length_buckets=4,
+  chunk_size=25,
+  max_updates=150,
+  screen_size=50,
+  eval_size=100,
+  eval_batch=50,
 )
 N_CHUNKS = CONFIG.max_updates // CONFIG.chunk_size
 

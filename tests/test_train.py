@@ -14,28 +14,19 @@ import pytest  # noqa: E402
 
 from rnn_dynamics import algorithms, clipping, rnn, runs  # noqa: E402
 from rnn_dynamics.synthetic import sweep, train  # noqa: E402
+from conftest import tiny_trainer_config  # noqa: E402
 
 # Temporal order with lengths drawn in [10, 13): padded batches, one program for all.
-CONFIG = ml_collections.ConfigDict(
-  dict(
-    task="temporal_order",
-    n_hidden=50,
-    batch_size=20,
-    min_length=10,
-    max_length=13,
-    nonfinite_guard="original",
-    omega_form="original",
-    omega_bound=1e-20,
-    momentum=0.0,
-    chunk_size=50,
-    max_updates=1000,
-    screen_size=200,
-    eval_size=10_000,  # the paper's test
-    eval_batch=1000,
-    success_error=0.01,
-    checkpoint_every_s=1e9,
-    progress_every_s=1e9,
-  )
+CONFIG = tiny_trainer_config(
+  n_hidden=50,
+  batch_size=20,
+  min_length=10,
+  max_length=13,
+  chunk_size=50,
+  max_updates=1000,
+  screen_size=200,
+  eval_size=10_000,  # the paper's test
+  eval_batch=1000,
 )
 HUGE_LR = 1e37  # the logits overflow float32 within a few updates
 N_CHUNKS = 3

@@ -17,9 +17,10 @@ from experiments.configs import fields
 from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError, CorruptFileError, UserError
 from rnn_dynamics.workdir import (
-  PARTIAL_FILE,
+  LEFT_OUT_FILE,
   GroupSpec,
   GroupSpecMismatch,
+  LeftOutError,
   ReadOnlyWorkdirError,
   Workdir,
   WorkdirConfigMismatch,
@@ -224,14 +225,18 @@ def test_the_published_runs_are_found():
 def test_published_results_open(name):
   wd = Workdir.open(PUBLISHED / name)
   assert wd.config["seed"] is not None
-  # Files a partial copy was published without (`publish --leave_out`), as it lists them.
-  left_out = wd.read_json(PARTIAL_FILE).get("left_out", []) if wd.exists(PARTIAL_FILE) else []
+  # Files the copy was published without (`publish --leave_out`), as it lists them (the
+  # copies published before `left_out.json` existed, in `partial.json`).
+  left_out = wd.left_out()
   for group in wd.groups():
     g = wd.load_group(group)
     runs = len(g["rows"])
     assert all(a.shape[0] == runs for a in g["traces"].values())
     if not any(Path(f"groups/{group}/params.npz").match(p) for p in left_out):
       assert all(a.shape[0] == runs for a in wd.load_params(group).values())
+    elif not (wd.group_path(group) / "params.npz").exists():
+      with pytest.raises(LeftOutError, match="left out by publish"):
+        wd.load_params(group)
   if "dataset" in wd.config:  # a natural task's fit
     assert wd.table("history") and wd.table("runs") and "|" in wd.read_text("table.md")
     assert wd.read_npz("best_params.npz")
@@ -576,6 +581,7 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   )
   assert status["code"] == provenance.summary(source) != "not recorded"
   assert status["left_out"] == ["groups/T1*/params.npz"]
+  assert results.read_json(dest / LEFT_OUT_FILE) == dict(left_out=["groups/T1*/params.npz"])
   assert Workdir.open(dest).in_progress() == Workdir.open(source).in_progress()
 
   # Resuming the copy makes the note stale: the writer's first write removes it and
@@ -586,6 +592,9 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   resumed.close()
   assert not (dest / "partial.json").exists()
   assert len(provenance.entries(dest)) == 2
+  # ... but not the record of what the copy lacks: the workdir it became lacks it too.
+  with pytest.raises(LeftOutError, match="T10/params.npz was left out"):
+    Workdir.open(dest).load_params("T10")
   # A finished publish of a workdir that was once a partial copy carries no note.
   for f in (dest / "progress").iterdir():
     f.unlink()
@@ -593,6 +602,53 @@ def test_partial_publish_carries_the_run_state_and_says_how_far_it_got(tmp_path)
   (dest / "partial.json").write_text("{}")
   publish(dest, tmp_path / "final")
   assert not (tmp_path / "final" / "partial.json").exists()
+
+
+def test_a_copy_records_what_it_was_published_without(tmp_path):
+  """`leave_out` is recorded in the copy itself (`left_out.json`), partial or not, and a
+  reader asked for such a file says it was left out by publish, not that it is damaged;
+  a copy published without `leave_out` has no record."""
+  source = tmp_path / "run"
+  Workdir(source, _config()).close()
+  for group in ("T10", "grid_a"):
+    _finished_group(source, group)
+  (source / "notes.md").write_text("notes")
+  publish(source, tmp_path / "whole")
+  whole = Workdir.open(tmp_path / "whole")
+  assert not whole.exists(LEFT_OUT_FILE) and whole.left_out() == []
+  assert whole.load_params("grid_a") and whole.read_text("notes.md") == "notes"
+
+  patterns = ["groups/grid_*/params.npz", "notes.md"]
+  publish(source, tmp_path / "copy", leave_out=patterns)
+  copy = Workdir.open(tmp_path / "copy")
+  assert results.read_json(tmp_path / "copy" / LEFT_OUT_FILE) == dict(left_out=patterns)
+  assert copy.left_out() == patterns and not copy.exists("partial.json")
+  assert copy.load_params("T10") and copy.load_traces("grid_a")
+  file = tmp_path / "copy" / "groups" / "grid_a" / "params.npz"
+  with pytest.raises(LeftOutError) as e:
+    copy.load_params("grid_a")
+  assert str(e.value) == (
+    f"{file} was left out by publish (--leave_out='groups/grid_*/params.npz'), not "
+    "damaged: open the original workdir, or publish it again without that --leave_out"
+  )
+  assert isinstance(e.value, ConfigError) and e.value.exit_code == 2
+  with pytest.raises(LeftOutError, match=r"notes.md was left out .*--leave_out='notes.md'"):
+    copy.read_text("notes.md")
+  # A copy of the copy lacks the same files, and says so.
+  publish(tmp_path / "copy", tmp_path / "again", leave_out=["groups/T10/traces.npz"])
+  again = Workdir.open(tmp_path / "again")
+  assert again.left_out() == [*patterns, "groups/T10/traces.npz"]
+  with pytest.raises(LeftOutError, match=r"grid_\*/params.npz"):
+    again.load_params("grid_a")
+  # A file the copy kept that went missing since is damaged, as in a workdir.
+  (tmp_path / "copy" / "groups" / "T10" / "params.npz").unlink()
+  with pytest.raises(CorruptFileError, match="missing"):
+    copy.load_params("T10")
+  # Copies published before `left_out.json` existed list the patterns in `partial.json`.
+  (tmp_path / "copy" / LEFT_OUT_FILE).unlink()
+  results.write_json(tmp_path / "copy" / "partial.json", dict(left_out=patterns[:1]))
+  with pytest.raises(LeftOutError, match="left out by publish"):
+    copy.load_params("grid_a")
 
 
 def test_a_checkpointed_workdir_resumes_only_on_its_device_layout(tmp_path, monkeypatch):

@@ -210,11 +210,7 @@ def run_group(
     ValueError: a run has a flossing weight and `config.floss_enabled` is not set (its
       program would not floss).
   """
-  flossing = hparams.floss is not None and np.any(np.asarray(hparams.floss) != 0)
-  if flossing and not config.get("floss_enabled", False):
-    raise ValueError(
-      f"{name or 'group'}: runs with a flossing weight need config.floss_enabled=True"
-    )
+  _refuse_weights_without_flossing(config, hparams, name)
   group = _Group(
     trainer,
     config,
@@ -228,9 +224,35 @@ def run_group(
     programs=programs,
     initial_params=initial_params,
   )
+  _drive(group, wrap, config, events_dir)
+  return group.finish()
+
+
+def _refuse_weights_without_flossing(
+  config: ml_collections.ConfigDict, hparams: HParams, name: str
+) -> None:
+  """Raises ValueError if a run has a flossing weight and `config.floss_enabled` is not
+  set: its program would not floss, and the run would silently train as SGD-C."""
+  flossing = hparams.floss is not None and np.any(np.asarray(hparams.floss) != 0)
+  if flossing and not config.get("floss_enabled", False):
+    raise ValueError(
+      f"{name or 'group'}: runs with a flossing weight need config.floss_enabled=True"
+    )
+
+
+def _drive(
+  group: _Group,
+  wrap: Callable[[Any], loop.Stepper] | None,
+  config: ml_collections.ConfigDict,
+  events_dir: str | Path | None,
+) -> None:
+  """Drives `group` (or the stepper `wrap(group)`, see `run_group`) until every run is
+  decided, at the config's checkpoint and progress cadence, each run's traces going to
+  TensorBoard event files under `events_dir` (None: nowhere)."""
   events = None
   if events_dir is not None:  # each run's series resumes at its updates done
-    events = runs.events.EventLog.for_runs(events_dir, labels, group.runs.full.step[: len(labels)])
+    n = group.n_runs
+    events = runs.events.EventLog.for_runs(events_dir, group.labels, group.runs.full.step[:n])
   loop.drive(
     group if wrap is None else wrap(group),
     checkpoint_every_s=float(config.checkpoint_every_s),
@@ -238,7 +260,6 @@ def run_group(
     say=group.say,
     events=events,
   )
-  return group.finish()
 
 
 def run_in_workdir(

@@ -240,6 +240,122 @@ def _apply_if_active(state: RunState, key, loss, params, opt_state, om, error, l
   return new_state, metrics
 
 
+class _Setup(NamedTuple):
+  """What `make_train` reads from its config, once (validated in this order)."""
+
+  lo: int  # training lengths drawn in [lo, hi); lo == hi: a fixed length
+  hi: int
+  batch_size: int
+  chunk_size: int
+  omega_on: bool  # static: programs where every run has α = 0 can skip Ω entirely
+  omega_form: str
+  omega_bound: float
+  scan_unroll: int
+  floss: flossing.FlossSettings
+  buckets: tuple[int, ...]  # `length_buckets`: one branch of the update each
+  schedule_key: jax.Array  # the shared length schedule's (`config.seed`)
+
+
+def _setup_of(config: ml_collections.ConfigDict) -> _Setup:
+  lo, hi = _length_bounds(config)
+  return _Setup(
+    lo=lo,
+    hi=hi,
+    batch_size=int(config.batch_size),
+    chunk_size=int(config.chunk_size),
+    omega_on=bool(config.get("omega_enabled", True)),
+    omega_form=config.omega_form,
+    omega_bound=float(config.omega_bound),
+    scan_unroll=int(config.get("scan_unroll", 1)),
+    floss=flossing.settings_of(config, lo),
+    buckets=length_buckets(lo, hi, int(config.get("length_buckets", 8))),
+    # One length schedule per experiment, the same for every run of a program.
+    schedule_key=jax.random.fold_in(jax.random.PRNGKey(int(config.get("seed", 0))), 0x1E),
+  )
+
+
+def _make_update(config: ml_collections.ConfigDict, task: Task, model: cells.Model, setup: _Setup):
+  """`update(state, hp, length, index) -> (state, ChunkMetrics)`: one update on a batch
+  of nominal length `length` (shared by all runs), in its length bucket's branch; `index`
+  is its place in the group's updates (unbatched: flossing's schedule), or None."""
+
+  def update_at(state: RunState, hp: HParams, length, index, buffer_len: int):
+    """The update with a buffer of `buffer_len` steps (one bucket's branch)."""
+    key, _, k_data = jax.random.split(state.key, 3)
+    batch = task.sample(k_data, setup.batch_size, length, buffer_len)
+    omega = cells.OmegaSettings(hp.alpha, setup.omega_on, setup.omega_form, setup.omega_bound)
+    out = model.loss_and_grads(state.params, hp, batch, task.head, omega, setup.scan_unroll)
+    grads = out.grads
+    if setup.floss.enabled:
+      if hp.floss is None:
+        raise ValueError("floss_enabled needs each run's flossing weight (HParams.floss)")
+      grads, _ = flossing.add_flossing_grad(
+        grads, model, state.params, hp, batch, hp.floss, setup.floss, index
+      )
+    opt = make_optimizer(config, hp, model.decay_path)
+    updates, opt_state = opt.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return _apply_if_active(state, key, out.loss, params, opt_state, out.omega, out.error, length)
+
+  branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in setup.buckets]
+
+  def update(state: RunState, hp: HParams, length, index) -> tuple[RunState, ChunkMetrics]:
+    if len(branches) == 1:
+      return branches[0](state, hp, length, index)
+    # `length` is the same for every run, so under vmap the index stays unbatched and
+    # the switch runs one branch: the scans cost the bucket's length, not max_length.
+    bucket = jnp.searchsorted(jnp.asarray(setup.buckets, jnp.int32), length)
+    return jax.lax.switch(bucket, branches, state, hp, length, index)
+
+  return update
+
+
+def _make_chunk(setup: _Setup, update):
+  """`Trainer.chunk`: `setup.chunk_size` calls of `update` in one `lax.scan`, on the lengths
+  and update indices the chunk's index picks."""
+  lo, hi, chunk_size = setup.lo, setup.hi, setup.chunk_size
+
+  def lengths_of_chunk(chunk_index) -> jax.Array:
+    """`[chunk_size]` nominal lengths of the chunk's updates, shared by all runs."""
+    if lo == hi:
+      return jnp.full((chunk_size,), lo, jnp.int32)
+    k = jax.random.fold_in(setup.schedule_key, chunk_index)
+    return jax.random.randint(k, (chunk_size,), lo, hi, dtype=jnp.int32)
+
+  def indices_of_chunk(chunk_index) -> jax.Array | None:
+    """`[chunk_size]` the chunk's updates' places in the group (flossing's schedule: every
+    live run of a group has done exactly these many updates), None where unused."""
+    if not setup.floss.enabled:
+      return None
+    first = jnp.asarray(chunk_index, jnp.int32) * chunk_size
+    return first + jnp.arange(chunk_size, dtype=jnp.int32)
+
+  def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
+    indices = indices_of_chunk(chunk_index)
+    if lo == hi:
+      # Fixed length: the one bucket (the length traced, as the samplers expect).
+      step = lambda s, i: update(s, hp, jnp.int32(lo), i)
+      return jax.lax.scan(step, state, indices, length=chunk_size)
+    step = lambda s, xs: update(s, hp, *xs)
+    return jax.lax.scan(step, state, (lengths_of_chunk(chunk_index), indices))
+
+  return chunk
+
+
+def _make_exponents(task: Task, model: cells.Model, lo: int, hi: int):
+  """`Trainer.exponents` for lengths in `[lo, hi)` (see `Trainer`)."""
+  # The traces' exponents: the longest length trained, the dynamics over the most steps.
+  trace_length = lo if lo == hi else hi - 1
+
+  def exponents(params, hp: HParams, key, n_sequences: int, k: int) -> jax.Array:
+    buffer = task.buffer_length(trace_length)
+    batch = task.sample(key, n_sequences, jnp.int32(trace_length), buffer)
+    warmup = lyapunov.training_warmup(trace_length)
+    return jnp.mean(model.exponents(params, hp, batch.inputs, batch.mask, k, warmup), axis=0)
+
+  return exponents
+
+
 def make_train(config: ml_collections.ConfigDict) -> Trainer:
   """Builds the pure training functions for one task and model size.
 
@@ -256,17 +372,7 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
   """
   task = get_task(config.task)
   model = cells.get_model(config.get("cell", "rnn"))
-  lo, hi = _length_bounds(config)
-  batch_size = int(config.batch_size)
-  chunk_size = int(config.chunk_size)
-  # Static switch: programs where every run has α = 0 can skip Ω entirely.
-  omega_on = bool(config.get("omega_enabled", True))
-  omega_form, omega_bound = config.omega_form, float(config.omega_bound)
-  scan_unroll = int(config.get("scan_unroll", 1))
-  floss = flossing.settings_of(config, lo)
-  buckets = length_buckets(lo, hi, int(config.get("length_buckets", 8)))
-  # One length schedule per experiment, the same for every run of a program.
-  schedule_key = jax.random.fold_in(jax.random.PRNGKey(int(config.get("seed", 0))), 0x1E)
+  setup = _setup_of(config)
 
   def init(key: jax.Array, hp: HParams) -> RunState:
     k_params, k_run = jax.random.split(key)
@@ -275,72 +381,12 @@ def make_train(config: ml_collections.ConfigDict) -> Trainer:
     false = jnp.bool_(False)
     return RunState(params, opt_state, k_run, jnp.int32(0), false, false, false, jnp.int32(-1))
 
-  def update_at(state: RunState, hp: HParams, length, index, buffer_len: int):
-    """One update whose batch has nominal length `length` in `buffer_len` steps; `index`
-    is its place in the group's updates (unbatched: flossing's schedule), or None."""
-    key, _, k_data = jax.random.split(state.key, 3)
-    batch = task.sample(k_data, batch_size, length, buffer_len)
-    omega = cells.OmegaSettings(hp.alpha, omega_on, omega_form, omega_bound)
-    out = model.loss_and_grads(state.params, hp, batch, task.head, omega, scan_unroll)
-    grads = out.grads
-    if floss.enabled:
-      if hp.floss is None:
-        raise ValueError("floss_enabled needs each run's flossing weight (HParams.floss)")
-      grads, _ = flossing.add_flossing_grad(
-        grads, model, state.params, hp, batch, hp.floss, floss, index
-      )
-    opt = make_optimizer(config, hp, model.decay_path)
-    updates, opt_state = opt.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return _apply_if_active(state, key, out.loss, params, opt_state, out.omega, out.error, length)
-
-  branches = [functools.partial(update_at, buffer_len=task.buffer_length(b)) for b in buckets]
-
-  def update(state: RunState, hp: HParams, length, index) -> tuple[RunState, ChunkMetrics]:
-    if len(branches) == 1:
-      return branches[0](state, hp, length, index)
-    # `length` is the same for every run, so under vmap the index stays unbatched and
-    # the switch runs one branch: the scans cost the bucket's length, not max_length.
-    bucket = jnp.searchsorted(jnp.asarray(buckets, jnp.int32), length)
-    return jax.lax.switch(bucket, branches, state, hp, length, index)
-
-  def lengths_of_chunk(chunk_index) -> jax.Array:
-    """`[chunk_size]` nominal lengths of the chunk's updates, shared by all runs."""
-    if lo == hi:
-      return jnp.full((chunk_size,), lo, jnp.int32)
-    k = jax.random.fold_in(schedule_key, chunk_index)
-    return jax.random.randint(k, (chunk_size,), lo, hi, dtype=jnp.int32)
-
-  def indices_of_chunk(chunk_index) -> jax.Array | None:
-    """`[chunk_size]` the chunk's updates' places in the group (flossing's schedule: every
-    live run of a group has done exactly these many updates), None where unused."""
-    if not floss.enabled:
-      return None
-    first = jnp.asarray(chunk_index, jnp.int32) * chunk_size
-    return first + jnp.arange(chunk_size, dtype=jnp.int32)
-
-  def chunk(state: RunState, hp: HParams, chunk_index=0) -> tuple[RunState, ChunkMetrics]:
-    indices = indices_of_chunk(chunk_index)
-    if lo == hi:
-      # Fixed length: the one bucket (the length traced, as the samplers expect).
-      step = lambda s, i: update(s, hp, jnp.int32(lo), i)
-      return jax.lax.scan(step, state, indices, length=chunk_size)
-    step = lambda s, xs: update(s, hp, *xs)
-    return jax.lax.scan(step, state, (lengths_of_chunk(chunk_index), indices))
-
-  count_mistakes = _make_count_mistakes(config, task, model, lo, hi)
+  chunk = _make_chunk(setup, _make_update(config, task, model, setup))
+  count_mistakes = _make_count_mistakes(config, task, model, setup.lo, setup.hi)
 
   def evaluate(params, hp: HParams, key, n_sequences: int, length=None) -> jax.Array:
     mistakes, _ = count_mistakes(params, hp, key, n_sequences, length)
     return jnp.sum(mistakes) / n_sequences
 
-  # The traces' exponents: the longest length trained, the dynamics over the most steps.
-  trace_length = lo if lo == hi else hi - 1
-
-  def exponents(params, hp: HParams, key, n_sequences: int, k: int) -> jax.Array:
-    buffer = task.buffer_length(trace_length)
-    batch = task.sample(key, n_sequences, jnp.int32(trace_length), buffer)
-    warmup = lyapunov.training_warmup(trace_length)
-    return jnp.mean(model.exponents(params, hp, batch.inputs, batch.mask, k, warmup), axis=0)
-
+  exponents = _make_exponents(task, model, setup.lo, setup.hi)
   return Trainer(task, model, init, chunk, evaluate, count_mistakes, exponents)

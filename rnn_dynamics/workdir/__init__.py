@@ -38,7 +38,9 @@ the file when the folder is not a workdir or a file is damaged.
 checkpoints, progress or event files, lock or SVG copies of figures) to `dest`, e.g. under
 `docs/results/`, where every reader above opens it as it opens the workdir. With
 `partial=True` it copies a workdir still training with its groups' latest checkpoints, so
-that the copy, put back as a workdir anywhere, resumes where the run stopped.
+that the copy, put back as a workdir anywhere, resumes where the run stopped. With
+`leave_out` it leaves out files no reader needs (e.g. a grid's weights) and lists them in
+the copy's `left_out.json`; a reader asking the copy for one is told it was left out.
 
 The pieces, one module each:
 
@@ -47,6 +49,7 @@ The pieces, one module each:
 * `groups`: what a group runs (`GroupSpec`) and its folder (`GroupFolder`);
 * `training`: the run state of groups still training (checkpoints, progress, events);
 * `published`: the published copy, whole or partial (`publish`, `partial.json`);
+* `copies`: what a published copy records about itself (`partial.json`, `left_out.json`);
 * `reader`: the workdir as every reader sees it (`Reader`, `Workdir.open`);
 * `notebooks`: which workdirs a notebook opens (`RNN_DYNAMICS_<NOTEBOOK>`, else its defaults);
 * `writer`: the workdir as its writer sees it (`Workdir`, a `Reader` that writes).
@@ -61,6 +64,7 @@ from rnn_dynamics.workdir.groups import (
   group_config,
 )
 from rnn_dynamics.workdir.lock import WorkdirBusyError
+from rnn_dynamics.workdir.copies import LEFT_OUT_FILE, LeftOutError
 from rnn_dynamics.workdir.published import PARTIAL_FILE, publish
 from rnn_dynamics.workdir.notebooks import locate, locate_all, named_workdirs
 from rnn_dynamics.workdir.reader import Reader
@@ -72,6 +76,8 @@ __all__ = [
   "Group",
   "GroupSpec",
   "GroupSpecMismatch",
+  "LEFT_OUT_FILE",
+  "LeftOutError",
   "PARTIAL_FILE",
   "REMOVED_FIELDS",
   "Reader",

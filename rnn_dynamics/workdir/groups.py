@@ -25,6 +25,7 @@ import numpy as np
 
 from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError, CorruptFileError
+from rnn_dynamics.workdir import copies
 from rnn_dynamics.workdir.config import VOLATILE
 
 if TYPE_CHECKING:  # a reader needs no sweep machinery (nor JAX devices) to open a workdir
@@ -209,11 +210,12 @@ class GroupFolder:
   start, and once it is finished its rows (whose file goes last), traces and parameters.
 
   Every read of a damaged file raises a `CorruptFileError` whose remedy recomputes the
-  group (and only it).
+  group (and only it); of a file the published copy at `root` was made without, a
+  `copies.LeftOutError`.
   """
 
   def __init__(self, root: Path, name: str):
-    self.name, self.path = name, root / FOLDER / name
+    self.root, self.name, self.path = root, name, root / FOLDER / name
     self.remedy = f"delete {self.path} and run again to recompute group {name}"
 
   def is_done(self) -> bool:
@@ -259,11 +261,17 @@ class GroupFolder:
 
   def traces(self) -> dict[str, np.ndarray]:
     """Per-chunk traces of the finished group, `[runs, chunks]` per field."""
-    return results.read_npz(self.path / "traces.npz", self.remedy)
+    return self._npz("traces.npz")
 
   def params(self) -> dict[str, np.ndarray]:
     """Final parameters of the finished group, `[runs, ...]` per `rnn.Params` field."""
-    return results.read_npz(self.path / "params.npz", self.remedy)
+    return self._npz("params.npz")
+
+  def _npz(self, name: str) -> dict[str, np.ndarray]:
+    file = self.path / name
+    if not file.is_file():  # not damaged if a published copy was made without it
+      copies.refuse_left_out(self.root, file)
+    return results.read_npz(file, self.remedy)
 
   def save(self, result: GroupResult, extra: dict[str, Any] | None = None) -> None:
     """Stores the finished group (`extra` added to every row); the results file goes

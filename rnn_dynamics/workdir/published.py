@@ -11,7 +11,9 @@ machine too (BUILD.md, "Carrying a long run").
 
 Every copy leaves out the writer's lock (meaningless on another machine), the TensorBoard
 event files (for watching a run, not results) and SVG copies of the PNG figures (they are
-regenerated from the results and would double the folder's size).
+regenerated from the results and would double the folder's size). Files left out on
+request (`leave_out`, e.g. weights no reader needs) are listed in the copy's
+`left_out.json` (`copies`), so that its readers name them as left out, not damaged.
 """
 
 from __future__ import annotations
@@ -25,14 +27,12 @@ from typing import Any
 
 from rnn_dynamics import provenance, results
 from rnn_dynamics.errors import ConfigError
-from rnn_dynamics.workdir import lock
+from rnn_dynamics.workdir import copies, lock
+from rnn_dynamics.workdir.copies import LEFT_OUT_FILE, PARTIAL_FILE
 from rnn_dynamics.workdir.reader import Reader
 from rnn_dynamics.workdir.training import CHECKPOINTS, EVENTS, PROGRESS
 
-__all__ = ["PARTIAL_FILE", "partial_status", "publish"]
-
-# A partial copy's record of how far its groups got.
-PARTIAL_FILE = "partial.json"
+__all__ = ["LEFT_OUT_FILE", "PARTIAL_FILE", "partial_status", "publish"]
 
 _RUN_STATE_FOLDERS = (CHECKPOINTS, PROGRESS)
 _UNPUBLISHED_FOLDERS = (EVENTS,)
@@ -52,9 +52,11 @@ def publish(
   With `partial`, a workdir whose groups are still training is copied with what resuming
   them needs, and `partial.json` (`partial_status`). `leave_out` are glob patterns of
   files, relative to the workdir (e.g. `groups/grid_*/params.npz`), that no reader of the
-  copy needs and resuming it does not read; a partial copy lists them in `partial.json`.
-  The copy is written beside `dest` and renamed into place, so an interrupted publish
-  leaves `dest` as it was.
+  copy needs and resuming it does not read. The copy lists them in `left_out.json` (and a
+  partial copy in `partial.json` too), with those a copy being published again was made
+  without (`copies.left_out`); a copy that lacks nothing has no `left_out.json`. The copy
+  is written beside `dest` and renamed into place, so an interrupted publish leaves `dest`
+  as it was.
 
   Raises:
     ConfigError: `workdir` is not a workdir, a run is still writing it, a group is still
@@ -80,14 +82,19 @@ def publish(
     raise ConfigError(f"{dest} exists: pass --overwrite to replace it, or another --out")
   staging = dest.with_name(f".{dest.name}.publishing")
   shutil.rmtree(staging, ignore_errors=True)
-  # An interrupted Orbax save leaves a temporary folder that no resume reads.
-  files = shutil.ignore_patterns(*_UNPUBLISHED_FILES, PARTIAL_FILE, "*.orbax-checkpoint-tmp*")
+  # A copy of a copy lacks what that copy lacked too: its record goes along.
+  recorded = list(dict.fromkeys([*copies.left_out(path), *leave_out]))
+  # An interrupted Orbax save leaves a temporary folder that no resume reads; the
+  # records are written afresh below.
+  files = shutil.ignore_patterns(
+    *_UNPUBLISHED_FILES, PARTIAL_FILE, LEFT_OUT_FILE, "*.orbax-checkpoint-tmp*"
+  )
   folders_out = set(_UNPUBLISHED_FOLDERS) | (set() if partial else set(_RUN_STATE_FOLDERS))
 
   def left_out(folder: str, names: list[str]) -> set[str]:
     top = set(names) & folders_out if Path(folder) == path else set()
     relative = Path(folder).relative_to(path)
-    asked = {n for n in names if any((relative / n).match(p) for p in leave_out)}
+    asked = {n for n in names if copies.matching(relative / n, leave_out)}
     return set(files(folder, names)) | top | asked
 
   shutil.copytree(path, staging, ignore=left_out)
@@ -96,8 +103,11 @@ def publish(
   for marker in staging.glob(f"{CHECKPOINTS}/**/commit_success.txt"):
     text = marker.read_text(errors="replace").replace(str(path.absolute()), "<workdir>")
     marker.write_text(text)
+  if recorded:
+    results.write_json(staging / LEFT_OUT_FILE, dict(left_out=recorded))
   if partial and training:
-    results.write_json(staging / PARTIAL_FILE, partial_status(source, leave_out))
+    # The note lists them too, as before `left_out.json` existed: one list, one writer.
+    results.write_json(staging / PARTIAL_FILE, partial_status(source, recorded))
   if dest.exists():
     shutil.rmtree(dest)
   staging.rename(dest)

@@ -5,8 +5,10 @@ model, `published.publish`.
 and raises a `UserError` naming the file when the folder is not a workdir or a file is
 damaged. The pieces of a sweep still running read as absent: `groups()` lists finished
 groups only, `table(..., default=[])` stands in for a table not written yet, and
-`in_progress()` has the other groups' runs as of their last checkpoint. The writer
-(`Workdir`) is a reader too, of what it writes.
+`in_progress()` has the other groups' runs as of their last checkpoint. A file that a
+published copy records as left out (`left_out()`, `publish --leave_out`) is refused as
+such (`copies.LeftOutError`), not as missing or damaged. The writer (`Workdir`) is a
+reader too, of what it writes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError, CorruptFileError
 from rnn_dynamics.workdir import config as saved_config
+from rnn_dynamics.workdir import copies
 from rnn_dynamics.workdir import groups as groups_lib
 from rnn_dynamics.workdir.groups import GroupFolder, GroupSpec
 from rnn_dynamics.workdir.training import Training
@@ -77,7 +80,8 @@ class Reader:
     """The JSON file `name` (relative to the workdir).
 
     Raises:
-      UserError: the file is missing (`ConfigError`) or damaged (`CorruptFileError`).
+      UserError: the file is missing (`ConfigError`; `copies.LeftOutError` where this
+        published copy was made without it) or damaged (`CorruptFileError`).
     """
     return results.read_json(self._file(name), READ_REMEDY)
 
@@ -98,9 +102,15 @@ class Reader:
       raise CorruptFileError(self.path / f"{stem}.json", "not a list of rows", READ_REMEDY)
     return rows
 
+  def left_out(self) -> list[str]:
+    """Glob patterns (relative to the workdir) of the files this published copy was made
+    without (`publish --leave_out`); [] for a workdir or a copy that lacks nothing."""
+    return copies.left_out(self.path)
+
   def _file(self, name: str) -> Path:
     file = self.path / name
     if not file.is_file():
+      copies.refuse_left_out(self.path, file)
       raise ConfigError(f"{self.path} has no {name}: not written by this experiment (yet)")
     return file
 
@@ -153,7 +163,12 @@ class Reader:
     return self._group(group).traces()
 
   def load_params(self, group: str) -> dict[str, np.ndarray]:
-    """Final parameters of a finished group, `[runs, ...]` per `rnn.Params` field."""
+    """Final parameters of a finished group, `[runs, ...]` per `rnn.Params` field.
+
+    Raises:
+      LeftOutError: this published copy was made without them (`publish --leave_out`).
+      CorruptFileError: the file is missing or damaged.
+    """
     return self._group(group).params()
 
   def load_group(self, group: str) -> dict[str, Any]:
