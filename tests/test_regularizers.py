@@ -17,7 +17,6 @@ import jax
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import jax.numpy as jnp  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -26,6 +25,7 @@ from rnn_dynamics.synthetic import train  # noqa: E402
 from rnn_dynamics.regularizers import omega, omega_and_grad  # noqa: E402
 from rnn_dynamics.tasks import addition  # noqa: E402
 from rnn_dynamics.tasks.base import Batch  # noqa: E402
+from conftest import tiny_trainer_config  # noqa: E402
 
 T, I, H = 8, 4, 5
 BOUND = 1e-20
@@ -309,24 +309,17 @@ TRAIN_ALPHA = 3.0
 
 
 def _train_config(form, **overrides):
-  base = dict(
+  one_update = dict(chunk_size=1, max_updates=1, screen_size=10, eval_size=10, eval_batch=10)
+  return tiny_trainer_config(
     task="addition",
     n_hidden=TRAIN_H,
     batch_size=TRAIN_B,
     min_length=TRAIN_T,
     max_length=TRAIN_T,
-    nonfinite_guard="original",
     omega_form=form,
     omega_bound=BOUND,
-    momentum=0.0,
-    chunk_size=1,
-    max_updates=1,
-    screen_size=10,
-    eval_size=10,
-    eval_batch=10,
-    success_error=0.01,
+    **dict(one_update, **overrides),
   )
-  return ml_collections.ConfigDict(dict(base, **overrides))
 
 
 def _naive_loss(params, unit, inputs, targets, mask, probe_x, probe_h):
