@@ -36,7 +36,7 @@ from rnn_dynamics.report import style
 from rnn_dynamics.synthetic import flops as flops_lib
 from rnn_dynamics.synthetic import sweep
 from rnn_dynamics.tasks import get_task
-from rnn_dynamics.workdir import Workdir
+from rnn_dynamics.workdir import Workdir, groups
 
 FLOPS_FILE = "flops.json"
 
@@ -52,16 +52,16 @@ def group_config(
   """The config one group trains with: the binary's, with the method's cell and size
   (`methods.hidden_units`), the task at the fixed length, the budget, and Ω computed only
   where the method uses it (its `group.json` records these where they differ)."""
-  cfg = config.copy_and_resolve_references()
-  n_hidden = methods.hidden_units(method, task, config.n_hidden, config.match)
-  with cfg.unlocked():
-    cfg.n_hidden = n_hidden
-    cfg.cell = method.cell
-    cfg.task = task
-    cfg.min_length = cfg.max_length = int(length)
-    cfg.max_updates = int(budget)
-    cfg.omega_enabled = bool(method.uses_omega)
-  return cfg
+  return groups.group_config(
+    config,
+    n_hidden=methods.hidden_units(method, task, config.n_hidden, config.match),
+    cell=method.cell,
+    task=task,
+    min_length=int(length),
+    max_length=int(length),
+    max_updates=int(budget),
+    omega_enabled=bool(method.uses_omega),
+  )
 
 
 def _wall(result) -> dict:
