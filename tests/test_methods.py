@@ -5,6 +5,7 @@ grid's pick rule, FLOPs per update, and the binary end to end on its `test` pres
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -211,6 +212,34 @@ def test_a_finished_workdir_is_read_back_not_retrained(finished, monkeypatch):
   config.stage = "main"  # a stage is not part of what the workdir's config compares
   again = experiment.run(config, str(workdir))
   assert again == out
+
+
+def test_a_finished_workdir_takes_another_length_and_trains_only_its_groups(finished, tmp_path, monkeypatch):
+  # The lengths choose groups (`fields.chooses_groups`): the finished test preset's
+  # workdir, asked for one more length, trains that length's groups and reads back the
+  # rest; its table then holds every length.
+  workdir, config, out = finished
+  grown = tmp_path / "grown"
+  shutil.copytree(workdir, grown)
+  trained = []
+  run_group = sweep.run_group
+
+  def counting(*args, **kwargs):
+    trained.append(kwargs["name"].split()[-1])  # "[i/n] <group>"
+    return run_group(*args, **kwargs)
+
+  monkeypatch.setattr(sweep, "run_group", counting)
+  config = config.copy_and_resolve_references()
+  config.lengths.temporal_order = (*config.lengths.temporal_order, 11)
+  again = experiment.run(config, str(grown))
+  assert sorted(trained) == sorted(
+    experiment.group_name(m, "temporal_order", 11) for m in config.methods
+  )
+  old = {(r["method"], r["task"], r["length"], r["seed"]): r for r in out["rows"]}
+  new = {(r["method"], r["task"], r["length"], r["seed"]): r for r in again["rows"]}
+  assert {k: new[k] for k in old} == old and len(new) == len(old) + len(config.methods) * config.seeds
+  table = json.loads((grown / "table.json").read_text())
+  assert {r["length"] for r in table if r["task"] == "temporal_order"} == {10, 11, 12}
 
 
 def test_interrupted_group_resumes_to_the_same_results(finished, tmp_path, stop_group, same_results):

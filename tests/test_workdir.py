@@ -60,6 +60,27 @@ def test_writer_records_the_config_and_refuses_another(tmp_path):
   assert results.read_json(tmp_path / "config.json")["lr"] == 0.01
 
 
+def test_fields_that_choose_groups_may_change_and_no_other(tmp_path):
+  # A config that names `lengths` as choosing its groups (`fields.chooses_groups`) resumes
+  # its workdir with another `lengths` and records it; every other field is still compared,
+  # and a config that does not name it is refused as before.
+  def config(lengths, lr=0.01, declared=True):
+    c = _config(lengths=lengths, lr=lr)
+    if declared:
+      fields.chooses_groups(c, "lengths")
+    return c
+
+  Workdir(tmp_path, config((20, 50)))
+  Workdir(tmp_path, config((20, 50, 100)))
+  assert results.read_json(tmp_path / "config.json")["lengths"] == [20, 50, 100]
+  with pytest.raises(WorkdirConfigMismatch, match="lr: 0.01 -> 0.1"):
+    Workdir(tmp_path, config((20, 50, 100), lr=0.1))
+  with pytest.raises(WorkdirConfigMismatch, match="lengths"):
+    Workdir(tmp_path, config((20,), declared=False))
+  with pytest.raises(KeyError, match="nonexistent"):
+    fields.chooses_groups(_config(), "nonexistent")
+
+
 def _with_added(field: str, value, former) -> ml_collections.ConfigDict:
   c = _config()
   fields.added(c, field, value, validation.anything(), former=former)

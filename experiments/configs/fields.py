@@ -34,7 +34,7 @@ from experiments.validation import (  # `declare` lives with the rules it record
 )
 from rnn_dynamics import regularizers
 from rnn_dynamics.synthetic import train
-from rnn_dynamics.workdir import FORMER_VALUES
+from rnn_dynamics.workdir import CHOOSES_GROUPS, FORMER_VALUES
 
 # Rules that fields of several configs share (the generic ones are `experiments.validation`'s).
 MOMENTUM = number(ge=0, lt=1)
@@ -62,6 +62,18 @@ def added(
   if FORMER_VALUES not in c:
     declare(c, FORMER_VALUES, ml_collections.ConfigDict(), anything())
   c[FORMER_VALUES][name] = former
+
+
+def chooses_groups(c: ml_collections.ConfigDict, *names: str) -> None:
+  """Names fields of `c` that choose which of the binary's groups run, never what a group
+  computes: a workdir resumes under a config that differs there
+  (`rnn_dynamics.workdir.CHOOSES_GROUPS`), so a comparison grows by a length or a method
+  in the same workdir. Only for fields no group's training reads (each group's own spec
+  is checked on its own)."""
+  unknown = [n for n in names if n not in c]
+  if unknown:
+    raise KeyError(f"chooses_groups names fields the config lacks: {unknown}")
+  declare(c, CHOOSES_GROUPS, tuple(names), anything())
 
 
 def nonfinite_guard(c: ml_collections.ConfigDict) -> None:

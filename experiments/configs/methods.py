@@ -14,9 +14,9 @@ Presets, chosen with `--config=experiments/configs/methods.py:<preset>`:
     seeds × 5 learning rates up to 30,000 updates at T = 50. Days on a 2-core CPU: it
     resumes anywhere and travels between machines (BUILD.md, "Carrying a long run").
   cpu: the built-in default, a few hours on a 2-core CPU (docs/methods.md gives the
-    measured throughput it was sized from): the same methods at shorter lengths —
-    temporal order at T = 20, 50 and addition at T = 50 — 5 seeds, up to 20,000 updates
-    per run; the grid at T = 20 with 3 seeds up to 10,000 updates.
+    measured throughput it was sized from): the same methods at shorter lengths and
+    budgets — temporal order at T = 20, 50, 100 and addition at T = 50 — 5 seeds, up to
+    20,000 updates per run; the grid at T = 20 with 3 seeds up to 10,000 updates.
   test: seconds; for CI and the end-to-end tests (8 hidden units, T = 10 and 12, three
     methods of the cells every build has: the paper RNN's SGD-CR, IRNN (autodiff) and
     Adam with clipping).
@@ -79,6 +79,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     dict(temporal_order=(50, 100, 200), addition=(100, 200), multiplication=(100, 200))
   )
   declare(c, "lengths", lengths, mapping(methods.TASKS, sequence(SIZE, unique=True)))
+  # Each (method, task, length) is its own group, trained from its own fields: a workdir
+  # takes more lengths or methods later and keeps the groups it has.
+  fields.chooses_groups(c, "methods", "tasks", "lengths")
   # --- the model and training (Figure 7's: 50 units, batch 20, no momentum) ---
   # hidden units of every cell ('state': matched by state size, docs/methods.md says
   # why), or of the paper's RNN, every other cell then sized to its parameter count
@@ -113,7 +116,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     # Sized from throughput measured on this 2-core machine beside other jobs (load 6–7;
     # docs/methods.md): 370–550 run-updates/s at T = 50, about half at T = 100. Shorter
     # lengths than the protocol's, so that 12 methods fit in hours, not days.
-    c.lengths.temporal_order = (20, 50)
+    c.lengths.temporal_order = (20, 50, 100)  # T = 100 added later: see `chooses_groups`
     c.lengths.addition = (50,)
     c.lengths.multiplication = (50,)
     c.seeds = 5

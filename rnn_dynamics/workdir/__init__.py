@@ -44,7 +44,8 @@ the copy's `left_out.json`; a reader asking the copy for one is told it was left
 
 The pieces, one module each:
 
-* `config`: `config.json`, and which configs may resume it (fields added or removed since);
+* `config`: `config.json`, and which configs may resume it (fields added or removed since,
+  fields that only choose groups);
 * `lock`: the one writer per workdir;
 * `groups`: what a group runs (`GroupSpec`) and its folder (`GroupFolder`);
 * `training`: the run state of groups still training (checkpoints, progress, events);
@@ -55,7 +56,12 @@ The pieces, one module each:
 * `writer`: the workdir as its writer sees it (`Workdir`, a `Reader` that writes).
 """
 
-from rnn_dynamics.workdir.config import FORMER_VALUES, REMOVED_FIELDS, WorkdirConfigMismatch
+from rnn_dynamics.workdir.config import (
+  CHOOSES_GROUPS,
+  FORMER_VALUES,
+  REMOVED_FIELDS,
+  WorkdirConfigMismatch,
+)
 from rnn_dynamics.workdir.groups import (
   GROUP_FILE,
   Group,
@@ -71,6 +77,7 @@ from rnn_dynamics.workdir.reader import Reader
 from rnn_dynamics.workdir.writer import ReadOnlyWorkdirError, Workdir, make_folder
 
 __all__ = [
+  "CHOOSES_GROUPS",
   "FORMER_VALUES",
   "GROUP_FILE",
   "Group",

@@ -12,6 +12,9 @@ through, so that the code can move on without stranding a long run:
   `experiments.configs.fields.added`);
 * a field removed since, where the saved config holds the value that does what the code
   does now (`REMOVED_FIELDS`); any other saved value is refused with the reason.
+
+Besides, a config may name the fields that only choose which of its binary's groups run
+(`CHOOSES_GROUPS`): a comparison grows by a length or a method in the same workdir.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError
 
-__all__ = ["FILE", "FORMER_VALUES", "REMOVED_FIELDS", "VOLATILE", "WorkdirConfigMismatch", "check"]
+__all__ = ["CHOOSES_GROUPS", "FILE", "FORMER_VALUES", "REMOVED_FIELDS", "VOLATILE", "WorkdirConfigMismatch", "check"]
 
 FILE = "config.json"
 
@@ -32,6 +35,14 @@ FILE = "config.json"
 # resumes under a config that holds that value (and records the field from then on), so
 # adding a field never strands a long run; any other value is a different experiment.
 FORMER_VALUES = "former_values"
+
+# A config may name, in this entry, the fields that choose which of its binary's groups
+# run and never what any group computes (`experiments.configs.fields.chooses_groups`; e.g.
+# the methods, tasks and lengths of `experiments.methods`). A workdir resumes under a
+# config that differs from its saved one in those: finished groups are read back, new
+# ones train, and each group's own record (`group.json`) still refuses a group asked to
+# run another set-up. So a comparison grows by a length without recomputing what it has.
+CHOOSES_GROUPS = "chooses_groups"
 
 # Fields that may change between a run and its resumption without changing results.
 # (`stage` picks which of a binary's groups a session runs, e.g. `experiments.methods`'
@@ -46,6 +57,7 @@ VOLATILE = frozenset(
     "lyapunov_k",
     "lyapunov_sequences",
     FORMER_VALUES,
+    CHOOSES_GROUPS,
   }
 )
 
@@ -93,6 +105,7 @@ def check(path: Path, resolved: dict[str, Any]) -> None:
     k
     for k in set(saved) | set(resolved)
     if k not in VOLATILE
+    and k not in (resolved.get(CHOOSES_GROUPS) or ())
     and saved.get(k) != resolved.get(k)
     and not _added(k, saved, resolved)
     and not _removed(k, saved, resolved)
