@@ -85,7 +85,9 @@ run-updates/s over the autodiff peer's (15 runs, T=50), and over the strongest p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import faulthandler
 import json
 import math
 import os
@@ -925,12 +927,33 @@ def _finish_torch_case(case: _Case, plan: Plan, task) -> None:
   )
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+# A timed block that never returns would hang the benchmark in silence: it happened once
+# on 2 CPU devices (the main thread waiting for a result, XLA's threads idle). Past this
+# many seconds, far beyond any block's compilation and run here, every thread's stack is
+# printed to stderr and the process exits 1.
+HANG_S = 1800.0
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float = HANG_S):
+  """Exits the process (status 1, every thread's stack on stderr, faulthandler's
+  "Timeout" first) if the block runs past `seconds`; a C thread watches, so it fires
+  even while the main thread is blocked inside XLA."""
+  faulthandler.dump_traceback_later(seconds, exit=True)
+  try:
+    yield
+  finally:
+    faulthandler.cancel_dump_traceback_later()
+
+
+def _timed(fn: Callable[[], Any], hang_s: float = HANG_S) -> tuple[float, float]:
   """Wall seconds and CPU seconds (every thread) that `fn()` takes: this process's, plus
-  what `fn` returns, the CPU seconds of worker processes it waited for."""
-  t0, c0 = time.perf_counter(), time.process_time()
-  elsewhere = fn() or 0.0
-  return time.perf_counter() - t0, time.process_time() - c0 + elsewhere
+  what `fn` returns, the CPU seconds of worker processes it waited for. Under `watchdog`:
+  a block past `hang_s` ends the benchmark with its stacks instead of hanging it."""
+  with watchdog(hang_s):
+    t0, c0 = time.perf_counter(), time.process_time()
+    elsewhere = fn() or 0.0
+    return time.perf_counter() - t0, time.process_time() - c0 + elsewhere
 
 
 def run_benchmark(plan: Plan, log: Callable[[str], None] = logging.info) -> dict[str, Any]:

@@ -467,3 +467,26 @@ def test_natural_benchmark_tiny_run_counts_symbols_and_flops(tmp_path):
     nt.summary_line(results),
   )
   assert "tiny text" in nt.format_table(results)
+
+
+def _python(code: str):
+  import subprocess
+  import sys
+
+  return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_a_timed_block_that_hangs_ends_the_benchmark_with_its_stacks():
+  # A block past its limit exits 1 with every thread's stack (not a silent hang); a block
+  # that returns in time disarms the watchdog, and the process lives on past the limit.
+  hung = _python(
+    "import time\nfrom benchmarks import throughput\n"
+    "throughput._timed(lambda: time.sleep(30), hang_s=1.0)\nprint('returned')"
+  )
+  assert hung.returncode == 1 and "returned" not in hung.stdout
+  assert "Timeout" in hung.stderr and "_timed" in hung.stderr
+  fine = _python(
+    "import time\nfrom benchmarks import throughput\n"
+    "throughput._timed(lambda: None, hang_s=1.0)\ntime.sleep(3)\nprint('alive')"
+  )
+  assert fine.returncode == 0 and fine.stdout.strip() == "alive", fine.stderr[-500:]
