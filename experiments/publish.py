@@ -16,6 +16,8 @@ lists them in `left_out.json`, and its readers name such a file as left out, not
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from absl import app, flags
 
 from experiments import cli
@@ -45,11 +47,23 @@ def main(argv):
       f"  {group}: in progress, {got['solved']}/{got['runs']} solved, {lo}-{hi} of "
       f"{got['budget']} updates"
     )
-  if size_mb > _LARGE_MB:
-    print(
-      f"warning: over {_LARGE_MB:.0f} MB; leave out what a reader does not need "
-      "(--leave_out=<glob relative to the workdir>, e.g. groups/grid_*/params.npz)"
-    )
+  if warning := size_warning(Path(_OUT.value), size_mb):
+    print(warning)
+
+
+def size_warning(copy: Path, size_mb: float, limit_mb: float = _LARGE_MB) -> str | None:
+  """One line if the published `copy` weighs over `limit_mb`, naming its largest files
+  (what `--leave_out` would spare a clone, if no reader needs them); else None."""
+  if size_mb <= limit_mb:
+    return None
+  files = sorted((f for f in copy.rglob("*") if f.is_file()), key=lambda f: -f.stat().st_size)
+  largest = ", ".join(
+    f"{f.relative_to(copy)} ({f.stat().st_size / 2**20:.1f} MB)" for f in files[:3]
+  )
+  return (
+    f"warning: {size_mb:.1f} MB, over {limit_mb:.0f} MB; the largest files: {largest}. "
+    "Leave out what no reader needs (--leave_out=<glob relative to the workdir>)"
+  )
 
 
 if __name__ == "__main__":

@@ -535,6 +535,20 @@ def test_publish_copies_the_results_and_leaves_the_run_state_behind(tmp_path):
   assert not list(dest.parent.glob(".*publishing"))
 
 
+def test_publish_names_the_largest_files_of_a_heavy_copy(tmp_path):
+  from experiments.publish import size_warning
+
+  (tmp_path / "groups" / "g").mkdir(parents=True)
+  (tmp_path / "groups" / "g" / "params.npz").write_bytes(b"x" * 3 * 2**20)
+  (tmp_path / "traces.npz").write_bytes(b"x" * 2**20)
+  (tmp_path / "config.json").write_text("{}")
+  assert size_warning(tmp_path, 4.0, limit_mb=5.0) is None
+  line = size_warning(tmp_path, 6.0, limit_mb=5.0)
+  assert "\n" not in line and line.startswith("warning: 6.0 MB, over 5 MB")
+  assert line.index("groups/g/params.npz (3.0 MB)") < line.index("traces.npz (1.0 MB)")
+  assert "--leave_out" in line
+
+
 def test_publish_refuses_a_workdir_a_run_is_writing(tmp_path):
   import subprocess
   import sys
