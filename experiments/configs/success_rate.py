@@ -7,8 +7,9 @@ Presets, chosen with `--config=experiments/configs/success_rate.py:<preset>`:
     measured time; BUILD.md how its budget was chosen and what it trades away).
   test: seconds; for CI and the end-to-end tests.
   flossing_cpu: gradient flossing (`sgd_cf`) against SGD-CR at T = 50, 100, 200 under
-    the sigmoid and smart_tanh initialisations, 5 seeds, 40k updates (about an hour on
-    one core; docs/reference.md §6). flossing_test: the same, seconds.
+    the sigmoid and smart_tanh initialisations, 5 seeds, 40k updates (2.1 h of group wall
+    time on one core beside another run: T = 50 13 min, 100 39 min, 200 76 min;
+    docs/flossing.md). flossing_test: the same, seconds.
 Every field can be overridden on the command line, e.g. `--config.lengths=10,20,50`.
 The published values come from `rnn_dynamics.paper.FIGURE7`; the lengths are the
 project's (the paper plots its points without listing them).
@@ -106,9 +107,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   elif preset in ("flossing_cpu", "flossing_test"):
     # Flossing against Ω (issue: does it avoid SGD-CR's Ω run-away under sigmoid?): the
     # cpu preset's protocol at the paper's long lengths, every algorithm on the same
-    # budget. Worst case (no run solves, 20 runs per length) ≈ 20 × 40k run-updates at
-    # T = 50, 100, 200: at one core's ~2,000 / 1,000 / 500 run-updates/s (BUILD.md's
-    # two-core rates, halved) about 47 min, plus the flossing phases (≈ 1.5k updates).
+    # budget. Worst case (no run solves, 20 runs per length) 20 × 40k run-updates at
+    # T = 50, 100, 200; measured beside another run on the other core: 796, 2,353 and
+    # 4,534 s (docs/results/flossing_cpu).
     c.inits = ("sigmoid", "smart_tanh")
     c.algorithms = ("sgd_cr", "sgd_cf")
     c.lengths = (50, 100, 200)
