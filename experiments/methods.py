@@ -178,14 +178,21 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
       for length in config.lengths[task]
       for m in _chosen(config)
     ]
+    # The finished groups first (read back, not trained): the tables and figures then
+    # hold every one of them from the start, wherever a later group is interrupted.
+    done = set(workdir.groups())
+    finished = [t for t in todo if group_name(t[2].name, *t[:2]) in done]
+    order = finished + [t for t in todo if t not in finished]
     seeds = range(int(config.seeds))
-    for i, (task, length, m) in enumerate(todo):
+    for i, (task, length, m) in enumerate(order):
       lr, source = _lr(m, task, picks)
       group = group_name(m.name, task, length)
       gcfg = group_config(config, m, task, length, config.max_updates)
-      name = f"[{i + 1}/{len(todo)}] {group}"
+      name = f"[{todo.index((task, length, m)) + 1}/{len(todo)}] {group}"
       rows += _train(workdir, group, gcfg, m, task, length, [lr], seeds, source, name)
-      last_of_length = i + 1 == len(todo) or todo[i + 1][:2] != (task, length)
+      last_of_length = (
+        i + 1 == len(order) or i + 1 == len(finished) or order[i + 1][:2] != (task, length)
+      )
       write_outputs(workdir, config, rows, figures=last_of_length)
   logging.info("methods finished in %.0f s (this process)", time.time() - t_start)
   return dict(rows=rows, grid=grid_rows)

@@ -242,6 +242,28 @@ def test_a_finished_workdir_takes_another_length_and_trains_only_its_groups(fini
   assert {r["length"] for r in table if r["task"] == "temporal_order"} == {10, 11, 12}
 
 
+def test_the_tables_hold_every_finished_group_wherever_a_run_is_interrupted(finished, tmp_path, stop_group):
+  # A new length asked first and interrupted in its first group: the finished groups were
+  # read back before it, so the table already holds all of them (the tables are removed
+  # first, so only this run can have written them).
+  workdir, config, out = finished
+  grown = tmp_path / "grown"
+  shutil.copytree(workdir, grown)
+  for f in grown.glob("table.*"):
+    f.unlink()
+  config = config.copy_and_resolve_references()
+  config.lengths.temporal_order = (11, *config.lengths.temporal_order)
+  first = experiment.group_name(config.methods[0], "temporal_order", 11)
+  stop_group(f"[1/{len(config.methods) * 4}] {first}")
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(config, str(grown))
+  table = json.loads((grown / "table.json").read_text())
+  assert len(table) == len(config.methods) * 3  # T = 10, 12 and addition's 10
+  assert {(r["task"], r["length"]) for r in table} == {
+    ("temporal_order", 10), ("temporal_order", 12), ("addition", 10)
+  }
+
+
 def test_interrupted_group_resumes_to_the_same_results(finished, tmp_path, stop_group, same_results):
   # One method on one task and length (its grid, then its group), Ctrl-C'd after the
   # first chunk of the group, then run again: the same files as the full run's groups.
