@@ -178,21 +178,20 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
       for length in config.lengths[task]
       for m in _chosen(config)
     ]
-    # The finished groups first (read back, not trained): the tables and figures then
-    # hold every one of them from the start, wherever a later group is interrupted.
+    # The finished groups first (read back, not trained; a stable sort keeps each part in
+    # table order): the tables and figures then hold every one of them from the start,
+    # wherever a later group is interrupted. Each keeps its number in `todo` for the logs.
     done = set(workdir.groups())
-    finished = [t for t in todo if group_name(t[2].name, *t[:2]) in done]
-    order = finished + [t for t in todo if t not in finished]
+    finished = [group_name(m.name, task, length) in done for task, length, m in todo]
+    order = sorted(enumerate(todo), key=lambda it: not finished[it[0]])
     seeds = range(int(config.seeds))
-    for i, (task, length, m) in enumerate(order):
+    for i, (number, (task, length, m)) in enumerate(order):
       lr, source = _lr(m, task, picks)
       group = group_name(m.name, task, length)
       gcfg = group_config(config, m, task, length, config.max_updates)
-      name = f"[{todo.index((task, length, m)) + 1}/{len(todo)}] {group}"
+      name = f"[{number + 1}/{len(todo)}] {group}"
       rows += _train(workdir, group, gcfg, m, task, length, [lr], seeds, source, name)
-      last_of_length = (
-        i + 1 == len(order) or i + 1 == len(finished) or order[i + 1][:2] != (task, length)
-      )
+      last_of_length = i + 1 in (len(order), sum(finished)) or order[i + 1][1][:2] != (task, length)
       write_outputs(workdir, config, rows, figures=last_of_length)
   logging.info("methods finished in %.0f s (this process)", time.time() - t_start)
   return dict(rows=rows, grid=grid_rows)

@@ -25,7 +25,15 @@ from typing import Any
 from rnn_dynamics import results
 from rnn_dynamics.errors import ConfigError
 
-__all__ = ["CHOOSES_GROUPS", "FILE", "FORMER_VALUES", "REMOVED_FIELDS", "VOLATILE", "WorkdirConfigMismatch", "check"]
+__all__ = [
+  "CHOOSES_GROUPS",
+  "FILE",
+  "FORMER_VALUES",
+  "REMOVED_FIELDS",
+  "VOLATILE",
+  "WorkdirConfigMismatch",
+  "check",
+]
 
 FILE = "config.json"
 
