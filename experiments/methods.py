@@ -6,7 +6,9 @@ length) whose runs (the seeds) are one vmapped, device-sharded program, until so
 (< 1 % error on 10,000 fresh sequences), diverged or out of budget. First the grid stage:
 each method with no learning rate published for a task tries its grid at T =
 `grid_length` on separate seeds, and `methods.pick_lr` picks the rate every length then
-uses. Re-running with the same --workdir resumes and never recomputes a finished group.
+uses. Re-running with the same --workdir resumes and never recomputes a finished group;
+asked for more lengths, methods or seeds later, it trains only the groups they add
+(`seed_blocks`).
 
   python -m experiments.methods --workdir=runs/methods                # cpu preset
   python -m experiments.methods --config=experiments/configs/methods.py:long \
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import ml_collections
 from absl import logging
@@ -44,6 +47,47 @@ FLOPS_FILE = "flops.json"
 def group_name(method: str, task: str, length: int, grid: bool = False) -> str:
   """The workdir group of a method on a task at one length (`grid_…` for the grid's)."""
   return f"{'grid_' if grid else ''}{method}_{task}_T{int(length)}"
+
+
+def seed_blocks(
+  base: str, seeds: int, held: Mapping[str, Sequence[int]]
+) -> list[tuple[str, range]]:
+  """The groups that hold seeds 0, …, `seeds` − 1 of one method, task and length, and the
+  seeds each trains: the group `base` (its `group_name`) from seed 0, then `base_seeds<k>`
+  from seed k. `held` maps each group of the workdir that has started to the seeds it
+  runs (its `group.json`): such a group keeps them, and the first seed no group holds
+  starts a new one, up to `seeds`. So a finished 5-seed comparison asked for 10 trains
+  seeds 5–9 as new groups beside the old ones (their data streams are those of the same
+  seeds in one group: each run draws from its own seed), and one asked for fewer
+  seeds reads back the groups that hold them (`run` keeps only the seeds asked for).
+
+  Raises:
+    ConfigError: a started group does not hold the seeds its name says it starts from.
+  """
+  blocks: list[tuple[str, range]] = []
+  start = 0
+  while start < seeds:
+    name = base if start == 0 else f"{base}_seeds{start}"
+    if name not in held:
+      blocks.append((name, range(start, seeds)))
+      break
+    runs = sorted(int(s) for s in held[name])
+    if not runs or runs != list(range(start, start + len(runs))):
+      raise ConfigError(
+        f"group {name} holds seeds {runs}, not consecutive seeds from {start} as its name "
+        "says; delete its folder and checkpoints to train it again"
+      )
+    blocks.append((name, range(start, start + len(runs))))
+    start += len(runs)
+  return blocks
+
+
+def _held_seeds(workdir: Workdir) -> dict[str, list[int]]:
+  """Each started comparison group of `workdir` → the seeds it runs."""
+  names = set(groups.recorded(workdir.path)) | set(workdir.groups())
+  return {
+    g: workdir.spec(g).labels.get("seed", []) for g in sorted(names) if not g.startswith("grid_")
+  }
 
 
 def group_config(
@@ -172,25 +216,26 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
   grid_rows, picks = run_grid(config, workdir)
   rows: list[dict] = []
   if config.stage != "grid":
+    held = _held_seeds(workdir)
     todo = [
-      (task, length, m)
+      (task, length, m, group, seeds)
       for task in config.tasks
       for length in config.lengths[task]
       for m in _chosen(config)
+      for group, seeds in seed_blocks(group_name(m.name, task, length), config.seeds, held)
     ]
     # The finished groups first (read back, not trained; a stable sort keeps each part in
     # table order): the tables and figures then hold every one of them from the start,
     # wherever a later group is interrupted. Each keeps its number in `todo` for the logs.
     done = set(workdir.groups())
-    finished = [group_name(m.name, task, length) in done for task, length, m in todo]
+    finished = [group in done for _, _, _, group, _ in todo]
     order = sorted(enumerate(todo), key=lambda it: not finished[it[0]])
-    seeds = range(int(config.seeds))
-    for i, (number, (task, length, m)) in enumerate(order):
+    for i, (number, (task, length, m, group, seeds)) in enumerate(order):
       lr, source = _lr(m, task, picks)
-      group = group_name(m.name, task, length)
       gcfg = group_config(config, m, task, length, config.max_updates)
       name = f"[{number + 1}/{len(todo)}] {group}"
-      rows += _train(workdir, group, gcfg, m, task, length, [lr], seeds, source, name)
+      group_rows = _train(workdir, group, gcfg, m, task, length, [lr], seeds, source, name)
+      rows += [r for r in group_rows if r["seed"] < config.seeds]  # a group may hold more
       last_of_length = i + 1 in (len(order), sum(finished)) or order[i + 1][1][:2] != (task, length)
       write_outputs(workdir, config, rows, figures=last_of_length)
   logging.info("methods finished in %.0f s (this process)", time.time() - t_start)

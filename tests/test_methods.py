@@ -13,6 +13,7 @@ from experiments import methods as experiment
 from experiments import validation
 from experiments.configs import methods as configs
 from rnn_dynamics import algorithms, cells, methods, paper
+from rnn_dynamics.errors import ConfigError
 from rnn_dynamics.synthetic import flops, sweep
 from rnn_dynamics.tasks import get_task
 
@@ -240,6 +241,59 @@ def test_a_finished_workdir_takes_another_length_and_trains_only_its_groups(fini
   assert {k: new[k] for k in old} == old and len(new) == len(old) + len(config.methods) * config.seeds
   table = json.loads((grown / "table.json").read_text())
   assert {r["length"] for r in table if r["task"] == "temporal_order"} == {10, 11, 12}
+
+
+def test_seed_blocks_keep_what_each_group_holds_and_add_the_rest():
+  base = "m_task_T50"
+  assert experiment.seed_blocks(base, 5, {}) == [(base, range(0, 5))]
+  five = {base: [0, 1, 2, 3, 4]}
+  assert experiment.seed_blocks(base, 10, five) == [(base, range(0, 5)), (f"{base}_seeds5", range(5, 10))]
+  assert experiment.seed_blocks(base, 3, five) == [(base, range(0, 5))]  # run() keeps seeds 0–2
+  ten = {**five, f"{base}_seeds5": [5, 6, 7, 8, 9], "other_T50": [0, 1]}
+  assert experiment.seed_blocks(base, 15, ten) == [
+    (base, range(0, 5)), (f"{base}_seeds5", range(5, 10)), (f"{base}_seeds10", range(10, 15))
+  ]
+  with pytest.raises(ConfigError, match="holds seeds \\[0, 2\\]"):
+    experiment.seed_blocks(base, 5, {base: [0, 2]})
+
+
+def test_a_finished_workdir_takes_more_seeds_and_trains_only_them(finished, tmp_path, monkeypatch):
+  # `seeds` chooses groups too: asked for one more seed, the finished test preset trains
+  # that seed alone in a new group per method, task and length (the grid is untouched)
+  # and reads back every run it had; asked for fewer, it trains nothing and keeps only
+  # the seeds asked for.
+  workdir, config, out = finished
+  grown = tmp_path / "grown"
+  shutil.copytree(workdir, grown)
+  trained = []
+  run_group = sweep.run_group
+
+  def counting(*args, **kwargs):
+    trained.append(kwargs["name"].split()[-1])
+    return run_group(*args, **kwargs)
+
+  monkeypatch.setattr(sweep, "run_group", counting)
+  more = config.copy_and_resolve_references()
+  more.seeds = config.seeds + 1
+  again = experiment.run(more, str(grown))
+  main = [(m, t, n) for t in config.tasks for n in config.lengths[t] for m in config.methods]
+  assert sorted(trained) == sorted(
+    f"{experiment.group_name(m, t, n)}_seeds{config.seeds}" for m, t, n in main
+  )
+  key = lambda r: (r["method"], r["task"], r["length"], r["seed"])  # noqa: E731
+  old, new = {key(r): r for r in out["rows"]}, {key(r): r for r in again["rows"]}
+  assert {k: new[k] for k in old} == old
+  assert set(new) - set(old) == {(*g, config.seeds) for g in main}
+  lrs = {(r["method"], r["task"]): r["lr"] for r in out["rows"]}  # the grid's picks, kept
+  assert all(new[k]["lr"] == lrs[k[:2]] for k in set(new) - set(old))
+  table = json.loads((grown / "table.json").read_text())
+  assert len(table) == len(main) and {r["seeds"] for r in table} == {config.seeds + 1}
+  trained.clear()
+  fewer = config.copy_and_resolve_references()
+  fewer.seeds = 1
+  back = experiment.run(fewer, str(grown))
+  assert trained == [] and {r["seed"] for r in back["rows"]} == {0}
+  assert {r["seeds"] for r in json.loads((grown / "table.json").read_text())} == {1}
 
 
 def test_the_tables_hold_every_finished_group_wherever_a_run_is_interrupted(finished, tmp_path, stop_group):

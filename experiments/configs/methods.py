@@ -79,9 +79,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     dict(temporal_order=(50, 100, 200), addition=(100, 200), multiplication=(100, 200))
   )
   declare(c, "lengths", lengths, mapping(methods.TASKS, sequence(SIZE, unique=True)))
-  # Each (method, task, length) is its own group, trained from its own fields: a workdir
-  # takes more lengths or methods later and keeps the groups it has.
-  fields.chooses_groups(c, "methods", "tasks", "lengths")
   # --- the model and training (Figure 7's: 50 units, batch 20, no momentum) ---
   # hidden units of every cell ('state': matched by state size, docs/methods.md says
   # why), or of the paper's RNN, every other cell then sized to its parameter count
@@ -99,6 +96,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # --- the comparison ---
   declare(c, "seeds", 10, SIZE)  # runs per (method, task, length); paired across methods
   declare(c, "seed", 0, integer(0))  # base seed
+  # Each (method, task, length) is its own group (or several, each a block of its seeds),
+  # trained from its own fields: a workdir takes more lengths, methods or seeds later and
+  # keeps the groups it has (`experiments.methods.seed_blocks`).
+  fields.chooses_groups(c, "methods", "tasks", "lengths", "seeds")
   declare(c, "max_updates", 150_000, SIZE)  # budget per run
   declare(c, "chunk_size", 1000, SIZE)  # updates per compiled call (and between screens)
   # --- the learning-rate grid (methods with no published rate for a task) ---
