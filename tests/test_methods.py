@@ -296,6 +296,26 @@ def test_a_finished_workdir_takes_more_seeds_and_trains_only_them(finished, tmp_
   assert {r["seeds"] for r in json.loads((grown / "table.json").read_text())} == {1}
 
 
+def test_seeds_added_in_a_group_of_their_own_are_the_runs_one_group_would_train(tmp_path):
+  # Pooling seed blocks is one experiment only if a seed's run does not depend on the
+  # group it trains in: 1 seed, then grown to 3, gives the rows 3 seeds in one group give.
+  config = configs.get_config("test")
+  config.methods, config.tasks = ("rnn_sgd_cr",), ("temporal_order",)
+  config.lengths.temporal_order = (10,)
+  config.seeds = 3
+  config = validation.validate(config, "methods")
+  whole = experiment.run(config, str(tmp_path / "whole"))["rows"]
+  first = config.copy_and_resolve_references()
+  first.seeds = 1
+  experiment.run(first, str(tmp_path / "grown"))
+  grown = experiment.run(config, str(tmp_path / "grown"))["rows"]
+  strip = lambda rows: sorted(  # noqa: E731
+    ({k: v for k, v in r.items() if k != "wall_s"} for r in rows), key=lambda r: r["seed"]
+  )
+  assert len(whole) == 3 and strip(grown) == strip(whole)
+  assert (tmp_path / "grown" / "groups" / "rnn_sgd_cr_temporal_order_T10_seeds1").is_dir()
+
+
 def test_the_tables_hold_every_finished_group_wherever_a_run_is_interrupted(finished, tmp_path, stop_group):
   # A new length asked first and interrupted in its first group: the finished groups were
   # read back before it, so the table already holds all of them (the tables are removed
