@@ -235,7 +235,8 @@ def run(config: ml_collections.ConfigDict, workdir_path: str) -> dict[str, list[
       gcfg = group_config(config, m, task, length, config.max_updates)
       name = f"[{number + 1}/{len(todo)}] {group}"
       group_rows = _train(workdir, group, gcfg, m, task, length, [lr], seeds, source, name)
-      rows += [r for r in group_rows if r["seed"] < config.seeds]  # a group may hold more
+      # A group may hold more seeds than asked; each row says which group trained it.
+      rows += [dict(r, group=group) for r in group_rows if r["seed"] < config.seeds]
       last_of_length = i + 1 in (len(order), sum(finished)) or order[i + 1][1][:2] != (task, length)
       write_outputs(workdir, config, rows, figures=last_of_length)
   logging.info("methods finished in %.0f s (this process)", time.time() - t_start)

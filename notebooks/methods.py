@@ -51,7 +51,9 @@ config = workdir.config
 
 rows, grid_rows = [], []
 for name in workdir.groups():  # finished groups only
-  (grid_rows if name.startswith("grid_") else rows).extend(workdir.load_rows(name))
+  # (`group`: a method, task and length may have its seeds in several groups)
+  (grid_rows if name.startswith("grid_") else rows).extend(
+    dict(r, group=name) for r in workdir.load_rows(name))
 print(f"{WORKDIR}: preset {config['preset']!r}, {len(rows)} finished runs of the comparison, "
       f"{len(grid_rows)} of the grid")
 size = ("hidden units in every cell" if config.get("match", "state") == "state"

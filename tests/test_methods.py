@@ -288,6 +288,11 @@ def test_a_finished_workdir_takes_more_seeds_and_trains_only_them(finished, tmp_
   assert all(new[k]["lr"] == lrs[k[:2]] for k in set(new) - set(old))
   table = json.loads((grown / "table.json").read_text())
   assert len(table) == len(main) and {r["seeds"] for r in table} == {config.seeds + 1}
+  for r in table:  # the wall time of both groups
+    base = experiment.group_name(r["method"], r["task"], r["length"])
+    walls = {g: json.loads((grown / "groups" / g / "results.json").read_text())[0]["wall_s"]
+             for g in (base, f"{base}_seeds{config.seeds}")}  # fmt: skip
+    assert r["wall_s"] == pytest.approx(sum(walls.values())) and min(walls.values()) > 0
   trained.clear()
   fewer = config.copy_and_resolve_references()
   fewer.seeds = 1
