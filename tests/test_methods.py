@@ -149,6 +149,20 @@ def finished(tmp_path_factory):
   return workdir, config, experiment.run(config, str(workdir))
 
 
+@pytest.fixture
+def trained(monkeypatch) -> list[str]:
+  """The names of the groups trained (not read back) while the test runs, in order."""
+  names: list[str] = []
+  run_group = sweep.run_group
+
+  def counting(*args, **kwargs):
+    names.append(kwargs["name"].split()[-1])  # "[i/n] <group>"
+    return run_group(*args, **kwargs)
+
+  monkeypatch.setattr(sweep, "run_group", counting)
+  return names
+
+
 def _groups(config) -> set[str]:
   grid = {
     experiment.group_name(m, t, config.grid_length, grid=True)
@@ -215,21 +229,13 @@ def test_a_finished_workdir_is_read_back_not_retrained(finished, monkeypatch):
   assert again == out
 
 
-def test_a_finished_workdir_takes_another_length_and_trains_only_its_groups(finished, tmp_path, monkeypatch):
+def test_a_finished_workdir_takes_another_length_and_trains_only_its_groups(finished, tmp_path, trained):
   # The lengths choose groups (`fields.chooses_groups`): the finished test preset's
   # workdir, asked for one more length, trains that length's groups and reads back the
   # rest; its table then holds every length.
   workdir, config, out = finished
   grown = tmp_path / "grown"
   shutil.copytree(workdir, grown)
-  trained = []
-  run_group = sweep.run_group
-
-  def counting(*args, **kwargs):
-    trained.append(kwargs["name"].split()[-1])  # "[i/n] <group>"
-    return run_group(*args, **kwargs)
-
-  monkeypatch.setattr(sweep, "run_group", counting)
   config = config.copy_and_resolve_references()
   config.lengths.temporal_order = (*config.lengths.temporal_order, 11)
   again = experiment.run(config, str(grown))
@@ -257,7 +263,7 @@ def test_seed_blocks_keep_what_each_group_holds_and_add_the_rest():
     experiment.seed_blocks(base, 5, {base: [0, 2]})
 
 
-def test_a_finished_workdir_takes_more_seeds_and_trains_only_them(finished, tmp_path, monkeypatch):
+def test_a_finished_workdir_takes_more_seeds_and_trains_only_them(finished, tmp_path, trained):
   # `seeds` chooses groups too: asked for one more seed, the finished test preset trains
   # that seed alone in a new group per method, task and length (the grid is untouched)
   # and reads back every run it had; asked for fewer, it trains nothing and keeps only
@@ -265,14 +271,6 @@ def test_a_finished_workdir_takes_more_seeds_and_trains_only_them(finished, tmp_
   workdir, config, out = finished
   grown = tmp_path / "grown"
   shutil.copytree(workdir, grown)
-  trained = []
-  run_group = sweep.run_group
-
-  def counting(*args, **kwargs):
-    trained.append(kwargs["name"].split()[-1])
-    return run_group(*args, **kwargs)
-
-  monkeypatch.setattr(sweep, "run_group", counting)
   more = config.copy_and_resolve_references()
   more.seeds = config.seeds + 1
   again = experiment.run(more, str(grown))
